@@ -1,0 +1,445 @@
+"""The HTTP/1.1 load engine: one ``asyncio.Protocol`` per keep-alive connection, responses
+parsed by httptools' C parser, and drivers for the open and closed models.
+
+The hot path allocates little beyond what a request needs: request bytes are built once per op
+when they are static, the op's counters are held for the whole run, latencies are appended to
+flat arrays that the recorder folds into HDR histograms once per window, and timeouts are
+swept on a 100 ms tick instead of a timer per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import random
+import socket
+import ssl
+import time
+from collections import deque
+from typing import Any
+
+import httptools
+
+from enduro.engine.request import PreparedRequest, Target
+from enduro.engine.schedule import ArrivalSchedule, RateStage
+from enduro.observe.window import OpCounter, Recorder
+from enduro.plan.models import HttpWorkload
+
+__all__ = ["ClosedDriver", "Connection", "HttpDriver", "OpenDriver", "classify", "make_driver",
+           "ssl_context"]
+
+_monotonic = time.monotonic
+_SWEEP_S = 0.1
+_TICK_S = 0.001
+
+
+def classify(exc: BaseException | None) -> str:
+    """The error class of a transport failure."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "refused"
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, ssl.SSLError | ssl.CertificateError):
+        return "tls"
+    if isinstance(exc, socket.gaierror):
+        return "dns"
+    if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
+        return "reset"
+    if exc is None:
+        return "reset"  # the peer closed the connection mid-response
+    if isinstance(exc, OSError):
+        return "connect"
+    return "other"
+
+
+def ssl_context(verify: bool, ca: str | None) -> ssl.SSLContext:
+    """A client TLS context; ``verify=False`` accepts any certificate (test targets)."""
+    ctx = ssl.create_default_context(cafile=ca)
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class Connection(asyncio.Protocol):
+    """One keep-alive connection; sends one request at a time and reports to its driver."""
+
+    __slots__ = ("body", "busy", "complete", "counter", "driver", "head", "intended", "parser",
+                 "req", "sent", "transport")
+
+    def __init__(self, driver: HttpDriver) -> None:
+        self.driver = driver
+        self.transport: asyncio.Transport | None = None
+        self.parser = httptools.HttpResponseParser(self)
+        self.busy = False
+        self.req: PreparedRequest | None = None
+        self.counter: OpCounter | None = None
+        self.intended = 0.0
+        self.sent = 0.0
+        self.body: list[bytes] | None = None
+        self.head = False
+
+    # asyncio.Protocol -------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            self._fail("protocol")
+            self.close()
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        if self.busy:
+            self._fail(classify(exc))
+        self.driver.lost(self)
+
+    # httptools callbacks ----------------------------------------------------------------
+    def on_headers_complete(self) -> None:
+        if self.head:
+            # A HEAD answer has no body whatever Content-Length says; httptools cannot be told.
+            self.parser = httptools.HttpResponseParser(self)
+            self.on_message_complete(True)
+
+    def on_body(self, body: bytes) -> None:
+        if self.body is not None:
+            self.body.append(body)
+
+    def on_message_complete(self, head_done: bool = False) -> None:
+        if not self.busy:
+            return
+        now = _monotonic()
+        self.busy = False
+        req = self.req
+        c = self.counter
+        assert req is not None and c is not None
+        c.requests += 1
+        c.lat.append(int((now - self.intended) * 1_000_000))
+        c.svc.append(int((now - self.sent) * 1_000_000))
+        status = self.parser.get_status_code() if not head_done else 200
+        body = b"".join(self.body) if self.body is not None else b""
+        cls = req.check(status, body)
+        if cls is not None:
+            c.error(cls)
+        keep = head_done or self.parser.should_keep_alive()
+        if not keep:
+            self.close()
+            return
+        self.driver.ready(self, now)
+
+    # driver side ------------------------------------------------------------------------
+    def send(self, req: PreparedRequest, counter: OpCounter, data: bytes, intended: float,
+             now: float) -> None:
+        self.req = req
+        self.counter = counter
+        self.intended = intended
+        self.sent = now
+        self.busy = True
+        self.head = req.head
+        self.body = [] if req.needs_body else None
+        assert self.transport is not None
+        self.transport.write(data)
+
+    def _fail(self, cls: str) -> None:
+        if not self.busy:
+            return
+        self.busy = False
+        c = self.counter
+        assert c is not None
+        c.requests += 1
+        c.error(cls)
+
+    def timeout(self) -> None:
+        self._fail("timeout")
+        self.close()
+
+    def close(self) -> None:
+        t = self.transport
+        if t is not None:
+            t.abort()
+
+
+class HttpDriver:
+    """Shared machinery of both models: connections, op choice, timeouts, stopping."""
+
+    def __init__(self, workload: HttpWorkload, target: Target, requests: list[PreparedRequest],
+                 recorder: Recorder, rng: random.Random, op_prefix: str = "") -> None:
+        self.workload = workload
+        self.target = target
+        self.requests = requests
+        self.counters = [recorder.counter(op_prefix + r.name) for r in requests]
+        self.rng = rng
+        total = 0.0
+        self._cum: list[float] = []
+        for spec in workload.requests:
+            total += spec.weight
+            self._cum.append(total)
+        self._total_weight = total
+        self._single = len(requests) == 1
+        self.conns: set[Connection] = set()
+        self.connecting = 0
+        self.sending = False
+        self.seq = 0
+        self._ssl = (ssl_context(workload.tls.verify, workload.tls.ca) if target.tls else None)
+        self._server_hostname = workload.tls.server_name or target.host if target.tls else None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._sweeper: asyncio.TimerHandle | None = None
+        self.loop = asyncio.get_running_loop()
+        self.idle_event = asyncio.Event()
+
+    def pick(self) -> int:
+        if self._single:
+            return 0
+        return bisect.bisect_right(self._cum, self.rng.random() * self._total_weight)
+
+    def dispatch(self, conn: Connection, intended: float, now: float) -> None:
+        i = self.pick()
+        req = self.requests[i]
+        self.seq += 1
+        conn.send(req, self.counters[i], req.bytes_for(self.seq), intended, now)
+
+    def open_connection(self) -> None:
+        self.connecting += 1
+        task = self.loop.create_task(self._connect())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _connect(self) -> None:
+        conn = Connection(self)
+        try:
+            await asyncio.wait_for(
+                self.loop.create_connection(
+                    lambda: conn, self.target.host, self.target.port, ssl=self._ssl,
+                    server_hostname=self._server_hostname),
+                timeout=min(self.workload.timeout, 10.0))
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
+            self.connecting -= 1
+            self.connect_failed(classify(exc))
+            return
+        self.connecting -= 1
+        self.conns.add(conn)
+        self.ready(conn, _monotonic())
+
+    def start_sweeper(self) -> None:
+        self._sweeper = self.loop.call_later(_SWEEP_S, self._sweep)
+
+    def _sweep(self) -> None:
+        now = _monotonic()
+        for conn in list(self.conns):
+            req = conn.req
+            if conn.busy and req is not None and now - conn.sent > req.timeout:
+                conn.timeout()
+        self._sweeper = self.loop.call_later(_SWEEP_S, self._sweep)
+
+    def in_flight(self) -> int:
+        return sum(1 for c in self.conns if c.busy)
+
+    async def drain(self, grace: float) -> None:
+        """Stop sending; wait up to ``grace`` for in-flight requests; close everything."""
+        self.sending = False
+        deadline = _monotonic() + grace
+        while self.in_flight() and _monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        self.close_all()
+
+    def close_all(self) -> None:
+        self.sending = False
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for conn in list(self.conns):
+            conn.busy = False
+            conn.close()
+        for task in list(self._tasks):
+            task.cancel()
+
+    # hooks ------------------------------------------------------------------------------
+    def ready(self, conn: Connection, now: float) -> None:
+        raise NotImplementedError
+
+    def lost(self, conn: Connection) -> None:
+        raise NotImplementedError
+
+    def connect_failed(self, cls: str) -> None:
+        raise NotImplementedError
+
+    async def run(self, duration: float) -> None:
+        raise NotImplementedError
+
+
+class ClosedDriver(HttpDriver):
+    """N connections, each sending its next request when the last one is answered (plus an
+    optional think time). Latency here is service time: the closed model cannot see queueing
+    that the clients themselves cause."""
+
+    def __init__(self, *args: Any, connections: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.target_conns = connections
+        self.think = self.workload.think
+
+    async def run(self, duration: float) -> None:
+        self.sending = True
+        self.start_sweeper()
+        for _ in range(self.target_conns):
+            self.open_connection()
+        await asyncio.sleep(duration)
+
+    def ready(self, conn: Connection, now: float) -> None:
+        if not self.sending:
+            return
+        if self.think > 0:
+            self.loop.call_later(self.think, self._send_after_think, conn)
+        else:
+            self.dispatch(conn, now, now)
+
+    def _send_after_think(self, conn: Connection) -> None:
+        if self.sending and conn.transport is not None and not conn.busy:
+            now = _monotonic()
+            self.dispatch(conn, now, now)
+
+    def lost(self, conn: Connection) -> None:
+        self.conns.discard(conn)
+        if self.sending:
+            self.open_connection()
+
+    def connect_failed(self, cls: str) -> None:
+        # The virtual user's next request fails with the connect error; a short pause keeps a
+        # dead target from turning the generator into a busy loop.
+        i = self.pick()
+        c = self.counters[i]
+        c.requests += 1
+        c.error(cls)
+        if self.sending:
+            self.loop.call_later(0.01, self._reconnect)
+
+    def _reconnect(self) -> None:
+        if self.sending:
+            self.open_connection()
+
+
+class OpenDriver(HttpDriver):
+    """Arrivals at the scheduled rate whatever the target does. Each request's latency counts
+    from its intended send time, so a stalled target shows in the percentiles (no coordinated
+    omission). Arrivals wait in a backlog when every connection is busy and new ones are opened
+    up to ``max_connections``; an arrival that waited longer than its timeout is dropped."""
+
+    def __init__(self, *args: Any, schedule: ArrivalSchedule, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.schedule = schedule
+        self.idle: list[Connection] = []
+        self.backlog: deque[float] = deque()
+        self.start = 0.0
+        self.next_at = 0.0
+        self.late_after = self.workload.late_after
+        self.max_conns = self.workload.max_connections
+        self._ticker: asyncio.TimerHandle | None = None
+        self.arrivals = 0
+
+    async def run(self, duration: float) -> None:
+        self.sending = True
+        self.start = _monotonic()
+        self.next_at = self.start + self.schedule.next()
+        self.start_sweeper()
+        self._tick()
+        await asyncio.sleep(duration)
+        if self._ticker is not None:
+            self._ticker.cancel()
+
+    def _tick(self) -> None:
+        if not self.sending:
+            return
+        now = _monotonic()
+        backlog = self.backlog
+        start = self.start
+        schedule = self.schedule
+        next_at = self.next_at
+        while next_at <= now:
+            backlog.append(next_at)
+            self.arrivals += 1
+            next_at = start + schedule.next()
+        self.next_at = next_at
+        if backlog:
+            self._flush(now)
+        self._ticker = self.loop.call_later(_TICK_S, self._tick)
+
+    def _flush(self, now: float) -> None:
+        backlog = self.backlog
+        idle = self.idle
+        late_after = self.late_after
+        timeout = self.workload.timeout
+        while backlog and idle:
+            intended = backlog.popleft()
+            conn = idle.pop()
+            if conn.transport is None:
+                backlog.appendleft(intended)
+                continue
+            if now - intended > timeout:
+                self._drop()
+                idle.append(conn)
+                continue
+            self.dispatch(conn, intended, now)
+            if now - intended > late_after:
+                counter = conn.counter
+                assert counter is not None
+                counter.late += 1
+        # Expire arrivals that could not be sent within their timeout.
+        while backlog and now - backlog[0] > timeout:
+            backlog.popleft()
+            self._drop()
+        want = min(len(backlog), self.max_conns - len(self.conns) - self.connecting)
+        for _ in range(max(0, want - self.connecting)):
+            self.open_connection()
+
+    def _drop(self) -> None:
+        c = self.counters[self.pick()]
+        c.dropped += 1
+        c.requests += 1
+        c.error("dropped")
+
+    def ready(self, conn: Connection, now: float) -> None:
+        if not self.sending:
+            return
+        self.idle.append(conn)
+        if self.backlog:
+            self._flush(now)
+
+    def lost(self, conn: Connection) -> None:
+        self.conns.discard(conn)
+        try:
+            self.idle.remove(conn)
+        except ValueError:
+            pass
+
+    def connect_failed(self, cls: str) -> None:
+        # The oldest waiting arrival fails with the connect error.
+        if self.backlog:
+            self.backlog.popleft()
+            i = self.pick()
+            c = self.counters[i]
+            c.requests += 1
+            c.error(cls)
+
+
+def make_driver(workload: HttpWorkload, target: Target, requests: list[PreparedRequest],
+                recorder: Recorder, rng: random.Random, *, share: float = 1.0,
+                connections: int | None = None, op_prefix: str = "") -> HttpDriver:
+    """The driver for a workload's model; ``share`` is this worker's fraction of the load."""
+    if workload.connections is not None:
+        n = connections if connections is not None else workload.connections
+        return ClosedDriver(workload, target, requests, recorder, rng, connections=n,
+                            op_prefix=op_prefix)
+    stages = [RateStage(s.duration, s.target) for s in workload.stages or []]
+    schedule = ArrivalSchedule(rate=workload.rate, stages=stages,
+                               poisson=workload.arrivals == "poisson", rng=rng, share=share)
+    return OpenDriver(workload, target, requests, recorder, rng, schedule=schedule,
+                      op_prefix=op_prefix)

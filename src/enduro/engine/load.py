@@ -1,0 +1,96 @@
+"""The load of one process: every workload's driver, window rotation, graceful and forced stop.
+
+``run_load`` serves both the in-process engine and each ``--workers`` process; windows go to a
+sink, which is the run's ``Metrics`` in-process or a pipe to the parent in a worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from enduro.engine.http import HttpDriver, make_driver
+from enduro.engine.request import prepare_requests, split_base
+from enduro.observe.window import Recorder, WindowStats
+from enduro.plan.models import Plan
+
+__all__ = ["LoadShare", "build_drivers", "op_names", "run_load"]
+
+
+@dataclass(frozen=True)
+class LoadShare:
+    """Which part of the load this process drives: worker ``index`` of ``count``."""
+
+    index: int = 0
+    count: int = 1
+
+    def connections(self, total: int) -> int:
+        base, extra = divmod(total, self.count)
+        return base + (1 if self.index < extra else 0)
+
+
+def op_names(plan: Plan) -> dict[str, str]:
+    """Every op of the plan mapped to its workload."""
+    return {r.name: wname for wname, w in plan.workloads.items() for r in w.http.requests}
+
+
+def build_drivers(plan: Plan, recorder: Recorder, seed: int, share: LoadShare,
+                  base_urls: dict[str, str]) -> list[HttpDriver]:
+    """A driver per workload, seeded per worker so that schedules are reproducible."""
+    drivers = []
+    for n, (wname, workload) in enumerate(plan.workloads.items()):
+        http = workload.http
+        rng = random.Random(f"{seed}/{share.index}/{n}")
+        target = split_base(base_urls[wname])
+        requests = prepare_requests(http, target, rng)
+        connections = share.connections(http.connections) if http.connections else None
+        if connections == 0:
+            continue
+        drivers.append(make_driver(http, target, requests, recorder, rng,
+                                   share=1.0 / share.count, connections=connections))
+    return drivers
+
+
+async def run_load(plan: Plan, *, seed: int, share: LoadShare, base_urls: dict[str, str],
+                   sink: Callable[[list[WindowStats]], None], duration: float,
+                   start_mono: float, stop: asyncio.Event, force: asyncio.Event,
+                   grace: float) -> None:
+    """Drive the load until ``duration`` passes or ``stop`` is set; seal a window every
+    ``plan.window`` seconds measured from ``start_mono`` (shared by all workers)."""
+    recorder = Recorder(list(op_names(plan)))
+    drivers = build_drivers(plan, recorder, seed, share, base_urls)
+    window = plan.window
+    recorder.index = max(0, int((time.monotonic() - start_mono) / window))
+
+    async def rotate() -> None:
+        while True:
+            next_index = recorder.index + 1
+            await asyncio.sleep(max(0.0, start_mono + next_index * window - time.monotonic()))
+            sink(recorder.rotate(next_index))
+
+    remaining = max(0.0, start_mono + duration - time.monotonic())
+    rotator = asyncio.create_task(rotate())
+    runs = [asyncio.create_task(d.run(remaining)) for d in drivers]
+    stop_wait = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([*runs, stop_wait], return_when=asyncio.FIRST_COMPLETED)
+        if not stop.is_set():
+            await asyncio.wait(runs)
+        for task in runs:
+            task.cancel()
+        drain = asyncio.gather(*(d.drain(grace) for d in drivers))
+        force_wait = asyncio.create_task(force.wait())
+        await asyncio.wait([drain, force_wait], return_when=asyncio.FIRST_COMPLETED)
+        force_wait.cancel()
+        if not drain.done():
+            drain.cancel()
+    finally:
+        stop_wait.cancel()
+        for d in drivers:
+            d.close_all()
+        rotator.cancel()
+        # The partial last window still counts.
+        sink(recorder.rotate(recorder.index + 1))

@@ -1,0 +1,234 @@
+"""Typed models of a plan. Unit strings are parsed here, once, into seconds, rates and bytes."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from enduro.units import parse_duration, parse_percent, parse_rate, parse_size
+
+__all__ = [
+    "Duration",
+    "Expect",
+    "HttpWorkload",
+    "Observe",
+    "Plan",
+    "Percent",
+    "Rate",
+    "Ready",
+    "RequestSpec",
+    "RuleSpec",
+    "Service",
+    "Size",
+    "Stage",
+    "Tls",
+    "Workload",
+]
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Rate = Annotated[float, BeforeValidator(parse_rate)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+Percent = Annotated[float, BeforeValidator(parse_percent)]
+
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Ready(_Model):
+    """How to tell that a service is ready: an HTTP answer or a TCP connect."""
+
+    http: str | None = None
+    tcp: str | None = Field(default=None, description="host:port that must accept a connection")
+    status: int = 200
+    timeout: Duration = 30.0
+    interval: Duration = 0.25
+
+    @model_validator(mode="after")
+    def _one_probe(self) -> Ready:
+        if (self.http is None) == (self.tcp is None):
+            raise ValueError("give exactly one of 'http' or 'tcp'")
+        return self
+
+
+class Service(_Model):
+    """A service the run reaches. For now an external target by URL."""
+
+    url: str
+    ready: Ready | None = None
+
+    @model_validator(mode="after")
+    def _url_scheme(self) -> Service:
+        if not re.match(r"^https?://", self.url):
+            raise ValueError(f"url must start with http:// or https://, got {self.url!r}")
+        return self
+
+
+class Tls(_Model):
+    """TLS settings of an HTTP workload."""
+
+    verify: bool = True
+    ca: str | None = None
+    server_name: str | None = None
+
+
+class Expect(_Model):
+    """Checks on one response. A failed check counts as an error of class ``check_failed``."""
+
+    status: int | list[int] | str | None = None
+    json_: dict[str, Any] | None = Field(default=None, alias="json")
+    regex: str | None = None
+    contains: str | None = None
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _valid(self) -> Expect:
+        if isinstance(self.status, str) and not re.fullmatch(r"[1-5]xx", self.status):
+            raise ValueError(f"status must be a code, a list of codes or '2xx', got {self.status!r}")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"regex does not compile: {exc}") from exc
+        return self
+
+
+class RequestSpec(_Model):
+    """One op of an HTTP workload: a request with a weight and its checks."""
+
+    name: Annotated[str, Field(pattern=_NAME)]
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
+    path: str = "/"
+    query: dict[str, str | int | float] = {}
+    headers: dict[str, str] = {}
+    json_: Any = Field(default=None, alias="json")
+    body: str | None = None
+    weight: Annotated[float, Field(gt=0)] = 1.0
+    timeout: Duration | None = None
+    expect: Expect = Expect()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _one_body(self) -> RequestSpec:
+        if self.json_ is not None and self.body is not None:
+            raise ValueError("give 'json' or 'body', not both")
+        if not self.path.startswith("/"):
+            raise ValueError(f"path must start with '/', got {self.path!r}")
+        return self
+
+
+class Stage(_Model):
+    """One stage of a ramp: reach ``target`` linearly over ``duration``."""
+
+    duration: Duration
+    target: Rate
+
+
+class HttpWorkload(_Model):
+    """Requests against one HTTP base URL, in the open model (``rate``/``stages``) or closed
+    model (``connections``)."""
+
+    base: str | None = None
+    service: str | None = None
+    rate: Rate | None = None
+    stages: list[Stage] | None = None
+    arrivals: Literal["constant", "poisson"] = "constant"
+    connections: Annotated[int, Field(gt=0)] | None = None
+    max_connections: Annotated[int, Field(gt=0)] = 512
+    think: Duration = 0.0
+    timeout: Duration = 30.0
+    headers: dict[str, str] = {}
+    tls: Tls = Tls()
+    late_after: Duration = 0.01
+    requests: Annotated[list[RequestSpec], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _model_choice(self) -> HttpWorkload:
+        if (self.base is None) == (self.service is None):
+            raise ValueError("give exactly one of 'base' (a URL) or 'service' (a service name)")
+        if self.base is not None and not re.match(r"^https?://", self.base):
+            raise ValueError(f"base must start with http:// or https://, got {self.base!r}")
+        chosen = [k for k in ("rate", "stages", "connections") if getattr(self, k) is not None]
+        if len(chosen) != 1:
+            raise ValueError(
+                "give exactly one of 'rate' (open model), 'stages' (ramping open model) or "
+                f"'connections' (closed model); got {', '.join(chosen) or 'none'}"
+            )
+        names = [r.name for r in self.requests]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"request names must be unique, repeated: {', '.join(dupes)}")
+        return self
+
+    @property
+    def is_open(self) -> bool:
+        return self.connections is None
+
+
+class Workload(_Model):
+    """A source of operations. One kind per workload."""
+
+    http: HttpWorkload
+
+
+class RuleSpec(_Model):
+    """A rule with options: ``abort_on_fail`` stops the run once the rule has failed for
+    ``grace`` in a row."""
+
+    rule: str
+    abort_on_fail: bool = False
+    grace: Duration = 0.0
+
+
+class Observe(_Model):
+    """Intervals of the heartbeat line and of the JSON snapshots."""
+
+    heartbeat: Duration = 60.0
+    snapshot: Duration = 600.0
+
+
+class Plan(_Model):
+    """A validated plan."""
+
+    name: Annotated[str, Field(pattern=_NAME)]
+    description: str | None = None
+    duration: Duration = 60.0
+    seed: int | None = None
+    window: Duration = 1.0
+    grace: Duration = 5.0
+    profiles: dict[str, dict[str, Any]] = {}
+    services: dict[str, Service] = {}
+    workloads: Annotated[dict[str, Workload], Field(min_length=1)]
+    rules: list[str | RuleSpec] = []
+    observe: Observe = Observe()
+
+    @model_validator(mode="after")
+    def _references(self) -> Plan:
+        for wname, workload in self.workloads.items():
+            svc = workload.http.service
+            if svc is not None and svc not in self.services:
+                known = ", ".join(sorted(self.services)) or "none defined"
+                raise ValueError(
+                    f"workloads.{wname}.http.service names {svc!r}, which is not a service "
+                    f"(services: {known})"
+                )
+        if self.duration <= 0:
+            raise ValueError("duration must be positive")
+        return self
+
+    def rule_specs(self) -> list[RuleSpec]:
+        """Every rule in its long form."""
+        return [RuleSpec(rule=r) if isinstance(r, str) else r for r in self.rules]
+
+    def base_url(self, workload: HttpWorkload) -> str:
+        """The base URL a workload sends to."""
+        if workload.base is not None:
+            return workload.base
+        assert workload.service is not None
+        return self.services[workload.service].url

@@ -1,0 +1,288 @@
+"""From plan source to a validated ``Plan``: profile, ``--set`` overrides, substitution,
+validation, with every problem located at file:line."""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import os
+import re
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from enduro.errors import PlanError, PlanProblem
+from enduro.plan.models import Plan
+from enduro.plan.source import Lines, Path_, PlanSource, dotted, read_source
+
+__all__ = ["LoadedPlan", "apply_set", "load_plan", "substitute"]
+
+# ${env:NAME}, ${env:NAME:-default}, ${file:path}. Other namespaces (${token:api}) are resolved
+# at run time and left as they are.
+_SUBST = re.compile(r"\$\{(env|file):([^}:]+)(?::-([^}]*))?\}")
+
+
+@dataclass(frozen=True)
+class LoadedPlan:
+    """A validated plan with the data it came from (secrets from files left as references)."""
+
+    plan: Plan
+    resolved: dict[str, Any]
+    source: Path
+    profile: str | None
+
+    def resolved_yaml(self) -> str:
+        return yaml.safe_dump(self.resolved, sort_keys=False, allow_unicode=True)
+
+
+def load_plan(
+    path: Path | str,
+    *,
+    profile: str | None = None,
+    sets: list[str] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> LoadedPlan:
+    """Load, override and validate a plan; raise ``PlanError`` listing every problem."""
+    source = read_source(path)
+    env = os.environ if env is None else env
+    data = copy.deepcopy(source.data)
+    lines = source.lines
+    if profile is not None:
+        data = _apply_profile(data, profile, lines)
+    for item in sets or []:
+        apply_set(data, item, lines)
+    problems: list[PlanProblem] = []
+    display = _walk_substitute(data, (), env, source.path.parent, lines, problems, secrets=False)
+    resolved = _walk_substitute(data, (), env, source.path.parent, lines, problems, secrets=True)
+    if problems:
+        raise PlanError(problems)
+    try:
+        plan = Plan.model_validate(resolved)
+    except ValidationError as exc:
+        raise PlanError(_problems_from(exc, lines)) from None
+    return LoadedPlan(plan, display, source.path, profile)
+
+
+def _apply_profile(data: dict[str, Any], profile: str, lines: Lines) -> dict[str, Any]:
+    profiles = data.get("profiles") or {}
+    if not isinstance(profiles, dict) or profile not in profiles:
+        names = sorted(profiles) if isinstance(profiles, dict) else []
+        hint = _did_you_mean(profile, names)
+        known = ", ".join(names) or "none defined"
+        raise PlanError([lines.problem(("profiles",),
+                                       f"no profile {profile!r}{hint} (profiles: {known})")])
+    override = profiles[profile]
+    if not isinstance(override, dict):
+        raise PlanError([lines.problem(("profiles", profile), "a profile must be a mapping")])
+    # Problems in the merged values point at the profile's lines, where they came from.
+    prefix = ("profiles", profile)
+    for key, line in list(lines.by_path.items()):
+        if key[:2] == prefix and len(key) > 2:
+            lines.by_path[key[2:]] = line
+    merged = _deep_merge(data, override)
+    assert isinstance(merged, dict)
+    return merged
+
+
+def _deep_merge(base: Any, over: Any) -> Any:
+    if isinstance(base, dict) and isinstance(over, dict):
+        out = dict(base)
+        for key, value in over.items():
+            out[key] = _deep_merge(base.get(key), value) if key in base else value
+        return out
+    return copy.deepcopy(over)
+
+
+def apply_set(data: dict[str, Any], item: str, lines: Lines) -> None:
+    """Apply one ``path=value`` override; the value is read as a YAML scalar or flow value."""
+    if "=" not in item:
+        raise PlanError(f"--set {item!r}: expected path=value, such as "
+                        "workloads.browse.http.rate=20/s")
+    raw_path, raw_value = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw_value) if raw_value.strip() else ""
+    except yaml.YAMLError as exc:
+        raise PlanError(f"--set {raw_path}: the value does not parse: {exc}") from exc
+    parts: list[str | int] = []
+    for piece in re.findall(r"[^.\[\]]+|\[\d+\]", raw_path.strip()):
+        parts.append(int(piece[1:-1]) if piece.startswith("[") else piece)
+    if not parts:
+        raise PlanError(f"--set {item!r}: empty path")
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        nxt = parts[i + 1]
+        if isinstance(node, dict):
+            if not isinstance(part, str):
+                part = str(part)
+            if part not in node or node[part] is None:
+                node[part] = [] if isinstance(nxt, int) else {}
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() if isinstance(part, str) else False:
+            node = node[int(part)]
+        else:
+            raise PlanError(f"--set {raw_path}: {dotted(tuple(parts[: i + 1]))} is not a "
+                            "mapping or list index that exists")
+    last = parts[-1]
+    if isinstance(node, dict):
+        node[str(last)] = value
+    elif isinstance(node, list):
+        index = int(last)
+        if index >= len(node):
+            raise PlanError(f"--set {raw_path}: index {index} is past the end of a list of "
+                            f"{len(node)}")
+        node[index] = value
+    else:
+        raise PlanError(f"--set {raw_path}: the parent is not a mapping or list")
+    lines.by_path[tuple(parts)] = 0  # 0 marks "from the command line"
+
+
+def substitute(text: str, env: Mapping[str, str], base_dir: Path) -> str:
+    """Replace ``${env:...}`` and ``${file:...}`` references in ``text``."""
+    problems: list[PlanProblem] = []
+    out = _subst_one(text, env, base_dir, Lines(""), (), problems, secrets=True)
+    if problems:
+        raise PlanError(problems)
+    return out
+
+
+def _subst_one(text: str, env: Mapping[str, str], base_dir: Path, lines: Lines, path: Path_,
+               problems: list[PlanProblem], *, secrets: bool) -> str:
+    def repl(match: re.Match[str]) -> str:
+        kind, name, default = match.group(1), match.group(2), match.group(3)
+        if kind == "env":
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            problems.append(lines.problem(
+                path, f"environment variable {name} is not set (write ${{env:{name}:-default}} "
+                "to give a default)"))
+            return match.group(0)
+        file_path = Path(name).expanduser()
+        if not file_path.is_absolute():
+            file_path = base_dir / file_path
+        try:
+            content = file_path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            problems.append(lines.problem(path, f"cannot read {file_path}: {exc.strerror}"))
+            return match.group(0)
+        # Secrets read from files stay references in what is printed or stored.
+        return content if secrets else match.group(0)
+
+    return _SUBST.sub(repl, text)
+
+
+def _walk_substitute(node: Any, path: Path_, env: Mapping[str, str], base_dir: Path,
+                     lines: Lines, problems: list[PlanProblem], *, secrets: bool) -> Any:
+    if isinstance(node, dict):
+        return {k: _walk_substitute(v, (*path, k), env, base_dir, lines, problems,
+                                    secrets=secrets) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_walk_substitute(v, (*path, i), env, base_dir, lines, problems, secrets=secrets)
+                for i, v in enumerate(node)]
+    if isinstance(node, str) and "${" in node:
+        sub_problems: list[PlanProblem] = []
+        out = _subst_one(node, env, base_dir, lines, path, sub_problems, secrets=secrets)
+        if secrets:
+            problems.extend(sub_problems)
+        return out
+    return node
+
+
+def _problems_from(exc: ValidationError, lines: Lines) -> list[PlanProblem]:
+    problems: list[PlanProblem] = []
+    seen: set[tuple[Path_, str]] = set()
+    errors = [(_clean_loc(e["loc"]), e) for e in exc.errors()]
+    deeper = {loc[:i] for loc, _ in errors for i in range(len(loc))}
+    for loc, err in errors:
+        kind = err["type"]
+        if kind.endswith("_type") and loc in deeper:
+            continue  # a union's other member explains the problem better, deeper down
+        if kind == "extra_forbidden":
+            key = str(loc[-1])
+            choices = _fields_at(loc[:-1])
+            message = f"unknown key {key!r}{_did_you_mean(key, choices)}"
+            if choices:
+                message += f" (allowed: {', '.join(choices)})"
+        elif kind == "missing":
+            message = "required key is missing"
+        elif kind in ("value_error", "assertion_error"):
+            message = str(err["msg"]).removeprefix("Value error, ")
+        else:
+            got = err.get("input")
+            shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__
+            message = f"{err['msg'].lower()} (got {shown})"
+        if (loc, message) in seen:
+            continue
+        seen.add((loc, message))
+        problem = lines.problem(loc, message)
+        if lines.line_of(loc) == 0:
+            problem = PlanProblem(message, "--set", None, dotted(loc))
+        problems.append(problem)
+    return problems
+
+
+def _clean_loc(loc: tuple[int | str, ...]) -> Path_:
+    # Union members add tags such as "str" or "RuleSpec" or "function-after[...]" to the loc.
+    out: list[str | int] = []
+    for part in loc:
+        if isinstance(part, str) and (part in ("str", "int", "float", "list[int]", "bool")
+                                      or "[" in part or part[:1].isupper()):
+            continue
+        out.append("json" if part == "json_" else part)
+    return tuple(out)
+
+
+def _fields_at(loc: Path_) -> list[str]:
+    """Names of the keys allowed at ``loc``, walking the plan's models."""
+    current: Any = Plan
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            name = "json_" if part == "json" else str(part)
+            info = current.model_fields.get(name)
+            if info is None:
+                return []
+            current = info.annotation
+        elif typing.get_origin(current) in (dict, list):
+            args = typing.get_args(current)
+            current = args[-1] if args else Any
+        else:
+            return []
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [str(f.alias or n) for n, f in current.model_fields.items()]
+    return []
+
+
+def _unwrap(tp: Any) -> Any:
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is typing.Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (typing.Union, types.UnionType):
+            models = [a for a in typing.get_args(tp)
+                      if isinstance(a, type) and issubclass(a, BaseModel)]
+            containers = [a for a in typing.get_args(tp) if typing.get_origin(a) in (dict, list)]
+            if models:
+                tp = models[0]
+            elif containers:
+                tp = containers[0]
+            else:
+                return tp
+        else:
+            return tp
+
+
+def _did_you_mean(word: str, choices: list[str]) -> str:
+    close = [c for c in choices if c.startswith(word) or word.startswith(c)]
+    close = close or difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
