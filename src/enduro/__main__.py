@@ -1,0 +1,5 @@
+import sys
+
+from enduro.cli import main
+
+sys.exit(main())

@@ -1,0 +1,186 @@
+"""The ``enduro`` command: argument parsing only; each command calls one library function."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+
+from enduro import __version__
+from enduro.errors import EXIT_PASS, EXIT_PLAN, EnduroError, PlanError
+from enduro.units import parse_duration
+
+EXIT_CODES = """exit codes:
+  0    pass: every rule held
+  1    fail: a rule failed (or an abort_on_fail rule stopped the run)
+  2    plan or usage error: the message says file:line and what was expected
+  3    the run could not proceed: service never ready, target unreachable, worker crashed
+  130  interrupted (SIGINT/SIGTERM); results measured so far are still written
+"""
+
+
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_PLAN, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="enduro",
+        description="Prove a service is ready for production: soak, stress and chaos tests "
+                    "from one plan file.",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"enduro {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def plan_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("plan", type=Path, help="the plan file (YAML or TOML)")
+        p.add_argument("--profile", "-p", help="a named override set from the plan's profiles")
+        p.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=VALUE",
+                       help="override a field, e.g. workloads.browse.http.rate=20/s "
+                            "(repeatable)")
+
+    def run_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--duration", "-d", type=_duration, help="override the plan's duration")
+        p.add_argument("--out", "-o", type=Path, default=Path("runs"),
+                       help="where run directories go (default: ./runs)")
+        p.add_argument("--workers", "-w", type=_positive_int, default=1,
+                       help="shard the load over N processes (default 1)")
+        p.add_argument("--seed", type=int, help="override the plan's seed")
+        p.add_argument("--tag", help="appended to the run directory's name")
+        p.add_argument("--no-live", action="store_true",
+                       help="no live view; heartbeat lines only")
+
+    p = sub.add_parser("validate", help="check a plan and report every problem",
+                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    plan_args(p)
+    p = sub.add_parser("plan", help="print the resolved plan (profile and overrides applied)")
+    plan_args(p)
+    p = sub.add_parser("run", help="run a plan in the foreground", epilog=EXIT_CODES,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    plan_args(p)
+    run_args(p)
+    p = sub.add_parser("demo", help="start the bundled demo service and run a plan against it",
+                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    run_args(p)
+    p.add_argument("--profile", "-p", help="a profile of the demo plan (smoke)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=VALUE")
+    p.add_argument("--print-plan", action="store_true",
+                   help="print the bundled demo plan and exit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``enduro`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = Console()
+    err = Console(stderr=True)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_PLAN
+    try:
+        if args.command == "validate":
+            return _validate(args, out)
+        if args.command == "plan":
+            return _plan(args, out)
+        if args.command == "run":
+            return _run(args, err)
+        if args.command == "demo":
+            return _demo(args, out, err)
+    except PlanError as exc:
+        for problem in exc.problems:
+            err.print(f"[red]error:[/] {problem}", markup=True, highlight=False)
+        return exc.exit_code
+    except EnduroError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+    parser.error(f"unknown command {args.command!r}")
+    return EXIT_PLAN
+
+
+def _validate(args: argparse.Namespace, out: Console) -> int:
+    from enduro.api import check_plan, load_plan
+    loaded = load_plan(args.plan, profile=args.profile, sets=args.sets)
+    check_plan(loaded.plan)
+    plan = loaded.plan
+    out.print(f"ok: {args.plan} is a valid plan {plan.name!r}: {len(plan.workloads)} "
+              f"workload(s), {len(plan.rules)} rule(s), duration {plan.duration:g}s",
+              highlight=False)
+    return EXIT_PASS
+
+
+def _plan(args: argparse.Namespace, out: Console) -> int:
+    from enduro.api import check_plan, load_plan
+    loaded = load_plan(args.plan, profile=args.profile, sets=args.sets)
+    check_plan(loaded.plan)
+    sys.stdout.write(loaded.resolved_yaml())
+    return EXIT_PASS
+
+
+def _options(args: argparse.Namespace) -> object:
+    from enduro.run.run import RunOptions
+    return RunOptions(out=args.out, duration=args.duration, workers=args.workers,
+                      seed=args.seed, tag=args.tag, live=False if args.no_live else None)
+
+
+def _run(args: argparse.Namespace, err: Console) -> int:
+    from enduro.api import check_plan, load_plan
+    from enduro.run.run import Run, RunOptions
+    loaded = load_plan(args.plan, profile=args.profile, sets=args.sets)
+    check_plan(loaded.plan)
+    options = _options(args)
+    assert isinstance(options, RunOptions)
+    outcome = Run(loaded, options, console=err).main()
+    if outcome.run_dir is not None:
+        err.print(f"run directory: {outcome.run_dir}", highlight=False)
+    return outcome.exit_code
+
+
+def _demo(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from enduro.api import check_plan, load_plan
+    from enduro.demo.launch import bundled_plan, demo_service
+    from enduro.run.run import Run, RunOptions
+    if args.print_plan:
+        sys.stdout.write(bundled_plan())
+        return EXIT_PASS
+    with demo_service() as (url, directory):
+        err.print(f"demo service listening on {url}", highlight=False)
+        env = {**os.environ, "ENDURO_DEMO_URL": url}
+        loaded = load_plan(directory / "demo.yaml", profile=args.profile, sets=args.sets,
+                           env=env)
+        check_plan(loaded.plan)
+        options = _options(args)
+        assert isinstance(options, RunOptions)
+        outcome = Run(loaded, options, console=err).main()
+    if outcome.run_dir is not None:
+        out.print(f"run directory: {outcome.run_dir}", highlight=False)
+    return outcome.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

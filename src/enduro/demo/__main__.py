@@ -1,0 +1,5 @@
+import sys
+
+from enduro.demo.server import main
+
+sys.exit(main())

@@ -1,0 +1,62 @@
+"""``enduro demo``: start the demo service on a free loopback port and run the bundled plan."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from importlib import resources
+from pathlib import Path
+
+from enduro.errors import RunError
+
+__all__ = ["bundled_plan", "demo_service"]
+
+
+def bundled_plan() -> str:
+    """The text of the demo plan shipped with enduro."""
+    return resources.files("enduro.demo").joinpath("plans/demo.yaml").read_text()
+
+
+@contextlib.contextmanager
+def demo_service(workdir: Path | None = None, timeout: float = 20.0) -> Iterator[tuple[str, Path]]:
+    """Start the demo service; yield its base URL and a directory holding ``demo.yaml`` and
+    ``demo.token``. The service is stopped (SIGTERM, then SIGKILL) on exit."""
+    own = workdir is None
+    directory = Path(tempfile.mkdtemp(prefix="enduro-demo-")) if workdir is None else workdir
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "demo.yaml").write_text(bundled_plan())
+    token_file = directory / "demo.token"
+    log = (directory / "demo-service.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "enduro.demo.server", "--port", "0", "--token-file",
+         str(token_file)],
+        stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + timeout
+        line = ""
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if line.startswith("listening on ") or not line:
+                break
+        if not line.startswith("listening on "):
+            raise RunError(f"the demo service did not start (see {directory}/demo-service.log)")
+        url = line.split()[-1]
+        yield url, directory
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        if own:
+            shutil.rmtree(directory, ignore_errors=True)
+
+

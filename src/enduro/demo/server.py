@@ -1,0 +1,429 @@
+"""The bundled demo service: a small, correct API shaped like the services teams soak-test.
+
+Endpoints: ``/health``, ``/ready``, ``/metrics`` (Prometheus text), and behind a bearer token
+(written to ``--token-file``) a downloads resource with parts and a lifecycle (create, list,
+get, pause, resume, cancel, delete), an idempotent POST honouring ``Idempotency-Key``, and an
+SSE stream of download events with ids and server timestamps that honours ``Last-Event-ID``.
+
+It is an asyncio server with httptools' request parser, so that it keeps up with the load
+enduro drives at it on a small machine. Run it with ``python -m enduro.demo.server``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import secrets
+import signal
+import sys
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httptools
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["DemoApp", "main", "serve"]
+
+_REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request",
+            401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
+            409: "Conflict", 422: "Unprocessable Entity", 500: "Internal Server Error"}
+_TERMINAL = frozenset({"completed", "cancelled"})
+_MAX_DOWNLOADS = 5000
+_MAX_KEYS = 10000
+_EVENT_RING = 2000
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _json(status: int, doc: Any, **headers: str) -> Response:
+    return Response(status, json.dumps(doc, separators=(",", ":")).encode(), headers=headers)
+
+
+@dataclass
+class Download:
+    id: str
+    url: str
+    parts: list[dict[str, Any]]
+    state: str = "queued"
+    created_at: float = 0.0
+    updated_at: float = 0.0
+
+    def view(self) -> dict[str, Any]:
+        done = sum(p["done"] for p in self.parts)
+        size = sum(p["size"] for p in self.parts)
+        return {"id": self.id, "url": self.url, "state": self.state,
+                "progress": round(done / size, 4) if size else 1.0,
+                "parts": len(self.parts), "created_at": self.created_at,
+                "updated_at": self.updated_at}
+
+
+class DemoApp:
+    """The state and handlers of the demo service."""
+
+    def __init__(self, token: str, *, tick_s: float = 0.1) -> None:
+        self.token = token
+        self.tick_s = tick_s
+        self.downloads: OrderedDict[str, Download] = OrderedDict()
+        self.keys: OrderedDict[str, tuple[str, str]] = OrderedDict()  # key -> (body hash, id)
+        self.events: deque[tuple[int, str]] = deque(maxlen=_EVENT_RING)
+        self.event_seq = 0
+        self.subscribers: set[asyncio.Queue[tuple[int, str]]] = set()
+        self.next_id = 0
+        self.registry = CollectorRegistry()
+        self.m_requests = Counter("demo_http_requests_total", "HTTP requests",
+                                  ["route", "status"], registry=self.registry)
+        self.m_latency = Histogram("demo_http_request_seconds", "Handler time", ["route"],
+                                   registry=self.registry)
+        self.m_downloads = Gauge("demo_downloads", "Downloads held", ["state"],
+                                 registry=self.registry)
+        self.m_streams = Gauge("demo_sse_streams", "Open SSE streams", registry=self.registry)
+        self.m_events = Counter("demo_events_total", "Events published", registry=self.registry)
+        self.routes: list[tuple[str, re.Pattern[str], str, Callable[..., Response]]] = [
+            ("GET", re.compile(r"^/health$"), "health", self.health),
+            ("GET", re.compile(r"^/ready$"), "ready", self.ready),
+            ("GET", re.compile(r"^/metrics$"), "metrics", self.metrics),
+            ("GET", re.compile(r"^/api/v1/downloads$"), "list", self.list_downloads),
+            ("POST", re.compile(r"^/api/v1/downloads$"), "create", self.create),
+            ("GET", re.compile(r"^/api/v1/downloads/([\w-]+)$"), "get", self.get),
+            ("DELETE", re.compile(r"^/api/v1/downloads/([\w-]+)$"), "delete", self.delete),
+            ("GET", re.compile(r"^/api/v1/downloads/([\w-]+)/parts$"), "parts", self.parts),
+            ("POST", re.compile(r"^/api/v1/downloads/([\w-]+)/(pause|resume|cancel)$"),
+             "action", self.action),
+        ]
+
+    # -- plumbing ----------------------------------------------------------------------
+    def handle(self, method: str, target: str, headers: dict[str, str],
+               body: bytes) -> Response:
+        url = urlsplit(target)
+        path = url.path
+        started = time.perf_counter()
+        route_name = "unknown"
+        allowed = False
+        response: Response | None = None
+        for m, pattern, name, handler in self.routes:
+            match = pattern.match(path)
+            if not match:
+                continue
+            allowed = True
+            if m != method:
+                continue
+            route_name = name
+            if path.startswith("/api/") and not self._authorized(headers):
+                response = _json(401, {"error": "missing or wrong bearer token"},
+                                 **{"WWW-Authenticate": "Bearer"})
+            else:
+                try:
+                    response = handler(*match.groups(), query=parse_qs(url.query),
+                                       headers=headers, body=body)
+                except ValueError as exc:
+                    response = _json(400, {"error": str(exc)})
+            break
+        if response is None:
+            response = (_json(405, {"error": f"{method} not allowed on {path}"}) if allowed
+                        else _json(404, {"error": f"no route {path}"}))
+        self.m_requests.labels(route_name, str(response.status)).inc()
+        self.m_latency.labels(route_name).observe(time.perf_counter() - started)
+        return response
+
+    def _authorized(self, headers: dict[str, str]) -> bool:
+        auth = headers.get("authorization", "")
+        return secrets.compare_digest(auth.encode(), f"Bearer {self.token}".encode())
+
+    def publish(self, kind: str, download: Download) -> None:
+        self.event_seq += 1
+        data = json.dumps({"type": kind, "download": download.id, "state": download.state,
+                           "ts": time.time()}, separators=(",", ":"))
+        item = (self.event_seq, data)
+        self.events.append(item)
+        self.m_events.inc()
+        for queue in self.subscribers:
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(item)
+
+    # -- handlers ----------------------------------------------------------------------
+    def health(self, **_: Any) -> Response:
+        return _json(200, {"status": "ok"})
+
+    def ready(self, **_: Any) -> Response:
+        return _json(200, {"ready": True})
+
+    def metrics(self, **_: Any) -> Response:
+        counts: dict[str, int] = {}
+        for d in self.downloads.values():
+            counts[d.state] = counts.get(d.state, 0) + 1
+        for state in ("queued", "downloading", "paused", "completed", "cancelled"):
+            self.m_downloads.labels(state).set(counts.get(state, 0))
+        return Response(200, generate_latest(self.registry),
+                        "text/plain; version=0.0.4; charset=utf-8")
+
+    def list_downloads(self, *, query: dict[str, list[str]], **_: Any) -> Response:
+        state = query.get("state", [None])[0]
+        limit = min(int(query.get("limit", ["50"])[0]), 500)
+        offset = int(query.get("offset", ["0"])[0])
+        if limit < 0 or offset < 0:
+            raise ValueError("limit and offset must not be negative")
+        items = [d for d in reversed(self.downloads.values()) if state in (None, d.state)]
+        page = [d.view() for d in items[offset:offset + limit]]
+        return _json(200, {"items": page, "total": len(items), "limit": limit,
+                           "offset": offset})
+
+    def create(self, *, headers: dict[str, str], body: bytes, **_: Any) -> Response:
+        try:
+            doc = json.loads(body or b"{}")
+        except ValueError:
+            return _json(400, {"error": "body is not JSON"})
+        if not isinstance(doc, dict) or not isinstance(doc.get("url"), str):
+            return _json(422, {"error": "expected {\"url\": string, \"parts\": 1..16}"})
+        parts = doc.get("parts", 4)
+        if not isinstance(parts, int) or not 1 <= parts <= 16:
+            return _json(422, {"error": "parts must be an integer from 1 to 16"})
+        key = headers.get("idempotency-key")
+        digest = json.dumps(doc, sort_keys=True)
+        if key is not None:
+            seen = self.keys.get(key)
+            if seen is not None:
+                if seen[0] != digest:
+                    return _json(422, {"error": "Idempotency-Key reused with another body"})
+                existing = self.downloads.get(seen[1])
+                if existing is not None:
+                    return _json(200, existing.view(), **{"Idempotent-Replayed": "true"})
+        self.next_id += 1
+        now = time.time()
+        download = Download(
+            id=f"d{self.next_id}", url=doc["url"],
+            parts=[{"n": i, "size": 64 * 1024, "done": 0} for i in range(parts)],
+            created_at=now, updated_at=now)
+        self.downloads[download.id] = download
+        if key is not None:
+            self.keys[key] = (digest, download.id)
+            while len(self.keys) > _MAX_KEYS:
+                self.keys.popitem(last=False)
+        self._evict()
+        self.publish("created", download)
+        return _json(201, download.view(), Location=f"/api/v1/downloads/{download.id}")
+
+    def _evict(self) -> None:
+        # Bounded retention: the oldest finished downloads go first, so memory stays flat.
+        if len(self.downloads) <= _MAX_DOWNLOADS:
+            return
+        for did in list(self.downloads):
+            if len(self.downloads) <= _MAX_DOWNLOADS:
+                break
+            if self.downloads[did].state in _TERMINAL:
+                del self.downloads[did]
+
+    def get(self, did: str, **_: Any) -> Response:
+        d = self.downloads.get(did)
+        return _json(200, d.view()) if d else _json(404, {"error": f"no download {did}"})
+
+    def parts(self, did: str, **_: Any) -> Response:
+        d = self.downloads.get(did)
+        if d is None:
+            return _json(404, {"error": f"no download {did}"})
+        return _json(200, {"id": did, "parts": d.parts})
+
+    def delete(self, did: str, **_: Any) -> Response:
+        d = self.downloads.pop(did, None)
+        if d is None:
+            return _json(404, {"error": f"no download {did}"})
+        d.state = "deleted"
+        self.publish("deleted", d)
+        return Response(204)
+
+    def action(self, did: str, verb: str, **_: Any) -> Response:
+        d = self.downloads.get(did)
+        if d is None:
+            return _json(404, {"error": f"no download {did}"})
+        allowed = {"pause": {"queued", "downloading"}, "resume": {"paused"},
+                   "cancel": {"queued", "downloading", "paused"}}[verb]
+        if d.state not in allowed:
+            return _json(409, {"error": f"cannot {verb} a download that is {d.state}"})
+        d.state = {"pause": "paused", "resume": "queued", "cancel": "cancelled"}[verb]
+        d.updated_at = time.time()
+        self.publish(verb, d)
+        return _json(200, d.view())
+
+    # -- background progress -----------------------------------------------------------
+    async def progress(self) -> None:
+        """Advance active downloads: each part gains 16 KiB a tick."""
+        while True:
+            await asyncio.sleep(self.tick_s)
+            now = time.time()
+            for d in list(self.downloads.values()):
+                if d.state == "queued":
+                    d.state = "downloading"
+                    d.updated_at = now
+                    self.publish("started", d)
+                elif d.state == "downloading":
+                    for part in d.parts:
+                        part["done"] = min(part["size"], part["done"] + 16 * 1024)
+                    if all(p["done"] >= p["size"] for p in d.parts):
+                        d.state = "completed"
+                        d.updated_at = now
+                        self.publish("completed", d)
+
+
+class _HttpConnection(asyncio.Protocol):
+    """One client connection: parse requests with httptools, answer in order."""
+
+    def __init__(self, app: DemoApp) -> None:
+        self.app = app
+        self.parser = httptools.HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.url = b""
+        self.headers: dict[str, str] = {}
+        self.body: list[bytes] = []
+        self.stream_task: asyncio.Task[None] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._send(_json(400, {"error": "upgrade not supported"}), keep_alive=False)
+        except httptools.HttpParserError:
+            self._send(_json(400, {"error": "malformed request"}), keep_alive=False)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        if self.stream_task is not None:
+            self.stream_task.cancel()
+
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.headers = {}
+        self.body = []
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        method = self.parser.get_method().decode()
+        target = self.url.decode("latin-1")
+        if method == "GET" and target.split("?")[0] == "/api/v1/events":
+            if not self.app._authorized(self.headers):
+                self._send(_json(401, {"error": "missing or wrong bearer token"}), True)
+                return
+            self.stream_task = asyncio.get_running_loop().create_task(self._stream())
+            return
+        response = self.app.handle(method, target, self.headers, b"".join(self.body))
+        self._send(response, self.parser.should_keep_alive())
+
+    def _send(self, r: Response, keep_alive: bool) -> None:
+        if self.transport is None:
+            return
+        head = [f"HTTP/1.1 {r.status} {_REASONS.get(r.status, 'Unknown')}"]
+        if r.status != 204:
+            head.append(f"Content-Type: {r.content_type}")
+            head.append(f"Content-Length: {len(r.body)}")
+        head.extend(f"{k}: {v}" for k, v in r.headers.items())
+        if not keep_alive:
+            head.append("Connection: close")
+        self.transport.write(("\r\n".join(head) + "\r\n\r\n").encode() + r.body)
+        if not keep_alive:
+            self.transport.close()
+
+    async def _stream(self) -> None:
+        app = self.app
+        assert self.transport is not None
+        self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                             b"Cache-Control: no-cache\r\nConnection: keep-alive\r\n\r\n"
+                             b"retry: 1000\n\n")
+        queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(maxsize=10000)
+        last = self.headers.get("last-event-id", "")
+        app.subscribers.add(queue)
+        app.m_streams.inc()
+        try:
+            if last.isdigit():
+                for seq, data in list(app.events):
+                    if seq > int(last):
+                        self._event(seq, data)
+            while self.transport is not None:
+                try:
+                    seq, data = await asyncio.wait_for(queue.get(), 15.0)
+                except TimeoutError:
+                    self.transport.write(b": keep-alive\n\n")
+                    continue
+                if last.isdigit() and seq <= int(last):
+                    continue
+                self._event(seq, data)
+        finally:
+            app.subscribers.discard(queue)
+            app.m_streams.dec()
+
+    def _event(self, seq: int, data: str) -> None:
+        if self.transport is not None:
+            self.transport.write(f"id: {seq}\nevent: download\ndata: {data}\n\n".encode())
+
+
+async def serve(host: str, port: int, token: str, token_file: Path | None,
+                ready: Callable[[int], None] | None = None) -> None:
+    """Serve until cancelled or signalled (SIGTERM/SIGINT)."""
+    app = DemoApp(token)
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(lambda: _HttpConnection(app), host, port, backlog=1024)
+    bound = server.sockets[0].getsockname()[1]
+    if token_file is not None:
+        token_file.parent.mkdir(parents=True, exist_ok=True)
+        tmp = token_file.with_name(token_file.name + ".tmp")
+        tmp.write_text(token + "\n")
+        os.replace(tmp, token_file)
+    progress = loop.create_task(app.progress())
+    stopped = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stopped.set)
+    if ready is not None:
+        ready(bound)
+    try:
+        await stopped.wait()
+    finally:
+        progress.cancel()
+        server.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="enduro-demo-server", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
+    parser.add_argument("--token-file", type=Path, default=None)
+    parser.add_argument("--token", default=None, help="default: a random token")
+    args = parser.parse_args(argv)
+    token = args.token or secrets.token_urlsafe(24)
+
+    def ready(port: int) -> None:
+        print(f"listening on http://{args.host}:{port}", flush=True)
+
+    try:
+        import uvloop
+        uvloop.run(serve(args.host, args.port, token, args.token_file, ready))
+    except ImportError:  # pragma: no cover
+        asyncio.run(serve(args.host, args.port, token, args.token_file, ready))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+"""``results.json`` (versioned by ``schema``) and ``junit.xml``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from enduro.observe.metrics import Metrics
+from enduro.run.rundir import write_json_atomic
+from enduro.verdict.evaluate import Verdict
+
+__all__ = ["SCHEMA", "build_results", "write_junit", "write_results"]
+
+SCHEMA = 1
+
+
+def build_results(*, run_id: str, plan_name: str, verdict: Verdict, metrics: Metrics,
+                  ops: dict[str, str], elapsed_s: float, seed: int, state: str,
+                  started_wall: float, stop_reason: str | None, workers: int,
+                  profile: str | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The results document of a run."""
+    per_op: dict[str, Any] = {}
+    for op in ops:
+        view = metrics.view({op}, elapsed_s=elapsed_s)
+        summary = view.summary()
+        summary["workload"] = ops[op]
+        per_op[op] = summary
+    total = metrics.view(elapsed_s=elapsed_s).summary()
+    return {
+        "schema": SCHEMA,
+        "run_id": run_id,
+        "plan": plan_name,
+        "profile": profile,
+        "verdict": verdict.word,
+        "state": state,
+        "stop_reason": stop_reason,
+        "started_at": started_wall,
+        "duration_s": round(elapsed_s, 3),
+        "seed": seed,
+        "workers": workers,
+        "total": total,
+        "ops": per_op,
+        "errors_by_class": total["errors_by_class"],
+        "rules": [r.to_json() for r in verdict.results],
+        "faults": [],
+        "services": {},
+        **(extra or {}),
+    }
+
+
+def write_results(path: Path, results: dict[str, Any]) -> None:
+    write_json_atomic(path, results)
+
+
+def write_junit(path: Path, results: dict[str, Any]) -> None:
+    """One test case per rule, so CI systems show which rule failed."""
+    rules = results["rules"]
+    failures = sum(1 for r in rules if not r["passed"])
+    suite = ET.Element("testsuite", name=f"enduro.{results['plan']}", tests=str(len(rules)),
+                       failures=str(failures), time=f"{results['duration_s']:.3f}")
+    for rule in rules:
+        case = ET.SubElement(suite, "testcase", classname=f"enduro.{results['plan']}",
+                             name=rule["rule"], time="0")
+        if not rule["passed"]:
+            failure = ET.SubElement(case, "failure", message=f"observed {rule['observed_text']}")
+            failure.text = rule.get("reason") or f"observed {rule['observed_text']}"
+    root = ET.Element("testsuites")
+    root.append(suite)
+    ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)

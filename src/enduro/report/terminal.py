@@ -1,0 +1,83 @@
+"""What a person sees on the terminal: the live view, heartbeat lines, the final summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from enduro.observe.hist import percentiles_ms
+from enduro.observe.metrics import Metrics
+from enduro.units import format_duration
+
+__all__ = ["heartbeat_line", "live_view", "summary_table"]
+
+
+def _ms(value: float) -> str:
+    if value >= 1000:
+        return f"{value / 1000:.2f}s"
+    return f"{value:.1f}ms" if value >= 1 else f"{value * 1000:.0f}µs"
+
+
+def heartbeat_line(metrics: Metrics, elapsed_s: float, last_s: float) -> str:
+    """``alive t=12m rps=… errors=… p95=…`` over the last interval."""
+    view = metrics.view(last_s=last_s)
+    p95 = percentiles_ms(view.latency)["p95"]
+    return (f"alive t={format_duration(elapsed_s)} rps={view.rps:,.0f} errors={view.errors} "
+            f"err%={view.error_rate * 100:.2f} p95={_ms(p95)}")
+
+
+def live_view(metrics: Metrics, ops: dict[str, str], *, plan: str, elapsed_s: float,
+              duration_s: float, state: str) -> Group:
+    """The live table: per op, the last 5 s and the run so far."""
+    left = max(0.0, duration_s - elapsed_s)
+    head = Text.assemble(
+        ("enduro ", "bold"), (plan, "cyan"), f"  {state}  t={format_duration(elapsed_s)}",
+        f"  left={format_duration(left)}", style="")
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("op", "rps (5s)", "err (5s)", "p50", "p95", "p99", "requests", "errors"):
+        table.add_column(col, justify="left" if col == "op" else "right")
+    for op in ops:
+        recent = metrics.view({op}, last_s=5)
+        total = metrics.view({op}, elapsed_s=elapsed_s)
+        pct = percentiles_ms(recent.latency)
+        table.add_row(op, f"{recent.rps:,.0f}", f"{recent.errors:,}", _ms(pct["p50"]),
+                      _ms(pct["p95"]), _ms(pct["p99"]), f"{total.requests:,}",
+                      f"{total.errors:,}")
+    return Group(head, table)
+
+
+def summary_table(results: dict[str, Any], console: Console) -> None:
+    """The end-of-run summary: per-op figures, errors by class, rules, verdict."""
+    table = Table(title=f"{results['plan']}  ({format_duration(results['duration_s'])})",
+                  header_style="bold")
+    for col in ("op", "requests", "rps", "errors", "p50", "p95", "p99", "max", "svc p95"):
+        table.add_column(col, justify="left" if col == "op" else "right")
+    for op, s in results["ops"].items():
+        lat = s["latency_ms"]
+        table.add_row(op, f"{s['requests']:,}", f"{s['rps']:,.1f}", f"{s['errors']:,}",
+                      _ms(lat["p50"]), _ms(lat["p95"]), _ms(lat["p99"]), _ms(lat["max"]),
+                      _ms(s["service_time_ms"]["p95"]))
+    console.print(table)
+    total = results["total"]
+    if total["late"] or total["dropped"]:
+        console.print(f"late arrivals: {total['late']:,}   dropped arrivals: "
+                      f"{total['dropped']:,}")
+    if results["errors_by_class"]:
+        parts = ", ".join(f"{k}={v:,}" for k, v in results["errors_by_class"].items())
+        console.print(f"errors by class: {parts}")
+    if results["rules"]:
+        rules = Table(header_style="bold", box=None)
+        rules.add_column("")
+        rules.add_column("rule")
+        rules.add_column("observed", justify="right")
+        for r in results["rules"]:
+            mark = "[green]PASS[/]" if r["passed"] else "[red]FAIL[/]"
+            rules.add_row(mark, r["rule"], r["observed_text"])
+        console.print(rules)
+    word = results["verdict"]
+    style = "bold green" if word == "pass" else "bold red"
+    reason = f"  ({results['stop_reason']})" if results.get("stop_reason") else ""
+    console.print(Text(f"verdict: {word}{reason}", style=style))

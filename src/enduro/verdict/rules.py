@@ -1,0 +1,251 @@
+"""The rule language: ``p95(latency{op=list}) < 300ms``, ``availability >= 99.9%``,
+``error_rate < 0.5% over 5m``, ``rate(requests) > 50/s``, ``errors{class=timeout} == 0``.
+
+A rule compares one measured figure with a threshold, over the whole run or over a sliding
+window (``over 5m``: every window of that length must pass).
+"""
+
+from __future__ import annotations
+
+import difflib
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from enduro.errors import PlanProblem, RuleSyntaxError
+from enduro.observe.metrics import MetricView
+from enduro.units import parse_duration
+
+__all__ = ["Rule", "RuleResult", "format_value", "parse_rule"]
+
+_RULE = re.compile(
+    r"""^\s*
+    (?:(?P<func>[a-z][a-z0-9_]*)\s*\(\s*)?
+    (?P<metric>[a-z][a-z0-9_]*)
+    \s*(?:\{(?P<labels>[^}]*)\})?
+    (?(func)\s*\))
+    \s*(?P<op><=|>=|==|!=|<|>)\s*
+    (?P<value>[^\s]+(?:\s*/\s*[a-z]+)?)
+    (?:\s+over\s+(?P<over>\S+))?
+    \s*$""",
+    re.VERBOSE,
+)
+
+_OPS: Mapping[str, Callable[[float, float], bool]] = MappingProxyType({
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+    "==": operator.eq, "!=": operator.ne,
+})
+
+_PERCENTILES: Mapping[str, float] = MappingProxyType({
+    "p50": 50.0, "p75": 75.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9,
+    "median": 50.0,
+})
+_HIST_FUNCS = frozenset({*_PERCENTILES, "max", "min", "mean", "avg"})
+
+# metric -> (kind of value, functions allowed, function required)
+#   kind: "time" (seconds), "fraction", "count", "rate" (per second)
+_METRICS: Mapping[str, tuple[str, frozenset[str], bool]] = MappingProxyType({
+    "latency": ("time", _HIST_FUNCS, True),
+    "service_time": ("time", _HIST_FUNCS, True),
+    "availability": ("fraction", frozenset(), False),
+    "error_rate": ("fraction", frozenset(), False),
+    "requests": ("count", frozenset({"rate", "count"}), False),
+    "errors": ("count", frozenset({"rate", "count"}), False),
+    "late": ("count", frozenset({"rate", "count"}), False),
+    "dropped": ("count", frozenset({"rate", "count"}), False),
+    "rps": ("rate", frozenset(), False),
+})
+_LABELS = frozenset({"op", "workload", "class"})
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """The outcome of one rule: the figure observed and whether it passed."""
+
+    rule: str
+    observed: float | None
+    observed_text: str
+    passed: bool
+    reason: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"rule": self.rule, "observed": self.observed,
+                                  "observed_text": self.observed_text, "passed": self.passed}
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A parsed rule."""
+
+    text: str
+    metric: str
+    func: str | None
+    labels: Mapping[str, str]
+    op: str
+    threshold: float
+    over_s: float | None = None
+    abort_on_fail: bool = False
+    grace_s: float = 0.0
+    kind: str = field(default="count")
+
+    def value(self, view: MetricView) -> float | None:
+        """The figure this rule reads from ``view`` (seconds, fraction, count or per second);
+        None when there is no data to judge."""
+        metric, func = self.metric, self.func
+        if self.kind == "time":
+            hist = view.latency if metric == "latency" else view.service
+            if hist.get_total_count() == 0:
+                return None
+            if func in _PERCENTILES:
+                micros = hist.get_value_at_percentile(_PERCENTILES[func])
+            elif func == "max":
+                micros = hist.get_max_value()
+            elif func == "min":
+                micros = hist.get_min_value()
+            else:
+                micros = hist.get_mean_value()
+            return float(micros) / 1e6
+        if metric in ("availability", "error_rate"):
+            if view.requests == 0:
+                return None
+            errors = self._errors(view)
+            rate = errors / view.requests
+            return 1.0 - rate if metric == "availability" else rate
+        if metric == "rps":
+            return view.rps
+        count = {"requests": view.requests, "errors": self._errors(view), "late": view.late,
+                 "dropped": view.dropped}[metric]
+        if func == "rate":
+            return count / view.seconds if view.seconds > 0 else 0.0
+        return float(count)
+
+    def _errors(self, view: MetricView) -> int:
+        cls = self.labels.get("class")
+        return view.classes.get(cls, 0) if cls is not None else view.errors
+
+    def judge(self, view: MetricView) -> RuleResult:
+        """Evaluate against ``view``."""
+        observed = self.value(view)
+        if observed is None:
+            return RuleResult(self.text, None, "no data", False,
+                              "nothing was measured for this rule")
+        passed = _OPS[self.op](observed, self.threshold)
+        return RuleResult(self.text, observed, format_value(observed, self.kind), passed)
+
+    def worse(self, a: float, b: float) -> float:
+        """Of two observations, the one further on the failing side."""
+        return max(a, b) if self.op in ("<", "<=") else min(a, b)
+
+
+def format_value(value: float, kind: str) -> str:
+    """A figure as a person reads it: ``312ms``, ``99.95%``, ``1,204/s``, ``17``."""
+    if kind == "time":
+        return f"{value * 1000:.1f}ms" if value < 10 else f"{value:.2f}s"
+    if kind == "fraction":
+        return f"{value * 100:.3g}%" if value < 0.01 else f"{value * 100:.2f}%"
+    if kind == "rate":
+        return f"{value:,.1f}/s"
+    return f"{value:,.0f}" if value == int(value) else f"{value:,.2f}"
+
+
+def _threshold(raw: str, kind: str, text: str) -> float:
+    raw = raw.replace(" ", "")
+    try:
+        if kind == "time":
+            if re.fullmatch(r"\d+(\.\d+)?", raw):
+                return float(raw) / 1000.0  # a bare number is milliseconds, as in k6
+            return parse_duration(raw)
+        if kind == "fraction":
+            # Rounded so that 99.9% is exactly the fraction 0.999 sums produce.
+            if raw.endswith("%"):
+                return round(float(raw[:-1]) / 100.0, 12)
+            return float(raw)
+        if kind == "rate":
+            if "/" in raw:
+                count, per = raw.split("/", 1)
+                return float(count) / parse_duration("1" + per if per[0].isalpha() else per)
+            return float(raw)
+        return float(raw)
+    except (ValueError, IndexError):
+        expected = {"time": "a duration such as 300ms", "fraction": "a percentage such as 99.9%",
+                    "rate": "a rate such as 50/s", "count": "a number"}[kind]
+        raise RuleSyntaxError([PlanProblem(
+            f"rule {text!r}: threshold {raw!r} is not {expected}")]) from None
+
+
+def parse_rule(text: str, *, ops: Mapping[str, str] | None = None, abort_on_fail: bool = False,
+               grace_s: float = 0.0) -> Rule:
+    """Parse one rule. ``ops`` maps known op names to workloads, to check label values."""
+    match = _RULE.match(text)
+    if not match:
+        raise RuleSyntaxError([PlanProblem(
+            f"rule {text!r} does not parse: expected METRIC OP VALUE [over DURATION], such as "
+            "'p95(latency{op=list}) < 300ms' or 'availability >= 99.9%'")])
+    metric = match.group("metric")
+    func = match.group("func")
+    if metric not in _METRICS:
+        hint = difflib.get_close_matches(metric, list(_METRICS), n=1)
+        raise RuleSyntaxError([PlanProblem(
+            f"rule {text!r}: unknown metric {metric!r}"
+            + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            + f"; known: {', '.join(_METRICS)}")])
+    kind, funcs, required = _METRICS[metric]
+    if func is not None and func not in funcs:
+        allowed = ", ".join(sorted(funcs)) or "none"
+        raise RuleSyntaxError([PlanProblem(
+            f"rule {text!r}: {func}() does not apply to {metric} (allowed: {allowed})")])
+    if func is None and required:
+        raise RuleSyntaxError([PlanProblem(
+            f"rule {text!r}: {metric} needs a statistic, such as p95({metric}) or max({metric})")])
+    if func == "rate":
+        kind = "rate"
+    labels: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in (match.group("labels") or "").split(","))):
+        if "=" not in part:
+            raise RuleSyntaxError([PlanProblem(
+                f"rule {text!r}: label {part!r} should be name=value, such as op=list")])
+        key, value = (s.strip().strip("\"'") for s in part.split("=", 1))
+        if key not in _LABELS:
+            raise RuleSyntaxError([PlanProblem(
+                f"rule {text!r}: unknown label {key!r} (known: {', '.join(sorted(_LABELS))})")])
+        labels[key] = value
+    if ops is not None:
+        _check_labels(text, labels, ops)
+    over_s = None
+    if match.group("over"):
+        try:
+            over_s = parse_duration(match.group("over"))
+        except ValueError as exc:
+            raise RuleSyntaxError([PlanProblem(f"rule {text!r}: after 'over': {exc}")]) from None
+    threshold = _threshold(match.group("value"), kind, text)
+    return Rule(text=text.strip(), metric=metric, func=func, labels=MappingProxyType(labels),
+                op=match.group("op"), threshold=threshold, over_s=over_s,
+                abort_on_fail=abort_on_fail, grace_s=grace_s, kind=kind)
+
+
+def _check_labels(text: str, labels: Mapping[str, str], ops: Mapping[str, str]) -> None:
+    if "op" in labels and labels["op"] not in ops:
+        hint = difflib.get_close_matches(labels["op"], list(ops), n=1)
+        raise RuleSyntaxError([PlanProblem(
+            f"rule {text!r}: no op named {labels['op']!r}"
+            + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            + f"; ops: {', '.join(ops)}")])
+    workloads = set(ops.values())
+    if "workload" in labels and labels["workload"] not in workloads:
+        raise RuleSyntaxError([PlanProblem(
+            f"rule {text!r}: no workload named {labels['workload']!r}; workloads: "
+            f"{', '.join(sorted(workloads))}")])
+
+
+def ops_for(rule: Rule, ops: Mapping[str, str]) -> set[str] | None:
+    """The op names a rule's labels select (None for all)."""
+    if "op" in rule.labels:
+        return {rule.labels["op"]}
+    if "workload" in rule.labels:
+        return {op for op, w in ops.items() if w == rule.labels["workload"]}
+    return None
