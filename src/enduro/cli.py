@@ -96,8 +96,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``enduro`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    out = Console()
-    err = Console(stderr=True)
+    # Files and pipes get a wide console, so tables are not squeezed to 80 columns.
+    out = Console(width=None if sys.stdout.isatty() else 120)
+    err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
     if args.command is None:
         parser.print_help()
         return EXIT_PLAN
