@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+from array import array
+
+import pytest
+
+from enduro.errors import RuleSyntaxError
+from enduro.observe.hist import fold
+from enduro.observe.metrics import Metrics
+from enduro.observe.window import WindowStats
+from enduro.verdict.evaluate import RuleBook
+from enduro.verdict.rules import parse_rule
+
+OPS = {"list": "browse", "get": "browse", "create": "writers"}
+
+
+def window(op: str, index: int, *, requests: int = 100, errors: int = 0,
+           latency_ms: float = 10.0, classes: dict[str, int] | None = None) -> WindowStats:
+    lat = fold(array("q", [int(latency_ms * 1000)] * requests))
+    return WindowStats(op=op, index=index, requests=requests, errors=errors,
+                       classes=classes or ({"5xx": errors} if errors else {}), latency=lat,
+                       service=lat)
+
+
+def metrics_of(windows: list[WindowStats]) -> Metrics:
+    m = Metrics(window_s=1.0, keep_s=600)
+    m.add(windows)
+    m.seal(max(w.index for w in windows))
+    return m
+
+
+@pytest.mark.parametrize(("text", "metric", "func", "threshold", "over"), [
+    ("p95(latency{op=list}) < 300ms", "latency", "p95", 0.3, None),
+    ("availability >= 99.9%", "availability", None, 0.999, None),
+    ("error_rate < 0.5% over 5m", "error_rate", None, 0.005, 300),
+    ("rate(requests) > 50/s", "requests", "rate", 50, None),
+    ("rate(requests) > 120/min", "requests", "rate", 2, None),
+    ("errors{class=timeout} == 0", "errors", None, 0, None),
+    ("max(service_time) <= 2s", "service_time", "max", 2, None),
+    ("p99(latency) < 250", "latency", "p99", 0.25, None),
+])
+def test_parse(text: str, metric: str, func: str | None, threshold: float,
+               over: float | None) -> None:
+    rule = parse_rule(text, ops=OPS)
+    assert (rule.metric, rule.func, rule.over_s) == (metric, func, over)
+    assert rule.threshold == pytest.approx(threshold)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("p95(latncy) < 1s", "unknown metric 'latncy' (did you mean 'latency'?)"),
+    ("latency < 1s", "needs a statistic"),
+    ("p95(latency{op=lst}) < 1s", "no op named 'lst' (did you mean 'list'?)"),
+    ("p95(latency{zone=eu}) < 1s", "unknown label 'zone'"),
+    ("availability >= lots", "is not a percentage"),
+    ("p95(availability) > 1%", "p95() does not apply to availability"),
+    ("availability", "does not parse"),
+    ("error_rate < 1% over soon", "after 'over'"),
+    ("p95(latency{workload=nope}) < 1s", "no workload named 'nope'"),
+])
+def test_parse_errors_explain(text: str, message: str) -> None:
+    with pytest.raises(RuleSyntaxError) as info:
+        parse_rule(text, ops=OPS)
+    assert message in str(info.value)
+
+
+def test_whole_run_rules_judge_merged_figures() -> None:
+    ws = [window("list", i, latency_ms=5) for i in range(10)]
+    ws += [window("get", i, latency_ms=50, errors=1) for i in range(10)]
+    m = metrics_of(ws)
+    book = RuleBook([parse_rule(t, ops=OPS) for t in (
+        "p95(latency{op=list}) < 10ms",
+        "p95(latency{op=get}) < 10ms",
+        "availability >= 99.9%",
+        "error_rate < 1%",
+        "rate(requests) >= 200/s",
+        "errors{class=5xx} == 10",
+        "p95(latency{workload=browse}) < 100ms",
+    )], OPS)
+    verdict = book.final(m, elapsed_s=10)
+    passed = {r.rule: r.passed for r in verdict.results}
+    assert passed == {
+        "p95(latency{op=list}) < 10ms": True,
+        "p95(latency{op=get}) < 10ms": False,
+        "availability >= 99.9%": False,
+        "error_rate < 1%": True,   # 10 / 2000 = 0.5%
+        "rate(requests) >= 200/s": True,
+        "errors{class=5xx} == 10": True,
+        "p95(latency{workload=browse}) < 100ms": True,
+    }
+    assert not verdict.passed
+    avail = next(r for r in verdict.results if r.rule.startswith("availability"))
+    assert avail.observed == pytest.approx(0.995) and avail.observed_text == "99.50%"
+
+
+def test_no_data_fails_rather_than_passes() -> None:
+    m = metrics_of([window("list", 0, requests=0)])
+    (result,) = RuleBook([parse_rule("p95(latency{op=list}) < 1s")], OPS).final(m, 1).results
+    assert not result.passed and result.observed_text == "no data"
+
+
+def test_sliding_rule_fails_on_a_bad_window_that_the_whole_run_hides() -> None:
+    """Ten seconds of 50% errors inside ten minutes: 0.8% over the run, 50% over 10 s."""
+    rule = parse_rule("error_rate < 5% over 10s", ops=OPS)
+    whole = parse_rule("error_rate < 5%", ops=OPS)
+    book = RuleBook([rule, whole], OPS)
+    m = Metrics(window_s=1.0, keep_s=60)
+    for i in range(600):
+        m.add([window("list", i, errors=50 if 300 <= i < 310 else 0)])
+        m.seal(i)
+        assert book.live(m, elapsed_s=i + 1) == []
+    by_rule = {r.rule: r for r in book.final(m, 600).results}
+    assert by_rule["error_rate < 5%"].passed
+    sliding = by_rule["error_rate < 5% over 10s"]
+    assert not sliding.passed
+    assert sliding.observed == pytest.approx(0.5)
+    assert "first failed at t=301s" in sliding.reason
+
+
+def test_abort_on_fail_waits_for_its_grace() -> None:
+    rule = parse_rule("availability >= 90%", ops=OPS, abort_on_fail=True, grace_s=5)
+    book = RuleBook([rule], OPS)
+    m = Metrics(window_s=1.0)
+    aborted_at = None
+    for i in range(30):
+        bad = i >= 10
+        m.add([window("list", i, errors=100 if bad else 0)])
+        m.seal(i)
+        aborts = book.live(m, elapsed_s=i + 1)
+        if aborts:
+            aborted_at = aborts[0].at_s
+            break
+    # Whole-run availability drops under 90% at t=12 (after 2 bad windows of 12); +5 s grace.
+    assert aborted_at == 17
+
+
+def test_thresholds_compare_exactly_at_the_boundary() -> None:
+    m = metrics_of([window("list", 0, requests=1000, errors=1)])
+    (r,) = RuleBook([parse_rule("availability >= 99.9%")], OPS).final(m, 1).results
+    assert r.passed
