@@ -147,7 +147,7 @@ def format_value(value: float, kind: str) -> str:
     if kind == "time":
         return f"{value * 1000:.1f}ms" if value < 10 else f"{value:.2f}s"
     if kind == "fraction":
-        return f"{value * 100:.3g}%" if value < 0.01 else f"{value * 100:.2f}%"
+        return f"{value * 100:.3g}%" if 0 < value < 0.0001 else f"{value * 100:.2f}%"
     if kind == "rate":
         return f"{value:,.1f}/s"
     return f"{value:,.0f}" if value == int(value) else f"{value:,.2f}"
