@@ -113,10 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args, out, err)
     except PlanError as exc:
         for problem in exc.problems:
-            err.print(f"[red]error:[/] {problem}", markup=True, highlight=False)
+            err.print(f"[red]error:[/] {problem}", highlight=False, soft_wrap=True)
         return exc.exit_code
     except EnduroError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False)
+        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

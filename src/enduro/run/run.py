@@ -136,7 +136,7 @@ class Run:
                 self.status.stop_reason = str(exc)
                 self.event("run_failed", error=str(exc))
                 self._write_state()
-                self.console.print(f"[red]error:[/] {exc}")
+                self.console.print(f"[red]error:[/] {exc}", soft_wrap=True)
                 return RunOutcome(EXIT_RUN, self.rundir.path, error=str(exc))
             if self.stop.is_set():
                 self.status.state = "stopped"
@@ -166,7 +166,7 @@ class Run:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock.wall()))
             self._log.write(f"{stamp} {line}\n")
         if echo:
-            self.console.print(line, markup=False, highlight=False)
+            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
     def elapsed(self) -> float:
         return self.clock.now() - self._started_mono if self._started_mono else 0.0
