@@ -48,7 +48,7 @@ def test_sliding_view_reads_only_the_last_windows() -> None:
     assert metrics.view(last_s=5).error_rate == 0.1
     assert metrics.view(elapsed_s=100).error_rate == 0.005
     # Memory is bounded: old windows are trimmed, totals kept.
-    assert len(metrics._recent) <= 32
+    assert metrics.ring_size <= 32
     assert metrics.view(elapsed_s=100).requests == 10_000
 
 

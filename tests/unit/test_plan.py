@@ -159,8 +159,9 @@ def test_bad_rule_is_a_plan_error(tmp_path: Path) -> None:
 
 
 def test_bad_template_placeholder(tmp_path: Path) -> None:
-    from enduro.engine.request import _Template
     import random
+
+    from enduro.engine.request import _Template
     with pytest.raises(PlanError, match="unknown placeholder"):
         _Template("/x/{{nope}}", random.Random(0))
 

@@ -77,11 +77,15 @@ async def run_load(plan: Plan, *, seed: int, share: LoadShare, base_urls: dict[s
     stop_wait = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait([*runs, stop_wait], return_when=asyncio.FIRST_COMPLETED)
-        if not stop.is_set():
+        if not stop.is_set() and runs:
             await asyncio.wait(runs)
         for task in runs:
             task.cancel()
-        drain = asyncio.gather(*(d.drain(grace) for d in drivers))
+
+        async def drain_all() -> None:
+            await asyncio.gather(*(d.drain(grace) for d in drivers))
+
+        drain = asyncio.create_task(drain_all())
         force_wait = asyncio.create_task(force.wait())
         await asyncio.wait([drain, force_wait], return_when=asyncio.FIRST_COMPLETED)
         force_wait.cancel()

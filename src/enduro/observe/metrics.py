@@ -8,40 +8,73 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from hdrh.histogram import HdrHistogram
 
-from enduro.observe.hist import new_histogram, percentiles_ms
+from enduro.observe.hist import encode, new_histogram, percentiles_ms
 from enduro.observe.window import WindowStats
 
-__all__ = ["Metrics", "MetricView"]
+__all__ = ["MetricView", "Metrics"]
 
 
-@dataclass
 class MetricView:
-    """Merged figures over a set of windows and ops: what rules and reports read."""
+    """Merged figures over a set of windows and ops: what rules and reports read.
 
-    seconds: float
-    requests: int = 0
-    errors: int = 0
-    late: int = 0
-    dropped: int = 0
-    classes: dict[str, int] = field(default_factory=dict)
-    latency: HdrHistogram = field(default_factory=new_histogram)
-    service: HdrHistogram = field(default_factory=new_histogram)
+    Counts are summed at once; the latency histograms are merged only when read, since most
+    rules need counts alone and the ring holds histograms in their compressed form.
+    """
 
-    def add(self, w: WindowStats) -> None:
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.requests = 0
+        self.errors = 0
+        self.late = 0
+        self.dropped = 0
+        self.classes: dict[str, int] = {}
+        self._lat_parts: list[HdrHistogram | str] = []
+        self._svc_parts: list[HdrHistogram | str] = []
+        self._lat: HdrHistogram | None = None
+        self._svc: HdrHistogram | None = None
+
+    def add(self, w: WindowStats | CompactWindow) -> None:
         self.requests += w.requests
         self.errors += w.errors
         self.late += w.late
         self.dropped += w.dropped
         for cls, n in w.classes.items():
             self.classes[cls] = self.classes.get(cls, 0) + n
-        if w.latency.get_total_count():
-            self.latency.add(w.latency)
-        if w.service.get_total_count():
-            self.service.add(w.service)
+        if w.requests:
+            if isinstance(w, WindowStats):
+                self._lat_parts.append(w.latency)
+                self._svc_parts.append(w.service)
+            else:
+                self._lat_parts.append(w.latency_enc)
+                self._svc_parts.append(w.service_enc)
+        self._lat = self._svc = None
+
+    @staticmethod
+    def _merge(parts: list[HdrHistogram | str]) -> HdrHistogram:
+        out = new_histogram()
+        for part in parts:
+            if isinstance(part, str):
+                if part:
+                    out.decode_and_add(part)
+            elif part.get_total_count():
+                out.add(part)
+        return out
+
+    @property
+    def latency(self) -> HdrHistogram:
+        if self._lat is None:
+            self._lat = self._merge(self._lat_parts)
+        return self._lat
+
+    @property
+    def service(self) -> HdrHistogram:
+        if self._svc is None:
+            self._svc = self._merge(self._svc_parts)
+        return self._svc
 
     @property
     def rps(self) -> float:
@@ -69,48 +102,76 @@ class MetricView:
         }
 
 
+@dataclass(frozen=True)
+class CompactWindow:
+    """A sealed window as the ring keeps it: counts, and histograms compressed (~2 KB
+    instead of ~190 KB each)."""
+
+    op: str
+    index: int
+    requests: int
+    errors: int
+    late: int
+    dropped: int
+    classes: dict[str, int]
+    latency_enc: str
+    service_enc: str
+
+    @classmethod
+    def of(cls, w: WindowStats) -> CompactWindow:
+        has = w.requests > 0
+        return cls(w.op, w.index, w.requests, w.errors, w.late, w.dropped, dict(w.classes),
+                   encode(w.latency) if has else "", encode(w.service) if has else "")
+
+
 class Metrics:
-    """Collects sealed windows from one or many workers."""
+    """Collects windows from one or many workers.
+
+    Windows wait in ``pending`` (full histograms, mergeable) until every worker has passed
+    them; sealing hands them to ``on_window`` and keeps them in a bounded ring, compressed.
+    """
 
     def __init__(self, window_s: float, keep_s: float = 900.0,
                  on_window: Callable[[int, list[WindowStats]], None] | None = None) -> None:
         self.window_s = window_s
         self.keep = max(2, int(keep_s / window_s) + 2)
         self.totals: dict[str, WindowStats] = {}
-        self._recent: dict[int, dict[str, WindowStats]] = {}
+        self._pending: dict[int, dict[str, WindowStats]] = {}
+        self._ring: dict[int, dict[str, CompactWindow]] = {}
         self._order: deque[int] = deque()
         self.latest = -1
         self.sealed = -1
         self._on_window = on_window
 
     def add(self, windows: Iterable[WindowStats]) -> None:
-        """Merge windows (from any worker, in any order) into the totals and the ring."""
+        """Merge windows (from any worker, in any order) into the totals and pending slots.
+        A window arriving after its index was sealed still counts in the totals."""
         for w in windows:
             total = self.totals.get(w.op)
             if total is None:
                 total = self.totals[w.op] = WindowStats(op=w.op, index=-1)
             total.merge(w)
-            slot = self._recent.get(w.index)
-            if slot is None:
-                if w.index <= self.sealed - self.keep:
-                    continue
-                slot = self._recent[w.index] = {}
-                self._order.append(w.index)
+            self.latest = max(self.latest, w.index)
+            if w.index <= self.sealed:
+                continue
+            slot = self._pending.setdefault(w.index, {})
             have = slot.get(w.op)
             if have is None:
-                slot[w.op] = WindowStats(op=w.op, index=w.index)
-                have = slot[w.op]
+                have = slot[w.op] = WindowStats(op=w.op, index=w.index)
             have.merge(w)
-            self.latest = max(self.latest, w.index)
 
     def seal(self, upto: int) -> None:
-        """Declare windows up to ``upto`` complete: hand them to ``on_window``, trim the ring."""
-        for index in sorted(i for i in self._recent if self.sealed < i <= upto):
+        """Declare windows up to ``upto`` complete: hand them to ``on_window``, keep them
+        compressed in the ring, trim the ring to ``keep`` windows."""
+        for index in sorted(i for i in self._pending if i <= upto):
+            slot = self._pending.pop(index)
             if self._on_window is not None:
-                self._on_window(index, list(self._recent[index].values()))
+                self._on_window(index, list(slot.values()))
+            self._ring[index] = {op: CompactWindow.of(w) for op, w in slot.items()}
+            self._order.append(index)
         self.sealed = max(self.sealed, upto)
         while self._order and self._order[0] <= self.sealed - self.keep:
-            self._recent.pop(self._order.popleft(), None)
+            self._ring.pop(self._order.popleft(), None)
 
     def view(self, ops: set[str] | None = None, last_s: float | None = None,
              elapsed_s: float | None = None) -> MetricView:
@@ -127,10 +188,12 @@ class Metrics:
         first = self.sealed - n + 1
         view = MetricView(seconds=min(n, self.sealed + 1) * self.window_s)
         for index in range(max(0, first), self.sealed + 1):
-            for op, w in self._recent.get(index, {}).items():
+            for op, w in self._ring.get(index, {}).items():
                 if ops is None or op in ops:
                     view.add(w)
         return view
 
-    def window(self, index: int) -> dict[str, WindowStats]:
-        return dict(self._recent.get(index, {}))
+    @property
+    def ring_size(self) -> int:
+        """Windows held in the ring (bounded by ``keep``)."""
+        return len(self._ring)

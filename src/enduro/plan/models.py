@@ -14,8 +14,8 @@ __all__ = [
     "Expect",
     "HttpWorkload",
     "Observe",
-    "Plan",
     "Percent",
+    "Plan",
     "Rate",
     "Ready",
     "RequestSpec",
@@ -89,7 +89,8 @@ class Expect(_Model):
     @model_validator(mode="after")
     def _valid(self) -> Expect:
         if isinstance(self.status, str) and not re.fullmatch(r"[1-5]xx", self.status):
-            raise ValueError(f"status must be a code, a list of codes or '2xx', got {self.status!r}")
+            raise ValueError(
+                f"status must be a code, a list of codes or '2xx', got {self.status!r}")
         if self.regex is not None:
             try:
                 re.compile(self.regex)

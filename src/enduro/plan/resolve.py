@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from enduro.errors import PlanError, PlanProblem
 from enduro.plan.models import Plan
-from enduro.plan.source import Lines, Path_, PlanSource, dotted, read_source
+from enduro.plan.source import Lines, Path_, dotted, read_source
 
 __all__ = ["LoadedPlan", "apply_set", "load_plan", "substitute"]
 

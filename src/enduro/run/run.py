@@ -11,7 +11,6 @@ import random
 import signal
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -26,7 +25,6 @@ from enduro.errors import (
     EXIT_INTERRUPTED,
     EXIT_PASS,
     EXIT_RUN,
-    EnduroError,
     FatalWorkerError,
     RunError,
 )
@@ -92,8 +90,9 @@ class Run:
                      random.SystemRandom().randrange(1, 2**31))
         self.ops = op_names(self.plan)
         self.rulebook = RuleBook(compile_rules(self.plan, self.ops), self.ops)
-        keep = max([60.0, self.plan.observe.heartbeat,
-                    *(r.over_s or 0.0 for r in self.rulebook.rules)])
+        # The ring holds what sliding rules and the live view read; heartbeats read at most
+        # its last minute.
+        keep = max([60.0, *(r.over_s or 0.0 for r in self.rulebook.rules)])
         self.metrics = Metrics(self.plan.window, keep_s=keep)
         self.status = _Status()
         self.stop = asyncio.Event()

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["RunDir", "STATES", "write_json_atomic"]
+__all__ = ["STATES", "RunDir", "write_json_atomic"]
 
 STATES = ("starting", "running", "completed", "failed", "stopped")
 

@@ -23,7 +23,7 @@ class Backoff:
     limit: int = 20
 
     def delay(self, attempt: int) -> float:
-        return min(self.cap, self.first * (2 ** attempt))
+        return min(self.cap, self.first * 2.0**attempt)
 
 
 async def supervise(name: str, work: Callable[[], Awaitable[None]], *, clock: Clock,

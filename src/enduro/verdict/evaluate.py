@@ -43,6 +43,7 @@ class _Track:
     failed_since: float | None = None
     failed_at: float | None = None
     checks: int = 0
+    next_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -73,10 +74,16 @@ class RuleBook:
                 continue
             if rule.over_s is not None and elapsed_s + 1e-9 < rule.over_s:
                 continue  # a sliding window is judged once it is full
+            track = self._tracks[id(rule)]
+            if elapsed_s + 1e-9 < track.next_at:
+                continue
+            if rule.over_s is not None:
+                # Long windows are judged 60 times per window length, not every second: each
+                # judgement merges every window it covers.
+                track.next_at = elapsed_s + max(metrics.window_s, rule.over_s / 60)
             view = metrics.view(ops_for(rule, self.ops), last_s=rule.over_s,
                                 elapsed_s=elapsed_s)
             result = rule.judge(view)
-            track = self._tracks[id(rule)]
             if result.observed is not None and rule.over_s is not None:
                 track.checks += 1
                 track.worst = (result.observed if track.worst is None

@@ -101,7 +101,7 @@ class Rule:
             hist = view.latency if metric == "latency" else view.service
             if hist.get_total_count() == 0:
                 return None
-            if func in _PERCENTILES:
+            if func is not None and func in _PERCENTILES:
                 micros = hist.get_value_at_percentile(_PERCENTILES[func])
             elif func == "max":
                 micros = hist.get_max_value()
