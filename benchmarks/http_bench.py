@@ -27,9 +27,9 @@ import psutil
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.helpers.procs import nginx  # noqa: E402
+from tests.helpers.procs import nginx
 
-from enduro.units import parse_duration  # noqa: E402
+from enduro.units import parse_duration
 
 SERVER_CPU = 0
 LOAD_CPU = 1

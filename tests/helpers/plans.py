@@ -12,6 +12,7 @@ from enduro.run.run import Run, RunOptions, RunOutcome
 
 
 def write_plan(tmp_path: Path, plan: dict[str, Any], name: str = "plan.yaml") -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     path = tmp_path / name
     path.write_text(yaml.safe_dump(plan, sort_keys=False))
     return path

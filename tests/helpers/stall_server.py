@@ -1,14 +1,19 @@
 """A test server that answers at once, except during a stall of STALL seconds every PERIOD
-seconds, when every answer waits until the stall ends (a stop-the-world pause)."""
+seconds, when every answer waits until the stall ends (a stop-the-world pause).
+
+    python stall_server.py PORT PERIOD STALL [CERT KEY]     # with CERT and KEY: HTTPS
+"""
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 import sys
 import time
 
 
-async def main(port: int, period: float, stall: float) -> None:
+async def main(port: int, period: float, stall: float, cert: str | None = None,
+               key: str | None = None) -> None:
     start = time.monotonic()
 
     def stall_left() -> float:
@@ -30,16 +35,21 @@ async def main(port: int, period: float, stall: float) -> None:
                     await asyncio.sleep(wait)
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
                 await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
+        except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
             pass
         finally:
             writer.close()
 
-    server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024)
-    print(f"listening on http://127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
+    ctx = None
+    if cert and key:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(cert, key)
+    server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1024, ssl=ctx)
+    scheme = "https" if ctx else "http"
+    print(f"listening on {scheme}://127.0.0.1:{server.sockets[0].getsockname()[1]}", flush=True)
     async with server:
         await server.serve_forever()
 
 
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])))
+    asyncio.run(main(int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), *sys.argv[4:6]))

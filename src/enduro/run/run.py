@@ -344,6 +344,8 @@ class Run:
 
     async def _heartbeat(self) -> None:
         every = self.plan.observe.heartbeat
+        # A little after each boundary, so that the window just ended has been sealed.
+        await self.clock.sleep(min(0.2, self.plan.window / 5))
         while True:
             await self.clock.sleep(every)
             line = heartbeat_line(self.metrics, self.load_elapsed(), min(every, 60.0))
@@ -353,6 +355,7 @@ class Run:
     async def _snapshots(self) -> None:
         every = self.plan.observe.snapshot
         n = 0
+        await self.clock.sleep(min(0.2, self.plan.window / 5))
         while True:
             await self.clock.sleep(every)
             n += 1
