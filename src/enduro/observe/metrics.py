@@ -188,9 +188,9 @@ class Metrics:
         first = self.sealed - n + 1
         view = MetricView(seconds=min(n, self.sealed + 1) * self.window_s)
         for index in range(max(0, first), self.sealed + 1):
-            for op, w in self._ring.get(index, {}).items():
+            for op, cw in self._ring.get(index, {}).items():
                 if ops is None or op in ops:
-                    view.add(w)
+                    view.add(cw)
         return view
 
     @property
