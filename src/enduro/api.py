@@ -2,14 +2,52 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from rich.console import Console
+
 from enduro.engine.load import op_names
 from enduro.engine.request import split_base
 from enduro.errors import PlanError, PlanProblem
 from enduro.plan.models import Plan
-from enduro.plan.resolve import load_plan
+from enduro.plan.resolve import LoadedPlan, load_plan
+from enduro.run.run import Run, RunOptions, RunOutcome
 from enduro.verdict.evaluate import compile_rules
 
-__all__ = ["check_plan", "load_plan"]
+__all__ = ["check_plan", "load_checked", "load_plan", "run_demo", "run_plan"]
+
+
+def load_checked(path: Path | str, *, profile: str | None = None,
+                 sets: list[str] | None = None,
+                 env: Mapping[str, str] | None = None) -> LoadedPlan:
+    """Load a plan and make every check a run would make, without running it."""
+    loaded = load_plan(path, profile=profile, sets=sets, env=env)
+    check_plan(loaded.plan)
+    return loaded
+
+
+def run_plan(path: Path | str, options: RunOptions, *, profile: str | None = None,
+             sets: list[str] | None = None, env: Mapping[str, str] | None = None,
+             console: Console | None = None) -> RunOutcome:
+    """``enduro run``: load, check and run a plan in the foreground."""
+    loaded = load_checked(path, profile=profile, sets=sets, env=env)
+    return Run(loaded, options, console=console).main()
+
+
+def run_demo(options: RunOptions, *, profile: str | None = None,
+             sets: list[str] | None = None, console: Console | None = None) -> RunOutcome:
+    """``enduro demo``: start the demo service on a free loopback port, run the bundled plan
+    against it, stop the service."""
+    from enduro.demo.launch import demo_service
+
+    console = console or Console(stderr=True)
+    with demo_service() as (url, directory):
+        console.print(f"demo service listening on {url}", highlight=False)
+        env = {**os.environ, "ENDURO_DEMO_URL": url}
+        return run_plan(directory / "demo.yaml", options, profile=profile, sets=sets, env=env,
+                        console=console)
 
 
 def check_plan(plan: Plan) -> None:

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from enduro import __version__
 from enduro.errors import EXIT_PASS, EXIT_PLAN, EnduroError, PlanError
 from enduro.units import parse_duration
+
+if TYPE_CHECKING:
+    from enduro.run.run import RunOptions
 
 EXIT_CODES = """exit codes:
   0    pass: every rule held
@@ -125,10 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _validate(args: argparse.Namespace, out: Console) -> int:
-    from enduro.api import check_plan, load_plan
-    loaded = load_plan(args.plan, profile=args.profile, sets=args.sets)
-    check_plan(loaded.plan)
-    plan = loaded.plan
+    from enduro.api import load_checked
+    plan = load_checked(args.plan, profile=args.profile, sets=args.sets).plan
     out.print(f"ok: {args.plan} is a valid plan {plan.name!r}: {len(plan.workloads)} "
               f"workload(s), {len(plan.rules)} rule(s), duration {plan.duration:g}s",
               highlight=False)
@@ -136,48 +137,34 @@ def _validate(args: argparse.Namespace, out: Console) -> int:
 
 
 def _plan(args: argparse.Namespace, out: Console) -> int:
-    from enduro.api import check_plan, load_plan
-    loaded = load_plan(args.plan, profile=args.profile, sets=args.sets)
-    check_plan(loaded.plan)
+    from enduro.api import load_checked
+    loaded = load_checked(args.plan, profile=args.profile, sets=args.sets)
     sys.stdout.write(loaded.resolved_yaml())
     return EXIT_PASS
 
 
-def _options(args: argparse.Namespace) -> object:
+def _options(args: argparse.Namespace) -> RunOptions:
     from enduro.run.run import RunOptions
     return RunOptions(out=args.out, duration=args.duration, workers=args.workers,
                       seed=args.seed, tag=args.tag, live=False if args.no_live else None)
 
 
 def _run(args: argparse.Namespace, err: Console) -> int:
-    from enduro.api import check_plan, load_plan
-    from enduro.run.run import Run, RunOptions
-    loaded = load_plan(args.plan, profile=args.profile, sets=args.sets)
-    check_plan(loaded.plan)
-    options = _options(args)
-    assert isinstance(options, RunOptions)
-    outcome = Run(loaded, options, console=err).main()
+    from enduro.api import run_plan
+    outcome = run_plan(args.plan, _options(args), profile=args.profile, sets=args.sets,
+                       console=err)
     if outcome.run_dir is not None:
         err.print(f"run directory: {outcome.run_dir}", highlight=False)
     return outcome.exit_code
 
 
 def _demo(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from enduro.api import check_plan, load_plan
-    from enduro.demo.launch import bundled_plan, demo_service
-    from enduro.run.run import Run, RunOptions
+    from enduro.api import run_demo
+    from enduro.demo.launch import bundled_plan
     if args.print_plan:
         sys.stdout.write(bundled_plan())
         return EXIT_PASS
-    with demo_service() as (url, directory):
-        err.print(f"demo service listening on {url}", highlight=False)
-        env = {**os.environ, "ENDURO_DEMO_URL": url}
-        loaded = load_plan(directory / "demo.yaml", profile=args.profile, sets=args.sets,
-                           env=env)
-        check_plan(loaded.plan)
-        options = _options(args)
-        assert isinstance(options, RunOptions)
-        outcome = Run(loaded, options, console=err).main()
+    outcome = run_demo(_options(args), profile=args.profile, sets=args.sets, console=err)
     if outcome.run_dir is not None:
         out.print(f"run directory: {outcome.run_dir}", highlight=False)
     return outcome.exit_code
