@@ -13,7 +13,9 @@ from enduro.engine.request import split_base
 from enduro.errors import PlanError, PlanProblem
 from enduro.plan.models import Plan
 from enduro.plan.resolve import LoadedPlan, load_plan
+from enduro.plan.tokens import token_refs
 from enduro.run.run import Run, RunOptions, RunOutcome
+from enduro.services.supervisor import start_order
 from enduro.verdict.evaluate import compile_rules
 
 __all__ = ["check_plan", "load_checked", "load_plan", "run_demo", "run_plan"]
@@ -68,6 +70,17 @@ def check_plan(plan: Plan) -> None:
         except PlanError as exc:
             problems.extend(PlanProblem(p.message, path=f"workloads.{wname}.http")
                             for p in exc.problems)
+    for ref in sorted(token_refs(plan)):
+        service = plan.services.get(ref)
+        if service is None or service.token_file is None:
+            problems.append(PlanProblem(
+                f"${{token:{ref}}} names a service without a token_file"
+                + ("" if service is not None else f" (no service {ref!r})"),
+                path="workloads"))
+    try:
+        start_order(plan.services)
+    except PlanError as exc:
+        problems.extend(exc.problems)
     if problems:
         raise PlanError(problems)
     compile_rules(plan, op_names(plan))

@@ -98,8 +98,8 @@ def test_every_problem_is_reported_with_its_line(tmp_path: Path) -> None:
 
 
 def test_missing_required_key(tmp_path: Path) -> None:
-    path = write(tmp_path, "name: x\nduration: 1s\n")
-    assert problems(path) == [f"{path}:1: workloads: required key is missing"]
+    path = write(tmp_path, "duration: 1s\nworkloads: {}\n")
+    assert problems(path) == [f"{path}:1: name: required key is missing"]
 
 
 def test_yaml_syntax_error_is_located(tmp_path: Path) -> None:

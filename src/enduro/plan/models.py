@@ -10,6 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from enduro.units import parse_duration, parse_percent, parse_rate, parse_size
 
 __all__ = [
+    "ConfigTemplate",
     "Duration",
     "Expect",
     "HttpWorkload",
@@ -23,6 +24,8 @@ __all__ = [
     "Service",
     "Size",
     "Stage",
+    "StageFiles",
+    "StopPolicy",
     "Tls",
     "Workload",
 ]
@@ -40,32 +43,127 @@ class _Model(BaseModel):
 
 
 class Ready(_Model):
-    """How to tell that a service is ready: an HTTP answer or a TCP connect."""
+    """How to tell that a service is ready: an HTTP answer, a TCP connect, a line in its
+    output matching a regex, or a file that appears (relative to the service's directory)."""
 
     http: str | None = None
     tcp: str | None = Field(default=None, description="host:port that must accept a connection")
+    log: str | None = None
+    file: str | None = None
     status: int = 200
     timeout: Duration = 30.0
     interval: Duration = 0.25
+    auth_failures: Annotated[int, Field(ge=1)] = 5
 
     @model_validator(mode="after")
     def _one_probe(self) -> Ready:
-        if (self.http is None) == (self.tcp is None):
-            raise ValueError("give exactly one of 'http' or 'tcp'")
+        given = [k for k in ("http", "tcp", "log", "file") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of 'http', 'tcp', 'log' or 'file'"
+                             + (f"; got {', '.join(given)}" if given else ""))
+        if self.log is not None:
+            try:
+                re.compile(self.log)
+            except re.error as exc:
+                raise ValueError(f"log regex does not compile: {exc}") from exc
         return self
+
+
+class StageFiles(_Model):
+    """Files copied into the service's directory before it starts."""
+
+    from_: str = Field(alias="from")
+    fresh: list[str] = []
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class ConfigTemplate(_Model):
+    """A Jinja2 template rendered into the service's directory with the run's variables."""
+
+    template: str
+    path: str
+
+
+class StopPolicy(_Model):
+    """How a managed service is stopped: ``signal`` to its process group, then SIGKILL after
+    ``grace``."""
+
+    signal: Literal["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2"] = "SIGTERM"
+    grace: Duration = 10.0
+
+
+class Compose(_Model):
+    """A service run by ``docker compose``."""
+
+    file: str = "docker-compose.yml"
+    service: str
+    project: str | None = None
+
+
+class Systemd(_Model):
+    """A service run by systemd."""
+
+    unit: str
+    user: bool = False
 
 
 class Service(_Model):
-    """A service the run reaches. For now an external target by URL."""
+    """A service under test: a managed local process (``command``), an external target
+    (``url`` only), or a unit run by ``compose`` or ``systemd``."""
 
-    url: str
+    url: str | None = None
+    command: list[str] | str | None = None
+    build: list[str] | str | None = None
+    stage: StageFiles | None = None
+    config: ConfigTemplate | list[ConfigTemplate] | None = None
+    env: dict[str, str] = {}
+    cwd: str | None = None
+    ports: list[Annotated[int, Field(gt=0, lt=65536)]] = []
     ready: Ready | None = None
+    token_file: str | None = None
+    depends_on: list[str] = []
+    stop: StopPolicy = StopPolicy()
+    restart: Literal["always", "on-failure", "never"] = "on-failure"
+    restart_limit: Annotated[int, Field(ge=0)] = 10
+    log_max: Size = 50_000_000
+    crash_lines: Annotated[int, Field(gt=0)] = 200
+    compose: Compose | None = None
+    systemd: Systemd | None = None
 
     @model_validator(mode="after")
-    def _url_scheme(self) -> Service:
-        if not re.match(r"^https?://", self.url):
+    def _kind(self) -> Service:
+        if self.url is not None and not re.match(r"^https?://", self.url):
             raise ValueError(f"url must start with http:// or https://, got {self.url!r}")
+        kinds = [k for k in ("command", "compose", "systemd") if getattr(self, k) is not None]
+        if len(kinds) > 1:
+            raise ValueError(f"give one of 'command', 'compose' or 'systemd', not {kinds}")
+        if not kinds and self.url is None:
+            raise ValueError("a service needs 'command' (a managed process), 'url' (an "
+                             "external target), 'compose' or 'systemd'")
+        if self.command is not None and not self.command:
+            raise ValueError("command is empty")
+        local_only = [k for k in ("build", "stage", "config", "cwd", "token_file")
+                      if getattr(self, k) is not None]
+        if self.command is None and local_only:
+            raise ValueError(f"{', '.join(local_only)} apply only to a managed process "
+                             "('command')")
         return self
+
+    @property
+    def kind(self) -> str:
+        if self.command is not None:
+            return "process"
+        if self.compose is not None:
+            return "compose"
+        if self.systemd is not None:
+            return "systemd"
+        return "external"
+
+    def configs(self) -> list[ConfigTemplate]:
+        if self.config is None:
+            return []
+        return self.config if isinstance(self.config, list) else [self.config]
 
 
 class Tls(_Model):
@@ -205,7 +303,7 @@ class Plan(_Model):
     grace: Duration = 5.0
     profiles: dict[str, dict[str, Any]] = {}
     services: dict[str, Service] = {}
-    workloads: Annotated[dict[str, Workload], Field(min_length=1)]
+    workloads: dict[str, Workload] = {}
     rules: list[str | RuleSpec] = []
     observe: Observe = Observe()
 
@@ -219,6 +317,21 @@ class Plan(_Model):
                     f"workloads.{wname}.http.service names {svc!r}, which is not a service "
                     f"(services: {known})"
                 )
+            if svc is not None and self.services[svc].url is None:
+                raise ValueError(f"workloads.{wname}.http.service names {svc!r}, which has no "
+                                 "'url' to send to")
+        for sname, service in self.services.items():
+            for dep in service.depends_on:
+                if dep not in self.services or dep == sname:
+                    raise ValueError(f"services.{sname}.depends_on names {dep!r}, which is not "
+                                     "another service")
+        ports: dict[int, str] = {}
+        for sname, service in self.services.items():
+            for port in service.ports:
+                if port in ports:
+                    raise ValueError(f"port {port} is claimed by services {ports[port]!r} and "
+                                     f"{sname!r}")
+                ports[port] = sname
         if self.duration <= 0:
             raise ValueError("duration must be positive")
         return self
@@ -232,4 +345,6 @@ class Plan(_Model):
         if workload.base is not None:
             return workload.base
         assert workload.service is not None
-        return self.services[workload.service].url
+        url = self.services[workload.service].url
+        assert url is not None  # checked by _references
+        return url

@@ -28,15 +28,18 @@ from enduro.errors import (
     FatalWorkerError,
     RunError,
 )
+from enduro.observe.hist import percentiles_ms
 from enduro.observe.metrics import Metrics
 from enduro.observe.window import WindowStats
 from enduro.plan.resolve import LoadedPlan
+from enduro.plan.tokens import with_tokens
 from enduro.report.results import build_results, write_junit, write_results
 from enduro.report.terminal import heartbeat_line, live_view, summary_table
 from enduro.run.clock import Clock, SystemClock
-from enduro.run.probe import probe_tcp, wait_ready
+from enduro.run.probe import probe_tcp
 from enduro.run.rundir import RunDir
 from enduro.run.supervise import supervise
+from enduro.services.supervisor import ServiceSet
 from enduro.verdict.evaluate import Abort, RuleBook, Verdict, compile_rules
 
 __all__ = ["Run", "RunOptions", "RunOutcome"]
@@ -53,6 +56,7 @@ class RunOptions:
     tag: str | None = None
     live: bool | None = None  # None: a live view when stdout is a terminal
     handle_signals: bool = True
+    run_dir: Path | None = None  # a directory chosen beforehand (detached runs)
 
 
 @dataclass
@@ -104,6 +108,7 @@ class Run:
         self._started_wall = 0.0
         self._load_start = 0.0
         self._sources_last: dict[int, int] = {}
+        self.services: ServiceSet | None = None
 
     # -- public ------------------------------------------------------------------------
     def main(self) -> RunOutcome:
@@ -118,8 +123,11 @@ class Run:
         """Run the plan; always write what was measured before returning."""
         self._started_wall = self.clock.wall()
         self._started_mono = self.clock.now()
-        self.rundir = RunDir.create(self.options.out, self.plan.name, self.options.tag,
-                                    self._started_wall)
+        if self.options.run_dir is not None:
+            self.rundir = RunDir.adopt(self.options.run_dir)
+        else:
+            self.rundir = RunDir.create(self.options.out, self.plan.name, self.options.tag,
+                                        self._started_wall)
         self._events = self.rundir.open_events()
         self._log = self.rundir.open_log()
         self.rundir.file("plan.resolved.yaml").write_text(self.loaded.resolved_yaml())
@@ -144,8 +152,10 @@ class Run:
             self.status.state = "running"
             self._write_state()
             await self._drive()
+            await self._stop_services()
             return self._finish()
         finally:
+            await self._stop_services()
             self._remove_signals()
             for fh in (self._events, self._log):
                 if fh is not None:
@@ -187,7 +197,18 @@ class Run:
             "elapsed_s": round(self.load_elapsed(), 3),
             "seed": self.seed,
             "stop_reason": self.status.stop_reason,
+            "live": self._live_figures(),
+            "services": self.services.statuses() if self.services is not None else {},
         })
+
+    def _live_figures(self) -> dict[str, Any]:
+        if self.metrics.sealed < 0:
+            return {}
+        view = self.metrics.view(last_s=10)
+        return {"rps": round(view.rps, 1), "errors": view.errors,
+                "error_rate": round(view.error_rate, 6),
+                "p95_ms": percentiles_ms(view.latency)["p95"],
+                "requests_total": self.metrics.view(elapsed_s=1).requests}
 
     # -- signals -----------------------------------------------------------------------
     def _install_signals(self) -> None:
@@ -225,14 +246,26 @@ class Run:
         return {name: self.plan.base_url(w.http) for name, w in self.plan.workloads.items()}
 
     async def _prepare(self) -> None:
-        for name, service in self.plan.services.items():
-            if service.ready is not None:
-                took = await self._until_stopped(wait_ready(name, service.ready))
-                if took is not None:
-                    self.event("service_ready", service=name, took_s=round(took, 3))
+        assert self.rundir is not None
+        if self.plan.services:
+            self.services = ServiceSet(
+                self.plan, self.loaded.source.parent.resolve(), self.rundir.path,
+                self.rundir.run_id, tag=self.options.tag, clock=self.clock, event=self.event,
+                log=self.log)
+            await self._until_stopped(self.services.start_all())
+            if self.stop.is_set():
+                return
+            if self.services.tokens:
+                self.plan = with_tokens(self.plan, self.services.tokens)
+            self._write_state()
         for url in sorted(set(self.base_urls().values())):
             await self._until_stopped(probe_tcp(url))
             self.event("target_ok", url=url)
+
+    async def _stop_services(self) -> None:
+        if self.services is not None and not self.services.stopping:
+            await self.services.stop_all()
+            self._write_state()
 
     async def _until_stopped(self, coro: Any) -> Any:
         task = asyncio.ensure_future(coro)
@@ -371,7 +404,7 @@ class Run:
 
     async def _state_ticker(self) -> None:
         while True:
-            await self.clock.sleep(5.0)
+            await self.clock.sleep(2.0)
             self._write_state()
 
     def _is_live(self) -> bool:
@@ -419,7 +452,8 @@ class Run:
             metrics=self.metrics, ops=self.ops, elapsed_s=elapsed, seed=self.seed,
             state=self.status.state, started_wall=self._started_wall,
             stop_reason=self.status.stop_reason, workers=self.options.workers,
-            profile=self.loaded.profile)
+            profile=self.loaded.profile,
+            extra={"services": self.services.statuses() if self.services else {}})
         write_results(self.rundir.file("results.json"), results)
         write_junit(self.rundir.file("junit.xml"), results)
         self.event("run_finished", verdict=verdict.word, state=self.status.state)

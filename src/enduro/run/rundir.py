@@ -34,10 +34,7 @@ class RunDir:
 
     @classmethod
     def create(cls, out: Path, plan_name: str, tag: str | None, wall: float) -> RunDir:
-        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(wall))
-        name = f"{plan_name}-{stamp}"
-        if tag:
-            name += "-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", tag)
+        name = cls.name_for(plan_name, tag, wall)
         path = out / name
         n = 1
         while True:
@@ -50,6 +47,22 @@ class RunDir:
         for sub in ("logs", "snapshots"):
             (path / sub).mkdir()
         return cls(path)
+
+    @classmethod
+    def adopt(cls, path: Path) -> RunDir:
+        """A run directory named beforehand (by ``enduro start``)."""
+        path.mkdir(parents=True, exist_ok=True)
+        for sub in ("logs", "snapshots"):
+            (path / sub).mkdir(exist_ok=True)
+        return cls(path)
+
+    @staticmethod
+    def name_for(plan_name: str, tag: str | None, wall: float) -> str:
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(wall))
+        name = f"{plan_name}-{stamp}"
+        if tag:
+            name += "-" + re.sub(r"[^A-Za-z0-9_.-]+", "-", tag)
+        return name
 
     @property
     def run_id(self) -> str:

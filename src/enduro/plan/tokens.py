@@ -1,0 +1,42 @@
+"""``${token:service}`` references, resolved once the service's token file is read."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from enduro.plan.models import Plan
+
+__all__ = ["TOKEN_REF", "token_refs", "with_tokens"]
+
+TOKEN_REF = re.compile(r"\$\{token:([A-Za-z0-9_.-]+)\}")
+
+
+def _walk(node: Any, fn: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _walk(v, fn) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_walk(v, fn) for v in node]
+    if isinstance(node, str):
+        return fn(node)
+    return node
+
+
+def token_refs(plan: Plan) -> set[str]:
+    """Service names whose tokens the workloads use."""
+    found: set[str] = set()
+
+    def collect(text: str) -> str:
+        found.update(TOKEN_REF.findall(text))
+        return text
+
+    _walk(plan.model_dump(mode="json", by_alias=True)["workloads"], collect)
+    return found
+
+
+def with_tokens(plan: Plan, tokens: dict[str, str]) -> Plan:
+    """The plan with every ``${token:name}`` in its workloads replaced."""
+    data = plan.model_dump(mode="json", by_alias=True)
+    data["workloads"] = _walk(data["workloads"], lambda text: TOKEN_REF.sub(
+        lambda m: tokens.get(m.group(1), m.group(0)), text))
+    return Plan.model_validate(data)

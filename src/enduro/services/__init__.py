@@ -1,0 +1,1 @@
+"""Services under test: staging, launch, readiness, supervision, crash capture, drivers."""

@@ -1,0 +1,100 @@
+"""Preparing a service's directory: build, stage, fresh files, config templates."""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import shutil
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from enduro.errors import RunError
+from enduro.plan.models import Service
+
+__all__ = ["BuildFailed", "build", "render_string", "stage"]
+
+
+class BuildFailed(RunError):
+    """A service's build command failed."""
+
+
+def argv(command: list[str] | str) -> list[str]:
+    return shlex.split(command) if isinstance(command, str) else list(command)
+
+
+def render_string(text: str, variables: dict[str, Any]) -> str:
+    """Render ``{{ var }}`` in a plan string with the run's variables."""
+    if "{{" not in text and "{%" not in text:
+        return text
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    try:
+        return env.from_string(text).render(**variables)
+    except jinja2.TemplateError as exc:
+        raise RunError(f"template {text!r}: {exc}") from exc
+
+
+async def build(name: str, service: Service, base_dir: Path, log_path: Path,
+                timeout: float = 3600.0) -> None:
+    """Run the service's build command once, in the plan's directory."""
+    assert service.build is not None
+    cmd = service.build
+    shell = isinstance(cmd, str)
+    with log_path.open("wb") as log:
+        if shell:
+            assert isinstance(cmd, str)
+            proc = await asyncio.create_subprocess_shell(
+                cmd, cwd=base_dir, stdout=log, stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True)
+        else:
+            proc = await asyncio.create_subprocess_exec(
+                *argv(cmd), cwd=base_dir, stdout=log, stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True)
+        try:
+            code = await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise BuildFailed(f"service {name}: build timed out after {timeout:g}s") from None
+    if code != 0:
+        tail = deque(log_path.read_text(errors="replace").splitlines(), maxlen=20)
+        last = "\n    ".join(tail) or "(no output)"
+        raise BuildFailed(f"service {name}: build {cmd!r} exited with {code}; last lines "
+                          f"(full log {log_path}):\n    {last}")
+
+
+def stage(name: str, service: Service, base_dir: Path, service_dir: Path,
+          variables: dict[str, Any]) -> None:
+    """Copy the stage source into ``service_dir``, remove ``fresh`` files, render configs."""
+    if service.stage is not None:
+        source = (base_dir / service.stage.from_).resolve()
+        if not source.exists():
+            raise RunError(f"service {name}: stage.from {source} does not exist")
+        if source.is_dir():
+            shutil.copytree(source, service_dir, dirs_exist_ok=True, symlinks=True)
+        else:
+            shutil.copy2(source, service_dir / source.name)
+        for rel in service.stage.fresh:
+            target = service_dir / rel
+            if target.is_dir():
+                shutil.rmtree(target)
+            elif target.exists() or target.is_symlink():
+                target.unlink()
+    for cfg in service.configs():
+        template_path = (base_dir / cfg.template)
+        try:
+            text = template_path.read_text()
+        except OSError as exc:
+            raise RunError(f"service {name}: cannot read config template {template_path}: "
+                           f"{exc.strerror}") from exc
+        env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False,
+                                 keep_trailing_newline=True)
+        try:
+            rendered = env.from_string(text).render(**variables)
+        except jinja2.TemplateError as exc:
+            raise RunError(f"service {name}: config template {template_path}: {exc}") from exc
+        out = service_dir / cfg.path
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(rendered)
