@@ -75,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--tag", help="appended to the run directory's name")
         p.add_argument("--no-live", action="store_true",
                        help="no live view; heartbeat lines only")
+        p.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)
+
+    def runs_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--runs", type=Path, default=Path("runs"),
+                       help="where run directories are (default: ./runs)")
 
     p = sub.add_parser("validate", help="check a plan and report every problem",
                        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -85,6 +90,40 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     plan_args(p)
     run_args(p)
+    p = sub.add_parser("supervise", help="run only the plan's services, supervised, with a "
+                       "live status table, until stopped")
+    plan_args(p)
+    run_args(p)
+    p = sub.add_parser("start", help="start a run detached from the terminal",
+                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    plan_args(p)
+    run_args(p)
+    p = sub.add_parser("status", help="state, progress, services and figures of a run")
+    p.add_argument("run", nargs="?", help="run id or directory (default: the latest)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    runs_arg(p)
+    p = sub.add_parser("stop", help="stop a run and everything it started")
+    p.add_argument("run", nargs="?", help="run id or directory (default: the latest)")
+    p.add_argument("--grace", type=_duration, default=30.0,
+                   help="how long the runner may take to stop gracefully (default 30s)")
+    runs_arg(p)
+    p = sub.add_parser("collect", help="a tarball of a run directory, secrets redacted")
+    p.add_argument("run", nargs="?", help="run id or directory (default: the latest)")
+    p.add_argument("--out", "-o", type=Path, default=Path("."),
+                   help="where the tarball goes (default: .)")
+    runs_arg(p)
+    p = sub.add_parser("runs", help="list runs with state and verdict")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    runs_arg(p)
+    p = sub.add_parser("band", help="run several plans one after another, collecting each",
+                       epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("scenarios", nargs="+", metavar="PLAN[:PROFILE]")
+    p.add_argument("--out", "-o", type=Path, default=Path("band"),
+                   help="where status.tsv, results.tsv and tarballs go (default: ./band)")
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first scenario "
+                   "that does not pass")
+    p.add_argument("--poll", type=_duration, default=2.0, help="status poll interval")
+    runs_arg(p)
     p = sub.add_parser("demo", help="start the bundled demo service and run a plan against it",
                        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     run_args(p)
@@ -114,6 +153,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args, err)
         if args.command == "demo":
             return _demo(args, out, err)
+        if args.command == "supervise":
+            return _supervise(args, err)
+        if args.command in ("start", "status", "stop", "collect", "runs", "band"):
+            handler = {"start": _start, "status": _status, "stop": _stop,
+                       "collect": _collect, "runs": _runs, "band": _band}[args.command]
+            return handler(args, out)
     except PlanError as exc:
         for problem in exc.problems:
             err.print(f"[red]error:[/] {problem}", highlight=False, soft_wrap=True)
@@ -143,10 +188,93 @@ def _plan(args: argparse.Namespace, out: Console) -> int:
     return EXIT_PASS
 
 
-def _options(args: argparse.Namespace) -> RunOptions:
+def _options(args: argparse.Namespace, **extra: object) -> RunOptions:
     from enduro.run.run import RunOptions
     return RunOptions(out=args.out, duration=args.duration, workers=args.workers,
-                      seed=args.seed, tag=args.tag, live=False if args.no_live else None)
+                      seed=args.seed, tag=args.tag, live=False if args.no_live else None,
+                      run_dir=getattr(args, "run_dir", None), **extra)  # type: ignore[arg-type]
+
+
+def _supervise(args: argparse.Namespace, err: Console) -> int:
+    from enduro.api import run_plan
+    if args.duration is None:
+        args.duration = 10 * 365 * 86400.0  # until stopped
+    outcome = run_plan(args.plan, _options(args, services_only=True), profile=args.profile,
+                       sets=args.sets, console=err)
+    return outcome.exit_code
+
+
+def _start(args: argparse.Namespace, out: Console) -> int:
+    from enduro.api import load_checked
+    from enduro.detach.control import start_detached
+    loaded = load_checked(args.plan, profile=args.profile, sets=args.sets)
+    started = start_detached(args.plan, out=args.out, plan_name=loaded.plan.name,
+                             profile=args.profile, sets=args.sets, duration=args.duration,
+                             tag=args.tag, workers=args.workers, seed=args.seed)
+    out.print(f"started {started.run_id} (pid {started.pid})\nrun directory: "
+              f"{started.run_dir}", highlight=False)
+    return EXIT_PASS
+
+
+def _status(args: argparse.Namespace, out: Console) -> int:
+    import json
+
+    from enduro.detach.control import format_status, run_status
+    from enduro.detach.locate import find_run
+    status = run_status(find_run(args.run, args.runs))
+    if args.json:
+        sys.stdout.write(json.dumps(status, indent=2) + "\n")
+    else:
+        out.print(format_status(status), highlight=False, soft_wrap=True)
+    return EXIT_PASS
+
+
+def _stop(args: argparse.Namespace, out: Console) -> int:
+    from enduro.detach.control import run_status, stop_run
+    from enduro.detach.locate import find_run
+    run_dir = find_run(args.run, args.runs)
+    for action in stop_run(run_dir, grace=args.grace) or ["nothing was running"]:
+        out.print(action, highlight=False, soft_wrap=True)
+    out.print(f"{run_dir.name}: {run_status(run_dir)['state']}", highlight=False)
+    return EXIT_PASS
+
+
+def _collect(args: argparse.Namespace, out: Console) -> int:
+    from enduro.detach.collect import collect_run
+    from enduro.detach.locate import find_run, read_json
+    run_dir = find_run(args.run, args.runs)
+    plan_file = (read_json(run_dir / "state.json") or {}).get("plan_file")
+    tarball = collect_run(run_dir, args.out,
+                          plan_dir=Path(plan_file).parent if plan_file else None)
+    out.print(str(tarball), highlight=False)
+    return EXIT_PASS
+
+
+def _runs(args: argparse.Namespace, out: Console) -> int:
+    import json
+
+    from enduro.detach.control import runs_table
+    rows = runs_table(args.runs)
+    if args.json:
+        sys.stdout.write(json.dumps(rows, indent=2) + "\n")
+        return EXIT_PASS
+    if not rows:
+        out.print(f"no runs under {args.runs}", highlight=False)
+    for r in rows:
+        out.print(f"{r['run_id']:<48} {r['state']:<10} {r['verdict'] or '-':<6} "
+                  f"{r['elapsed_s']:>9.1f}s", highlight=False)
+    return EXIT_PASS
+
+
+def _band(args: argparse.Namespace, out: Console) -> int:
+    from enduro.api import load_checked
+    from enduro.detach.band import Scenario, run_band
+    scenarios = [Scenario.parse(s) for s in args.scenarios]
+    for sc in scenarios:  # every plan is checked before the first one starts
+        load_checked(sc.plan, profile=sc.profile)
+    return run_band(scenarios, out=args.out, runs_dir=args.runs, fail_fast=args.fail_fast,
+                    load=lambda sc: load_checked(sc.plan, profile=sc.profile).plan.name,
+                    poll_s=args.poll, say=lambda line: out.print(line, highlight=False))
 
 
 def _run(args: argparse.Namespace, err: Console) -> int:

@@ -12,7 +12,7 @@ from enduro.observe.hist import percentiles_ms
 from enduro.observe.metrics import Metrics
 from enduro.units import format_duration
 
-__all__ = ["heartbeat_line", "live_view", "summary_table"]
+__all__ = ["heartbeat_line", "live_view", "services_view", "summary_table"]
 
 
 def _ms(value: float) -> str:
@@ -81,3 +81,20 @@ def summary_table(results: dict[str, Any], console: Console) -> None:
     style = "bold green" if word == "pass" else "bold red"
     reason = f"  ({results['stop_reason']})" if results.get("stop_reason") else ""
     console.print(Text(f"verdict: {word}{reason}", style=style))
+
+
+def services_view(statuses: dict[str, dict[str, Any]], *, plan: str, elapsed_s: float) -> Group:
+    """The live table of ``enduro supervise``: per service up/down, restarts, last crash, RSS."""
+    head = Text.assemble(("enduro supervise ", "bold"), (plan, "cyan"),
+                         f"  t={format_duration(elapsed_s)}  (Ctrl-C stops)")
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("service", "kind", "state", "pid", "restarts", "last exit", "last crash", "rss"):
+        table.add_column(col)
+    for name, s in statuses.items():
+        style = {"up": "green", "down": "red", "failed": "bold red",
+                 "restarting": "yellow"}.get(str(s.get("state")), "")
+        table.add_row(name, str(s.get("kind")), Text(str(s.get("state")), style=style),
+                      str(s.get("pid") or ""), str(s.get("restarts", 0)),
+                      str(s.get("last_exit") or ""), str(s.get("last_crash") or ""),
+                      f"{s['rss_mb']} MB" if s.get("rss_mb") is not None else "")
+    return Group(head, table)

@@ -34,7 +34,7 @@ from enduro.observe.window import WindowStats
 from enduro.plan.resolve import LoadedPlan
 from enduro.plan.tokens import with_tokens
 from enduro.report.results import build_results, write_junit, write_results
-from enduro.report.terminal import heartbeat_line, live_view, summary_table
+from enduro.report.terminal import heartbeat_line, live_view, services_view, summary_table
 from enduro.run.clock import Clock, SystemClock
 from enduro.run.probe import probe_tcp
 from enduro.run.rundir import RunDir
@@ -57,6 +57,7 @@ class RunOptions:
     live: bool | None = None  # None: a live view when stdout is a terminal
     handle_signals: bool = True
     run_dir: Path | None = None  # a directory chosen beforehand (detached runs)
+    services_only: bool = False  # `enduro supervise`: services, no load, until stopped
 
 
 @dataclass
@@ -192,6 +193,8 @@ class Run:
             "state": self.status.state,
             "pid": os.getpid(),
             "started_at": self._started_wall,
+            "plan_file": str(self.loaded.source.resolve()),
+            "services_only": self.options.services_only,
             "updated_at": self.clock.wall(),
             "duration_s": self.duration,
             "elapsed_s": round(self.load_elapsed(), 3),
@@ -324,7 +327,9 @@ class Run:
         try:
             if live is not None:
                 side.append(asyncio.create_task(self._live_updates(live)))
-            if self.options.workers <= 1:
+            if self.options.services_only:
+                await self._supervise_only()
+            elif self.options.workers <= 1:
                 await self._run_in_process(start_mono)
             else:
                 await self._run_workers()
@@ -336,6 +341,16 @@ class Run:
             await asyncio.gather(*side, return_exceptions=True)
             if live is not None:
                 live.stop()
+
+    async def _supervise_only(self) -> None:
+        """Keep the services up, supervised, until stopped or the duration passes."""
+        stopper = asyncio.ensure_future(self.stop.wait())
+        timer = asyncio.ensure_future(self.clock.sleep(self.duration))
+        try:
+            await asyncio.wait([stopper, timer], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            timer.cancel()
 
     async def _run_in_process(self, start_mono: float) -> None:
         async def work() -> None:
@@ -421,6 +436,9 @@ class Run:
         return live
 
     def _render(self) -> Any:
+        if self.options.services_only:
+            return services_view(self.services.statuses() if self.services else {},
+                                 plan=self.plan.name, elapsed_s=self.load_elapsed())
         return live_view(self.metrics, self.ops, plan=self.plan.name,
                          elapsed_s=self.load_elapsed(), duration_s=self.duration,
                          state=self.status.state)
@@ -437,7 +455,8 @@ class Run:
         elapsed = min(self.load_elapsed(), self.duration) if not self.status.interrupted \
             else self.load_elapsed()
         elapsed = max(elapsed, 1e-3)
-        verdict: Verdict = self.rulebook.final(self.metrics, elapsed)
+        verdict: Verdict = (Verdict(True, []) if self.options.services_only
+                            else self.rulebook.final(self.metrics, elapsed))
         if self.status.aborts:
             verdict = Verdict(False, verdict.results)
         if self.status.fatal is not None:
@@ -461,6 +480,8 @@ class Run:
         summary_table(results, self.console)
         if self.status.fatal is not None:
             code = EXIT_RUN
+        elif self.options.services_only:
+            code = EXIT_PASS  # stopping is how supervision ends
         elif self.status.interrupted:
             code = EXIT_INTERRUPTED
         else:

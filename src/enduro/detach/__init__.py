@@ -1,0 +1,1 @@
+"""Detached runs: start, status, stop, collect, runs, band."""

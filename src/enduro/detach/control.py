@@ -1,0 +1,224 @@
+"""start, status, stop and runs: controlling runs that keep going after the terminal closes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from enduro.detach.locate import list_runs, read_json
+from enduro.detach.runner import runner_alive, runner_state
+from enduro.errors import RunError
+from enduro.run.rundir import RunDir, write_json_atomic
+from enduro.services.identity import ProcessIdentity, kill_group, processes_inside
+from enduro.services.ports import port_holder
+from enduro.units import format_duration
+
+__all__ = ["Started", "run_status", "runs_table", "start_detached", "stop_run"]
+
+FINAL_STATES = ("completed", "failed", "stopped")
+
+
+@dataclass(frozen=True)
+class Started:
+    run_id: str
+    run_dir: Path
+    pid: int
+
+
+def start_detached(plan: Path, *, out: Path, plan_name: str, profile: str | None,
+                   sets: list[str], duration: float | None, tag: str | None,
+                   workers: int, seed: int | None, timeout: float = 60.0) -> Started:
+    """Start ``enduro run`` in a new session, detached from the terminal; return once it has
+    written its state, or raise with what it said if it ended first."""
+    run_dir = out / RunDir.name_for(plan_name, tag, time.time())
+    n = 1
+    base = run_dir
+    while run_dir.exists():
+        n += 1
+        run_dir = base.with_name(f"{base.name}-{n}")
+    RunDir.adopt(run_dir)
+    args = [sys.executable, "-m", "enduro", "run", str(plan.resolve()), "--run-dir",
+            str(run_dir.resolve()), "--no-live", "--workers", str(workers)]
+    if profile:
+        args += ["--profile", profile]
+    for item in sets:
+        args += ["--set", item]
+    if duration is not None:
+        args += ["--duration", f"{duration}s"]
+    if tag:
+        args += ["--tag", tag]
+    if seed is not None:
+        args += ["--seed", str(seed)]
+    log = (run_dir / "logs" / "runner.out").open("ab")
+    proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                            start_new_session=True, cwd=Path.cwd())
+    log.close()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = read_json(run_dir / "state.json")
+        if state is not None and state.get("pid") == proc.pid:
+            return Started(run_dir.name, run_dir, proc.pid)
+        if proc.poll() is not None:
+            said = (run_dir / "logs" / "runner.out").read_text(errors="replace").strip()
+            raise RunError(f"the run ended at once (exit {proc.returncode}): {said[-2000:]}")
+        time.sleep(0.05)
+    raise RunError(f"the detached run did not report within {timeout:g}s; see "
+                   f"{run_dir / 'logs' / 'runner.out'}")
+
+
+def run_status(run_dir: Path) -> dict[str, Any]:
+    """Everything ``enduro status`` shows, as data."""
+    state = read_json(run_dir / "state.json") or {}
+    runner = runner_state(state)
+    results = read_json(run_dir / "results.json")
+    word = state.get("state", "unknown")
+    note = None
+    if word in ("starting", "running") and not runner.alive:
+        note = (f"the runner (pid {runner.pid}) is not running; last heartbeat "
+                f"{runner.heartbeat_age_s}s ago. 'enduro stop' cleans up what it left")
+        word = "dead"
+    elapsed = state.get("elapsed_s") or 0.0
+    duration = state.get("duration_s") or 0.0
+    return {
+        "run_id": run_dir.name, "run_dir": str(run_dir), "plan": state.get("plan"),
+        "state": word, "recorded_state": state.get("state"),
+        "runner": {"pid": runner.pid, "alive": runner.alive,
+                   "heartbeat_age_s": runner.heartbeat_age_s},
+        "elapsed_s": elapsed, "remaining_s": max(0.0, duration - elapsed),
+        "duration_s": duration, "live": state.get("live") or {},
+        "services": state.get("services") or {},
+        "verdict": results.get("verdict") if results else None,
+        "stop_reason": state.get("stop_reason"), "note": note,
+    }
+
+
+def format_status(s: dict[str, Any]) -> str:
+    lines = [f"run {s['run_id']}  plan {s['plan']}  state {s['state']}"
+             + (f"  verdict {s['verdict']}" if s["verdict"] else "")]
+    lines.append(f"  elapsed {format_duration(s['elapsed_s'])}  remaining "
+                 f"{format_duration(s['remaining_s'])}  heartbeat "
+                 f"{s['runner']['heartbeat_age_s']}s ago  runner pid {s['runner']['pid']} "
+                 f"({'alive' if s['runner']['alive'] else 'not running'})")
+    live = s["live"]
+    if live:
+        lines.append(f"  rps {live.get('rps', 0):,.1f}  errors (10s) {live.get('errors', 0)}  "
+                     f"p95 {live.get('p95_ms', 0)}ms  requests {live.get('requests_total', 0):,}")
+    for name, svc in s["services"].items():
+        rss = f"  rss {svc['rss_mb']}MB" if svc.get("rss_mb") is not None else ""
+        crash = f"  last crash {svc['last_crash']}" if svc.get("last_crash") else ""
+        lines.append(f"  service {name}: {svc.get('state')}  pid {svc.get('pid')}  restarts "
+                     f"{svc.get('restarts', 0)}{rss}{crash}")
+    if s["stop_reason"]:
+        lines.append(f"  reason: {s['stop_reason']}")
+    if s["note"]:
+        lines.append(f"  note: {s['note']}")
+    return "\n".join(lines)
+
+
+def _plan_ports(run_dir: Path) -> list[int]:
+    import yaml
+    try:
+        plan = yaml.safe_load((run_dir / "plan.resolved.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return []
+    ports: list[int] = []
+    for svc in (plan.get("services") or {}).values():
+        if isinstance(svc, dict):
+            ports += [p for p in svc.get("ports") or [] if isinstance(p, int)]
+    return ports
+
+
+def _end(proc: psutil.Process, grace: float) -> None:
+    try:
+        proc.terminate()
+        proc.wait(grace)
+    except psutil.TimeoutExpired:
+        try:
+            proc.kill()
+            proc.wait(5)
+        except psutil.Error:
+            pass
+    except psutil.Error:
+        pass
+
+
+def stop_run(run_dir: Path, *, grace: float = 30.0) -> list[str]:
+    """Stop a run: the runner gracefully, then forcefully; then whatever it left behind that
+    belongs to the run (pid files, the plan's ports, processes inside the run directory)."""
+    actions: list[str] = []
+    state = read_json(run_dir / "state.json") or {}
+    pid = state.get("pid")
+    if isinstance(pid, int) and runner_alive(state):
+        os.kill(pid, signal.SIGTERM)
+        actions.append(f"sent SIGTERM to the runner (pid {pid})")
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline and runner_alive(state):
+            time.sleep(0.1)
+        if runner_alive(state):
+            os.kill(pid, signal.SIGKILL)
+            actions.append(f"the runner did not stop within {grace:g}s: SIGKILL")
+            time.sleep(0.2)
+    # Service processes whose runner died: their pid files name them.
+    for pid_file in sorted(run_dir.glob("services/*/pid.json")):
+        data = read_json(pid_file)
+        if data is not None:
+            try:
+                ident = ProcessIdentity.from_json(data)
+            except (KeyError, ValueError, TypeError):
+                ident = None
+            if ident is not None and ident.alive():
+                kill_group(ident.pid, signal.SIGTERM)
+                try:
+                    psutil.Process(ident.pid).wait(10)
+                except psutil.TimeoutExpired:
+                    kill_group(ident.pid, signal.SIGKILL)
+                except psutil.Error:
+                    pass
+                actions.append(f"stopped service process {ident.pid} ({pid_file.parent.name})")
+        pid_file.unlink(missing_ok=True)
+    # Processes still holding the plan's ports, if they belong to this run.
+    for port in _plan_ports(run_dir):
+        for proc in processes_inside(run_dir):
+            try:
+                if any(c.laddr and c.laddr.port == port for c in proc.net_connections()):
+                    _end(proc, 5)
+                    actions.append(f"stopped pid {proc.pid}, which held port {port}")
+            except psutil.Error:
+                continue
+        if (holder := port_holder(port)) is not None:
+            actions.append(f"port {port} is still held by {holder}, which is not part of "
+                           "this run; left alone")
+    for proc in processes_inside(run_dir):
+        try:
+            desc = " ".join(proc.cmdline())[:80]
+        except psutil.Error:
+            desc = ""
+        _end(proc, 5)
+        actions.append(f"stopped pid {proc.pid} ({desc}), which ran inside the run directory")
+    state = read_json(run_dir / "state.json") or {}
+    if state.get("state") in ("starting", "running"):
+        state["state"] = "stopped"
+        state["stop_reason"] = "stopped by 'enduro stop' after the runner had died"
+        state["updated_at"] = time.time()
+        write_json_atomic(run_dir / "state.json", state)
+        actions.append("marked the run stopped")
+    return actions
+
+
+def runs_table(runs_dir: Path) -> list[dict[str, Any]]:
+    rows = []
+    for run_dir in list_runs(runs_dir):
+        s = run_status(run_dir)
+        rows.append({"run_id": s["run_id"], "plan": s["plan"], "state": s["state"],
+                     "verdict": s["verdict"], "elapsed_s": s["elapsed_s"]})
+    return rows
+
+

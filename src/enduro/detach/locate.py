@@ -1,0 +1,46 @@
+"""Finding a run directory from what the user typed: an id, a path, or nothing (the latest)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from enduro.errors import PlanError
+
+__all__ = ["find_run", "list_runs", "read_json"]
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def list_runs(runs_dir: Path) -> list[Path]:
+    """Run directories under ``runs_dir``, oldest first."""
+    if not runs_dir.is_dir():
+        return []
+    found = [p for p in runs_dir.iterdir() if p.is_dir() and (p / "state.json").exists()]
+    return sorted(found, key=lambda p: ((read_json(p / "state.json") or {}).get("started_at")
+                                        or p.stat().st_mtime, p.name))
+
+
+def find_run(run: str | None, runs_dir: Path) -> Path:
+    """The run directory named by ``run`` (an id under ``runs_dir`` or a path), or the latest."""
+    if run is None:
+        runs = list_runs(runs_dir)
+        if not runs:
+            raise PlanError(f"no runs under {runs_dir} (use --runs DIR to look elsewhere)")
+        return runs[-1]
+    for candidate in (Path(run), runs_dir / run):
+        if (candidate / "state.json").exists():
+            return candidate
+    matches = [p for p in list_runs(runs_dir) if p.name.startswith(run)]
+    if len(matches) == 1:
+        return matches[0]
+    if len(matches) > 1:
+        raise PlanError(f"run {run!r} is ambiguous: {', '.join(p.name for p in matches)}")
+    raise PlanError(f"no run {run!r} under {runs_dir}")
