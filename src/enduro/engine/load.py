@@ -74,10 +74,12 @@ async def run_load(plan: Plan, *, seed: int, share: LoadShare, base_urls: dict[s
     remaining = max(0.0, start_mono + duration - time.monotonic())
     rotator = asyncio.create_task(rotate())
     runs = [asyncio.create_task(d.run(remaining)) for d in drivers]
+    if not runs:  # a plan of services only still lasts its duration
+        runs.append(asyncio.create_task(asyncio.sleep(remaining)))
     stop_wait = asyncio.create_task(stop.wait())
     try:
         await asyncio.wait([*runs, stop_wait], return_when=asyncio.FIRST_COMPLETED)
-        if not stop.is_set() and runs:
+        if not stop.is_set():
             await asyncio.wait(runs)
         for task in runs:
             task.cancel()
