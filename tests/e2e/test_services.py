@@ -319,3 +319,32 @@ def test_band_writes_one_row_per_scenario(tmp_path: Path, demo: tuple[str, Path]
             for member in tar.getmembers():
                 f = tar.extractfile(member)
                 assert f is None or token.encode() not in f.read()
+
+
+def test_fullstack_example_runs(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "fullstack" / "plan.yaml"
+    proc = run_cli("run", str(example), "--profile", "smoke", "--duration", "3s", "--out",
+                   str(tmp_path / "runs"), env={"API_PORT": str(free_port())})
+    assert proc.returncode == 0, proc.stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    api = run_dir / "services" / "api"
+    assert (api / "data" / "api.token").exists()
+    assert not (api / "data" / "identity.keys").exists()
+    assert f"session = \"{run_dir.name}-api\"" in (api / "config.toml").read_text()
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["verdict"] == "pass" and results["ops"]["create"]["requests"] > 5
+
+
+@pytest.mark.parametrize(("driver", "message"), [
+    ({"compose": {"service": "web"}}, "docker"),
+    ({"systemd": {"unit": "nginx.service"}}, "systemd"),
+])
+def test_tool_drivers_say_what_is_missing(tmp_path: Path, driver: dict[str, Any],
+                                          message: str) -> None:
+    if driver.get("systemd") and Path("/run/systemd/system").is_dir():
+        pytest.skip("systemd runs on this machine")
+    plan = write_plan(tmp_path, {"name": "drv", "duration": "1s", "services": {"web": driver}})
+    proc = run_cli("run", str(plan), "--out", str(tmp_path / "runs"))
+    assert proc.returncode == 3
+    assert "service web:" in proc.stderr and message in proc.stderr
+    assert "Traceback" not in proc.stderr

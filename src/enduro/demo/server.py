@@ -411,7 +411,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--token-file", type=Path, default=None)
     parser.add_argument("--token", default=None, help="default: a random token")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="a TOML file with host, port and token_file (flags win)")
     args = parser.parse_args(argv)
+    if args.config is not None:
+        import tomllib
+        try:
+            config = tomllib.loads(args.config.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            parser.error(f"--config {args.config}: {exc}")
+        if args.host == "127.0.0.1" and "host" in config:
+            args.host = str(config["host"])
+        if args.port == 0 and "port" in config:
+            args.port = int(config["port"])
+        if args.token_file is None and "token_file" in config:
+            args.token_file = Path(config["token_file"])
     token = args.token or secrets.token_urlsafe(24)
 
     def ready(port: int) -> None:
