@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     plan_args(p)
     p = sub.add_parser("plan", help="print the resolved plan (profile and overrides applied)")
     plan_args(p)
+    p.add_argument("--faults", action="store_true",
+                   help="print the expanded fault schedule instead (nothing is run)")
+    p.add_argument("--seed", type=int, help="the seed for --faults (default: the plan's)")
+    p.add_argument("--duration", "-d", type=_duration, help="the duration for --faults")
     p = sub.add_parser("run", help="run a plan in the foreground", epilog=EXIT_CODES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     plan_args(p)
@@ -184,6 +188,20 @@ def _validate(args: argparse.Namespace, out: Console) -> int:
 def _plan(args: argparse.Namespace, out: Console) -> int:
     from enduro.api import load_checked
     loaded = load_checked(args.plan, profile=args.profile, sets=args.sets)
+    if args.faults:
+        import random
+
+        from enduro.faults.timeline import expand, format_schedule
+        plan = loaded.plan
+        seed = args.seed if args.seed is not None else plan.seed
+        if seed is None:
+            seed = random.SystemRandom().randrange(1, 2**31)
+            out.print(f"the plan has no seed; this schedule used {seed} (pass --seed {seed} "
+                      "to see it again)", highlight=False)
+        duration = args.duration if args.duration is not None else plan.duration
+        schedule, skipped = expand(plan, duration, seed)
+        out.print(format_schedule(schedule, skipped, seed), highlight=False, soft_wrap=True)
+        return EXIT_PASS
     sys.stdout.write(loaded.resolved_yaml())
     return EXIT_PASS
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from enduro.plan.faults import FaultPolicy, FaultSpec, Proxy
 from enduro.units import parse_duration, parse_percent, parse_rate, parse_size
 
 __all__ = [
@@ -306,6 +307,11 @@ class Plan(_Model):
     workloads: dict[str, Workload] = {}
     rules: list[str | RuleSpec] = []
     observe: Observe = Observe()
+    groups: dict[str, list[str]] = {}
+    proxies: dict[str, Proxy] = {}
+    faults: list[FaultSpec] = []
+    fault_policy: FaultPolicy = FaultPolicy()
+    abort_if: list[str] = []
 
     @model_validator(mode="after")
     def _references(self) -> Plan:
@@ -325,6 +331,33 @@ class Plan(_Model):
                 if dep not in self.services or dep == sname:
                     raise ValueError(f"services.{sname}.depends_on names {dep!r}, which is not "
                                      "another service")
+        for gname, members in self.groups.items():
+            for member in members:
+                if member not in self.services:
+                    raise ValueError(f"groups.{gname} names {member!r}, which is not a service")
+            if gname in self.services:
+                raise ValueError(f"group {gname!r} has the name of a service")
+        for i, fault in enumerate(self.faults):
+            spec = fault.spec
+            target = getattr(spec, "target", spec) if fault.kind in (
+                "kill", "terminate", "restart", "pause") else None
+            if isinstance(target, str) and target not in self.services \
+                    and target not in self.groups:
+                raise ValueError(f"faults[{i}]: {fault.kind} targets {target!r}, which is "
+                                 "neither a service nor a group")
+            if fault.kind in ("kill", "terminate", "restart", "pause") and not isinstance(
+                    spec, str) and spec.choose == "all" and spec.target in self.groups \
+                    and spec.rolling is None and not spec.allow_all \
+                    and len(self.groups[spec.target]) > 1:
+                raise ValueError(f"faults[{i}]: {fault.kind} of all of group "
+                                 f"{spec.target!r} at once takes every replica down; add "
+                                 "'rolling: 2s' or, if that is the point, 'allow_all: true'")
+            proxy = getattr(spec, "proxy", None)
+            if proxy is not None and proxy not in self.proxies:
+                raise ValueError(f"faults[{i}]: proxy {proxy!r} is not in proxies "
+                                 f"({', '.join(sorted(self.proxies)) or 'none defined'})")
+            if fault.kind == "http" and proxy is not None and not self.proxies[proxy].http:
+                raise ValueError(f"faults[{i}]: http faults need proxies.{proxy}.http: true")
         ports: dict[int, str] = {}
         for sname, service in self.services.items():
             for port in service.ports:
