@@ -116,6 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", type=Path, default=Path("."),
                    help="where the tarball goes (default: .)")
     runs_arg(p)
+    p = sub.add_parser("recover", help="undo the faults a killed runner left in force")
+    p.add_argument("run", nargs="?", help="run id or directory (default: the latest)")
+    runs_arg(p)
     p = sub.add_parser("runs", help="list runs with state and verdict")
     p.add_argument("--json", action="store_true", help="print JSON")
     runs_arg(p)
@@ -159,9 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args, out, err)
         if args.command == "supervise":
             return _supervise(args, err)
-        if args.command in ("start", "status", "stop", "collect", "runs", "band"):
+        if args.command in ("start", "status", "stop", "collect", "runs", "band", "recover"):
             handler = {"start": _start, "status": _status, "stop": _stop,
-                       "collect": _collect, "runs": _runs, "band": _band}[args.command]
+                       "collect": _collect, "runs": _runs, "band": _band,
+                       "recover": _recover}[args.command]
             return handler(args, out)
     except PlanError as exc:
         for problem in exc.problems:
@@ -265,6 +269,16 @@ def _collect(args: argparse.Namespace, out: Console) -> int:
     tarball = collect_run(run_dir, args.out,
                           plan_dir=Path(plan_file).parent if plan_file else None)
     out.print(str(tarball), highlight=False)
+    return EXIT_PASS
+
+
+def _recover(args: argparse.Namespace, out: Console) -> int:
+    from enduro.detach.locate import find_run
+    from enduro.faults.journal import recover
+    run_dir = find_run(args.run, args.runs)
+    actions = recover(run_dir)
+    for action in actions or [f"{run_dir.name}: no fault left to undo"]:
+        out.print(action, highlight=False, soft_wrap=True)
     return EXIT_PASS
 
 

@@ -17,7 +17,22 @@ from enduro.engine.request import prepare_requests, split_base
 from enduro.observe.window import Recorder, WindowStats
 from enduro.plan.models import Plan
 
-__all__ = ["LoadShare", "build_drivers", "op_names", "run_load"]
+__all__ = ["LoadControl", "LoadShare", "build_drivers", "op_names", "run_load"]
+
+
+class LoadControl:
+    """A handle on running drivers: new request bytes when the plan changes mid-run (a
+    restarted service wrote a new token)."""
+
+    def __init__(self) -> None:
+        self.drivers: list[tuple[str, HttpDriver]] = []
+        self.plan: Plan | None = None
+
+    def update_plan(self, plan: Plan) -> None:
+        self.plan = plan
+        for wname, driver in self.drivers:
+            http = plan.workloads[wname].http
+            driver.requests = prepare_requests(http, driver.target, driver.rng)
 
 
 @dataclass(frozen=True)
@@ -38,7 +53,7 @@ def op_names(plan: Plan) -> dict[str, str]:
 
 
 def build_drivers(plan: Plan, recorder: Recorder, seed: int, share: LoadShare,
-                  base_urls: dict[str, str]) -> list[HttpDriver]:
+                  base_urls: dict[str, str]) -> list[tuple[str, HttpDriver]]:
     """A driver per workload, seeded per worker so that schedules are reproducible."""
     drivers = []
     for n, (wname, workload) in enumerate(plan.workloads.items()):
@@ -49,19 +64,24 @@ def build_drivers(plan: Plan, recorder: Recorder, seed: int, share: LoadShare,
         connections = share.connections(http.connections) if http.connections else None
         if connections == 0:
             continue
-        drivers.append(make_driver(http, target, requests, recorder, rng,
-                                   share=1.0 / share.count, connections=connections))
+        drivers.append((wname, make_driver(http, target, requests, recorder, rng,
+                                           share=1.0 / share.count, connections=connections)))
     return drivers
 
 
 async def run_load(plan: Plan, *, seed: int, share: LoadShare, base_urls: dict[str, str],
                    sink: Callable[[list[WindowStats]], None], duration: float,
                    start_mono: float, stop: asyncio.Event, force: asyncio.Event,
-                   grace: float) -> None:
+                   grace: float, control: LoadControl | None = None) -> None:
     """Drive the load until ``duration`` passes or ``stop`` is set; seal a window every
     ``plan.window`` seconds measured from ``start_mono`` (shared by all workers)."""
     recorder = Recorder(list(op_names(plan)))
-    drivers = build_drivers(plan, recorder, seed, share, base_urls)
+    named = build_drivers(plan, recorder, seed, share, base_urls)
+    drivers = [d for _, d in named]
+    if control is not None:
+        control.drivers = named
+        if control.plan is not None:
+            control.update_plan(control.plan)
     window = plan.window
     recorder.index = max(0, int((time.monotonic() - start_mono) / window))
 

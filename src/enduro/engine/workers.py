@@ -15,7 +15,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from enduro.engine.load import LoadShare, run_load
+from enduro.engine.load import LoadControl, LoadShare, run_load
 from enduro.observe.window import WindowStats
 from enduro.plan.models import Plan
 
@@ -34,6 +34,7 @@ def _worker_main(plan_data: dict[str, Any], index: int, count: int, seed: int,
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
+        control = LoadControl()
         stop = asyncio.Event()
         force = asyncio.Event()
         go: asyncio.Future[float] = loop.create_future()
@@ -54,6 +55,8 @@ def _worker_main(plan_data: dict[str, Any], index: int, count: int, seed: int,
             elif kind == "force":
                 stop.set()
                 force.set()
+            elif kind == "plan":
+                control.update_plan(Plan.model_validate(value))
 
         loop.add_reader(conn.fileno(), on_message)
         conn.send(("ready", index))
@@ -69,7 +72,7 @@ def _worker_main(plan_data: dict[str, Any], index: int, count: int, seed: int,
 
         await run_load(plan, seed=seed, share=LoadShare(index, count), base_urls=base_urls,
                        sink=sink, duration=duration, start_mono=start_mono, stop=stop,
-                       force=force, grace=grace)
+                       force=force, grace=grace, control=control)
         loop.remove_reader(conn.fileno())
         conn.send(("done", index))
 
@@ -143,10 +146,10 @@ class WorkerPool:
         assert self._done is not None
         await self._done
 
-    def send_all(self, kind: str) -> None:
+    def send_all(self, kind: str, value: Any = None) -> None:
         for conn in self._conns:
             with contextlib.suppress(OSError):
-                conn.send((kind, None))
+                conn.send((kind, value))
 
     def exit_codes(self) -> list[int | None]:
         return [p.exitcode for p in self._procs]

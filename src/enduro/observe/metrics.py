@@ -36,6 +36,8 @@ class MetricView:
         self._svc_parts: list[HdrHistogram | str] = []
         self._lat: HdrHistogram | None = None
         self._svc: HdrHistogram | None = None
+        # recover_s / detect_s per fault kind, filled in at the end of a run with faults.
+        self.fault_values: dict[str, dict[str, list[float]]] = {}
 
     def add(self, w: WindowStats | CompactWindow) -> None:
         self.requests += w.requests
@@ -142,6 +144,10 @@ class Metrics:
         self.latest = -1
         self.sealed = -1
         self._on_window = on_window
+        # Phase labelling: set by the run when it has faults (see verdict.recovery).
+        self.phase_of: Callable[[int, list[WindowStats]], str] | None = None
+        self.phase_totals: dict[tuple[str, str], WindowStats] = {}
+        self.phase_windows: dict[str, int] = {}
 
     def add(self, windows: Iterable[WindowStats]) -> None:
         """Merge windows (from any worker, in any order) into the totals and pending slots.
@@ -167,6 +173,14 @@ class Metrics:
             slot = self._pending.pop(index)
             if self._on_window is not None:
                 self._on_window(index, list(slot.values()))
+            if self.phase_of is not None:
+                phase = self.phase_of(index, list(slot.values()))
+                self.phase_windows[phase] = self.phase_windows.get(phase, 0) + 1
+                for op, w in slot.items():
+                    total = self.phase_totals.get((phase, op))
+                    if total is None:
+                        total = self.phase_totals[(phase, op)] = WindowStats(op=op, index=-1)
+                    total.merge(w)
             self._ring[index] = {op: CompactWindow.of(w) for op, w in slot.items()}
             self._order.append(index)
         self.sealed = max(self.sealed, upto)
@@ -174,9 +188,16 @@ class Metrics:
             self._ring.pop(self._order.popleft(), None)
 
     def view(self, ops: set[str] | None = None, last_s: float | None = None,
-             elapsed_s: float | None = None) -> MetricView:
-        """Merged figures for ``ops`` (all when None) over the whole run or the last ``last_s``
-        seconds of sealed windows. ``elapsed_s`` is the run's length, for whole-run rates."""
+             elapsed_s: float | None = None, phase: str | None = None) -> MetricView:
+        """Merged figures for ``ops`` (all when None) over the whole run, the last ``last_s``
+        seconds of sealed windows, or the windows of one ``phase``. ``elapsed_s`` is the run's
+        length, for whole-run rates."""
+        if phase is not None:
+            view = MetricView(seconds=self.phase_windows.get(phase, 0) * self.window_s)
+            for (p, op), w in self.phase_totals.items():
+                if p == phase and (ops is None or op in ops):
+                    view.add(w)
+            return view
         if last_s is None:
             seconds = elapsed_s if elapsed_s is not None else (self.sealed + 1) * self.window_s
             view = MetricView(seconds=seconds)

@@ -68,6 +68,23 @@ def summary_table(results: dict[str, Any], console: Console) -> None:
     if results["errors_by_class"]:
         parts = ", ".join(f"{k}={v:,}" for k, v in results["errors_by_class"].items())
         console.print(f"errors by class: {parts}")
+    if results.get("faults"):
+        faults = Table(title="faults", header_style="bold")
+        for col in ("#", "kind", "target", "start", "end", "detect", "recover", "errors",
+                    "worst p99", "note"):
+            faults.add_column(col, justify="left" if col in ("kind", "target", "note")
+                              else "right")
+
+        def secs(v: Any) -> str:
+            return "-" if v is None else f"{v:.1f}s"
+
+        for f in results["faults"]:
+            faults.add_row(str(f["id"]), f["kind"], f.get("target", ""), secs(f.get("start_s")),
+                           secs(f.get("end_s")), secs(f.get("detect_s")),
+                           secs(f.get("recover_s")), str(f.get("errors", "")),
+                           _ms(f["worst_p99_ms"]) if f.get("worst_p99_ms") else "",
+                           f.get("error") or f.get("skipped") or "")
+        console.print(faults)
     if results["rules"]:
         rules = Table(header_style="bold", box=None)
         rules.add_column("")

@@ -18,7 +18,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.live import Live
 
-from enduro.engine.load import LoadShare, op_names, run_load
+from enduro.engine.load import LoadControl, LoadShare, op_names, run_load
 from enduro.engine.workers import WorkerPool
 from enduro.errors import (
     EXIT_FAIL,
@@ -28,8 +28,12 @@ from enduro.errors import (
     FatalWorkerError,
     RunError,
 )
+from enduro.faults.journal import Journal
+from enduro.faults.proxy import ProxySet
+from enduro.faults.runner import FaultRunner, available_kinds
+from enduro.faults.timeline import expand
 from enduro.observe.hist import percentiles_ms
-from enduro.observe.metrics import Metrics
+from enduro.observe.metrics import Metrics, MetricView
 from enduro.observe.window import WindowStats
 from enduro.plan.resolve import LoadedPlan
 from enduro.plan.tokens import with_tokens
@@ -40,7 +44,8 @@ from enduro.run.probe import probe_tcp
 from enduro.run.rundir import RunDir
 from enduro.run.supervise import supervise
 from enduro.services.supervisor import ServiceSet
-from enduro.verdict.evaluate import Abort, RuleBook, Verdict, compile_rules
+from enduro.verdict.evaluate import Abort, RuleBook, Verdict, compile_abort_if, compile_rules
+from enduro.verdict.recovery import PhaseTracker, analyze_fault
 
 __all__ = ["Run", "RunOptions", "RunOutcome"]
 
@@ -94,7 +99,9 @@ class Run:
                      self.plan.seed if self.plan.seed is not None else
                      random.SystemRandom().randrange(1, 2**31))
         self.ops = op_names(self.plan)
-        self.rulebook = RuleBook(compile_rules(self.plan, self.ops), self.ops)
+        self.rulebook = RuleBook(compile_rules(self.plan, self.ops), self.ops,
+                                 compile_abort_if(self.plan, self.ops))
+        self.schedule, self.skipped_faults = expand(self.plan, self.duration, self.seed)
         # The ring holds what sliding rules and the live view read; heartbeats read at most
         # its last minute.
         keep = max([60.0, *(r.over_s or 0.0 for r in self.rulebook.rules)])
@@ -110,6 +117,15 @@ class Run:
         self._load_start = 0.0
         self._sources_last: dict[int, int] = {}
         self.services: ServiceSet | None = None
+        self._control = LoadControl()
+        self._pool: WorkerPool | None = None
+        self.proxies: ProxySet | None = None
+        self.faults: FaultRunner | None = None
+        policy = self.plan.fault_policy
+        self.phases = PhaseTracker(self.plan.window, policy.recovery_windows,
+                                   policy.baseline_band, self._fault_active,
+                                   expect_load=bool(self.plan.workloads))
+        self.metrics.phase_of = self._phase_of
 
     # -- public ------------------------------------------------------------------------
     def main(self) -> RunOutcome:
@@ -255,17 +271,72 @@ class Run:
                 self.plan, self.loaded.source.parent.resolve(), self.rundir.path,
                 self.rundir.run_id, tag=self.options.tag, clock=self.clock, event=self.event,
                 log=self.log)
+            self.services.on_token = self._on_token
             await self._until_stopped(self.services.start_all())
             if self.stop.is_set():
                 return
             if self.services.tokens:
                 self.plan = with_tokens(self.plan, self.services.tokens)
             self._write_state()
+        if self.plan.proxies:
+            self.proxies = ProxySet(self.plan.proxies, self.seed)
+            await self.proxies.start()
+            self.event("proxies_started", proxies={n: p.listen for n, p in
+                                                   self.plan.proxies.items()})
+        if self.schedule:
+            self.faults = FaultRunner(
+                self.plan, self.schedule, services=self.services, proxies=self.proxies,
+                journal=Journal(self.rundir.file("faults.journal.jsonl")), clock=self.clock,
+                plan_dir=self.loaded.source.parent.resolve(), event=self.event, log=self.log)
+            kinds = available_kinds(self.plan, self.services)
+            self.event("fault_kinds", kinds=kinds, scheduled=len(self.schedule),
+                       skipped=self.skipped_faults)
+            usable = ", ".join(k for k, v in kinds.items() if v == "yes")
+            self.log(f"faults: {len(self.schedule)} scheduled"
+                     + (f" ({self.skipped_faults} skipped by fault_policy)"
+                        if self.skipped_faults else "") + f"; kinds available here: {usable}")
         for url in sorted(set(self.base_urls().values())):
             await self._until_stopped(probe_tcp(url))
             self.event("target_ok", url=url)
 
+    def _on_token(self, service: str, token: str) -> None:
+        """A restarted service wrote a new token: requests use it from now on."""
+        assert self.services is not None
+        self.plan = with_tokens(self.loaded.plan, self.services.tokens)
+        self._control.update_plan(self.plan)
+        if self._pool is not None:
+            self._pool.send_all("plan", self.plan.model_dump(mode="json", by_alias=True))
+        self.event("token_refreshed", service=service)
+
+    def _fault_active(self, start: float, end: float) -> bool:
+        if self.faults is None:
+            return False
+        now = self.faults.now() if self._load_start else 0.0
+        for r in self.faults.records.values():
+            if r.start_s is None or r.start_s >= end:
+                continue
+            r_end = r.end_s if r.end_s is not None else now
+            if r_end >= start:
+                return True
+        return False
+
+    def _phase_of(self, index: int, windows: list[WindowStats]) -> str:
+        if index * self.plan.window >= self.duration - 1e-9:
+            return "final"  # the drain after the load's end: in-flight answers only
+        requests = sum(w.requests for w in windows)
+        errors = sum(w.errors for w in windows)
+        view = MetricView(self.plan.window)
+        for w in windows:
+            view.add(w)
+        p99 = percentiles_ms(view.latency)["p99"] if requests else 0.0
+        return self.phases.label(index, requests, errors, p99)
+
     async def _stop_services(self) -> None:
+        if self.faults is not None:
+            await self.faults.undo_all()
+        if self.proxies is not None:
+            await self.proxies.stop()
+            self.proxies = None
         if self.services is not None and not self.services.stopping:
             await self.services.stop_all()
             self._write_state()
@@ -323,6 +394,8 @@ class Run:
             asyncio.create_task(supervise("state", self._state_ticker, clock=self.clock,
                                           on_error=self._worker_error)),
         ]
+        if self.faults is not None:
+            side.append(asyncio.create_task(self.faults.run(self._load_start)))
         live = self._live()
         try:
             if live is not None:
@@ -358,12 +431,13 @@ class Run:
                            base_urls=self.base_urls(),
                            sink=lambda ws: self._on_windows(0, ws),
                            duration=self.duration, start_mono=start_mono, stop=self.stop,
-                           force=self.force, grace=self.plan.grace)
+                           force=self.force, grace=self.plan.grace, control=self._control)
         await supervise("load", work, clock=self.clock, on_error=self._worker_error)
 
     async def _run_workers(self) -> None:
         pool = WorkerPool(self.plan, self.options.workers, self.seed, self.base_urls(),
                           self.duration, self.plan.grace, self._on_windows)
+        self._pool = pool
         try:
             await pool.start()
             self._load_start = self.clock.now()
@@ -449,12 +523,42 @@ class Run:
             live.update(self._render())
 
     # -- the end -----------------------------------------------------------------------
+    def _fault_results(self) -> list[dict[str, Any]]:
+        if self.faults is None:
+            return []
+        out = []
+        horizon = max(10 * self.plan.window, 30.0)
+        starts = sorted(r.start_s for r in self.faults.records.values() if r.start_s is not None)
+        for r in self.faults.records.values():
+            item: dict[str, Any] = {**r.fault.to_json(), "start_s": r.start_s,
+                                    "end_s": r.end_s, "error": r.error, **r.extra}
+            item["target"] = ",".join(r.fault.targets)
+            if r.start_s is None:
+                item["skipped"] = "the run ended first"
+            elif self.plan.workloads:
+                later = [t for t in starts if t > (r.end_s or r.start_s)]
+                item.update(analyze_fault(self.phases, r.start_s, r.end_s, horizon,
+                                          later[0] if later else None))
+            out.append(item)
+        return out
+
     def _finish(self) -> RunOutcome:
         assert self.rundir is not None
         self.metrics.seal(max(self.metrics.latest, self.metrics.sealed))
         elapsed = min(self.load_elapsed(), self.duration) if not self.status.interrupted \
             else self.load_elapsed()
         elapsed = max(elapsed, 1e-3)
+        faults = self._fault_results()
+        for f in faults:
+            if "detect_s" not in f:
+                continue  # not analysed (no load, or the run ended first)
+            values = self.rulebook.fault_values
+            if f["detect_s"] is not None:
+                values.setdefault("detect_s", {}).setdefault(f["kind"], []).append(
+                    f["detect_s"])
+            # A fault that never recovered counts as an infinite recovery time.
+            recover = f["recover_s"] if f["recover_s"] is not None else float("inf")
+            values.setdefault("recover_s", {}).setdefault(f["kind"], []).append(recover)
         verdict: Verdict = (Verdict(True, []) if self.options.services_only
                             else self.rulebook.final(self.metrics, elapsed))
         if self.status.aborts:
@@ -472,7 +576,10 @@ class Run:
             state=self.status.state, started_wall=self._started_wall,
             stop_reason=self.status.stop_reason, workers=self.options.workers,
             profile=self.loaded.profile,
-            extra={"services": self.services.statuses() if self.services else {}})
+            extra={"services": self.services.statuses() if self.services else {},
+                   "faults": faults, "faults_skipped": self.skipped_faults,
+                   "phases": {p: round(n * self.plan.window, 3)
+                              for p, n in self.metrics.phase_windows.items()}})
         write_results(self.rundir.file("results.json"), results)
         write_junit(self.rundir.file("junit.xml"), results)
         self.event("run_finished", verdict=verdict.word, state=self.status.state)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -82,6 +83,9 @@ class _Entry:
     driver: ToolDriver | None = None
     watcher: asyncio.Task[None] | None = None
     crashes: list[float] = field(default_factory=list)
+    intentional: bool = False
+    relaunched: asyncio.Event = field(default_factory=asyncio.Event)
+    fault_note: str | None = None
 
 
 class ServiceSet:
@@ -106,6 +110,8 @@ class ServiceSet:
             self.entries[name] = _Entry(name, service, d,
                                         ServiceStatus(name, service.kind, url=service.url))
         self.tokens: dict[str, str] = {}
+        # Called when a restarted service wrote a token other than the one in use.
+        self.on_token: Callable[[str, str], None] | None = None
         self.stopping = False
         self._failure: asyncio.Future[str] | None = None
 
@@ -182,7 +188,11 @@ class ServiceSet:
             token = path.read_text().strip()
             if not token:
                 raise NeverReady(f"service {entry.name}: token file {path} is empty")
+            previous = self.tokens.get(entry.name)
             self.tokens[entry.name] = token
+            if previous is not None and previous != token and self.on_token is not None:
+                self._monitor(entry, "token", "the service wrote a new token")
+                self.on_token(entry.name, token)
 
     async def _ready(self, entry: _Entry) -> None:
         service = entry.service
@@ -212,13 +222,20 @@ class ServiceSet:
             code = await proc.wait()
             if self.stopping:
                 return
+            if entry.intentional:
+                # A restart fault: the fault runner relaunches; watch the new process.
+                await entry.relaunched.wait()
+                entry.relaunched.clear()
+                continue
             up_for = self.clock.wall() - (entry.status.up_since or self.clock.wall())
             how = describe_exit(code)
             entry.status.state = "down"
             entry.status.last_exit = how
             crash = self._write_crash(entry, code, how)
             entry.status.last_crash = crash.name
-            self._monitor(entry, "exit", f"pid {entry.status.pid} {how}; crash log "
+            note = f" ({entry.fault_note})" if entry.fault_note else ""
+            entry.fault_note = None
+            self._monitor(entry, "exit", f"pid {entry.status.pid} {how}{note}; crash log "
                           f"{crash.relative_to(self.run_dir)}", exit_code=code,
                           crash_log=str(crash.relative_to(self.run_dir)))
             self._log(f"service {entry.name} {how} (crash log {crash})")
@@ -270,6 +287,55 @@ class ServiceSet:
                   f"last {len(lines)} lines of output:", "---"]
         path.write_text("\n".join(header + lines) + "\n")
         return path
+
+    # -- faults --------------------------------------------------------------------------
+    def _managed(self, name: str) -> _Entry:
+        entry = self.entries[name]
+        if entry.process is None or entry.process.proc is None:
+            raise RunError(f"service {name} is not a managed process enduro started; "
+                           "process faults need one")
+        return entry
+
+    def fault_signal(self, name: str, sig: int, note: str) -> dict[str, Any] | None:
+        """Signal a service's process group for a fault; return its identity."""
+        entry = self.entries[name]
+        if entry.driver is not None and sig in (signal.SIGKILL, signal.SIGTERM):
+            raise RunError(f"service {name} runs under {entry.service.kind}; use restart")
+        entry = self._managed(name)
+        assert entry.process is not None
+        ident = entry.process.identity
+        if entry.process.returncode is not None:
+            raise RunError(f"service {name} is not running ({entry.status.state})")
+        entry.fault_note = note
+        entry.process.signal(sig)
+        self._monitor(entry, "fault", f"{note}: {signal.Signals(sig).name} to pid "
+                      f"{entry.status.pid}")
+        return ident.to_json() if ident is not None else None
+
+    async def fault_restart(self, name: str) -> float:
+        """Stop and start a service, and wait until it is ready; return the seconds taken."""
+        started = self.clock.now()
+        entry = self.entries[name]
+        if entry.driver is not None:
+            self._monitor(entry, "fault", "restart fault")
+            await entry.driver.act("restart")
+            await self._ready(entry)
+            return self.clock.now() - started
+        entry = self._managed(name)
+        assert entry.process is not None
+        entry.intentional = True
+        try:
+            self._monitor(entry, "fault", "restart fault: stopping")
+            entry.status.state = "restarting"
+            await entry.process.stop()
+            await self._launch(entry)
+            entry.status.restarts += 1
+            entry.status.state = "up"
+            entry.status.up_since = self.clock.wall()
+        finally:
+            entry.intentional = False
+            entry.relaunched.set()
+        return self.clock.now() - started
 
     # -- stop ----------------------------------------------------------------------------
     async def stop_all(self) -> None:

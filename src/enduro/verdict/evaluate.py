@@ -2,19 +2,63 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from enduro.errors import PlanError, PlanProblem, RuleSyntaxError
 from enduro.observe.metrics import Metrics
 from enduro.plan.models import Plan
-from enduro.verdict.rules import Rule, RuleResult, format_value, ops_for, parse_rule
+from enduro.units import parse_duration
+from enduro.verdict.rules import (
+    FAULT_METRICS,
+    Rule,
+    RuleResult,
+    format_value,
+    ops_for,
+    parse_rule,
+)
 
-__all__ = ["Abort", "RuleBook", "Verdict", "compile_rules"]
+__all__ = ["Abort", "AbortCondition", "RuleBook", "Verdict", "compile_abort_if", "compile_rules"]
+
+
+_FOR = re.compile(r"^(?P<cond>.+?)\s+for\s+(?P<for>\S+)\s*$")
+
+
+@dataclass(frozen=True)
+class AbortCondition:
+    """``abort_if: ["availability < 50% for 30s"]``: stop the run once the condition has held
+    in every window for that long."""
+
+    text: str
+    condition: Rule
+    for_s: float
+
+
+def compile_abort_if(plan: Plan, ops: Mapping[str, str]) -> list[AbortCondition]:
+    out = []
+    problems: list[PlanProblem] = []
+    for i, text in enumerate(plan.abort_if):
+        match = _FOR.match(text)
+        try:
+            if not match:
+                raise RuleSyntaxError([PlanProblem(
+                    f"abort_if {text!r}: expected CONDITION for DURATION, such as "
+                    "'availability < 50% for 30s'")])
+            cond = parse_rule(match.group("cond"), ops=ops)
+            out.append(AbortCondition(text, cond, parse_duration(match.group("for"))))
+        except RuleSyntaxError as exc:
+            problems.extend(PlanProblem(p.message, path=f"abort_if[{i}]") for p in exc.problems)
+        except ValueError as exc:
+            problems.append(PlanProblem(f"abort_if {text!r}: {exc}", path=f"abort_if[{i}]"))
+    if problems:
+        raise PlanError(problems)
+    return out
 
 
 def compile_rules(plan: Plan, ops: Mapping[str, str]) -> list[Rule]:
     """Parse every rule of the plan, collecting all problems into one ``PlanError``."""
+    compile_abort_if(plan, ops)
     rules: list[Rule] = []
     problems: list[PlanProblem] = []
     for i, spec in enumerate(plan.rule_specs()):
@@ -61,17 +105,35 @@ class Verdict:
 class RuleBook:
     """Holds a run's rules and what live evaluation has seen of them."""
 
-    def __init__(self, rules: list[Rule], ops: Mapping[str, str]) -> None:
+    def __init__(self, rules: list[Rule], ops: Mapping[str, str],
+                 abort_if: list[AbortCondition] | None = None) -> None:
         self.rules = rules
         self.ops = dict(ops)
+        self.abort_if = abort_if or []
         self._tracks = {id(r): _Track() for r in rules}
+        self._held_since: dict[int, float | None] = {id(a): None for a in self.abort_if}
+        self.fault_values: dict[str, dict[str, list[float]]] = {}
 
     def live(self, metrics: Metrics, elapsed_s: float) -> list[Abort]:
         """Evaluate sliding and abort rules on the windows sealed so far."""
         aborts = []
+        for cond in self.abort_if:
+            view = metrics.view(ops_for(cond.condition, self.ops), last_s=metrics.window_s)
+            result = cond.condition.judge(view)
+            if result.observed is not None and result.passed:
+                since = self._held_since[id(cond)]
+                if since is None:
+                    since = self._held_since[id(cond)] = elapsed_s - metrics.window_s
+                if elapsed_s - since >= cond.for_s:
+                    aborts.append(Abort(f"abort_if {cond.text}", result.observed_text,
+                                        elapsed_s))
+            else:
+                self._held_since[id(cond)] = None
         for rule in self.rules:
             if rule.over_s is None and not rule.abort_on_fail:
                 continue
+            if "phase" in rule.labels or rule.metric in FAULT_METRICS:
+                continue  # judged at the end
             if rule.over_s is not None and elapsed_s + 1e-9 < rule.over_s:
                 continue  # a sliding window is judged once it is full
             track = self._tracks[id(rule)]
@@ -114,6 +176,8 @@ class RuleBook:
                                           passed, reason))
                 continue
             # A whole-run rule, or a sliding rule on a run shorter than its window.
-            view = metrics.view(ops_for(rule, self.ops), elapsed_s=elapsed_s)
+            view = metrics.view(ops_for(rule, self.ops), elapsed_s=elapsed_s,
+                                phase=rule.labels.get("phase"))
+            view.fault_values = self.fault_values
             results.append(rule.judge(view))
         return Verdict(all(r.passed for r in results), results)

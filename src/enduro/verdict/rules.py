@@ -56,8 +56,12 @@ _METRICS: Mapping[str, tuple[str, frozenset[str], bool]] = MappingProxyType({
     "late": ("count", frozenset({"rate", "count"}), False),
     "dropped": ("count", frozenset({"rate", "count"}), False),
     "rps": ("rate", frozenset(), False),
+    # Per-fault figures from recovery analysis (seconds); judged at the end of the run.
+    "recover_s": ("time", frozenset({"max", "min", "mean", "avg"}), True),
+    "detect_s": ("time", frozenset({"max", "min", "mean", "avg"}), True),
 })
-_LABELS = frozenset({"op", "workload", "class"})
+_LABELS = frozenset({"op", "workload", "class", "phase", "kind"})
+FAULT_METRICS = frozenset({"recover_s", "detect_s"})
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,10 @@ class RuleResult:
     reason: str = ""
 
     def to_json(self) -> dict[str, object]:
-        out: dict[str, object] = {"rule": self.rule, "observed": self.observed,
+        observed = self.observed
+        if observed is not None and observed in (float("inf"), float("-inf")):
+            observed = None  # JSON has no infinity; observed_text says "never"
+        out: dict[str, object] = {"rule": self.rule, "observed": observed,
                                   "observed_text": self.observed_text, "passed": self.passed}
         if self.reason:
             out["reason"] = self.reason
@@ -97,6 +104,17 @@ class Rule:
         """The figure this rule reads from ``view`` (seconds, fraction, count or per second);
         None when there is no data to judge."""
         metric, func = self.metric, self.func
+        if metric in FAULT_METRICS:
+            values = view.fault_values.get(metric, {})
+            kind_filter = self.labels.get("kind")
+            picked = [v for k, vs in values.items() if kind_filter in (None, k) for v in vs]
+            if not picked:
+                return None
+            if func == "max":
+                return max(picked)
+            if func == "min":
+                return min(picked)
+            return sum(picked) / len(picked)
         if self.kind == "time":
             hist = view.latency if metric == "latency" else view.service
             if hist.get_total_count() == 0:
@@ -144,8 +162,10 @@ class Rule:
 
 def format_value(value: float, kind: str) -> str:
     """A figure as a person reads it: ``312ms``, ``99.95%``, ``1,204/s``, ``17``."""
+    if value == float("inf"):
+        return "never"
     if kind == "time":
-        return f"{value * 1000:.1f}ms" if value < 10 else f"{value:.2f}s"
+        return f"{value * 1000:.1f}ms" if value < 1 else f"{value:.2f}s"
     if kind == "fraction":
         return f"{value * 100:.3g}%" if 0 < value < 0.0001 else f"{value * 100:.2f}%"
     if kind == "rate":

@@ -1,0 +1,143 @@
+"""Phases of the timeline and recovery analysis of faults, measured on the load's windows.
+
+Every sealed window gets a phase: ``baseline`` (no fault in force, not recovering), ``chaos``
+(a fault in force) or ``recovery`` (after a fault, until K consecutive windows are back within
+the pre-fault baseline band). Per fault: ``detect_s`` is the first bad window after its start,
+``recover_s`` the time from its end to the first of K good windows.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["PhaseTracker", "WindowSummary", "analyze_fault"]
+
+
+@dataclass(frozen=True)
+class WindowSummary:
+    """One sealed window over all ops, as recovery analysis needs it."""
+
+    index: int
+    requests: int
+    errors: int
+    p99_ms: float
+    phase: str
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+
+class PhaseTracker:
+    """Labels windows as they are sealed and keeps their summaries."""
+
+    _BASELINE_KEEP = 600
+
+    def __init__(self, window_s: float, k: int, band: float,
+                 fault_active: Callable[[float, float], bool], expect_load: bool) -> None:
+        self.window_s = window_s
+        self.k = k
+        self.band = band
+        self.fault_active = fault_active
+        self.expect_load = expect_load
+        self.series: list[WindowSummary] = []
+        self._base_requests = 0
+        self._base_errors = 0
+        self._base_p99: list[float] = []
+        self._recovering = False
+        self._good_run = 0
+        self._seen_fault = False
+
+    def baseline(self) -> tuple[float, float] | None:
+        """Baseline error rate and p99 (ms), once there is one."""
+        if not self._base_requests:
+            return None
+        return (self._base_errors / self._base_requests,
+                statistics.median(self._base_p99) if self._base_p99 else 0.0)
+
+    def good(self, w: WindowSummary | tuple[int, int, float]) -> bool:
+        requests, errors, p99 = ((w.requests, w.errors, w.p99_ms)
+                                 if isinstance(w, WindowSummary) else w)
+        if requests == 0:
+            return not self.expect_load
+        base = self.baseline()
+        base_err, base_p99 = base if base is not None else (0.0, 0.0)
+        err_ok = errors / requests <= base_err + max(0.01, base_err * self.band)
+        p99_ok = base is None or p99 <= base_p99 * (1 + self.band) + 5.0
+        return err_ok and p99_ok
+
+    def label(self, index: int, requests: int, errors: int, p99_ms: float) -> str:
+        start = index * self.window_s
+        end = start + self.window_s
+        if self.fault_active(start, end):
+            phase = "chaos"
+            self._seen_fault = True
+            self._recovering = True
+            self._good_run = 0
+        elif self._recovering:
+            if self.good((requests, errors, p99_ms)):
+                self._good_run += 1
+            else:
+                self._good_run = 0
+            phase = "recovery"
+            if self._good_run >= self.k:
+                self._recovering = False
+        else:
+            phase = "baseline"
+            # Only the stretch before the first fault sets the band; skip the first window,
+            # which holds connection set-up.
+            if not self._seen_fault and index > 0 and requests:
+                self._base_requests += requests
+                self._base_errors += errors
+                if len(self._base_p99) < self._BASELINE_KEEP:
+                    self._base_p99.append(p99_ms)
+        self.series.append(WindowSummary(index, requests, errors, p99_ms, phase))
+        return phase
+
+
+def analyze_fault(tracker: PhaseTracker, start_s: float, end_s: float | None,
+                  horizon_s: float, next_start_s: float | None = None) -> dict[str, Any]:
+    """detect_s, recover_s, errors and worst p99 of one fault from the window series.
+
+    Recovery is the first of K consecutive good windows after the fault's end; when the next
+    fault starts sooner, good windows that last up to its start count as recovery."""
+    w = tracker.window_s
+    end = end_s if end_s is not None else start_s
+    windows = [s for s in tracker.series if (s.index + 1) * w > start_s]
+    detect = None
+    for s in windows:
+        if s.index * w > end + horizon_s:
+            break
+        if not tracker.good(s):
+            detect = max(0.0, s.index * w - start_s)
+            break
+    recover = None
+    span = [s for s in windows if s.index * w <= end + horizon_s]
+    if detect is None:
+        recover = 0.0
+    else:
+        run = 0
+        for s in windows:
+            if (s.index + 1) * w <= end:
+                continue
+            if next_start_s is not None and (s.index + 1) * w > next_start_s and run:
+                first_good = (s.index - run) * w
+                recover = max(0.0, first_good - end)
+                span = [x for x in windows if x.index * w < first_good]
+                break
+            run = run + 1 if tracker.good(s) else 0
+            if run >= tracker.k:
+                first_good = (s.index - tracker.k + 1) * w
+                recover = max(0.0, first_good - end)
+                span = [x for x in windows if x.index * w < first_good]
+                break
+    return {
+        "detect_s": None if detect is None else round(detect, 3),
+        "recover_s": None if recover is None else round(recover, 3),
+        "errors": sum(s.errors for s in span),
+        "requests": sum(s.requests for s in span),
+        "worst_p99_ms": max((s.p99_ms for s in span), default=0.0),
+    }
