@@ -9,6 +9,7 @@ from pathlib import Path
 from rich.console import Console
 
 from enduro.engine.load import op_names
+from enduro.engine.python import load_function
 from enduro.engine.request import split_base
 from enduro.errors import PlanError, PlanProblem
 from enduro.plan.models import Plan
@@ -27,6 +28,13 @@ def load_checked(path: Path | str, *, profile: str | None = None,
     """Load a plan and make every check a run would make, without running it."""
     loaded = load_plan(path, profile=profile, sets=sets, env=env)
     check_plan(loaded.plan)
+    for wname, workload in loaded.plan.workloads.items():
+        if workload.python is not None:
+            try:
+                load_function(workload.python.function, loaded.source.parent.resolve())
+            except PlanError as exc:
+                raise PlanError([PlanProblem(p.message, path=f"workloads.{wname}.python")
+                                 for p in exc.problems]) from exc
     return loaded
 
 
@@ -58,13 +66,15 @@ def check_plan(plan: Plan) -> None:
     problems: list[PlanProblem] = []
     seen: dict[str, str] = {}
     for wname, workload in plan.workloads.items():
-        for req in workload.http.requests:
-            if req.name in seen:
+        for op in workload.op_names(wname):
+            if op in seen:
                 problems.append(PlanProblem(
-                    f"op name {req.name!r} is used by workloads {seen[req.name]!r} and "
+                    f"op name {op!r} is used by workloads {seen[op]!r} and "
                     f"{wname!r}; op names must be unique across the plan",
-                    path=f"workloads.{wname}.http.requests"))
-            seen[req.name] = wname
+                    path=f"workloads.{wname}"))
+            seen[op] = wname
+        if workload.http is None:
+            continue
         try:
             split_base(plan.base_url(workload.http))
         except PlanError as exc:

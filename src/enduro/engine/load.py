@@ -11,11 +11,15 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from enduro.engine.http import HttpDriver, make_driver
+from enduro.engine.python import PythonDriver
 from enduro.engine.request import prepare_requests, split_base
 from enduro.observe.window import Recorder, WindowStats
 from enduro.plan.models import Plan
+
+Driver = HttpDriver | PythonDriver
 
 __all__ = ["LoadControl", "LoadShare", "build_drivers", "op_names", "run_load"]
 
@@ -25,14 +29,15 @@ class LoadControl:
     restarted service wrote a new token)."""
 
     def __init__(self) -> None:
-        self.drivers: list[tuple[str, HttpDriver]] = []
+        self.drivers: list[tuple[str, Driver]] = []
         self.plan: Plan | None = None
 
     def update_plan(self, plan: Plan) -> None:
         self.plan = plan
         for wname, driver in self.drivers:
             http = plan.workloads[wname].http
-            driver.requests = prepare_requests(http, driver.target, driver.rng)
+            if http is not None and isinstance(driver, HttpDriver):
+                driver.requests = prepare_requests(http, driver.target, driver.rng)
 
 
 @dataclass(frozen=True)
@@ -49,16 +54,27 @@ class LoadShare:
 
 def op_names(plan: Plan) -> dict[str, str]:
     """Every op of the plan mapped to its workload."""
-    return {r.name: wname for wname, w in plan.workloads.items() for r in w.http.requests}
+    return {op: wname for wname, w in plan.workloads.items() for op in w.op_names(wname)}
 
 
 def build_drivers(plan: Plan, recorder: Recorder, seed: int, share: LoadShare,
-                  base_urls: dict[str, str]) -> list[tuple[str, HttpDriver]]:
+                  base_urls: dict[str, str],
+                  plan_dir: Path | None = None) -> list[tuple[str, Driver]]:
     """A driver per workload, seeded per worker so that schedules are reproducible."""
-    drivers = []
+    drivers: list[tuple[str, Driver]] = []
     for n, (wname, workload) in enumerate(plan.workloads.items()):
-        http = workload.http
         rng = random.Random(f"{seed}/{share.index}/{n}")
+        if workload.python is not None:
+            py = workload.python
+            conns = share.connections(py.connections) if py.connections else None
+            if conns == 0:
+                continue
+            drivers.append((wname, PythonDriver(
+                py, py.op or wname, recorder, rng, share=1.0 / share.count,
+                connections=conns, plan_dir=plan_dir, worker=share.index)))
+            continue
+        http = workload.http
+        assert http is not None
         target = split_base(base_urls[wname])
         requests = prepare_requests(http, target, rng)
         connections = share.connections(http.connections) if http.connections else None
@@ -72,11 +88,12 @@ def build_drivers(plan: Plan, recorder: Recorder, seed: int, share: LoadShare,
 async def run_load(plan: Plan, *, seed: int, share: LoadShare, base_urls: dict[str, str],
                    sink: Callable[[list[WindowStats]], None], duration: float,
                    start_mono: float, stop: asyncio.Event, force: asyncio.Event,
-                   grace: float, control: LoadControl | None = None) -> None:
+                   grace: float, control: LoadControl | None = None,
+                   plan_dir: Path | None = None) -> None:
     """Drive the load until ``duration`` passes or ``stop`` is set; seal a window every
     ``plan.window`` seconds measured from ``start_mono`` (shared by all workers)."""
     recorder = Recorder(list(op_names(plan)))
-    named = build_drivers(plan, recorder, seed, share, base_urls)
+    named = build_drivers(plan, recorder, seed, share, base_urls, plan_dir)
     drivers = [d for _, d in named]
     if control is not None:
         control.drivers = named

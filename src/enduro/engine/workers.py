@@ -13,6 +13,7 @@ import multiprocessing as mp
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from enduro.engine.load import LoadControl, LoadShare, run_load
@@ -24,7 +25,7 @@ __all__ = ["WorkerPool"]
 
 def _worker_main(plan_data: dict[str, Any], index: int, count: int, seed: int,
                  base_urls: dict[str, str], duration: float, grace: float,
-                 conn: Connection) -> None:
+                 conn: Connection, plan_dir: str | None = None) -> None:
     try:
         import uvloop
         runner: Callable[..., Any] = uvloop.run
@@ -72,7 +73,8 @@ def _worker_main(plan_data: dict[str, Any], index: int, count: int, seed: int,
 
         await run_load(plan, seed=seed, share=LoadShare(index, count), base_urls=base_urls,
                        sink=sink, duration=duration, start_mono=start_mono, stop=stop,
-                       force=force, grace=grace, control=control)
+                       force=force, grace=grace, control=control,
+                       plan_dir=Path(plan_dir) if plan_dir else None)
         loop.remove_reader(conn.fileno())
         conn.send(("done", index))
 
@@ -84,7 +86,9 @@ class WorkerPool:
 
     def __init__(self, plan: Plan, count: int, seed: int, base_urls: dict[str, str],
                  duration: float, grace: float,
-                 on_windows: Callable[[int, list[WindowStats]], None]) -> None:
+                 on_windows: Callable[[int, list[WindowStats]], None],
+                 plan_dir: Path | None = None) -> None:
+        self._plan_dir = str(plan_dir) if plan_dir else None
         self.count = count
         self._ctx = mp.get_context("spawn")
         self._conns: list[Connection] = []
@@ -107,7 +111,8 @@ class WorkerPool:
             parent, child = self._ctx.Pipe()
             proc = self._ctx.Process(
                 target=_worker_main, name=f"enduro-worker-{i}", daemon=True,
-                args=(plan_data, i, self.count, seed, base_urls, duration, grace, child))
+                args=(plan_data, i, self.count, seed, base_urls, duration, grace, child,
+                      self._plan_dir))
             proc.start()
             child.close()
             self._conns.append(parent)

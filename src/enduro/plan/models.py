@@ -18,6 +18,7 @@ __all__ = [
     "Observe",
     "Percent",
     "Plan",
+    "PythonWorkload",
     "Rate",
     "Ready",
     "RequestSpec",
@@ -271,10 +272,57 @@ class HttpWorkload(_Model):
         return self.connections is None
 
 
-class Workload(_Model):
-    """A source of operations. One kind per workload."""
+class PythonWorkload(_Model):
+    """Operations written in Python: ``function`` (``module:name``, the module looked up
+    beside the plan first) is an ``async def op(ctx)`` called at ``rate`` (open model) or in a
+    loop on each of ``connections`` (closed model). It fails by raising."""
 
-    http: HttpWorkload
+    function: str
+    op: Annotated[str, Field(pattern=_NAME)] | None = None
+    rate: Rate | None = None
+    stages: list[Stage] | None = None
+    arrivals: Literal["constant", "poisson"] = "constant"
+    connections: Annotated[int, Field(gt=0)] | None = None
+    max_concurrency: Annotated[int, Field(gt=0)] = 512
+    think: Duration = 0.0
+    timeout: Duration = 30.0
+    late_after: Duration = 0.01
+    params: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _shape(self) -> PythonWorkload:
+        if not re.fullmatch(r"[\w.]+:[\w.]+", self.function):
+            raise ValueError(f"function must be module:name, got {self.function!r}")
+        chosen = [k for k in ("rate", "stages", "connections") if getattr(self, k) is not None]
+        if len(chosen) != 1:
+            raise ValueError("give exactly one of 'rate', 'stages' or 'connections'; got "
+                             f"{', '.join(chosen) or 'none'}")
+        return self
+
+    @property
+    def is_open(self) -> bool:
+        return self.connections is None
+
+
+class Workload(_Model):
+    """A source of operations. One kind per workload: ``http`` or ``python``."""
+
+    http: HttpWorkload | None = None
+    python: PythonWorkload | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Workload:
+        kinds = [k for k in ("http", "python") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("a workload needs exactly one kind: 'http' or 'python'"
+                             + (f"; got {', '.join(kinds)}" if kinds else ""))
+        return self
+
+    def op_names(self, name: str) -> list[str]:
+        if self.http is not None:
+            return [r.name for r in self.http.requests]
+        assert self.python is not None
+        return [self.python.op or name]
 
 
 class RuleSpec(_Model):
@@ -316,6 +364,8 @@ class Plan(_Model):
     @model_validator(mode="after")
     def _references(self) -> Plan:
         for wname, workload in self.workloads.items():
+            if workload.http is None:
+                continue
             svc = workload.http.service
             if svc is not None and svc not in self.services:
                 known = ", ".join(sorted(self.services)) or "none defined"

@@ -262,7 +262,8 @@ class Run:
 
     # -- phases ------------------------------------------------------------------------
     def base_urls(self) -> dict[str, str]:
-        return {name: self.plan.base_url(w.http) for name, w in self.plan.workloads.items()}
+        return {name: self.plan.base_url(w.http) for name, w in self.plan.workloads.items()
+                if w.http is not None}
 
     async def _prepare(self) -> None:
         assert self.rundir is not None
@@ -431,12 +432,14 @@ class Run:
                            base_urls=self.base_urls(),
                            sink=lambda ws: self._on_windows(0, ws),
                            duration=self.duration, start_mono=start_mono, stop=self.stop,
-                           force=self.force, grace=self.plan.grace, control=self._control)
+                           force=self.force, grace=self.plan.grace, control=self._control,
+                           plan_dir=self.loaded.source.parent.resolve())
         await supervise("load", work, clock=self.clock, on_error=self._worker_error)
 
     async def _run_workers(self) -> None:
         pool = WorkerPool(self.plan, self.options.workers, self.seed, self.base_urls(),
-                          self.duration, self.plan.grace, self._on_windows)
+                          self.duration, self.plan.grace, self._on_windows,
+                          plan_dir=self.loaded.source.parent.resolve())
         self._pool = pool
         try:
             await pool.start()

@@ -1,0 +1,173 @@
+"""Python workloads: an ``async def op(ctx)`` driven in the open or closed model, timed and
+classified like HTTP requests."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+import random
+import sys
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from enduro.engine.http import classify
+from enduro.engine.schedule import ArrivalSchedule, RateStage
+from enduro.errors import PlanError
+from enduro.observe.window import OpCounter, Recorder
+from enduro.plan.models import PythonWorkload
+
+__all__ = ["OpContext", "PythonDriver", "load_function"]
+
+_monotonic = time.monotonic
+
+
+@dataclass
+class OpContext:
+    """What an op function receives: a sequence number, a seeded RNG, a per-connection (or
+    per-worker in the open model) ``state`` dict, the plan's ``params``, and ``vu``."""
+
+    seq: int
+    rng: random.Random
+    state: dict[str, Any]
+    params: dict[str, Any]
+    vu: int
+    worker: int
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def load_function(spec: str, plan_dir: Path | None) -> Callable[[OpContext], Awaitable[Any]]:
+    """``module:name``: the module is looked for beside the plan first, then on sys.path."""
+    module_name, _, attr = spec.partition(":")
+    module = None
+    if plan_dir is not None:
+        candidate = plan_dir / (module_name.replace(".", "/") + ".py")
+        if candidate.exists():
+            mod_spec = importlib.util.spec_from_file_location(
+                f"enduro_plan_{module_name.replace('.', '_')}", candidate)
+            assert mod_spec is not None and mod_spec.loader is not None
+            module = importlib.util.module_from_spec(mod_spec)
+            sys.modules[mod_spec.name] = module
+            mod_spec.loader.exec_module(module)
+    if module is None:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise PlanError(f"python workload {spec!r}: cannot import {module_name!r} "
+                            f"({exc})") from exc
+    fn: Any = module
+    for part in attr.split("."):
+        fn = getattr(fn, part, None)
+        if fn is None:
+            raise PlanError(f"python workload {spec!r}: {module_name} has no {attr!r}")
+    if not callable(fn):
+        raise PlanError(f"python workload {spec!r}: {attr!r} is not callable")
+    return fn  # type: ignore[no-any-return]
+
+
+def _error_class(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return "timeout"
+    if isinstance(exc, OSError):
+        return classify(exc)
+    return f"error:{type(exc).__name__}"
+
+
+class PythonDriver:
+    """Drives one python workload."""
+
+    def __init__(self, workload: PythonWorkload, op: str, recorder: Recorder,
+                 rng: random.Random, *, share: float, connections: int | None,
+                 plan_dir: Path | None, worker: int) -> None:
+        self.workload = workload
+        self.fn = load_function(workload.function, plan_dir)
+        self.counter: OpCounter = recorder.counter(op)
+        self.rng = rng
+        self.share = share
+        self.connections = connections
+        self.worker = worker
+        self.sending = False
+        self.seq = 0
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.shared_state: dict[str, Any] = {}
+
+    async def _call(self, ctx: OpContext, intended: float) -> None:
+        sent = _monotonic()
+        c = self.counter
+        if sent - intended > self.workload.late_after:
+            c.late += 1
+        try:
+            await asyncio.wait_for(self.fn(ctx), self.workload.timeout)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # the user's code may raise anything
+            c.requests += 1
+            c.error(_error_class(exc))
+            return
+        now = _monotonic()
+        c.requests += 1
+        c.lat.append(int((now - intended) * 1_000_000))
+        c.svc.append(int((now - sent) * 1_000_000))
+
+    def _ctx(self, vu: int, state: dict[str, Any]) -> OpContext:
+        self.seq += 1
+        return OpContext(self.seq, self.rng, state, self.workload.params, vu, self.worker)
+
+    async def run(self, duration: float) -> None:
+        self.sending = True
+        end = _monotonic() + duration
+        if self.connections is not None:
+            loops = [asyncio.ensure_future(self._vu(i, end)) for i in range(self.connections)]
+            try:
+                await asyncio.gather(*loops)
+            finally:
+                for t in loops:
+                    t.cancel()
+            return
+        w = self.workload
+        stages = [RateStage(s.duration, s.target) for s in w.stages or []]
+        schedule = ArrivalSchedule(rate=w.rate, stages=stages, poisson=w.arrivals == "poisson",
+                                   rng=self.rng, share=self.share)
+        start = _monotonic()
+        next_at = start + schedule.next()
+        backlog: deque[float] = deque()
+        while self.sending and _monotonic() < end:
+            now = _monotonic()
+            while next_at <= now:
+                backlog.append(next_at)
+                next_at = start + schedule.next()
+            while backlog and len(self.tasks) < w.max_concurrency:
+                intended = backlog.popleft()
+                if now - intended > w.timeout:
+                    self.counter.dropped += 1
+                    self.counter.requests += 1
+                    self.counter.error("dropped")
+                    continue
+                task = asyncio.ensure_future(self._call(self._ctx(0, self.shared_state),
+                                                        intended))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+            await asyncio.sleep(0.001)
+
+    async def _vu(self, vu: int, end: float) -> None:
+        state: dict[str, Any] = {}
+        while self.sending and _monotonic() < end:
+            now = _monotonic()
+            await self._call(self._ctx(vu, state), now)
+            if self.workload.think:
+                await asyncio.sleep(self.workload.think)
+
+    async def drain(self, grace: float) -> None:
+        self.sending = False
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=grace)
+        self.close_all()
+
+    def close_all(self) -> None:
+        self.sending = False
+        for task in list(self.tasks):
+            task.cancel()
