@@ -155,6 +155,10 @@ class TcpProxy:
         except OSError:
             _reset(client_w)
             return
+        if self.down:  # it went down while this connection was being set up
+            _reset(client_w)
+            up_w.close()
+            return
         for w in (client_w, up_w):
             sock = w.get_extra_info("socket")
             if sock is not None:
