@@ -161,7 +161,7 @@ def test_down_refuses_until_undone() -> None:
             await writer.drain()
             if not await reader.readline():
                 raise ConnectionResetError
-        r2, w2 = await asyncio.open_connection("127.0.0.1", port)
+        r2, _w2 = await asyncio.open_connection("127.0.0.1", port)
         with pytest.raises(ConnectionResetError):  # new connections are reset at once
             if not await r2.read(10):
                 raise ConnectionResetError
