@@ -34,8 +34,11 @@ async def nats_roundtrip(ctx: Any) -> None:
     state = ctx.state
     if "pub" not in state:
         urls = ctx.params["servers"]
+        async def quiet(_exc: Exception) -> None:
+            return None  # reconnects are expected while nodes restart
+
         opts = {"allow_reconnect": True, "max_reconnect_attempts": -1,
-                "reconnect_time_wait": 0.1, "connect_timeout": 1}
+                "reconnect_time_wait": 0.1, "connect_timeout": 1, "error_cb": quiet}
         state["queue"] = asyncio.Queue()
         offset = ctx.vu % len(urls)
         state["sub_conn"] = await nats.connect(urls[offset:] + urls[:offset], **opts)

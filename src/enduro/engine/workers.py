@@ -19,6 +19,7 @@ from typing import Any
 from enduro.engine.load import LoadControl, LoadShare, run_load
 from enduro.observe.window import WindowStats
 from enduro.plan.models import Plan
+from enduro.run.loop import run_coroutine
 
 __all__ = ["WorkerPool"]
 
@@ -26,11 +27,6 @@ __all__ = ["WorkerPool"]
 def _worker_main(plan_data: dict[str, Any], index: int, count: int, seed: int,
                  base_urls: dict[str, str], duration: float, grace: float,
                  conn: Connection, plan_dir: str | None = None) -> None:
-    try:
-        import uvloop
-        runner: Callable[..., Any] = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        runner = asyncio.run
     plan = Plan.model_validate(plan_data)
 
     async def main() -> None:
@@ -78,7 +74,7 @@ def _worker_main(plan_data: dict[str, Any], index: int, count: int, seed: int,
         loop.remove_reader(conn.fileno())
         conn.send(("done", index))
 
-    runner(main())
+    run_coroutine(main())
 
 
 class WorkerPool:

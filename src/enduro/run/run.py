@@ -40,6 +40,7 @@ from enduro.plan.tokens import with_tokens
 from enduro.report.results import build_results, write_junit, write_results
 from enduro.report.terminal import heartbeat_line, live_view, services_view, summary_table
 from enduro.run.clock import Clock, SystemClock
+from enduro.run.loop import run_coroutine
 from enduro.run.probe import probe_tcp
 from enduro.run.rundir import RunDir
 from enduro.run.supervise import supervise
@@ -130,11 +131,7 @@ class Run:
     # -- public ------------------------------------------------------------------------
     def main(self) -> RunOutcome:
         """Run to the end on a fresh event loop (uvloop when available)."""
-        try:
-            import uvloop
-            return uvloop.run(self.execute())
-        except ImportError:  # pragma: no cover
-            return asyncio.run(self.execute())
+        return run_coroutine(self.execute())
 
     async def execute(self) -> RunOutcome:
         """Run the plan; always write what was measured before returning."""

@@ -46,6 +46,7 @@ class ManagedProcess:
         self.identity: ProcessIdentity | None = None
         self._pump: asyncio.Task[None] | None = None
         self.pid_file = service_dir / "pid.json"
+        self.start_line = 0  # the output line count when this incarnation started
 
     @property
     def cwd(self) -> Path:
@@ -61,6 +62,7 @@ class ManagedProcess:
                                 for k, v in self.service.env.items()}}
         cwd = self.cwd
         cwd.mkdir(parents=True, exist_ok=True)
+        self.start_line = self.output.lines_seen
         try:
             if isinstance(command, str):
                 self.proc = await asyncio.create_subprocess_shell(

@@ -49,7 +49,8 @@ async def _http_status(url: str, timeout: float) -> int:
 
 async def wait_ready(name: str, ready: Ready, *, service_dir: Path | None = None,
                      output: OutputLog | None = None,
-                     exited: Callable[[], str | None] | None = None) -> float:
+                     exited: Callable[[], str | None] | None = None,
+                     log_from: int = 0) -> float:
     """Poll a readiness probe until it passes; return the seconds it took.
 
     ``exited`` tells whether the process died while starting (then waiting is pointless);
@@ -58,7 +59,7 @@ async def wait_ready(name: str, ready: Ready, *, service_dir: Path | None = None
     deadline = start + ready.timeout
     last = "no answer yet"
     auth_failures = 0
-    seen_lines = 0
+    seen_lines = log_from  # lines of an earlier incarnation do not count
     pattern = re.compile(ready.log) if ready.log is not None else None
     while True:
         if exited is not None and (why := exited()) is not None:

@@ -210,7 +210,7 @@ class ServiceSet:
             return describe_exit(proc.returncode)
 
         took = await wait_ready(entry.name, ready, service_dir=entry.dir, output=entry.output,
-                                exited=exited)
+                                exited=exited, log_from=proc.start_line if proc else 0)
         entry.status.ready_s = round(took, 3)
         self._monitor(entry, "ready", f"ready after {took:.2f}s", took_s=round(took, 3))
 

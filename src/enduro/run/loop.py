@@ -1,0 +1,46 @@
+"""Running a coroutine to completion on a fresh event loop (uvloop where available) without
+waiting forever on tasks that ignore cancellation, such as a client library's reconnect loop
+left behind by a python workload."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+__all__ = ["run_coroutine"]
+
+T = TypeVar("T")
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+        return uvloop.new_event_loop()
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        return asyncio.new_event_loop()
+
+
+def run_coroutine(coro: Coroutine[Any, Any, T], shutdown_timeout: float = 5.0) -> T:
+    """Like ``asyncio.run``, but leftover tasks get ``shutdown_timeout`` to end once
+    cancelled; then the loop is closed regardless."""
+    loop = _new_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        try:
+            pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.wait(pending, timeout=shutdown_timeout))
+            loop.run_until_complete(
+                asyncio.wait_for(loop.shutdown_asyncgens(), shutdown_timeout))
+        except (TimeoutError, RuntimeError):
+            pass
+        finally:
+            # Tasks that ignored cancellation are abandoned here on purpose.
+            loop.set_exception_handler(lambda _loop, _ctx: None)
+            asyncio.set_event_loop(None)
+            loop.close()
