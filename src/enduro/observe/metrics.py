@@ -163,7 +163,13 @@ class Metrics:
             slot = self._pending.setdefault(w.index, {})
             have = slot.get(w.op)
             if have is None:
-                have = slot[w.op] = WindowStats(op=w.op, index=w.index)
+                # The first part of a window is adopted as is (a copy of its counters, the
+                # histograms shared): no new 190 KB histograms per window.
+                slot[w.op] = WindowStats(w.op, w.index, w.requests, w.errors, w.late,
+                                         w.dropped, dict(w.classes), w.latency, w.service)
+                continue
+            if have.latency is w.latency:
+                continue
             have.merge(w)
 
     def seal(self, upto: int) -> None:

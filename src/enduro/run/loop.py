@@ -8,6 +8,8 @@ import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from enduro.run.memory import pin_malloc_thresholds
+
 __all__ = ["run_coroutine"]
 
 T = TypeVar("T")
@@ -24,6 +26,7 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 def run_coroutine(coro: Coroutine[Any, Any, T], shutdown_timeout: float = 5.0) -> T:
     """Like ``asyncio.run``, but leftover tasks get ``shutdown_timeout`` to end once
     cancelled; then the loop is closed regardless."""
+    pin_malloc_thresholds()
     loop = _new_loop()
     asyncio.set_event_loop(loop)
     try:
