@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from array import array
 
 import numpy as np
@@ -14,9 +15,18 @@ HIGHEST_US = 3_600_000_000
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
 
 
+def _acyclic(hist: HdrHistogram) -> HdrHistogram:
+    """hdrh's histogram and its encoder refer to each other, so every histogram is a
+    reference cycle that only the cyclic GC frees: ~190 KB each, piling up in the oldest
+    generation between full collections (a saw-tooth of megabytes). A weak back reference
+    lets reference counting free it at once."""
+    hist.encoder.histogram = weakref.proxy(hist)
+    return hist
+
+
 def new_histogram() -> HdrHistogram:
     """An empty histogram with 3 significant digits over 1 µs .. 1 h."""
-    return HdrHistogram(1, HIGHEST_US, 3)
+    return _acyclic(HdrHistogram(1, HIGHEST_US, 3))
 
 
 def fold(values: array[int], into: HdrHistogram | None = None) -> HdrHistogram:
@@ -44,10 +54,9 @@ def encode(hist: HdrHistogram) -> str:
 
 def decode(text: str) -> HdrHistogram:
     """The histogram encoded by ``encode``."""
-    hist = new_histogram()
-    if text:
-        hist.decode_and_add(text)
-    return hist
+    if not text:
+        return new_histogram()
+    return _acyclic(HdrHistogram.decode(text))
 
 
 def percentiles_ms(hist: HdrHistogram) -> dict[str, float]:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from hdrh.histogram import HdrHistogram
 
-from enduro.observe.hist import encode, new_histogram, percentiles_ms
+from enduro.observe.hist import decode, encode, new_histogram, percentiles_ms
 from enduro.observe.window import WindowStats
 
 __all__ = ["MetricView", "Metrics"]
@@ -61,7 +61,7 @@ class MetricView:
         for part in parts:
             if isinstance(part, str):
                 if part:
-                    out.decode_and_add(part)
+                    out.add(decode(part))
             elif part.get_total_count():
                 out.add(part)
         return out
