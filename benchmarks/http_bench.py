@@ -17,6 +17,7 @@ import csv
 import json
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -159,13 +160,18 @@ def main() -> int:
         soak_s = parse_duration(args.soak)
         _, rss = run_enduro(enduro_plan(url, work, "soak", soak_s,
                                         rate=f"{args.soak_rate}/s"), work, sample_rss=True)
-        if len(rss) >= 4:
-            # Compare the settled start (after the first minute's allocations) with the end.
-            settle = min(len(rss) - 2, 12)
-            first, last = rss[settle], max(rss[-3:])
+        if len(rss) >= 8:
+            # After the first minute (connections, the ring of recent windows filling up),
+            # the median of the second quarter against the median of the last quarter; the
+            # peak is printed too.
+            settle = min(12, len(rss) // 4)
+            rest = rss[settle:]
+            q = max(1, len(rest) // 4)
+            first, last = statistics.median(rest[:q]), statistics.median(rest[-q:])
             growth = (last - first) / first * 100
             print(f"\ngenerator RSS over {args.soak} at {args.soak_rate:,}/s: "
-                  f"{first:.1f} MiB -> {last:.1f} MiB ({growth:+.1f}%; target < 5%)")
+                  f"{first:.1f} MiB -> {last:.1f} MiB ({growth:+.1f}%; target < 5%), "
+                  f"peak {max(rest):.1f} MiB, {len(rss)} samples")
     shutil.rmtree(work, ignore_errors=True)
     return 0
 

@@ -73,10 +73,11 @@ def check_plan(plan: Plan) -> None:
                     f"{wname!r}; op names must be unique across the plan",
                     path=f"workloads.{wname}"))
             seen[op] = wname
-        if workload.http is None:
+        target = workload.http or workload.sse
+        if target is None:
             continue
         try:
-            split_base(plan.base_url(workload.http))
+            split_base(plan.base_url(target))
         except PlanError as exc:
             problems.extend(PlanProblem(p.message, path=f"workloads.{wname}.http")
                             for p in exc.problems)

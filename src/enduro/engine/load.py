@@ -16,10 +16,11 @@ from pathlib import Path
 from enduro.engine.http import HttpDriver, make_driver
 from enduro.engine.python import PythonDriver
 from enduro.engine.request import prepare_requests, split_base
+from enduro.engine.sse import SseDriver
 from enduro.observe.window import Recorder, WindowStats
 from enduro.plan.models import Plan
 
-Driver = HttpDriver | PythonDriver
+Driver = HttpDriver | PythonDriver | SseDriver
 
 __all__ = ["LoadControl", "LoadShare", "build_drivers", "op_names", "run_load"]
 
@@ -72,6 +73,14 @@ def build_drivers(plan: Plan, recorder: Recorder, seed: int, share: LoadShare,
             drivers.append((wname, PythonDriver(
                 py, py.op or wname, recorder, rng, share=1.0 / share.count,
                 connections=conns, plan_dir=plan_dir, worker=share.index)))
+            continue
+        if workload.sse is not None:
+            sse = workload.sse
+            clients = share.connections(sse.clients)
+            if clients == 0:
+                continue
+            drivers.append((wname, SseDriver(sse, wname, split_base(base_urls[wname]),
+                                             recorder, rng, clients=clients)))
             continue
         http = workload.http
         assert http is not None

@@ -25,6 +25,7 @@ __all__ = [
     "RuleSpec",
     "Service",
     "Size",
+    "SseWorkload",
     "Stage",
     "StageFiles",
     "StopPolicy",
@@ -304,23 +305,62 @@ class PythonWorkload(_Model):
         return self.connections is None
 
 
+class Churn(_Model):
+    """Every ``every``, ``fraction`` of the SSE clients (at most ``max_fraction``, never all)
+    disconnect and reconnect after a jittered delay."""
+
+    every: Duration
+    fraction: Percent = 0.1
+    max_fraction: Percent = 0.5
+
+
+class SseWorkload(_Model):
+    """A pool of Server-Sent Events streams with churn and Last-Event-ID reconnects."""
+
+    base: str | None = None
+    service: str | None = None
+    path: str = "/"
+    headers: dict[str, str] = {}
+    clients: Annotated[int, Field(gt=0)] = 10
+    churn: Churn | None = None
+    reconnect_delay: Duration = 0.5
+    reconnect_jitter: Duration = 0.5
+    connect_timeout: Duration = 10.0
+    stall_after: Duration = 30.0
+    ids: Literal["sequential", "opaque"] = "sequential"
+    ts_path: str | None = None
+    ts_unit: Literal["s", "ms"] = "s"
+    tls: Tls = Tls()
+
+    @model_validator(mode="after")
+    def _target(self) -> SseWorkload:
+        if (self.base is None) == (self.service is None):
+            raise ValueError("give exactly one of 'base' (a URL) or 'service'")
+        if not self.path.startswith("/"):
+            raise ValueError(f"path must start with '/', got {self.path!r}")
+        return self
+
+
 class Workload(_Model):
-    """A source of operations. One kind per workload: ``http`` or ``python``."""
+    """A source of operations. One kind per workload: ``http``, ``sse`` or ``python``."""
 
     http: HttpWorkload | None = None
+    sse: SseWorkload | None = None
     python: PythonWorkload | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Workload:
-        kinds = [k for k in ("http", "python") if getattr(self, k) is not None]
+        kinds = [k for k in ("http", "sse", "python") if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise ValueError("a workload needs exactly one kind: 'http' or 'python'"
+            raise ValueError("a workload needs exactly one kind: 'http', 'sse' or 'python'"
                              + (f"; got {', '.join(kinds)}" if kinds else ""))
         return self
 
     def op_names(self, name: str) -> list[str]:
         if self.http is not None:
             return [r.name for r in self.http.requests]
+        if self.sse is not None:
+            return [f"{name}:connect", f"{name}:event"]
         assert self.python is not None
         return [self.python.op or name]
 
@@ -364,17 +404,19 @@ class Plan(_Model):
     @model_validator(mode="after")
     def _references(self) -> Plan:
         for wname, workload in self.workloads.items():
-            if workload.http is None:
+            target = workload.http or workload.sse
+            if target is None:
                 continue
-            svc = workload.http.service
+            svc = target.service
+            kind = "http" if workload.http is not None else "sse"
             if svc is not None and svc not in self.services:
                 known = ", ".join(sorted(self.services)) or "none defined"
                 raise ValueError(
-                    f"workloads.{wname}.http.service names {svc!r}, which is not a service "
+                    f"workloads.{wname}.{kind}.service names {svc!r}, which is not a service "
                     f"(services: {known})"
                 )
             if svc is not None and self.services[svc].url is None:
-                raise ValueError(f"workloads.{wname}.http.service names {svc!r}, which has no "
+                raise ValueError(f"workloads.{wname}.{kind}.service names {svc!r}, which has no "
                                  "'url' to send to")
         for sname, service in self.services.items():
             for dep in service.depends_on:
@@ -423,7 +465,7 @@ class Plan(_Model):
         """Every rule in its long form."""
         return [RuleSpec(rule=r) if isinstance(r, str) else r for r in self.rules]
 
-    def base_url(self, workload: HttpWorkload) -> str:
+    def base_url(self, workload: HttpWorkload | SseWorkload) -> str:
         """The base URL a workload sends to."""
         if workload.base is not None:
             return workload.base

@@ -259,8 +259,12 @@ class Run:
 
     # -- phases ------------------------------------------------------------------------
     def base_urls(self) -> dict[str, str]:
-        return {name: self.plan.base_url(w.http) for name, w in self.plan.workloads.items()
-                if w.http is not None}
+        out = {}
+        for name, w in self.plan.workloads.items():
+            target = w.http or w.sse
+            if target is not None:
+                out[name] = self.plan.base_url(target)
+        return out
 
     async def _prepare(self) -> None:
         assert self.rundir is not None

@@ -56,6 +56,15 @@ _METRICS: Mapping[str, tuple[str, frozenset[str], bool]] = MappingProxyType({
     "late": ("count", frozenset({"rate", "count"}), False),
     "dropped": ("count", frozenset({"rate", "count"}), False),
     "rps": ("rate", frozenset(), False),
+    # SSE workloads (ops <name>:connect and <name>:event).
+    "sse_delivery": ("time", _HIST_FUNCS, True),
+    "sse_ttfe": ("time", _HIST_FUNCS, True),
+    "sse_gap": ("time", _HIST_FUNCS, True),
+    "sse_events": ("count", frozenset({"rate", "count"}), False),
+    "sse_duplicates": ("count", frozenset({"rate", "count"}), False),
+    "sse_gaps": ("count", frozenset({"rate", "count"}), False),
+    "sse_stalls": ("count", frozenset({"rate", "count"}), False),
+    "sse_reconnect_success": ("fraction", frozenset(), False),
     # Per-fault figures from recovery analysis (seconds); judged at the end of the run.
     "recover_s": ("time", frozenset({"max", "min", "mean", "avg"}), True),
     "detect_s": ("time", frozenset({"max", "min", "mean", "avg"}), True),
@@ -115,6 +124,8 @@ class Rule:
             if func == "min":
                 return min(picked)
             return sum(picked) / len(picked)
+        if metric.startswith("sse_"):
+            return self._sse(view)
         if self.kind == "time":
             hist = view.latency if metric == "latency" else view.service
             if hist.get_total_count() == 0:
@@ -138,6 +149,32 @@ class Rule:
             return view.rps
         count = {"requests": view.requests, "errors": self._errors(view), "late": view.late,
                  "dropped": view.dropped}[metric]
+        if func == "rate":
+            return count / view.seconds if view.seconds > 0 else 0.0
+        return float(count)
+
+    def _sse(self, view: MetricView) -> float | None:
+        """SSE figures; ``ops_for`` has already picked the :connect or :event ops."""
+        metric, func = self.metric, self.func
+        if metric in ("sse_delivery", "sse_ttfe", "sse_gap"):
+            hist = view.service if metric == "sse_gap" else view.latency
+            if hist.get_total_count() == 0:
+                return None
+            if func is not None and func in _PERCENTILES:
+                return float(hist.get_value_at_percentile(_PERCENTILES[func])) / 1e6
+            if func == "max":
+                return float(hist.get_max_value()) / 1e6
+            if func == "min":
+                return float(hist.get_min_value()) / 1e6
+            return float(hist.get_mean_value()) / 1e6
+        if metric == "sse_reconnect_success":
+            if view.requests == 0:
+                return None
+            failed = view.errors - view.classes.get("stall", 0)
+            return 1.0 - failed / view.requests
+        count = {"sse_events": view.requests, "sse_duplicates": view.classes.get("duplicate", 0),
+                 "sse_gaps": view.classes.get("gap", 0),
+                 "sse_stalls": view.classes.get("stall", 0)}[metric]
         if func == "rate":
             return count / view.seconds if view.seconds > 0 else 0.0
         return float(count)
@@ -262,10 +299,20 @@ def _check_labels(text: str, labels: Mapping[str, str], ops: Mapping[str, str]) 
             f"{', '.join(sorted(workloads))}")])
 
 
+_SSE_CONNECT = frozenset({"sse_ttfe", "sse_reconnect_success", "sse_stalls"})
+
+
 def ops_for(rule: Rule, ops: Mapping[str, str]) -> set[str] | None:
-    """The op names a rule's labels select (None for all)."""
+    """The op names a rule's labels select (None for all). SSE metrics read the SSE ops."""
     if "op" in rule.labels:
-        return {rule.labels["op"]}
-    if "workload" in rule.labels:
-        return {op for op, w in ops.items() if w == rule.labels["workload"]}
-    return None
+        selected = {rule.labels["op"]}
+    elif "workload" in rule.labels:
+        selected = {op for op, w in ops.items() if w == rule.labels["workload"]}
+    elif rule.metric.startswith("sse_"):
+        selected = set(ops)
+    else:
+        return None
+    if rule.metric.startswith("sse_"):
+        suffix = ":connect" if rule.metric in _SSE_CONNECT else ":event"
+        selected = {op for op in selected if op.endswith(suffix)}
+    return selected

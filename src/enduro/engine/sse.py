@@ -1,0 +1,265 @@
+"""Server-Sent Events workloads: a pool of streams with churn and Last-Event-ID reconnects.
+
+Recorded as two ops per workload:
+- ``<name>:connect``: one request per connection attempt; errors are failed connects (and
+  ``stall``s); latency is the time to the first event;
+- ``<name>:event``: one request per event; errors of class ``duplicate`` (an id this client
+  already saw, across reconnects) and ``gap`` (ids missing in a sequential stream); latency is
+  the delivery latency when events carry a server timestamp, service time the gap since the
+  client's previous event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import random
+import ssl
+import time
+from collections import deque
+from typing import Any
+
+from enduro.engine.http import classify, ssl_context
+from enduro.engine.request import Target, _json_path
+from enduro.observe.window import OpCounter, Recorder
+from enduro.plan.models import SseWorkload
+
+__all__ = ["SseDriver"]
+
+_monotonic = time.monotonic
+_SEEN_KEEP = 20_000
+
+
+class _Client:
+    """One logical subscriber: it keeps its Last-Event-ID and seen ids across reconnects."""
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+        self.last_id: str | None = None
+        self.seen: set[str] = set()
+        self.order: deque[str] = deque()
+        self.last_event_at: float | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.kick: asyncio.Event = asyncio.Event()
+        self.stalled = False
+
+    def remember(self, event_id: str) -> bool:
+        """False when the id was seen before (a duplicate)."""
+        if event_id in self.seen:
+            return False
+        self.seen.add(event_id)
+        self.order.append(event_id)
+        if len(self.order) > _SEEN_KEEP:
+            self.seen.discard(self.order.popleft())
+        return True
+
+
+class SseDriver:
+    """Drives one SSE workload in this process."""
+
+    def __init__(self, workload: SseWorkload, name: str, target: Target, recorder: Recorder,
+                 rng: random.Random, *, clients: int) -> None:
+        self.workload = workload
+        self.target = target
+        self.rng = rng
+        self.connect: OpCounter = recorder.counter(f"{name}:connect")
+        self.events: OpCounter = recorder.counter(f"{name}:event")
+        self.clients = [_Client(i) for i in range(clients)]
+        self.sending = False
+        self._ssl: ssl.SSLContext | None = (
+            ssl_context(workload.tls.verify, workload.tls.ca) if target.tls else None)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.connected: set[int] = set()
+
+    def _request(self, client: _Client) -> bytes:
+        w = self.workload
+        lines = [f"GET {self.target.prefix}{w.path} HTTP/1.1", f"Host: {self.target.host_header}",
+                 "Accept: text/event-stream", "Cache-Control: no-cache",
+                 "User-Agent: enduro"]
+        lines += [f"{k}: {v}" for k, v in w.headers.items()]
+        if client.last_id is not None:
+            lines.append(f"Last-Event-ID: {client.last_id}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    async def run(self, duration: float) -> None:
+        self.sending = True
+        end = _monotonic() + duration
+        for c in self.clients:
+            c.task = asyncio.ensure_future(self._client_loop(c, end))
+        side = [asyncio.ensure_future(self._stall_watch(end))]
+        if self.workload.churn is not None:
+            side.append(asyncio.ensure_future(self._churn(end)))
+        try:
+            await asyncio.sleep(max(0.0, end - _monotonic()))
+        finally:
+            for t in side:
+                t.cancel()
+
+    async def _churn(self, end: float) -> None:
+        churn = self.workload.churn
+        assert churn is not None
+        n = len(self.clients)
+        while self.sending and _monotonic() < end:
+            await asyncio.sleep(churn.every)
+            # Never all at once: at most max_fraction, and always at least one stays.
+            count = min(round(n * churn.fraction), int(n * churn.max_fraction), n - 1)
+            for client in self.rng.sample(self.clients, max(0, count)):
+                client.kick.set()
+
+    async def _stall_watch(self, end: float) -> None:
+        limit = self.workload.stall_after
+        while self.sending and _monotonic() < end:
+            await asyncio.sleep(min(1.0, limit / 4))
+            now = _monotonic()
+            for c in self.clients:
+                if c.index in self.connected and c.last_event_at is not None and \
+                        now - c.last_event_at > limit and not c.stalled:
+                    c.stalled = True
+                    self.connect.error("stall")
+
+    async def _client_loop(self, client: _Client, end: float) -> None:
+        w = self.workload
+        while self.sending and _monotonic() < end:
+            await self._session(client)
+            if not self.sending:
+                return
+            delay = w.reconnect_delay + self.rng.uniform(0, w.reconnect_jitter)
+            await asyncio.sleep(delay)
+
+    async def _session(self, client: _Client) -> None:
+        """One connection: connect, read events until closed, kicked (churn) or stopped."""
+        c = self.connect
+        started = _monotonic()
+        writer: asyncio.StreamWriter | None = None
+        client.kick.clear()
+        try:
+            reader, opened = await asyncio.wait_for(
+                asyncio.open_connection(self.target.host, self.target.port, ssl=self._ssl,
+                                        server_hostname=self.target.host if self._ssl else None,
+                                        limit=1 << 20),
+                self.workload.connect_timeout)
+            writer = opened
+            opened.write(self._request(client))
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"),
+                                          self.workload.connect_timeout)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                ssl.SSLError) as exc:
+            c.requests += 1
+            c.error(classify(exc) if isinstance(exc, OSError | TimeoutError) else "protocol")
+            if writer is not None:
+                writer.close()
+            return
+        assert writer is not None
+        status_line, _, rest = head.partition(b"\r\n")
+        parts = status_line.split()
+        status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+        if status != 200:
+            c.requests += 1
+            c.error("4xx" if 400 <= status < 500 else "5xx" if status >= 500 else "status")
+            writer.close()
+            return
+        chunked = b"transfer-encoding: chunked" in rest.lower()
+        self.connected.add(client.index)
+        reading = asyncio.ensure_future(self._consume(client, reader, chunked, started))
+        kicked = asyncio.ensure_future(client.kick.wait())
+        try:
+            await asyncio.wait([reading, kicked], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            reading.cancel()
+            kicked.cancel()
+            self.connected.discard(client.index)
+            writer.close()
+
+    async def _consume(self, client: _Client, reader: asyncio.StreamReader, chunked: bool,
+                       started: float) -> None:
+        c = self.connect
+        first = True
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError, ValueError):
+            async for event in self._events(reader, chunked):
+                if first:
+                    first = False
+                    c.requests += 1
+                    c.lat.append(int((_monotonic() - started) * 1_000_000))
+                self._on_event(client, event)
+        if first:
+            c.requests += 1
+            c.error("closed")  # the stream ended before its first event
+
+    async def _events(self, reader: asyncio.StreamReader, chunked: bool) -> Any:
+        """Yield events as dicts (id, event, data) parsed per the SSE format."""
+        buffer = b""
+        event: dict[str, str] = {}
+        data_lines: list[str] = []
+        while True:
+            if chunked:
+                size_line = await reader.readline()
+                if not size_line:
+                    return
+                size = int(size_line.strip().split(b";")[0] or b"0", 16)
+                if size == 0:
+                    return
+                chunk = await reader.readexactly(size + 2)
+                buffer += chunk[:-2]
+            else:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    return
+                buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                text = line.decode("utf-8", "replace").rstrip("\r")
+                if not text:
+                    if data_lines or "id" in event:
+                        event["data"] = "\n".join(data_lines)
+                        yield event
+                    event = {}
+                    data_lines = []
+                    continue
+                if text.startswith(":"):
+                    continue
+                field, _, value = text.partition(":")
+                value = value[1:] if value.startswith(" ") else value
+                if field == "data":
+                    data_lines.append(value)
+                elif field in ("id", "event", "retry"):
+                    event[field] = value
+
+    def _on_event(self, client: _Client, event: dict[str, str]) -> None:
+        now = _monotonic()
+        e = self.events
+        e.requests += 1
+        client.stalled = False
+        if client.last_event_at is not None:
+            e.svc.append(int((now - client.last_event_at) * 1_000_000))
+        client.last_event_at = now
+        event_id = event.get("id")
+        if event_id is not None:
+            if not client.remember(event_id):
+                e.error("duplicate")
+            elif self.workload.ids == "sequential" and client.last_id is not None and \
+                    event_id.isdigit() and client.last_id.isdigit():
+                missing = int(event_id) - int(client.last_id) - 1
+                if missing > 0:
+                    e.errors += missing
+                    e.classes["gap"] = e.classes.get("gap", 0) + missing
+            if client.last_id is None or not (event_id.isdigit() and client.last_id.isdigit()) \
+                    or int(event_id) > int(client.last_id):
+                client.last_id = event_id
+        path = self.workload.ts_path
+        if path is not None:
+            with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):
+                ts = float(_json_path(json.loads(event.get("data", "")), path))
+                if self.workload.ts_unit == "ms":
+                    ts /= 1000.0
+                delay = time.time() - ts
+                e.lat.append(max(1, int(delay * 1_000_000)))
+
+    async def drain(self, grace: float) -> None:
+        self.close_all()
+
+    def close_all(self) -> None:
+        self.sending = False
+        for c in self.clients:
+            if c.task is not None:
+                c.task.cancel()
