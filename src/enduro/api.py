@@ -73,7 +73,7 @@ def check_plan(plan: Plan) -> None:
                     f"{wname!r}; op names must be unique across the plan",
                     path=f"workloads.{wname}"))
             seen[op] = wname
-        target = workload.http or workload.sse
+        target = workload.http or workload.sse or workload.flow
         if target is None:
             continue
         try:

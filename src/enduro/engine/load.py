@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from enduro.engine.flow import FlowDriver
 from enduro.engine.http import HttpDriver, make_driver
 from enduro.engine.python import PythonDriver
 from enduro.engine.request import prepare_requests, split_base
@@ -20,7 +21,7 @@ from enduro.engine.sse import SseDriver
 from enduro.observe.window import Recorder, WindowStats
 from enduro.plan.models import Plan
 
-Driver = HttpDriver | PythonDriver | SseDriver
+Driver = HttpDriver | PythonDriver | SseDriver | FlowDriver
 
 __all__ = ["LoadControl", "LoadShare", "build_drivers", "op_names", "run_load"]
 
@@ -39,6 +40,9 @@ class LoadControl:
             http = plan.workloads[wname].http
             if http is not None and isinstance(driver, HttpDriver):
                 driver.requests = prepare_requests(http, driver.target, driver.rng)
+            flow = plan.workloads[wname].flow
+            if flow is not None and isinstance(driver, FlowDriver):
+                driver.workload = flow
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,16 @@ def build_drivers(plan: Plan, recorder: Recorder, seed: int, share: LoadShare,
             drivers.append((wname, PythonDriver(
                 py, py.op or wname, recorder, rng, share=1.0 / share.count,
                 connections=conns, plan_dir=plan_dir, worker=share.index)))
+            continue
+        if workload.flow is not None:
+            flow = workload.flow
+            conns = share.connections(flow.connections) if flow.connections else None
+            if conns == 0:
+                continue
+            urls = {n: svc.url for n, svc in plan.services.items() if svc.url}
+            drivers.append((wname, FlowDriver(flow, wname, base_urls[wname], recorder, rng,
+                                              share=1.0 / share.count, connections=conns,
+                                              plan_dir=plan_dir, service_urls=urls)))
             continue
         if workload.sse is not None:
             sse = workload.sse

@@ -40,7 +40,7 @@ class OpContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def load_function(spec: str, plan_dir: Path | None) -> Callable[[OpContext], Awaitable[Any]]:
+def load_function(spec: str, plan_dir: Path | None) -> Callable[..., Awaitable[Any]]:
     """``module:name``: the module is looked for beside the plan first, then on sys.path."""
     module_name, _, attr = spec.partition(":")
     module = None

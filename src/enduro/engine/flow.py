@@ -1,0 +1,351 @@
+"""Flows: multi-step scenarios with state. Each iteration is the op ``<flow>`` (latency: the
+whole flow); each named step is ``<flow>.<step>`` (latency: the request, or for a poll or an
+eventual expectation, the time until it held)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+import time
+import uuid
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from enduro.engine.client import HttpClient, Response
+from enduro.engine.http import classify
+from enduro.engine.python import load_function
+from enduro.engine.request import _json_path
+from enduro.observe.window import OpCounter, Recorder
+from enduro.plan.flows import CONDITION, Branch, FlowStep, FlowWorkload, StepExpect
+
+__all__ = ["FlowContext", "FlowDriver", "FlowFailed", "check_condition", "render"]
+
+_monotonic = time.monotonic
+_VAR = re.compile(r"\{\{\s*([A-Za-z_][\w]*)(?:\(([^)]*)\))?\s*\}\}")
+_MISSING = object()
+
+
+class FlowFailed(Exception):
+    """A step failed; ``cls`` is the error class recorded for it."""
+
+    def __init__(self, step: str, cls: str, detail: str = "") -> None:
+        super().__init__(f"step {step}: {cls}{': ' + detail if detail else ''}")
+        self.step = step
+        self.cls = cls
+
+
+class FlowContext:
+    """What a flow carries from step to step, and what a ``python`` step receives."""
+
+    def __init__(self, seq: int, vu: int, rng: random.Random, vars_: dict[str, Any],
+                 client: HttpClient, urls: dict[str, str]) -> None:
+        self.seq = seq
+        self.vu = vu
+        self.rng = rng
+        self.vars = vars_
+        self.client = client
+        self.urls = urls
+        self.last: Response | None = None
+
+
+def render(value: Any, ctx: FlowContext) -> Any:
+    """Fill ``{{var}}``, ``{{seq}}``, ``{{uuid}}``, ``{{randint(a,b)}}``, ``{{choice(a|b)}}``.
+    A string that is exactly one placeholder keeps the captured value's type."""
+    if isinstance(value, dict):
+        return {k: render(v, ctx) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render(v, ctx) for v in value]
+    if not isinstance(value, str) or "{{" not in value:
+        return value
+
+    def one(name: str, args: str | None) -> Any:
+        if name in ctx.vars:
+            return ctx.vars[name]
+        if name == "seq":
+            return ctx.seq
+        if name == "vu":
+            return ctx.vu
+        if name == "uuid":
+            return str(uuid.UUID(int=ctx.rng.getrandbits(128), version=4))
+        if name == "randint" and args:
+            lo, hi = (int(a) for a in args.split(","))
+            return ctx.rng.randint(lo, hi)
+        if name == "choice" and args:
+            return ctx.rng.choice(args.split("|"))
+        raise FlowFailed("?", "template", f"no variable {name!r} (captured: "
+                         f"{', '.join(ctx.vars) or 'none'})")
+
+    whole = _VAR.fullmatch(value.strip())
+    if whole:
+        return one(whole.group(1), whole.group(2))
+    return _VAR.sub(lambda m: str(one(m.group(1), m.group(2))), value)
+
+
+def _literal(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text.strip("'\"")
+
+
+def check_condition(condition: str, response: Response) -> bool:
+    """``$.state == "completed"``, ``status == 200``, ``$.items.length >= 3``,
+    ``$.state in ["done", "failed"]``."""
+    match = CONDITION.match(condition)
+    assert match is not None
+    path, op, raw = match.groups()
+    try:
+        actual = response.status if path == "status" else _json_path(response.json(), path)
+    except (ValueError, KeyError, IndexError, TypeError):
+        return False
+    expected = _literal(raw)
+    try:
+        return bool({"==": actual == expected, "!=": actual != expected,
+                     "in": actual in expected if isinstance(expected, list) else False,
+                     "<": op == "<" and actual < expected, "<=": op == "<=" and actual <= expected,
+                     ">": op == ">" and actual > expected,
+                     ">=": op == ">=" and actual >= expected}[op])
+    except TypeError:
+        return False
+
+
+def _expect_ok(expect: StepExpect | None, r: Response) -> str | None:
+    """None when the response passes; else the error class."""
+    if expect is None:
+        return None if r.status < 400 else ("5xx" if r.status >= 500 else "4xx")
+    if expect.status is not None:
+        allowed = expect.status if isinstance(expect.status, list) else [expect.status]
+        if r.status not in allowed:
+            return "5xx" if r.status >= 500 else "4xx" if r.status >= 400 else "status"
+    elif r.status >= 400:
+        return "5xx" if r.status >= 500 else "4xx"
+    if expect.contains is not None and expect.contains.encode() not in r.body:
+        return "check_failed"
+    if expect.json_:
+        try:
+            doc = r.json()
+            if not all(_json_path(doc, k) == v for k, v in expect.json_.items()):
+                return "check_failed"
+        except (ValueError, KeyError, IndexError, TypeError):
+            return "check_failed"
+    return None
+
+
+def _rendered(expect: Any, ctx: FlowContext) -> Any:
+    """An expectation with ``{{var}}`` filled in (captured ids in checks)."""
+    if expect is None:
+        return None
+    return type(expect).model_validate(render(expect.model_dump(by_alias=True), ctx))
+
+
+class FlowDriver:
+    """Drives one flow workload."""
+
+    def __init__(self, workload: FlowWorkload, name: str, base_url: str, recorder: Recorder,
+                 rng: random.Random, *, share: float, connections: int | None,
+                 plan_dir: Path | None, service_urls: dict[str, str]) -> None:
+        self.workload = workload
+        self.name = name
+        self.rng = rng
+        self.share = share
+        self.connections = connections
+        self.flow_op: OpCounter = recorder.counter(name)
+        self.steps_ops = {s: recorder.counter(f"{name}.{s}") for s in workload.step_names()}
+        self.urls = {**service_urls, "": base_url}
+        self.plan_dir = plan_dir
+        self.sending = False
+        self.seq = 0
+        self.tasks: set[asyncio.Task[None]] = set()
+        self._python: dict[str, Any] = {}
+
+    # -- iterations ----------------------------------------------------------------------
+    async def run(self, duration: float) -> None:
+        self.sending = True
+        end = _monotonic() + duration
+        if self.connections is not None:
+            loops = [asyncio.ensure_future(self._vu(i, end)) for i in range(self.connections)]
+            try:
+                await asyncio.gather(*loops)
+            finally:
+                for t in loops:
+                    t.cancel()
+            return
+        assert self.workload.rate is not None
+        rate = self.workload.rate * self.share
+        client = HttpClient(timeout=self.workload.timeout)
+        start = _monotonic()
+        n = 0
+        backlog: deque[float] = deque()
+        while self.sending and _monotonic() < end:
+            now = _monotonic()
+            while start + n / rate <= now:
+                backlog.append(start + n / rate)
+                n += 1
+            while backlog and len(self.tasks) < self.workload.max_concurrency:
+                intended = backlog.popleft()
+                task = asyncio.ensure_future(self._iteration(0, client, intended))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+            await asyncio.sleep(0.005)
+
+    async def _vu(self, vu: int, end: float) -> None:
+        client = HttpClient(timeout=self.workload.timeout)
+        try:
+            while self.sending and _monotonic() < end:
+                await self._iteration(vu, client, _monotonic())
+                if self.workload.think:
+                    await asyncio.sleep(self.workload.think)
+        finally:
+            await client.close()
+
+    async def _iteration(self, vu: int, client: HttpClient, intended: float) -> None:
+        self.seq += 1
+        ctx = FlowContext(self.seq, vu, self.rng, dict(self.workload.vars), client, self.urls)
+        f = self.flow_op
+        try:
+            await self._steps(self.workload.steps, ctx)
+        except asyncio.CancelledError:
+            raise
+        except FlowFailed as exc:
+            f.requests += 1
+            f.error(f"step:{exc.step}")
+            return
+        now = _monotonic()
+        f.requests += 1
+        f.lat.append(int((now - intended) * 1_000_000))
+        f.svc.append(int((now - intended) * 1_000_000))
+
+    # -- steps ---------------------------------------------------------------------------
+    async def _steps(self, steps: list[FlowStep], ctx: FlowContext) -> None:
+        for step in steps:
+            if not self.sending and step.request is not None:
+                raise asyncio.CancelledError
+            if step.sleep is not None:
+                await asyncio.sleep(step.sleep)
+            elif step.branch is not None:
+                await self._steps(self._choose(step.branch).steps, ctx)
+            elif step.python is not None:
+                await self._timed(step, ctx, self._python_step(step, ctx))
+            else:
+                await self._timed(step, ctx, self._request_step(step, ctx))
+
+    def _choose(self, branches: list[Branch]) -> Branch:
+        total = sum(b.weight for b in branches)
+        pick = self.rng.random() * total
+        for b in branches:
+            pick -= b.weight
+            if pick <= 0:
+                return b
+        return branches[-1]
+
+    async def _timed(self, step: FlowStep, ctx: FlowContext, work: Any) -> None:
+        assert step.name is not None
+        c = self.steps_ops[step.name]
+        started = _monotonic()
+        try:
+            await work
+        except FlowFailed as exc:
+            c.requests += 1
+            c.error(exc.cls)
+            raise FlowFailed(step.name, exc.cls, str(exc)) from exc
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            c.requests += 1
+            cls = classify(exc) if isinstance(exc, OSError | TimeoutError) else "reset"
+            c.error(cls)
+            raise FlowFailed(step.name, cls) from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            c.requests += 1
+            c.error("check_failed")
+            raise FlowFailed(step.name, "check_failed", str(exc)) from exc
+        took = _monotonic() - started
+        c.requests += 1
+        c.lat.append(int(took * 1_000_000))
+        c.svc.append(int(took * 1_000_000))
+
+    async def _send(self, step: FlowStep, ctx: FlowContext) -> Response:
+        req = step.request
+        assert req is not None
+        if req.base is not None:
+            base = render(req.base, ctx)
+        else:
+            base = ctx.urls[req.service or ""]
+        url = base.rstrip("/") + render(req.path, ctx)
+        response = await ctx.client.request(
+            req.method, url, headers={**self.workload.headers, **render(req.headers, ctx)},
+            json_body=render(req.json_, ctx) if req.json_ is not None else None,
+            body=render(req.body, ctx) if req.body is not None else None,
+            query=render(req.query, ctx) or None, timeout=req.timeout)
+        ctx.last = response
+        return response
+
+    async def _request_step(self, step: FlowStep, ctx: FlowContext) -> None:
+        name = step.name or "?"
+        if step.until is not None:
+            deadline = _monotonic() + step.within
+            while True:
+                response = await self._send(step, ctx)
+                if check_condition(step.until, response):
+                    break
+                if _monotonic() + step.every > deadline:
+                    raise FlowFailed(name, "until_timeout",
+                                     f"{step.until} did not hold within {step.within:g}s")
+                await asyncio.sleep(step.every)
+        elif step.expect_eventually is not None:
+            ev = _rendered(step.expect_eventually, ctx)
+            for attempt in range(ev.attempts):
+                response = await self._send(step, ctx)
+                if _expect_ok(ev, response) is None:
+                    break
+                if attempt == ev.attempts - 1:
+                    raise FlowFailed(name, "eventually_failed",
+                                     f"not true after {ev.attempts} attempts")
+                await asyncio.sleep(ev.delay)
+        else:
+            response = await self._send(step, ctx)
+            cls = _expect_ok(_rendered(step.expect, ctx), response)
+            if cls is not None:
+                raise FlowFailed(name, cls, f"status {response.status}")
+        for var, source in step.capture.items():
+            ctx.vars[var] = self._capture(name, source, response)
+
+    @staticmethod
+    def _capture(step: str, source: str, r: Response) -> Any:
+        if source == "status":
+            return r.status
+        if source.startswith("header:"):
+            value = r.headers.get(source[7:].strip().lower())
+            if value is None:
+                raise FlowFailed(step, "capture_failed", f"no header {source[7:]}")
+            return value
+        try:
+            return _json_path(r.json(), source)
+        except (ValueError, KeyError, IndexError, TypeError):
+            raise FlowFailed(step, "capture_failed", f"{source} is not in the response") \
+                from None
+
+    async def _python_step(self, step: FlowStep, ctx: FlowContext) -> None:
+        assert step.python is not None
+        fn = self._python.get(step.python)
+        if fn is None:
+            fn = self._python[step.python] = load_function(step.python, self.plan_dir)
+        try:
+            await fn(ctx.client, ctx)
+        except (FlowFailed, OSError, TimeoutError, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # the user's code may raise anything
+            raise FlowFailed(step.name or "?", f"error:{type(exc).__name__}", str(exc)) \
+                from exc
+
+    async def drain(self, grace: float) -> None:
+        self.sending = False
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=grace)
+        self.close_all()
+
+    def close_all(self) -> None:
+        self.sending = False
+        for task in list(self.tasks):
+            task.cancel()

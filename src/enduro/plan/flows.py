@@ -1,0 +1,143 @@
+"""Plan models of flows: multi-step scenarios with captures, polls, branches and checks."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from enduro.units import parse_duration, parse_rate
+
+__all__ = ["Branch", "Eventually", "FlowRequest", "FlowStep", "FlowWorkload"]
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Rate = Annotated[float, BeforeValidator(parse_rate)]
+_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
+CONDITION = re.compile(r"^\s*(\$[^\s=!<>]*|status)\s*(==|!=|<=|>=|<|>|in)\s*(.+?)\s*$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class FlowRequest(_Model):
+    """One HTTP request of a step; ``{{var}}`` takes captured values."""
+
+    method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
+    path: str = "/"
+    service: str | None = None
+    base: str | None = None
+    query: dict[str, Any] = {}
+    headers: dict[str, str] = {}
+    json_: Any = Field(default=None, alias="json")
+    body: str | None = None
+    timeout: Duration | None = None
+
+
+class StepExpect(_Model):
+    """Checks on a step's response."""
+
+    status: int | list[int] | None = None
+    json_: dict[str, Any] | None = Field(default=None, alias="json")
+    contains: str | None = None
+
+
+class Eventually(StepExpect):
+    """An expectation rechecked until it holds: ``attempts`` tries, ``delay`` apart. The time
+    until it held is the step's latency (publish-to-visible delay)."""
+
+    attempts: Annotated[int, Field(gt=0)] = 10
+    delay: Duration = 0.5
+
+
+class Branch(_Model):
+    """One weighted alternative of a ``branch`` step."""
+
+    name: str | None = None
+    weight: Annotated[float, Field(gt=0)] = 1.0
+    steps: list[FlowStep]
+
+
+class FlowStep(_Model):
+    """A step: a ``request`` (with ``expect``, ``capture``, a poll ``until``, or
+    ``expect_eventually``), a weighted ``branch``, a ``python`` function, or a ``sleep``."""
+
+    name: Annotated[str, Field(pattern=_NAME)] | None = None
+    request: FlowRequest | None = None
+    expect: StepExpect | None = None
+    capture: dict[str, str] = {}
+    until: str | None = None
+    within: Duration = 60.0
+    every: Duration = 1.0
+    expect_eventually: Eventually | None = None
+    branch: list[Branch] | None = None
+    python: str | None = None
+    sleep: Duration | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> FlowStep:
+        kinds = [k for k in ("request", "branch", "python", "sleep")
+                 if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("a step is exactly one of 'request', 'branch', 'python' or 'sleep'"
+                             + (f"; got {', '.join(kinds)}" if kinds else ""))
+        if kinds[0] in ("request", "python") and self.name is None:
+            raise ValueError(f"a {kinds[0]} step needs a 'name' (it is the op in rules)")
+        if self.until is not None and not CONDITION.match(self.until):
+            raise ValueError(f"until {self.until!r}: expected PATH OP VALUE, such as "
+                             "'$.state == \"completed\"'")
+        if self.python is not None and not re.fullmatch(r"[\w.]+:[\w.]+", self.python):
+            raise ValueError(f"python must be module:name, got {self.python!r}")
+        return self
+
+
+class FlowWorkload(_Model):
+    """Flows started at ``rate`` (open model) or run in a loop on each of ``connections``."""
+
+    base: str | None = None
+    service: str | None = None
+    rate: Rate | None = None
+    connections: Annotated[int, Field(gt=0)] | None = None
+    max_concurrency: Annotated[int, Field(gt=0)] = 256
+    think: Duration = 0.0
+    timeout: Duration = 30.0
+    headers: dict[str, str] = {}
+    vars: dict[str, Any] = {}
+    steps: Annotated[list[FlowStep], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _shape(self) -> FlowWorkload:
+        if (self.rate is None) == (self.connections is None):
+            raise ValueError("give exactly one of 'rate' or 'connections'")
+        if (self.base is None) == (self.service is None):
+            raise ValueError("give exactly one of 'base' (a URL) or 'service' (steps may "
+                             "address others with their own 'service' or 'base')")
+        names: list[str] = []
+
+        def walk(steps: list[FlowStep]) -> None:
+            for s in steps:
+                if s.name is not None:
+                    names.append(s.name)
+                for b in s.branch or []:
+                    walk(b.steps)
+        walk(self.steps)
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"step names must be unique in a flow, repeated: {', '.join(dupes)}")
+        return self
+
+    def step_names(self) -> list[str]:
+        names: list[str] = []
+
+        def walk(steps: list[FlowStep]) -> None:
+            for s in steps:
+                if s.name is not None:
+                    names.append(s.name)
+                for b in s.branch or []:
+                    walk(b.steps)
+        walk(self.steps)
+        return names
+
+
+Branch.model_rebuild()
