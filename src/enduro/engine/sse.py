@@ -25,7 +25,7 @@ from enduro.engine.request import Target, _json_path
 from enduro.observe.window import OpCounter, Recorder
 from enduro.plan.models import SseWorkload
 
-__all__ = ["SseDriver"]
+__all__ = ["SseDriver", "churn_count"]
 
 _monotonic = time.monotonic
 _SEEN_KEEP = 20_000
@@ -53,6 +53,12 @@ class _Client:
         if len(self.order) > _SEEN_KEEP:
             self.seen.discard(self.order.popleft())
         return True
+
+
+def churn_count(clients: int, fraction: float, max_fraction: float) -> int:
+    """How many clients one churn round replaces: ``fraction`` of them, capped at
+    ``max_fraction``, and never all at once."""
+    return max(0, min(round(clients * fraction), int(clients * max_fraction), clients - 1))
 
 
 class SseDriver:
@@ -102,8 +108,7 @@ class SseDriver:
         n = len(self.clients)
         while self.sending and _monotonic() < end:
             await asyncio.sleep(churn.every)
-            # Never all at once: at most max_fraction, and always at least one stays.
-            count = min(round(n * churn.fraction), int(n * churn.max_fraction), n - 1)
+            count = churn_count(n, churn.fraction, churn.max_fraction)
             for client in self.rng.sample(self.clients, max(0, count)):
                 client.kick.set()
 
