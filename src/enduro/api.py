@@ -47,14 +47,16 @@ def run_plan(path: Path | str, options: RunOptions, *, profile: str | None = Non
 
 
 def run_demo(options: RunOptions, *, profile: str | None = None,
-             sets: list[str] | None = None, console: Console | None = None) -> RunOutcome:
-    """``enduro demo``: start the demo service on a free loopback port, run the bundled plan
-    against it, stop the service."""
+             sets: list[str] | None = None, console: Console | None = None,
+             defect: str | None = None) -> RunOutcome:
+    """``enduro demo``: start the demo service on a free loopback port (with one ``defect``
+    turned on, if asked), run the bundled plan against it, stop the service."""
     from enduro.demo.launch import demo_service
 
     console = console or Console(stderr=True)
-    with demo_service() as (url, directory):
-        console.print(f"demo service listening on {url}", highlight=False)
+    with demo_service(defects=(defect,) if defect else ()) as (url, directory):
+        console.print(f"demo service listening on {url}"
+                      + (f" with the defect {defect!r}" if defect else ""), highlight=False)
         env = {**os.environ, "ENDURO_DEMO_URL": url}
         return run_plan(directory / "demo.yaml", options, profile=profile, sets=sets, env=env,
                         console=console)
@@ -73,7 +75,7 @@ def check_plan(plan: Plan) -> None:
                     f"{wname!r}; op names must be unique across the plan",
                     path=f"workloads.{wname}"))
             seen[op] = wname
-        target = workload.http or workload.sse or workload.flow
+        target = workload.http or workload.sse or workload.flow or workload.burst
         if target is None:
             continue
         try:

@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=VALUE")
     p.add_argument("--print-plan", action="store_true",
                    help="print the bundled demo plan and exit")
+    p.add_argument("--defect", choices=["sse-duplicates", "idempotency-race"],
+                   help="turn on one realistic bug in the demo service; the run must catch "
+                        "it (exit 1)")
     return parser
 
 
@@ -324,7 +327,8 @@ def _demo(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.print_plan:
         sys.stdout.write(bundled_plan())
         return EXIT_PASS
-    outcome = run_demo(_options(args), profile=args.profile, sets=args.sets, console=err)
+    outcome = run_demo(_options(args), profile=args.profile, sets=args.sets, console=err,
+                       defect=args.defect)
     if outcome.run_dir is not None:
         out.print(f"run directory: {outcome.run_dir}", highlight=False)
     return outcome.exit_code

@@ -23,7 +23,8 @@ def bundled_plan() -> str:
 
 
 @contextlib.contextmanager
-def demo_service(workdir: Path | None = None, timeout: float = 20.0) -> Iterator[tuple[str, Path]]:
+def demo_service(workdir: Path | None = None, timeout: float = 20.0,
+                 defects: tuple[str, ...] = ()) -> Iterator[tuple[str, Path]]:
     """Start the demo service; yield its base URL and a directory holding ``demo.yaml`` and
     ``demo.token``. The service is stopped (SIGTERM, then SIGKILL) on exit."""
     own = workdir is None
@@ -34,7 +35,7 @@ def demo_service(workdir: Path | None = None, timeout: float = 20.0) -> Iterator
     log = (directory / "demo-service.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "enduro.demo.server", "--port", "0", "--token-file",
-         str(token_file)],
+         str(token_file), *(a for d in defects for a in ("--defect", d))],
         stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True)
     try:
         assert proc.stdout is not None

@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 import httptools
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-__all__ = ["DemoApp", "main", "serve"]
+__all__ = ["DEFECTS", "DemoApp", "main", "serve"]
 
 _REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request",
             401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
@@ -72,11 +72,21 @@ class Download:
                 "updated_at": self.updated_at}
 
 
-class DemoApp:
-    """The state and handlers of the demo service."""
+DEFECTS = ("sse-duplicates", "idempotency-race")
 
-    def __init__(self, token: str, *, tick_s: float = 0.1) -> None:
+
+class DemoApp:
+    """The state and handlers of the demo service. ``defects`` turn on realistic bugs:
+
+    - ``sse-duplicates``: a reconnect with Last-Event-ID replays the last event it already had;
+    - ``idempotency-race``: concurrent creates with one Idempotency-Key all create (the key is
+      checked, then the handler yields before storing it).
+    """
+
+    def __init__(self, token: str, *, tick_s: float = 0.1,
+                 defects: frozenset[str] = frozenset()) -> None:
         self.token = token
+        self.defects = defects
         self.tick_s = tick_s
         self.downloads: OrderedDict[str, Download] = OrderedDict()
         self.keys: OrderedDict[str, tuple[str, str]] = OrderedDict()  # key -> (body hash, id)
@@ -173,11 +183,13 @@ class DemoApp:
 
     def list_downloads(self, *, query: dict[str, list[str]], **_: Any) -> Response:
         state = query.get("state", [None])[0]
+        url = query.get("url", [None])[0]
         limit = min(int(query.get("limit", ["50"])[0]), 500)
         offset = int(query.get("offset", ["0"])[0])
         if limit < 0 or offset < 0:
             raise ValueError("limit and offset must not be negative")
-        items = [d for d in reversed(self.downloads.values()) if state in (None, d.state)]
+        items = [d for d in reversed(self.downloads.values())
+                 if state in (None, d.state) and url in (None, d.url)]
         page = [d.view() for d in items[offset:offset + limit]]
         return _json(200, {"items": page, "total": len(items), "limit": limit,
                            "offset": offset})
@@ -323,6 +335,12 @@ class _HttpConnection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         method = self.parser.get_method().decode()
         target = self.url.decode("latin-1")
+        if "idempotency-race" in self.app.defects and method == "POST" and \
+                target.split("?")[0] == "/api/v1/downloads":
+            keep = self.parser.should_keep_alive()
+            headers, body = self.headers, b"".join(self.body)
+            asyncio.get_running_loop().create_task(self._racy_create(headers, body, keep))
+            return
         if method == "GET" and target.split("?")[0] == "/api/v1/events":
             if not self.app._authorized(self.headers):
                 self._send(_json(401, {"error": "missing or wrong bearer token"}), True)
@@ -331,6 +349,16 @@ class _HttpConnection(asyncio.Protocol):
             return
         response = self.app.handle(method, target, self.headers, b"".join(self.body))
         self._send(response, self.parser.should_keep_alive())
+
+    async def _racy_create(self, headers: dict[str, str], body: bytes, keep: bool) -> None:
+        app = self.app
+        key = headers.get("idempotency-key")
+        if key is not None and key not in app.keys and app._authorized(headers):
+            # The bug: the key is checked, then the handler waits (a database round trip)
+            # before storing it, so concurrent requests with the key all create.
+            await asyncio.sleep(0.02)
+            app.keys.pop(key, None)
+        self._send(app.handle("POST", "/api/v1/downloads", headers, body), keep)
 
     def _send(self, r: Response, keep_alive: bool) -> None:
         if self.transport is None:
@@ -358,8 +386,10 @@ class _HttpConnection(asyncio.Protocol):
         app.m_streams.inc()
         try:
             if last.isdigit():
+                # The defect replays from the last id inclusive: one duplicate per reconnect.
+                first = int(last) if "sse-duplicates" in app.defects else int(last) + 1
                 for seq, data in list(app.events):
-                    if seq > int(last):
+                    if seq >= first:
                         self._event(seq, data)
             while self.transport is not None:
                 try:
@@ -380,9 +410,10 @@ class _HttpConnection(asyncio.Protocol):
 
 
 async def serve(host: str, port: int, token: str, token_file: Path | None,
-                ready: Callable[[int], None] | None = None) -> None:
+                ready: Callable[[int], None] | None = None,
+                defects: frozenset[str] = frozenset()) -> None:
     """Serve until cancelled or signalled (SIGTERM/SIGINT)."""
-    app = DemoApp(token)
+    app = DemoApp(token, defects=defects)
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: _HttpConnection(app), host, port, backlog=1024)
     bound = server.sockets[0].getsockname()[1]
@@ -411,6 +442,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--token-file", type=Path, default=None)
     parser.add_argument("--token", default=None, help="default: a random token")
+    parser.add_argument("--defect", action="append", default=[], choices=DEFECTS,
+                        help="turn on a realistic bug (repeatable)")
     parser.add_argument("--config", type=Path, default=None,
                         help="a TOML file with host, port and token_file (flags win)")
     args = parser.parse_args(argv)
@@ -433,9 +466,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         import uvloop
-        uvloop.run(serve(args.host, args.port, token, args.token_file, ready))
+        uvloop.run(serve(args.host, args.port, token, args.token_file, ready,
+                         frozenset(args.defect)))
     except ImportError:  # pragma: no cover
-        asyncio.run(serve(args.host, args.port, token, args.token_file, ready))
+        asyncio.run(serve(args.host, args.port, token, args.token_file, ready,
+                          frozenset(args.defect)))
     return 0
 
 

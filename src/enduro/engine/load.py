@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from enduro.engine.burst import BurstDriver
 from enduro.engine.flow import FlowDriver
 from enduro.engine.http import HttpDriver, make_driver
 from enduro.engine.python import PythonDriver
@@ -21,7 +22,7 @@ from enduro.engine.sse import SseDriver
 from enduro.observe.window import Recorder, WindowStats
 from enduro.plan.models import Plan
 
-Driver = HttpDriver | PythonDriver | SseDriver | FlowDriver
+Driver = HttpDriver | PythonDriver | SseDriver | FlowDriver | BurstDriver
 
 __all__ = ["LoadControl", "LoadShare", "build_drivers", "op_names", "run_load"]
 
@@ -77,6 +78,13 @@ def build_drivers(plan: Plan, recorder: Recorder, seed: int, share: LoadShare,
             drivers.append((wname, PythonDriver(
                 py, py.op or wname, recorder, rng, share=1.0 / share.count,
                 connections=conns, plan_dir=plan_dir, worker=share.index)))
+            continue
+        if workload.burst is not None:
+            urls = {n: svc.url for n, svc in plan.services.items() if svc.url}
+            prefix = f"enduro_{seed % 100_000}_{int(time.time()) % 1_000_000}_"
+            drivers.append((wname, BurstDriver(workload.burst, wname, base_urls[wname],
+                                               recorder, rng, service_urls=urls,
+                                               prefix=prefix, active=share.index == 0)))
             continue
         if workload.flow is not None:
             flow = workload.flow

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from enduro.plan.bursts import BurstWorkload
 from enduro.plan.faults import FaultPolicy, FaultSpec, Proxy
 from enduro.plan.flows import FlowWorkload
 from enduro.units import parse_duration, parse_percent, parse_rate, parse_size
@@ -348,14 +349,16 @@ class Workload(_Model):
     http: HttpWorkload | None = None
     sse: SseWorkload | None = None
     flow: FlowWorkload | None = None
+    burst: BurstWorkload | None = None
     python: PythonWorkload | None = None
 
     @model_validator(mode="after")
     def _one_kind(self) -> Workload:
-        kinds = [k for k in ("http", "sse", "flow", "python") if getattr(self, k) is not None]
+        kinds = [k for k in ("http", "sse", "flow", "burst", "python")
+                 if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise ValueError("a workload needs exactly one kind: 'http', 'sse', 'flow' or "
-                             "'python'" + (f"; got {', '.join(kinds)}" if kinds else ""))
+            raise ValueError("a workload needs exactly one kind: 'http', 'sse', 'flow', "
+                             "'burst' or 'python'" + (f"; got {', '.join(kinds)}" if kinds else ""))
         return self
 
     def op_names(self, name: str) -> list[str]:
@@ -365,6 +368,8 @@ class Workload(_Model):
             return [f"{name}:connect", f"{name}:event"]
         if self.flow is not None:
             return [name, *(f"{name}.{step}" for step in self.flow.step_names())]
+        if self.burst is not None:
+            return [name, f"{name}:round", *(f"{name}.{s}" for s in self.burst.split)]
         assert self.python is not None
         return [self.python.op or name]
 
@@ -408,11 +413,11 @@ class Plan(_Model):
     @model_validator(mode="after")
     def _references(self) -> Plan:
         for wname, workload in self.workloads.items():
-            target = workload.http or workload.sse or workload.flow
+            target = workload.http or workload.sse or workload.flow or workload.burst
             if target is None:
                 continue
             svc = target.service
-            kind = "http" if workload.http else "sse" if workload.sse else "flow"
+            kind = next(k for k in ("http", "sse", "flow", "burst") if getattr(workload, k))
             if svc is not None and svc not in self.services:
                 known = ", ".join(sorted(self.services)) or "none defined"
                 raise ValueError(
@@ -469,7 +474,8 @@ class Plan(_Model):
         """Every rule in its long form."""
         return [RuleSpec(rule=r) if isinstance(r, str) else r for r in self.rules]
 
-    def base_url(self, workload: HttpWorkload | SseWorkload | FlowWorkload) -> str:
+    def base_url(self, workload: HttpWorkload | SseWorkload | FlowWorkload | BurstWorkload
+                 ) -> str:
         """The base URL a workload sends to."""
         if workload.base is not None:
             return workload.base

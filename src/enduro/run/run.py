@@ -261,7 +261,7 @@ class Run:
     def base_urls(self) -> dict[str, str]:
         out = {}
         for name, w in self.plan.workloads.items():
-            target = w.http or w.sse or w.flow
+            target = w.http or w.sse or w.flow or w.burst
             if target is not None:
                 out[name] = self.plan.base_url(target)
         return out

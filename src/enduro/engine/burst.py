@@ -1,0 +1,221 @@
+"""Burst (battle) workloads: N requests on N connections released together by a barrier,
+then post-conditions by HTTP or SQL. Op ``<name>`` is one request of a burst (latency from the
+release), ``<name>:round`` one round (errors ``post:<check>`` when a post-condition failed),
+``<name>.<split>`` the responses that matched a split (created, replayed, ...)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import random
+import re
+import time
+from typing import Any
+
+from enduro.engine.client import HttpClient
+from enduro.engine.flow import FlowContext, check_condition, render
+from enduro.engine.http import classify
+from enduro.engine.request import split_base
+from enduro.observe.window import OpCounter, Recorder
+from enduro.plan.bursts import BurstWorkload, PostCondition, SplitRule
+
+__all__ = ["BurstDriver", "check_rows"]
+
+_monotonic = time.monotonic
+
+
+def check_rows(check: str, rows: list[tuple[Any, ...]], columns: list[str]) -> str | None:
+    """None when the rows satisfy ``check``; else what is wrong."""
+    check = check.strip()
+    scalar = rows[0][0] if len(rows) == 1 and len(rows[0]) == 1 and \
+        isinstance(rows[0][0], int) else None
+    count = scalar if scalar is not None else len(rows)
+    if check == "exactly_one":
+        return None if count == 1 else f"expected exactly one, found {count}"
+    if check == "none":
+        return None if count == 0 else f"expected none, found {count}"
+    if m := re.match(r"count\s*(==|>=|<=|<|>)\s*(\d+)$", check):
+        op, n = m.group(1), int(m.group(2))
+        ok = {"==": count == n, ">=": count >= n, "<=": count <= n, "<": count < n,
+              ">": count > n}[op]
+        return None if ok else f"count {count} is not {op} {n}"
+    m = re.match(r"(unique|monotonic)\((\w+)\)$", check)
+    assert m is not None
+    kind, col = m.groups()
+    if col not in columns:
+        return f"no column {col!r} in the result ({', '.join(columns)})"
+    values = [r[columns.index(col)] for r in rows]
+    if kind == "unique":
+        dupes = sorted({repr(v) for v in values if values.count(v) > 1})
+        return None if not dupes else f"{col} repeats: {', '.join(dupes[:5])}"
+    for a, b in itertools.pairwise(values):
+        if b < a:
+            return f"{col} goes back from {a!r} to {b!r}"
+    return None
+
+
+def _matches(rule: SplitRule, status: int, headers: dict[str, str]) -> bool:
+    if rule.status is not None:
+        allowed = rule.status if isinstance(rule.status, list) else [rule.status]
+        if status not in allowed:
+            return False
+    return rule.header is None or rule.header.lower() in headers
+
+
+class BurstDriver:
+    """Drives one burst workload (in the first worker process only)."""
+
+    def __init__(self, workload: BurstWorkload, name: str, base_url: str, recorder: Recorder,
+                 rng: random.Random, *, service_urls: dict[str, str], prefix: str,
+                 active: bool) -> None:
+        self.workload = workload
+        self.name = name
+        self.base = base_url
+        self.rng = rng
+        self.urls = {**service_urls, "": base_url}
+        self.prefix = prefix
+        self.active = active
+        self.op: OpCounter = recorder.counter(name)
+        self.round_op: OpCounter = recorder.counter(f"{name}:round")
+        self.splits = {s: recorder.counter(f"{name}.{s}") for s in workload.split}
+        self.sending = False
+        self.violations: list[dict[str, Any]] = []
+
+    async def run(self, duration: float) -> None:
+        if not self.active:
+            return
+        self.sending = True
+        end = _monotonic() + duration
+        db = await self._database()
+        client = HttpClient(timeout=self.workload.timeout)
+        try:
+            await self._cleanup(db)
+            for n in range(self.workload.rounds):
+                if not self.sending or _monotonic() >= end:
+                    break
+                started = _monotonic()
+                await self._round(n, client, db)
+                await asyncio.sleep(max(0.0, self.workload.every - (_monotonic() - started)))
+            await self._cleanup(db)
+        finally:
+            await client.close()
+            if db is not None:
+                await db.close()
+
+    async def _database(self) -> Any:
+        if self.workload.database is None:
+            return None
+        import psycopg
+        return await psycopg.AsyncConnection.connect(self.workload.database.dsn, autocommit=True)
+
+    async def _cleanup(self, db: Any) -> None:
+        for statement in self.workload.cleanup:
+            await db.execute(statement, {"prefix": self.prefix, "prefix_like": self.prefix + "%"})
+
+    def _ctx(self, n: int, client: HttpClient) -> FlowContext:
+        ctx = FlowContext(n, 0, self.rng, {"prefix": self.prefix, "round": n}, client, self.urls)
+        for key, value in self.workload.vars.items():
+            ctx.vars[key] = render(value, ctx)
+        return ctx
+
+    async def _round(self, n: int, client: HttpClient, db: Any) -> None:
+        w = self.workload
+        ctx = self._ctx(n, client)
+        req = w.request
+        base = render(req.base, ctx) if req.base else self.urls[req.service or ""]
+        target = split_base(base)
+        path = target.prefix + render(req.path, ctx)
+        if req.query:
+            from urllib.parse import urlencode
+            path += "?" + urlencode(render(req.query, ctx))
+        body = b""
+        headers = {**w.headers, **render(req.headers, ctx)}
+        if req.json_ is not None:
+            body = json.dumps(render(req.json_, ctx), separators=(",", ":")).encode()
+            headers.setdefault("Content-Type", "application/json")
+        elif req.body is not None:
+            body = str(render(req.body, ctx)).encode()
+        lines = [f"{req.method} {path} HTTP/1.1", f"Host: {target.host_header}",
+                 "User-Agent: enduro", "Connection: close", *(f"{k}: {v}" for k, v in
+                                                              headers.items())]
+        if body or req.method in ("POST", "PUT", "PATCH"):
+            lines.append(f"Content-Length: {len(body)}")
+        wire = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        # Every connection is open before any request goes: the barrier.
+        opened = await asyncio.gather(
+            *(asyncio.wait_for(asyncio.open_connection(target.host, target.port), w.timeout)
+              for _ in range(w.size)), return_exceptions=True)
+        conns = [c for c in opened if isinstance(c, tuple)]
+        for failure in (c for c in opened if not isinstance(c, tuple)):
+            self.op.requests += 1
+            self.op.error(classify(failure) if isinstance(failure, OSError | TimeoutError)
+                          else "connect")
+        released = _monotonic()
+        for _, writer in conns:
+            writer.write(wire)
+        await asyncio.gather(*(self._answer(r, wr, req.method, released) for r, wr in conns))
+        if w.settle:
+            await asyncio.sleep(w.settle)
+        failures = []
+        for post in w.after:
+            problem = await self._post(post, ctx, client, db)
+            if problem is not None:
+                failures.append(post.name)
+                self.violations.append({"round": n, "check": post.name, "problem": problem})
+        self.round_op.requests += 1
+        self.round_op.lat.append(int((_monotonic() - released) * 1_000_000))
+        for name in failures:
+            self.round_op.error(f"post:{name}")
+
+    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      method: str, released: float) -> None:
+        c = self.op
+        try:
+            status, headers, _, _ = await asyncio.wait_for(
+                HttpClient._read(reader, method), self.workload.timeout)
+        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            c.requests += 1
+            c.error(classify(exc) if isinstance(exc, OSError | TimeoutError) else "reset")
+            return
+        finally:
+            writer.close()
+        now = _monotonic()
+        c.requests += 1
+        c.lat.append(int((now - released) * 1_000_000))
+        c.svc.append(int((now - released) * 1_000_000))
+        if status >= 400:
+            c.error("5xx" if status >= 500 else "4xx")
+        for split, rule in self.workload.split.items():
+            if _matches(rule, status, headers):
+                self.splits[split].requests += 1
+
+    async def _post(self, post: PostCondition, ctx: FlowContext, client: HttpClient,
+                    db: Any) -> str | None:
+        if post.http is not None:
+            req = post.http
+            base = render(req.base, ctx) if req.base else self.urls[req.service or ""]
+            try:
+                response = await client.request(
+                    req.method, base.rstrip("/") + render(req.path, ctx),
+                    headers={**self.workload.headers, **render(req.headers, ctx)},
+                    query=render(req.query, ctx) or None)
+            except (OSError, TimeoutError) as exc:
+                return f"request failed: {exc!r}"
+            if check_condition(render(post.check, ctx), response):
+                return None
+            return f"{post.check} does not hold: {response.text[:200]}"
+        assert post.sql is not None
+        cursor = await db.execute(post.sql, {k: v for k, v in ctx.vars.items()
+                                             if isinstance(v, str | int | float)})
+        rows = await cursor.fetchall()
+        columns = [d.name for d in cursor.description or []]
+        return check_rows(post.check, [tuple(r) for r in rows], columns)
+
+    async def drain(self, grace: float) -> None:
+        self.sending = False
+
+    def close_all(self) -> None:
+        self.sending = False
+
+
