@@ -40,7 +40,12 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert results["schema"] == 1 and results["verdict"] == "pass"
     assert results["state"] == "completed"
     assert 4.5 <= results["duration_s"] <= 6
-    assert set(results["ops"]) == {"list", "get", "health", "create"}
+    assert set(results["ops"]) == {"list", "get", "health", "create", "stream:connect",
+                                   "stream:event", "battle", "battle:round",
+                                   "battle.created", "battle.replayed"}
+    # One create and 49 replays per burst round of 50 with one key.
+    rounds = results["ops"]["battle:round"]["requests"]
+    assert rounds >= 1 and results["ops"]["battle.created"]["requests"] == rounds
     assert results["total"]["requests"] > 700
     assert all(r["passed"] for r in results["rules"])
     for name in ("state.json", "plan.resolved.yaml", "events.jsonl", "junit.xml"):
@@ -188,3 +193,17 @@ def test_second_sigint_forces_the_stop(tmp_path: Path) -> None:
     assert proc.returncode == 130
     results = json.loads((only_run_dir(out) / "results.json").read_text())
     assert results["state"] == "stopped"
+
+
+@pytest.mark.parametrize(("defect", "rule"), [
+    ("sse-duplicates", "FAIL  sse_duplicates == 0"),
+    ("idempotency-race", "FAIL  errors{op=battle:round} == 0"),
+])
+def test_demo_defects_are_caught(tmp_path: Path, defect: str, rule: str) -> None:
+    proc = run_cli("demo", "--defect", defect, "--duration", "8s", "--out",
+                   str(tmp_path / "runs"), timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert rule in proc.stderr
+    results = json.loads((only_run_dir(tmp_path / "runs") / "results.json").read_text())
+    failed = [r["rule"] for r in results["rules"] if not r["passed"]]
+    assert failed == [rule.split("  ", 1)[1]]
