@@ -114,7 +114,8 @@ class BurstDriver:
             await db.execute(statement, {"prefix": self.prefix, "prefix_like": self.prefix + "%"})
 
     def _ctx(self, n: int, client: HttpClient) -> FlowContext:
-        ctx = FlowContext(n, 0, self.rng, {"prefix": self.prefix, "round": n}, client, self.urls)
+        ctx = FlowContext(n, 0, self.rng, {"prefix": self.prefix, "round": n,
+                                           "prefix_like": self.prefix + "%"}, client, self.urls)
         for key, value in self.workload.vars.items():
             ctx.vars[key] = render(value, ctx)
         return ctx
@@ -206,9 +207,13 @@ class BurstDriver:
                 return None
             return f"{post.check} does not hold: {response.text[:200]}"
         assert post.sql is not None
-        cursor = await db.execute(post.sql, {k: v for k, v in ctx.vars.items()
-                                             if isinstance(v, str | int | float)})
-        rows = await cursor.fetchall()
+        import psycopg
+        try:
+            cursor = await db.execute(post.sql, {k: v for k, v in ctx.vars.items()
+                                                 if isinstance(v, str | int | float)})
+            rows = await cursor.fetchall()
+        except psycopg.Error as exc:
+            return f"the query failed: {exc}"
         columns = [d.name for d in cursor.description or []]
         return check_rows(post.check, [tuple(r) for r in rows], columns)
 

@@ -150,6 +150,8 @@ async def run_load(plan: Plan, *, seed: int, share: LoadShare, base_urls: dict[s
         if not stop.is_set():
             await asyncio.wait(runs)
         for task in runs:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
             task.cancel()
 
         async def drain_all() -> None:
