@@ -21,7 +21,8 @@ from enduro.engine.request import _json_path
 from enduro.observe.window import OpCounter, Recorder
 from enduro.plan.flows import CONDITION, Branch, FlowStep, FlowWorkload, StepExpect
 
-__all__ = ["FlowContext", "FlowDriver", "FlowFailed", "check_condition", "render"]
+__all__ = ["FlowContext", "FlowDriver", "FlowFailed", "HistoryLog", "check_condition",
+           "render"]
 
 _monotonic = time.monotonic
 _VAR = re.compile(r"\{\{\s*([A-Za-z_][\w]*)(?:\(([^)]*)\))?\s*\}\}")
@@ -69,7 +70,7 @@ def render(value: Any, ctx: FlowContext) -> Any:
         if name == "vu":
             return ctx.vu
         if name == "uuid":
-            return str(uuid.UUID(int=ctx.rng.getrandbits(128), version=4))
+            return str(uuid.uuid4())  # unique across runs (see engine.request)
         if name == "randint" and args:
             lo, hi = (int(a) for a in args.split(","))
             return ctx.rng.randint(lo, hi)
@@ -141,12 +142,34 @@ def _rendered(expect: Any, ctx: FlowContext) -> Any:
     return type(expect).model_validate(render(expect.model_dump(by_alias=True), ctx))
 
 
+class HistoryLog:
+    """Appends operations to ``history.jsonl`` (line writes with O_APPEND, so worker
+    processes can share the file)."""
+
+    def __init__(self, path: Path, worker: int) -> None:
+        self.path = path
+        self.worker = worker
+        self._fh = path.open("a", encoding="utf-8", buffering=1)
+        self.index = 0
+
+    def record(self, process: str, type_: str, f: str, key: Any, value: Any) -> None:
+        self.index += 1
+        self._fh.write(json.dumps({"index": f"{self.worker}-{self.index}", "process": process,
+                                   "type": type_, "f": f, "key": key, "value": value,
+                                   "time": time.time()}, default=str) + "\n")
+
+    def close(self) -> None:
+        self._fh.close()
+
+
 class FlowDriver:
     """Drives one flow workload."""
 
     def __init__(self, workload: FlowWorkload, name: str, base_url: str, recorder: Recorder,
                  rng: random.Random, *, share: float, connections: int | None,
-                 plan_dir: Path | None, service_urls: dict[str, str]) -> None:
+                 plan_dir: Path | None, service_urls: dict[str, str],
+                 history: HistoryLog | None = None) -> None:
+        self.history = history
         self.workload = workload
         self.name = name
         self.rng = rng
@@ -241,25 +264,50 @@ class FlowDriver:
                 return b
         return branches[-1]
 
+    def _history(self, step: FlowStep, ctx: FlowContext, type_: str) -> None:
+        spec = step.history
+        if spec is None or self.history is None:
+            return
+        try:
+            key = render(spec.key, ctx)
+            value: Any = None
+            if spec.value is not None:
+                if spec.value.startswith("$"):
+                    if type_ == "ok" and ctx.last is not None:
+                        value = _json_path(ctx.last.json(), spec.value)
+                else:
+                    value = render(spec.value, ctx)
+        except (FlowFailed, ValueError, KeyError, IndexError, TypeError):
+            return
+        if type_ == "invoke" and spec.f == "read":
+            value = None
+        self.history.record(f"{self.name}-{ctx.vu}-{ctx.seq}", type_, spec.f, key, value)
+
     async def _timed(self, step: FlowStep, ctx: FlowContext, work: Any) -> None:
         assert step.name is not None
         c = self.steps_ops[step.name]
         started = _monotonic()
+        self._history(step, ctx, "invoke")
         try:
             await work
         except FlowFailed as exc:
             c.requests += 1
             c.error(exc.cls)
+            # A definite rejection did not happen; anything else may have.
+            self._history(step, ctx, "fail" if exc.cls == "4xx" else "info")
             raise FlowFailed(step.name, exc.cls, str(exc)) from exc
         except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
             c.requests += 1
             cls = classify(exc) if isinstance(exc, OSError | TimeoutError) else "reset"
             c.error(cls)
+            self._history(step, ctx, "info")
             raise FlowFailed(step.name, cls) from exc
         except (ValueError, KeyError, TypeError) as exc:
             c.requests += 1
             c.error("check_failed")
+            self._history(step, ctx, "info")
             raise FlowFailed(step.name, "check_failed", str(exc)) from exc
+        self._history(step, ctx, "ok")
         took = _monotonic() - started
         c.requests += 1
         c.lat.append(int(took * 1_000_000))

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from enduro.engine.burst import BurstDriver
-from enduro.engine.flow import FlowDriver
+from enduro.engine.flow import FlowDriver, HistoryLog
 from enduro.engine.http import HttpDriver, make_driver
 from enduro.engine.python import PythonDriver
 from enduro.engine.request import prepare_requests, split_base
@@ -64,8 +64,8 @@ def op_names(plan: Plan) -> dict[str, str]:
 
 
 def build_drivers(plan: Plan, recorder: Recorder, seed: int, share: LoadShare,
-                  base_urls: dict[str, str],
-                  plan_dir: Path | None = None) -> list[tuple[str, Driver]]:
+                  base_urls: dict[str, str], plan_dir: Path | None = None,
+                  history: HistoryLog | None = None) -> list[tuple[str, Driver]]:
     """A driver per workload, seeded per worker so that schedules are reproducible."""
     drivers: list[tuple[str, Driver]] = []
     for n, (wname, workload) in enumerate(plan.workloads.items()):
@@ -94,7 +94,8 @@ def build_drivers(plan: Plan, recorder: Recorder, seed: int, share: LoadShare,
             urls = {n: svc.url for n, svc in plan.services.items() if svc.url}
             drivers.append((wname, FlowDriver(flow, wname, base_urls[wname], recorder, rng,
                                               share=1.0 / share.count, connections=conns,
-                                              plan_dir=plan_dir, service_urls=urls)))
+                                              plan_dir=plan_dir, service_urls=urls,
+                                              history=history)))
             continue
         if workload.sse is not None:
             sse = workload.sse
@@ -120,11 +121,12 @@ async def run_load(plan: Plan, *, seed: int, share: LoadShare, base_urls: dict[s
                    sink: Callable[[list[WindowStats]], None], duration: float,
                    start_mono: float, stop: asyncio.Event, force: asyncio.Event,
                    grace: float, control: LoadControl | None = None,
-                   plan_dir: Path | None = None) -> None:
+                   plan_dir: Path | None = None, history_path: Path | None = None) -> None:
     """Drive the load until ``duration`` passes or ``stop`` is set; seal a window every
     ``plan.window`` seconds measured from ``start_mono`` (shared by all workers)."""
     recorder = Recorder(list(op_names(plan)))
-    named = build_drivers(plan, recorder, seed, share, base_urls, plan_dir)
+    history = HistoryLog(history_path, share.index) if history_path is not None else None
+    named = build_drivers(plan, recorder, seed, share, base_urls, plan_dir, history)
     drivers = [d for _, d in named]
     if control is not None:
         control.drivers = named
@@ -170,3 +172,5 @@ async def run_load(plan: Plan, *, seed: int, share: LoadShare, base_urls: dict[s
         rotator.cancel()
         # The partial last window still counts.
         sink(recorder.rotate(recorder.index + 1))
+        if history is not None:
+            history.close()

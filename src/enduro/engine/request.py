@@ -71,7 +71,9 @@ class _Template:
         if name == "seq":
             return str
         if name == "uuid":
-            return lambda _n: str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            # Unique across runs, not seeded: keys such as Idempotency-Key must not repeat
+            # when the same plan runs again against a service that remembers them.
+            return lambda _n: str(uuid.uuid4())
         if name == "randint" and args:
             try:
                 lo, hi = (int(a) for a in args.split(","))
@@ -182,11 +184,17 @@ def prepare_requests(workload: HttpWorkload, target: Target,
 
 
 def _json_path(doc: Any, path: str) -> Any:
-    """A small JSONPath subset: ``$.a.b[0].c``, ``$.items.length``. KeyError when absent."""
+    """A small JSONPath subset: ``$.a.b[0].c``, ``$.items.length``, ``$.items[*].id`` (a list).
+    KeyError when absent."""
     if not path.startswith("$"):
         raise KeyError(path)
-    node = doc
-    for name, index in re.findall(r"\.([A-Za-z0-9_\-]+)|\[(\d+)\]", path[1:]):
+    return _walk_path(doc, re.findall(r"\.([A-Za-z0-9_\-]+)|\[(\d+|\*)\]", path[1:]))
+
+
+def _walk_path(node: Any, parts: list[tuple[str, str]]) -> Any:
+    for i, (name, index) in enumerate(parts):
+        if index == "*":
+            return [_walk_path(item, parts[i + 1:]) for item in node]
         if index:
             node = node[int(index)]
         elif name == "length" and isinstance(node, list | dict | str):

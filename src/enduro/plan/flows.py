@@ -9,7 +9,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from enduro.units import parse_duration, parse_rate
 
-__all__ = ["Branch", "Eventually", "FlowRequest", "FlowStep", "FlowWorkload"]
+__all__ = ["Branch", "Eventually", "FinalPhase", "FlowRequest", "FlowStep", "FlowWorkload",
+           "HistorySpec"]
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Rate = Annotated[float, BeforeValidator(parse_rate)]
@@ -59,6 +60,16 @@ class Branch(_Model):
     steps: list[FlowStep]
 
 
+class HistorySpec(_Model):
+    """Record this step in ``history.jsonl`` as an operation ``f`` on ``key``. ``value`` is a
+    template (``{{v}}``) or, for reads and creates, a JSON path into the response
+    (``$.items``)."""
+
+    f: Literal["write", "read", "create"]
+    key: str
+    value: str | None = None
+
+
 class FlowStep(_Model):
     """A step: a ``request`` (with ``expect``, ``capture``, a poll ``until``, or
     ``expect_eventually``), a weighted ``branch``, a ``python`` function, or a ``sleep``."""
@@ -74,6 +85,7 @@ class FlowStep(_Model):
     branch: list[Branch] | None = None
     python: str | None = None
     sleep: Duration | None = None
+    history: HistorySpec | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> FlowStep:
@@ -138,6 +150,17 @@ class FlowWorkload(_Model):
                     walk(b.steps)
         walk(self.steps)
         return names
+
+
+class FinalPhase(_Model):
+    """After the load: heal faults, wait ``quiesce``, run ``steps`` once (final reads), then
+    run the ``checkers`` over ``history.jsonl``."""
+
+    base: str | None = None
+    service: str | None = None
+    quiesce: Duration = 1.0
+    headers: dict[str, str] = {}
+    steps: list[FlowStep] = []
 
 
 Branch.model_rebuild()

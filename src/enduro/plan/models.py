@@ -9,7 +9,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 
 from enduro.plan.bursts import BurstWorkload
 from enduro.plan.faults import FaultPolicy, FaultSpec, Proxy
-from enduro.plan.flows import FlowWorkload
+from enduro.plan.flows import FinalPhase, FlowWorkload
 from enduro.units import parse_duration, parse_percent, parse_rate, parse_size
 
 __all__ = [
@@ -409,6 +409,9 @@ class Plan(_Model):
     faults: list[FaultSpec] = []
     fault_policy: FaultPolicy = FaultPolicy()
     abort_if: list[str] = []
+    final: FinalPhase | None = None
+    checkers: list[Literal["lost_writes", "garbage_reads", "duplicate_effect",
+                           "monotonic_reads", "read_your_writes"]] = []
 
     @model_validator(mode="after")
     def _references(self) -> Plan:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from enduro.plan.flows import FlowWorkload
 from enduro.plan.models import Plan
 
-__all__ = ["TOKEN_REF", "token_refs", "with_tokens"]
+__all__ = ["TOKEN_REF", "token_refs", "with_tokens", "with_tokens_flow"]
 
 TOKEN_REF = re.compile(r"\$\{token:([A-Za-z0-9_.-]+)\}")
 
@@ -40,3 +41,10 @@ def with_tokens(plan: Plan, tokens: dict[str, str]) -> Plan:
     data["workloads"] = _walk(data["workloads"], lambda text: TOKEN_REF.sub(
         lambda m: tokens.get(m.group(1), m.group(0)), text))
     return Plan.model_validate(data)
+
+
+def with_tokens_flow(flow: FlowWorkload, tokens: dict[str, str]) -> FlowWorkload:
+    """A flow (the final phase's) with ``${token:name}`` replaced."""
+    data = _walk(flow.model_dump(mode="json", by_alias=True), lambda text: TOKEN_REF.sub(
+        lambda m: tokens.get(m.group(1), m.group(0)), text))
+    return FlowWorkload.model_validate(data)

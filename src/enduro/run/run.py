@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.live import Live
 
+from enduro.engine.flow import FlowDriver, HistoryLog
 from enduro.engine.load import LoadControl, LoadShare, op_names, run_load
 from enduro.engine.workers import WorkerPool
 from enduro.errors import (
@@ -34,9 +35,10 @@ from enduro.faults.runner import FaultRunner, available_kinds
 from enduro.faults.timeline import expand
 from enduro.observe.hist import percentiles_ms
 from enduro.observe.metrics import Metrics, MetricView
-from enduro.observe.window import WindowStats
+from enduro.observe.window import Recorder, WindowStats
+from enduro.plan.flows import FinalPhase, FlowWorkload
 from enduro.plan.resolve import LoadedPlan
-from enduro.plan.tokens import with_tokens
+from enduro.plan.tokens import with_tokens, with_tokens_flow
 from enduro.report.results import build_results, write_junit, write_results
 from enduro.report.terminal import heartbeat_line, live_view, services_view, summary_table
 from enduro.run.clock import Clock, SystemClock
@@ -45,8 +47,10 @@ from enduro.run.probe import probe_tcp
 from enduro.run.rundir import RunDir
 from enduro.run.supervise import supervise
 from enduro.services.supervisor import ServiceSet
+from enduro.verdict.checkers import check_history
 from enduro.verdict.evaluate import Abort, RuleBook, Verdict, compile_abort_if, compile_rules
 from enduro.verdict.recovery import PhaseTracker, analyze_fault
+from enduro.verdict.rules import RuleResult
 
 __all__ = ["Run", "RunOptions", "RunOutcome"]
 
@@ -118,6 +122,7 @@ class Run:
         self._load_start = 0.0
         self._sources_last: dict[int, int] = {}
         self.services: ServiceSet | None = None
+        self.violations: dict[str, list[dict[str, Any]]] = {}
         self._control = LoadControl()
         self._pool: WorkerPool | None = None
         self.proxies: ProxySet | None = None
@@ -166,6 +171,8 @@ class Run:
             self.status.state = "running"
             self._write_state()
             await self._drive()
+            if not self.force.is_set() and self.status.fatal is None:
+                await self._final_phase()
             await self._stop_services()
             return self._finish()
         finally:
@@ -300,6 +307,70 @@ class Run:
         for url in sorted(set(self.base_urls().values())):
             await self._until_stopped(probe_tcp(url))
             self.event("target_ok", url=url)
+
+    def _history_path(self) -> Path | None:
+        if self.rundir is None:
+            return None
+        uses = self.plan.checkers or any(
+            w.flow is not None for w in self.plan.workloads.values())
+        return self.rundir.file("history.jsonl") if uses else None
+
+    async def _final_phase(self) -> None:
+        """Heal faults, quiesce, run the final reads, then the history checkers."""
+        final = self.plan.final
+        if self.faults is not None and (final is not None or self.plan.checkers):
+            await self.faults.undo_all()
+        if final is not None:
+            self.event("final_phase", quiesce_s=final.quiesce)
+            await self.clock.sleep(final.quiesce)
+            await self._final_reads(final)
+        if self.plan.checkers:
+            self.violations = self._run_checkers()
+
+    async def _final_reads(self, final: FinalPhase) -> None:
+        if not final.steps:
+            return
+        base = final.base or (self.plan.services[final.service].url if final.service else None)
+        if base is None:
+            return
+        workload = FlowWorkload(base=base, connections=1, headers=final.headers,
+                                steps=final.steps)
+        workload = with_tokens_flow(workload, self.services.tokens if self.services else {})
+        path = self._history_path()
+        history = HistoryLog(path, 999) if path is not None else None
+        urls = {n: s.url for n, s in self.plan.services.items() if s.url}
+        driver = FlowDriver(workload, "final", base, Recorder(["final", *(
+            f"final.{n}" for n in workload.step_names())]), random.Random(self.seed),
+            share=1.0, connections=1, plan_dir=self.loaded.source.parent.resolve(),
+            service_urls=urls, history=history)
+        driver.sending = True
+        from enduro.engine.client import HttpClient
+        client = HttpClient(timeout=workload.timeout)
+        try:
+            await driver._iteration(0, client, time.monotonic())
+        finally:
+            await client.close()
+            if history is not None:
+                history.close()
+        ok = driver.flow_op.errors == 0
+        self.event("final_reads", ok=ok, errors=dict(driver.flow_op.classes))
+        if not ok:
+            self.log(f"final reads failed: {dict(driver.flow_op.classes)}")
+
+    def _run_checkers(self) -> dict[str, list[dict[str, Any]]]:
+        path = self._history_path()
+        records: list[dict[str, Any]] = []
+        if path is not None and path.exists():
+            for line in path.read_text().splitlines():
+                with contextlib.suppress(ValueError):
+                    records.append(json.loads(line))
+        found = check_history(records, self.plan.checkers)
+        out = {name: [v.to_json() for v in vs[:20]] for name, vs in found.items()}
+        for name, vs in found.items():
+            self.event("checker", checker=name, violations=len(vs))
+            if vs:
+                self.log(f"checker {name}: {len(vs)} violation(s); first: {vs[0].message}")
+        return out
 
     def _on_token(self, service: str, token: str) -> None:
         """A restarted service wrote a new token: requests use it from now on."""
@@ -440,13 +511,15 @@ class Run:
                            sink=lambda ws: self._on_windows(0, ws),
                            duration=self.duration, start_mono=start_mono, stop=self.stop,
                            force=self.force, grace=self.plan.grace, control=self._control,
-                           plan_dir=self.loaded.source.parent.resolve())
+                           plan_dir=self.loaded.source.parent.resolve(),
+                           history_path=self._history_path())
         await supervise("load", work, clock=self.clock, on_error=self._worker_error)
 
     async def _run_workers(self) -> None:
         pool = WorkerPool(self.plan, self.options.workers, self.seed, self.base_urls(),
                           self.duration, self.plan.grace, self._on_windows,
-                          plan_dir=self.loaded.source.parent.resolve())
+                          plan_dir=self.loaded.source.parent.resolve(),
+                          history_path=self._history_path())
         self._pool = pool
         try:
             await pool.start()
@@ -573,6 +646,16 @@ class Run:
                             else self.rulebook.final(self.metrics, elapsed))
         if self.status.aborts:
             verdict = Verdict(False, verdict.results)
+        if any(self.violations.values()):
+            checker_results = [RuleResult(f"checker {name}", float(len(vs)),
+                                          f"{len(vs)} violation(s)", not vs,
+                                          vs[0]["message"] if vs else "")
+                               for name, vs in self.violations.items()]
+            verdict = Verdict(False, [*verdict.results, *checker_results])
+        elif self.violations:
+            verdict = Verdict(verdict.passed, [*verdict.results, *(
+                RuleResult(f"checker {name}", 0.0, "0 violations", True)
+                for name in self.violations)])
         if self.status.fatal is not None:
             self.status.state = "failed"
             self.status.stop_reason = str(self.status.fatal)
@@ -587,6 +670,7 @@ class Run:
             stop_reason=self.status.stop_reason, workers=self.options.workers,
             profile=self.loaded.profile,
             extra={"services": self.services.statuses() if self.services else {},
+                   "checkers": self.violations,
                    "faults": faults, "faults_skipped": self.skipped_faults,
                    "phases": {p: round(n * self.plan.window, 3)
                               for p, n in self.metrics.phase_windows.items()}})
