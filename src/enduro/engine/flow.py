@@ -168,8 +168,9 @@ class FlowDriver:
     def __init__(self, workload: FlowWorkload, name: str, base_url: str, recorder: Recorder,
                  rng: random.Random, *, share: float, connections: int | None,
                  plan_dir: Path | None, service_urls: dict[str, str],
-                 history: HistoryLog | None = None) -> None:
+                 history: HistoryLog | None = None, canaries: tuple[str, ...] = ()) -> None:
         self.history = history
+        self.canaries = tuple(c.encode() for c in canaries)
         self.workload = workload
         self.name = name
         self.rng = rng
@@ -327,6 +328,9 @@ class FlowDriver:
             body=render(req.body, ctx) if req.body is not None else None,
             query=render(req.query, ctx) or None, timeout=req.timeout)
         ctx.last = response
+        for canary in self.canaries:
+            if canary in response.body:
+                raise FlowFailed(step.name or "?", "canary", "a canary appeared in a response")
         return response
 
     async def _request_step(self, step: FlowStep, ctx: FlowContext) -> None:

@@ -40,7 +40,8 @@ class LoadControl:
         for wname, driver in self.drivers:
             http = plan.workloads[wname].http
             if http is not None and isinstance(driver, HttpDriver):
-                driver.requests = prepare_requests(http, driver.target, driver.rng)
+                forbidden = tuple(v.encode() for v in plan.canaries.values)
+                driver.requests = prepare_requests(http, driver.target, driver.rng, forbidden)
             flow = plan.workloads[wname].flow
             if flow is not None and isinstance(driver, FlowDriver):
                 driver.workload = flow
@@ -95,7 +96,8 @@ def build_drivers(plan: Plan, recorder: Recorder, seed: int, share: LoadShare,
             drivers.append((wname, FlowDriver(flow, wname, base_urls[wname], recorder, rng,
                                               share=1.0 / share.count, connections=conns,
                                               plan_dir=plan_dir, service_urls=urls,
-                                              history=history)))
+                                              history=history,
+                                              canaries=tuple(plan.canaries.values))))
             continue
         if workload.sse is not None:
             sse = workload.sse
@@ -108,7 +110,8 @@ def build_drivers(plan: Plan, recorder: Recorder, seed: int, share: LoadShare,
         http = workload.http
         assert http is not None
         target = split_base(base_urls[wname])
-        requests = prepare_requests(http, target, rng)
+        forbidden = tuple(v.encode() for v in plan.canaries.values)
+        requests = prepare_requests(http, target, rng, forbidden)
         connections = share.connections(http.connections) if http.connections else None
         if connections == 0:
             continue

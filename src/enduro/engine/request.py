@@ -130,11 +130,12 @@ class PreparedRequest:
     __slots__ = ("_parts", "check", "head", "name", "needs_body", "static_bytes", "timeout")
 
     def __init__(self, spec: RequestSpec, workload: HttpWorkload, target: Target,
-                 rng: random.Random, default_timeout: float) -> None:
+                 rng: random.Random, default_timeout: float,
+                 forbidden: tuple[bytes, ...] = ()) -> None:
         self.name = spec.name
         self.head = spec.method == "HEAD"
         self.timeout = spec.timeout if spec.timeout is not None else default_timeout
-        self.check, self.needs_body = compile_check(spec.expect)
+        self.check, self.needs_body = compile_check(spec.expect, forbidden)
         headers = {**workload.headers, **spec.headers}
         parts = {
             "method": spec.method,
@@ -176,10 +177,10 @@ class PreparedRequest:
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
-def prepare_requests(workload: HttpWorkload, target: Target,
-                     rng: random.Random) -> list[PreparedRequest]:
+def prepare_requests(workload: HttpWorkload, target: Target, rng: random.Random,
+                     forbidden: tuple[bytes, ...] = ()) -> list[PreparedRequest]:
     """Compile every request of a workload."""
-    return [PreparedRequest(spec, workload, target, rng, workload.timeout)
+    return [PreparedRequest(spec, workload, target, rng, workload.timeout, forbidden)
             for spec in workload.requests]
 
 
@@ -204,9 +205,9 @@ def _walk_path(node: Any, parts: list[tuple[str, str]]) -> Any:
     return node
 
 
-def compile_check(expect: Expect) -> tuple[Check, bool]:
+def compile_check(expect: Expect, forbidden: tuple[bytes, ...] = ()) -> tuple[Check, bool]:
     """A function giving the error class of a response (None when it passes), and whether it
-    needs the body."""
+    needs the body. A body holding a ``forbidden`` string (a canary) is class ``canary``."""
     status = expect.status
     if status is None:
         def status_ok(code: int) -> bool:
@@ -244,6 +245,9 @@ def compile_check(expect: Expect) -> tuple[Check, bool]:
         body_checks.append(json_ok)
 
     def check(code: int, body: bytes) -> str | None:
+        for canary in forbidden:
+            if canary in body:
+                return "canary"
         if not status_ok(code):
             if code >= 500:
                 return "5xx"
@@ -255,4 +259,4 @@ def compile_check(expect: Expect) -> tuple[Check, bool]:
                 return "check_failed"
         return None
 
-    return check, bool(body_checks)
+    return check, bool(body_checks or forbidden)

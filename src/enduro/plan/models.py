@@ -390,6 +390,15 @@ class Observe(_Model):
     snapshot: Duration = 600.0
 
 
+class Canaries(_Model):
+    """Strings that must never appear in a response body or a service's log (privacy
+    checks). ``generate`` adds N random secrets, usable in requests as ``{{canary}}``
+    (the first) or ``{{canary1}}``, ``{{canary2}}``..."""
+
+    values: list[Annotated[str, Field(min_length=4)]] = []
+    generate: Annotated[int, Field(ge=0, le=16)] = 0
+
+
 class Plan(_Model):
     """A validated plan."""
 
@@ -410,6 +419,7 @@ class Plan(_Model):
     fault_policy: FaultPolicy = FaultPolicy()
     abort_if: list[str] = []
     final: FinalPhase | None = None
+    canaries: Canaries = Canaries()
     checkers: list[Literal["lost_writes", "garbage_reads", "duplicate_effect",
                            "monotonic_reads", "read_your_writes"]] = []
 

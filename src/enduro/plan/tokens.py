@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Any
 
 from enduro.plan.flows import FlowWorkload
 from enduro.plan.models import Plan
 
-__all__ = ["TOKEN_REF", "token_refs", "with_tokens", "with_tokens_flow"]
+__all__ = ["TOKEN_REF", "token_refs", "with_canaries", "with_tokens", "with_tokens_flow"]
 
 TOKEN_REF = re.compile(r"\$\{token:([A-Za-z0-9_.-]+)\}")
 
@@ -48,3 +49,28 @@ def with_tokens_flow(flow: FlowWorkload, tokens: dict[str, str]) -> FlowWorkload
     data = _walk(flow.model_dump(mode="json", by_alias=True), lambda text: TOKEN_REF.sub(
         lambda m: tokens.get(m.group(1), m.group(0)), text))
     return FlowWorkload.model_validate(data)
+
+
+_CANARY_REF = re.compile(r"\{\{\s*canary(\d*)\s*\}\}")
+
+
+def with_canaries(plan: Plan) -> Plan:
+    """Generate the plan's canary secrets and put them in place of ``{{canary}}`` (the first)
+    and ``{{canaryN}}`` (1-based) in workloads and the final phase."""
+    wanted = plan.canaries.generate
+    if not wanted:
+        return plan
+    generated = [f"enduro-canary-{secrets.token_hex(10)}" for _ in range(wanted)]
+
+    def fill(text: str) -> str:
+        def one(m: re.Match[str]) -> str:
+            n = int(m.group(1) or 1)
+            return generated[n - 1] if 1 <= n <= len(generated) else m.group(0)
+        return _CANARY_REF.sub(one, text)
+
+    data = plan.model_dump(mode="json", by_alias=True)
+    data["workloads"] = _walk(data["workloads"], fill)
+    if data.get("final"):
+        data["final"] = _walk(data["final"], fill)
+    data["canaries"] = {"values": [*plan.canaries.values, *generated], "generate": 0}
+    return Plan.model_validate(data)

@@ -38,7 +38,7 @@ from enduro.observe.metrics import Metrics, MetricView
 from enduro.observe.window import Recorder, WindowStats
 from enduro.plan.flows import FinalPhase, FlowWorkload
 from enduro.plan.resolve import LoadedPlan
-from enduro.plan.tokens import with_tokens, with_tokens_flow
+from enduro.plan.tokens import with_canaries, with_tokens, with_tokens_flow
 from enduro.report.results import build_results, write_junit, write_results
 from enduro.report.terminal import heartbeat_line, live_view, services_view, summary_table
 from enduro.run.clock import Clock, SystemClock
@@ -103,6 +103,7 @@ class Run:
         self.seed = (options.seed if options.seed is not None else
                      self.plan.seed if self.plan.seed is not None else
                      random.SystemRandom().randrange(1, 2**31))
+        self.plan = self._base_plan = with_canaries(self.plan)
         self.ops = op_names(self.plan)
         self.rulebook = RuleBook(compile_rules(self.plan, self.ops), self.ops,
                                  compile_abort_if(self.plan, self.ops))
@@ -357,6 +358,26 @@ class Run:
         if not ok:
             self.log(f"final reads failed: {dict(driver.flow_op.classes)}")
 
+    def _canary_hits(self) -> list[dict[str, Any]]:
+        """Where a canary appeared: responses (ops with errors of class canary) and service
+        logs (file:line). The canaries themselves are never written out."""
+        values = self.plan.canaries.values
+        if not values:
+            return []
+        hits: list[dict[str, Any]] = []
+        for op, w in self.metrics.totals.items():
+            if w.classes.get("canary"):
+                hits.append({"where": f"responses of op {op}", "count": w.classes["canary"]})
+        if self.rundir is not None:
+            for log in sorted(self.rundir.path.glob("services/*/output.log*")):
+                with log.open("rb") as fh:
+                    for number, line in enumerate(fh, start=1):
+                        for i, value in enumerate(values):
+                            if value.encode() in line:
+                                hits.append({"where": f"{log.relative_to(self.rundir.path)}"
+                                                      f":{number}", "canary": f"canary#{i}"})
+        return hits
+
     def _run_checkers(self) -> dict[str, list[dict[str, Any]]]:
         path = self._history_path()
         records: list[dict[str, Any]] = []
@@ -375,7 +396,7 @@ class Run:
     def _on_token(self, service: str, token: str) -> None:
         """A restarted service wrote a new token: requests use it from now on."""
         assert self.services is not None
-        self.plan = with_tokens(self.loaded.plan, self.services.tokens)
+        self.plan = with_tokens(self._base_plan, self.services.tokens)
         self._control.update_plan(self.plan)
         if self._pool is not None:
             self._pool.send_all("plan", self.plan.model_dump(mode="json", by_alias=True))
@@ -646,6 +667,13 @@ class Run:
                             else self.rulebook.final(self.metrics, elapsed))
         if self.status.aborts:
             verdict = Verdict(False, verdict.results)
+        canary_hits = self._canary_hits()
+        if self.plan.canaries.values:
+            where = ", ".join(h["where"] for h in canary_hits[:5])
+            verdict = Verdict(verdict.passed and not canary_hits, [*verdict.results, RuleResult(
+                "canaries never appear", float(len(canary_hits)),
+                f"{len(canary_hits)} place(s)" + (f": {where}" if where else ""),
+                not canary_hits)])
         if any(self.violations.values()):
             checker_results = [RuleResult(f"checker {name}", float(len(vs)),
                                           f"{len(vs)} violation(s)", not vs,
@@ -671,6 +699,7 @@ class Run:
             profile=self.loaded.profile,
             extra={"services": self.services.statuses() if self.services else {},
                    "checkers": self.violations,
+                   "canaries": canary_hits,
                    "faults": faults, "faults_skipped": self.skipped_faults,
                    "phases": {p: round(n * self.plan.window, 3)
                               for p, n in self.metrics.phase_windows.items()}})
