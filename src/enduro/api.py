@@ -48,12 +48,15 @@ def run_plan(path: Path | str, options: RunOptions, *, profile: str | None = Non
 
 def run_demo(options: RunOptions, *, profile: str | None = None,
              sets: list[str] | None = None, console: Console | None = None,
-             defect: str | None = None) -> RunOutcome:
+             defect: str | None = None, plan: str = "demo") -> RunOutcome:
     """``enduro demo``: start the demo service on a free loopback port (with one ``defect``
     turned on, if asked), run the bundled plan against it, stop the service."""
     from enduro.demo.launch import demo_service
 
     console = console or Console(stderr=True)
+    if defect == "lost-write" or plan == "durability":
+        return _run_durability(options, defect=defect, profile=profile, sets=sets,
+                               console=console)
     with demo_service(defects=(defect,) if defect else ()) as (url, directory):
         console.print(f"demo service listening on {url}"
                       + (f" with the defect {defect!r}" if defect else ""), highlight=False)
@@ -99,3 +102,25 @@ def check_plan(plan: Plan) -> None:
     compile_rules(plan, op_names(plan))
 
 
+
+
+def _run_durability(options: RunOptions, *, defect: str | None, profile: str | None,
+                    sets: list[str] | None, console: Console) -> RunOutcome:
+    """The durability demo: enduro manages the demo service itself, to kill it."""
+    import socket
+    import tempfile
+
+    from enduro.demo.launch import bundled_plan
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with tempfile.TemporaryDirectory(prefix="enduro-demo-") as directory:
+        path = Path(directory) / "durability.yaml"
+        path.write_text(bundled_plan("durability"))
+        env = {**os.environ, "ENDURO_DEMO_PORT": str(port),
+               "ENDURO_DEMO_DEFECT_FLAG": f"--defect {defect}" if defect else ""}
+        console.print("durability demo: the service is killed every few seconds while flows "
+                      "write" + (f", with the defect {defect!r}" if defect else ""),
+                      highlight=False)
+        return run_plan(path, options, profile=profile, sets=sets, env=env, console=console)

@@ -138,7 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=VALUE")
     p.add_argument("--print-plan", action="store_true",
                    help="print the bundled demo plan and exit")
-    p.add_argument("--defect", choices=["sse-duplicates", "idempotency-race"],
+    p.add_argument("--plan", dest="demo_plan", choices=["demo", "durability"], default="demo",
+                   help="which bundled plan: demo (default) or durability (crashes while "
+                        "writing)")
+    p.add_argument("--defect", choices=["sse-duplicates", "idempotency-race", "lost-write"],
                    help="turn on one realistic bug in the demo service; the run must catch "
                         "it (exit 1)")
     return parser
@@ -325,10 +328,10 @@ def _demo(args: argparse.Namespace, out: Console, err: Console) -> int:
     from enduro.api import run_demo
     from enduro.demo.launch import bundled_plan
     if args.print_plan:
-        sys.stdout.write(bundled_plan())
+        sys.stdout.write(bundled_plan(args.demo_plan))
         return EXIT_PASS
     outcome = run_demo(_options(args), profile=args.profile, sets=args.sets, console=err,
-                       defect=args.defect)
+                       defect=args.defect, plan=args.demo_plan)
     if outcome.run_dir is not None:
         out.print(f"run directory: {outcome.run_dir}", highlight=False)
     return outcome.exit_code

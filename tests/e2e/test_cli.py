@@ -207,3 +207,19 @@ def test_demo_defects_are_caught(tmp_path: Path, defect: str, rule: str) -> None
     results = json.loads((only_run_dir(tmp_path / "runs") / "results.json").read_text())
     failed = [r["rule"] for r in results["rules"] if not r["passed"]]
     assert failed == [rule.split("  ", 1)[1]]
+
+
+def test_durability_demo_passes_and_catches_lost_writes(tmp_path: Path) -> None:
+    plain = run_cli("demo", "--plan", "durability", "--out", str(tmp_path / "plain"),
+                    timeout=120)
+    assert plain.returncode == 0, plain.stderr
+    results = json.loads((only_run_dir(tmp_path / "plain") / "results.json").read_text())
+    assert len(results["faults"]) == 3 and results["checkers"]["lost_writes"] == []
+    assert results["services"]["demo"]["restarts"] == 3
+    broken = run_cli("demo", "--defect", "lost-write", "--out", str(tmp_path / "broken"),
+                     timeout=120)
+    assert broken.returncode == 1
+    assert "FAIL  checker lost_writes" in broken.stderr
+    results = json.loads((only_run_dir(tmp_path / "broken") / "results.json").read_text())
+    violation = results["checkers"]["lost_writes"][0]
+    assert violation["ops"][1]["type"] == "ok"  # acknowledged, then gone

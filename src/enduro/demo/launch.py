@@ -17,9 +17,9 @@ from enduro.errors import RunError
 __all__ = ["bundled_plan", "demo_service"]
 
 
-def bundled_plan() -> str:
-    """The text of the demo plan shipped with enduro."""
-    return resources.files("enduro.demo").joinpath("plans/demo.yaml").read_text()
+def bundled_plan(name: str = "demo") -> str:
+    """The text of a plan shipped with enduro (``demo`` or ``durability``)."""
+    return resources.files("enduro.demo").joinpath(f"plans/{name}.yaml").read_text()
 
 
 @contextlib.contextmanager

@@ -72,7 +72,7 @@ class Download:
                 "updated_at": self.updated_at}
 
 
-DEFECTS = ("sse-duplicates", "idempotency-race")
+DEFECTS = ("sse-duplicates", "idempotency-race", "lost-write")
 
 
 class DemoApp:
@@ -80,13 +80,18 @@ class DemoApp:
 
     - ``sse-duplicates``: a reconnect with Last-Event-ID replays the last event it already had;
     - ``idempotency-race``: concurrent creates with one Idempotency-Key all create (the key is
-      checked, then the handler yields before storing it).
+      checked, then the handler yields before storing it);
+    - ``lost-write``: with ``data_dir``, creates are acknowledged before they are on disk (a
+      write-behind buffer flushed every 2 s), so a crash loses the last acknowledged ones.
     """
 
     def __init__(self, token: str, *, tick_s: float = 0.1,
-                 defects: frozenset[str] = frozenset()) -> None:
+                 defects: frozenset[str] = frozenset(), data_dir: Path | None = None) -> None:
         self.token = token
         self.defects = defects
+        self.data_dir = data_dir
+        self._journal: Any = None
+        self._pending: list[str] = []
         self.tick_s = tick_s
         self.downloads: OrderedDict[str, Download] = OrderedDict()
         self.keys: OrderedDict[str, tuple[str, str]] = OrderedDict()  # key -> (body hash, id)
@@ -221,6 +226,8 @@ class DemoApp:
             parts=[{"n": i, "size": 64 * 1024, "done": 0} for i in range(parts)],
             created_at=now, updated_at=now)
         self.downloads[download.id] = download
+        self._persist({"id": download.id, "url": download.url, "parts": parts, "key": key,
+                       "digest": digest, "created_at": now})
         if key is not None:
             self.keys[key] = (digest, download.id)
             while len(self.keys) > _MAX_KEYS:
@@ -228,6 +235,53 @@ class DemoApp:
         self._evict()
         self.publish("created", download)
         return _json(201, download.view(), Location=f"/api/v1/downloads/{download.id}")
+
+    # -- persistence (with data_dir) ---------------------------------------------------
+    def load(self) -> None:
+        """Restore downloads written by an earlier run of the service."""
+        if self.data_dir is None:
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        path = self.data_dir / "downloads.jsonl"
+        if path.exists():
+            for line in path.read_text().splitlines():
+                try:
+                    rec = json.loads(line)
+                except ValueError:
+                    continue  # a torn last line
+                if "deleted" in rec:
+                    self.downloads.pop(rec["deleted"], None)
+                    continue
+                d = Download(id=rec["id"], url=rec["url"],
+                             parts=[{"n": i, "size": 64 * 1024, "done": 64 * 1024}
+                                    for i in range(rec["parts"])], state="completed",
+                             created_at=rec["created_at"], updated_at=rec["created_at"])
+                self.downloads[d.id] = d
+                if rec.get("key"):
+                    self.keys[rec["key"]] = (rec["digest"], d.id)
+                self.next_id = max(self.next_id, int(d.id[1:]))
+        self._journal = path.open("a", encoding="utf-8")
+
+    def _persist(self, record: dict[str, Any]) -> None:
+        if self._journal is None:
+            return
+        line = json.dumps(record) + "\n"
+        if "lost-write" in self.defects:
+            self._pending.append(line)  # acknowledged now, on disk later (the bug)
+            return
+        self._journal.write(line)
+        self._journal.flush()
+        os.fsync(self._journal.fileno())
+
+    async def flusher(self) -> None:
+        """The write-behind buffer of the lost-write defect."""
+        while True:
+            await asyncio.sleep(2.0)
+            if self._pending and self._journal is not None:
+                self._journal.write("".join(self._pending))
+                self._journal.flush()
+                os.fsync(self._journal.fileno())
+                self._pending.clear()
 
     def _evict(self) -> None:
         # Bounded retention: the oldest finished downloads go first, so memory stays flat.
@@ -253,6 +307,7 @@ class DemoApp:
         d = self.downloads.pop(did, None)
         if d is None:
             return _json(404, {"error": f"no download {did}"})
+        self._persist({"deleted": did})
         d.state = "deleted"
         self.publish("deleted", d)
         return Response(204)
@@ -411,9 +466,10 @@ class _HttpConnection(asyncio.Protocol):
 
 async def serve(host: str, port: int, token: str, token_file: Path | None,
                 ready: Callable[[int], None] | None = None,
-                defects: frozenset[str] = frozenset()) -> None:
+                defects: frozenset[str] = frozenset(), data_dir: Path | None = None) -> None:
     """Serve until cancelled or signalled (SIGTERM/SIGINT)."""
-    app = DemoApp(token, defects=defects)
+    app = DemoApp(token, defects=defects, data_dir=data_dir)
+    app.load()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: _HttpConnection(app), host, port, backlog=1024)
     bound = server.sockets[0].getsockname()[1]
@@ -423,6 +479,7 @@ async def serve(host: str, port: int, token: str, token_file: Path | None,
         tmp.write_text(token + "\n")
         os.replace(tmp, token_file)
     progress = loop.create_task(app.progress())
+    flusher = loop.create_task(app.flusher())
     stopped = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -433,6 +490,7 @@ async def serve(host: str, port: int, token: str, token_file: Path | None,
         await stopped.wait()
     finally:
         progress.cancel()
+        flusher.cancel()
         server.close()
 
 
@@ -442,6 +500,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--token-file", type=Path, default=None)
     parser.add_argument("--token", default=None, help="default: a random token")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="keep downloads in DIR/downloads.jsonl across restarts")
     parser.add_argument("--defect", action="append", default=[], choices=DEFECTS,
                         help="turn on a realistic bug (repeatable)")
     parser.add_argument("--config", type=Path, default=None,
@@ -467,10 +527,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import uvloop
         uvloop.run(serve(args.host, args.port, token, args.token_file, ready,
-                         frozenset(args.defect)))
+                         frozenset(args.defect), args.data_dir))
     except ImportError:  # pragma: no cover
         asyncio.run(serve(args.host, args.port, token, args.token_file, ready,
-                          frozenset(args.defect)))
+                          frozenset(args.defect), args.data_dir))
     return 0
 
 

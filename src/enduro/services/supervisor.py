@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -125,6 +126,7 @@ class ServiceSet:
             "session": f"{self.run_id}-{name}",
             "port": service.ports[0] if service.ports else None,
             "ports": {n: list(s.ports) for n, s in self.plan.services.items()},
+            "python": sys.executable,
         }
 
     # -- logging -------------------------------------------------------------------------
