@@ -141,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plan", dest="demo_plan", choices=["demo", "durability"], default="demo",
                    help="which bundled plan: demo (default) or durability (crashes while "
                         "writing)")
-    p.add_argument("--defect", choices=["sse-duplicates", "idempotency-race", "lost-write"],
+    p.add_argument("--defect", choices=["sse-duplicates", "idempotency-race", "lost-write",
+                                        "queue-growth"],
                    help="turn on one realistic bug in the demo service; the run must catch "
                         "it (exit 1)")
     return parser

@@ -40,7 +40,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert results["schema"] == 1 and results["verdict"] == "pass"
     assert results["state"] == "completed"
     assert 4.5 <= results["duration_s"] <= 6
-    assert set(results["ops"]) == {"list", "get", "health", "create", "stream:connect",
+    assert set(results["ops"]) == {"list", "get", "health", "create", "stats", "stream:connect",
                                    "stream:event", "battle", "battle:round",
                                    "battle.created", "battle.replayed"}
     # One create and 49 replays per burst round of 50 with one key.
@@ -198,6 +198,7 @@ def test_second_sigint_forces_the_stop(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("defect", "rule"), [
     ("sse-duplicates", "FAIL  sse_duplicates == 0"),
     ("idempotency-race", "FAIL  errors{op=battle:round} == 0"),
+    ("queue-growth", "FAIL  errors{op=stats} == 0"),
 ])
 def test_demo_defects_are_caught(tmp_path: Path, defect: str, rule: str) -> None:
     proc = run_cli("demo", "--defect", defect, "--duration", "8s", "--out",

@@ -72,7 +72,7 @@ class Download:
                 "updated_at": self.updated_at}
 
 
-DEFECTS = ("sse-duplicates", "idempotency-race", "lost-write")
+DEFECTS = ("sse-duplicates", "idempotency-race", "lost-write", "queue-growth")
 
 
 class DemoApp:
@@ -82,7 +82,9 @@ class DemoApp:
     - ``idempotency-race``: concurrent creates with one Idempotency-Key all create (the key is
       checked, then the handler yields before storing it);
     - ``lost-write``: with ``data_dir``, creates are acknowledged before they are on disk (a
-      write-behind buffer flushed every 2 s), so a crash loses the last acknowledged ones.
+      write-behind buffer flushed every 2 s), so a crash loses the last acknowledged ones;
+    - ``queue-growth``: the notification queue's consumer handles one item a tick, fewer than
+      arrive, so the queue grows without bound.
     """
 
     def __init__(self, token: str, *, tick_s: float = 0.1,
@@ -92,6 +94,7 @@ class DemoApp:
         self.data_dir = data_dir
         self._journal: Any = None
         self._pending: list[str] = []
+        self.queue: deque[str] = deque()  # notifications to send, one per state change
         self.tick_s = tick_s
         self.downloads: OrderedDict[str, Download] = OrderedDict()
         self.keys: OrderedDict[str, tuple[str, str]] = OrderedDict()  # key -> (body hash, id)
@@ -108,10 +111,13 @@ class DemoApp:
                                  registry=self.registry)
         self.m_streams = Gauge("demo_sse_streams", "Open SSE streams", registry=self.registry)
         self.m_events = Counter("demo_events_total", "Events published", registry=self.registry)
+        self.m_queue = Gauge("demo_queue_depth", "Notifications waiting",
+                             registry=self.registry)
         self.routes: list[tuple[str, re.Pattern[str], str, Callable[..., Response]]] = [
             ("GET", re.compile(r"^/health$"), "health", self.health),
             ("GET", re.compile(r"^/ready$"), "ready", self.ready),
             ("GET", re.compile(r"^/metrics$"), "metrics", self.metrics),
+            ("GET", re.compile(r"^/api/v1/stats$"), "stats", self.stats),
             ("GET", re.compile(r"^/api/v1/downloads$"), "list", self.list_downloads),
             ("POST", re.compile(r"^/api/v1/downloads$"), "create", self.create),
             ("GET", re.compile(r"^/api/v1/downloads/([\w-]+)$"), "get", self.get),
@@ -165,6 +171,7 @@ class DemoApp:
                            "ts": time.time()}, separators=(",", ":"))
         item = (self.event_seq, data)
         self.events.append(item)
+        self.queue.append(download.id)
         self.m_events.inc()
         for queue in self.subscribers:
             with contextlib.suppress(asyncio.QueueFull):
@@ -177,12 +184,17 @@ class DemoApp:
     def ready(self, **_: Any) -> Response:
         return _json(200, {"ready": True})
 
+    def stats(self, **_: Any) -> Response:
+        return _json(200, {"queue_depth": len(self.queue), "downloads": len(self.downloads),
+                           "streams": len(self.subscribers)})
+
     def metrics(self, **_: Any) -> Response:
         counts: dict[str, int] = {}
         for d in self.downloads.values():
             counts[d.state] = counts.get(d.state, 0) + 1
         for state in ("queued", "downloading", "paused", "completed", "cancelled"):
             self.m_downloads.labels(state).set(counts.get(state, 0))
+        self.m_queue.set(len(self.queue))
         return Response(200, generate_latest(self.registry),
                         "text/plain; version=0.0.4; charset=utf-8")
 
@@ -330,6 +342,10 @@ class DemoApp:
         """Advance active downloads: each part gains 16 KiB a tick."""
         while True:
             await asyncio.sleep(self.tick_s)
+            # The notification consumer; the defect makes it slower than the producers.
+            for _ in range(1 if "queue-growth" in self.defects else len(self.queue)):
+                if self.queue:
+                    self.queue.popleft()
             now = time.time()
             for d in list(self.downloads.values()):
                 if d.state == "queued":

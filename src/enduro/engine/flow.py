@@ -22,7 +22,7 @@ from enduro.observe.window import OpCounter, Recorder
 from enduro.plan.flows import CONDITION, Branch, FlowStep, FlowWorkload, StepExpect
 
 __all__ = ["FlowContext", "FlowDriver", "FlowFailed", "HistoryLog", "check_condition",
-           "render"]
+           "condition_holds", "render"]
 
 _monotonic = time.monotonic
 _VAR = re.compile(r"\{\{\s*([A-Za-z_][\w]*)(?:\(([^)]*)\))?\s*\}\}")
@@ -95,12 +95,21 @@ def _literal(text: str) -> Any:
 def check_condition(condition: str, response: Response) -> bool:
     """``$.state == "completed"``, ``status == 200``, ``$.items.length >= 3``,
     ``$.state in ["done", "failed"]``."""
+    try:
+        doc = response.json() if not condition.lstrip().startswith("status") else None
+    except ValueError:
+        return False
+    return condition_holds(condition, doc, response.status)
+
+
+def condition_holds(condition: str, doc: Any, status: int) -> bool:
+    """A condition over a parsed JSON document (and the status code)."""
     match = CONDITION.match(condition)
     assert match is not None
     path, op, raw = match.groups()
     try:
-        actual = response.status if path == "status" else _json_path(response.json(), path)
-    except (ValueError, KeyError, IndexError, TypeError):
+        actual = status if path == "status" else _json_path(doc, path)
+    except (KeyError, IndexError, TypeError):
         return False
     expected = _literal(raw)
     try:

@@ -233,6 +233,17 @@ def compile_check(expect: Expect, forbidden: tuple[bytes, ...] = ()) -> tuple[Ch
     if expect.regex is not None:
         pattern = re.compile(expect.regex.encode())
         body_checks.append(lambda body: pattern.search(body) is not None)
+    if expect.that:
+        from enduro.engine.flow import condition_holds
+        conditions = list(expect.that)
+
+        def that_ok(body: bytes) -> bool:
+            try:
+                doc = json.loads(body)
+            except ValueError:
+                return False
+            return all(condition_holds(c, doc, 0) for c in conditions)
+        body_checks.append(that_ok)
     if expect.json_:
         wanted = dict(expect.json_)
 

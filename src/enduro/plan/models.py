@@ -186,11 +186,17 @@ class Expect(_Model):
     json_: dict[str, Any] | None = Field(default=None, alias="json")
     regex: str | None = None
     contains: str | None = None
+    that: list[str] = Field(default=[], description="conditions such as '$.depth < 100'")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     @model_validator(mode="after")
     def _valid(self) -> Expect:
+        from enduro.plan.flows import CONDITION
+        for condition in self.that:
+            if not CONDITION.match(condition):
+                raise ValueError(f"that {condition!r}: expected PATH OP VALUE, such as "
+                                 "'$.queue_depth < 100'")
         if isinstance(self.status, str) and not re.fullmatch(r"[1-5]xx", self.status):
             raise ValueError(
                 f"status must be a code, a list of codes or '2xx', got {self.status!r}")
