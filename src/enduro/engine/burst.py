@@ -6,6 +6,7 @@ release), ``<name>:round`` one round (errors ``post:<check>`` when a post-condit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import random
@@ -14,9 +15,9 @@ import time
 from typing import Any
 
 from enduro.engine.client import HttpClient
-from enduro.engine.flow import FlowContext, check_condition, render
+from enduro.engine.flow import FlowContext, HistoryLog, check_condition, render
 from enduro.engine.http import classify
-from enduro.engine.request import split_base
+from enduro.engine.request import _json_path, split_base
 from enduro.observe.window import OpCounter, Recorder
 from enduro.plan.bursts import BurstWorkload, PostCondition, SplitRule
 
@@ -68,7 +69,8 @@ class BurstDriver:
 
     def __init__(self, workload: BurstWorkload, name: str, base_url: str, recorder: Recorder,
                  rng: random.Random, *, service_urls: dict[str, str], prefix: str,
-                 active: bool) -> None:
+                 active: bool, history: HistoryLog | None = None) -> None:
+        self.history = history
         self.workload = workload
         self.name = name
         self.base = base_url
@@ -152,10 +154,19 @@ class BurstDriver:
             self.op.requests += 1
             self.op.error(classify(failure) if isinstance(failure, OSError | TimeoutError)
                           else "connect")
+        spec = w.history if self.history is not None else None
+        key = render(spec.key, ctx) if spec is not None else None
+        procs = [f"{self.name}-{n}-{i}" for i in range(len(conns))]
+        if spec is not None and self.history is not None:
+            value = None if spec.value is None or spec.value.startswith("$") \
+                else render(spec.value, ctx)
+            for proc in procs:
+                self.history.record(proc, "invoke", spec.f, key, value)
         released = _monotonic()
         for _, writer in conns:
             writer.write(wire)
-        await asyncio.gather(*(self._answer(r, wr, req.method, released) for r, wr in conns))
+        await asyncio.gather(*(self._answer(r, wr, req.method, released, procs[i], key)
+                               for i, (r, wr) in enumerate(conns)))
         if w.settle:
             await asyncio.sleep(w.settle)
         failures = []
@@ -170,17 +181,27 @@ class BurstDriver:
             self.round_op.error(f"post:{name}")
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                      method: str, released: float) -> None:
+                      method: str, released: float, process: str, key: Any) -> None:
         c = self.op
+        spec = self.workload.history
         try:
-            status, headers, _, _ = await asyncio.wait_for(
+            status, headers, payload, _ = await asyncio.wait_for(
                 HttpClient._read(reader, method), self.workload.timeout)
         except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
             c.requests += 1
             c.error(classify(exc) if isinstance(exc, OSError | TimeoutError) else "reset")
+            if spec is not None and self.history is not None:
+                self.history.record(process, "info", spec.f, key, None)
             return
         finally:
             writer.close()
+        if spec is not None and self.history is not None:
+            value: Any = None
+            if spec.value is not None and spec.value.startswith("$"):
+                with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):
+                    value = _json_path(json.loads(payload), spec.value)
+            kind = "ok" if status < 400 else "fail" if status < 500 else "info"
+            self.history.record(process, kind, spec.f, key, value)
         now = _monotonic()
         c.requests += 1
         c.lat.append(int((now - released) * 1_000_000))

@@ -85,7 +85,8 @@ def build_drivers(plan: Plan, recorder: Recorder, seed: int, share: LoadShare,
             prefix = f"enduro_{seed % 100_000}_{int(time.time()) % 1_000_000}_"
             drivers.append((wname, BurstDriver(workload.burst, wname, base_urls[wname],
                                                recorder, rng, service_urls=urls,
-                                               prefix=prefix, active=share.index == 0)))
+                                               prefix=prefix, active=share.index == 0,
+                                               history=history)))
             continue
         if workload.flow is not None:
             flow = workload.flow

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from enduro.plan.flows import CONDITION, FlowRequest
+from enduro.plan.flows import CONDITION, FlowRequest, HistorySpec
 from enduro.units import parse_duration
 
 __all__ = ["BurstWorkload", "PostCondition", "SplitRule"]
@@ -78,6 +78,7 @@ class BurstWorkload(_Model):
     after: list[PostCondition] = []
     database: Database | None = None
     cleanup: list[str] = []
+    history: HistorySpec | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> BurstWorkload:

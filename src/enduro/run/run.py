@@ -313,7 +313,8 @@ class Run:
         if self.rundir is None:
             return None
         uses = self.plan.checkers or any(
-            w.flow is not None for w in self.plan.workloads.values())
+            w.flow is not None or (w.burst is not None and w.burst.history is not None)
+            for w in self.plan.workloads.values())
         return self.rundir.file("history.jsonl") if uses else None
 
     async def _final_phase(self) -> None:
