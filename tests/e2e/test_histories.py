@@ -6,8 +6,18 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from enduro.demo.launch import demo_service
 from tests.conftest import run_cli
 from tests.helpers.plans import write_plan
+
+
+@pytest.fixture()
+def own_demo(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A demo service of this test's own: reads of everything must see only its writes."""
+    with demo_service(tmp_path_factory.mktemp("own-demo")) as started:
+        yield started
 
 
 def plan(url: str, token: str, checkers: list[str]) -> dict[str, Any]:
@@ -34,8 +44,9 @@ def plan(url: str, token: str, checkers: list[str]) -> dict[str, Any]:
         "checkers": checkers}
 
 
-def test_checkers_pass_on_a_correct_service(tmp_path: Path, demo: tuple[str, Path]) -> None:
-    url, directory = demo
+def test_checkers_pass_on_a_correct_service(tmp_path: Path,
+                                            own_demo: tuple[str, Path]) -> None:
+    url, directory = own_demo
     token = (directory / "demo.token").read_text().strip()
     path = write_plan(tmp_path, plan(url, token, ["lost_writes", "garbage_reads",
                                                   "read_your_writes"]))
@@ -55,8 +66,8 @@ def test_checkers_pass_on_a_correct_service(tmp_path: Path, demo: tuple[str, Pat
 
 
 def test_lost_writes_are_caught_with_the_operations(tmp_path: Path,
-                                                    demo: tuple[str, Path]) -> None:
-    url, directory = demo
+                                                    own_demo: tuple[str, Path]) -> None:
+    url, directory = own_demo
     token = (directory / "demo.token").read_text().strip()
     p = plan(url, token, ["lost_writes"])
     # The final read asks for too few items: recent writes look lost.
