@@ -134,7 +134,8 @@ class Metrics:
     """
 
     def __init__(self, window_s: float, keep_s: float = 900.0,
-                 on_window: Callable[[int, list[WindowStats]], None] | None = None) -> None:
+                 on_window: Callable[[int, list[WindowStats], str | None], None] | None = None
+                 ) -> None:
         self.window_s = window_s
         self.keep = max(2, int(keep_s / window_s) + 2)
         self.totals: dict[str, WindowStats] = {}
@@ -143,7 +144,7 @@ class Metrics:
         self._order: deque[int] = deque()
         self.latest = -1
         self.sealed = -1
-        self._on_window = on_window
+        self.on_window = on_window
         # Phase labelling: set by the run when it has faults (see verdict.recovery).
         self.phase_of: Callable[[int, list[WindowStats]], str] | None = None
         self.phase_totals: dict[tuple[str, str], WindowStats] = {}
@@ -177,8 +178,7 @@ class Metrics:
         compressed in the ring, trim the ring to ``keep`` windows."""
         for index in sorted(i for i in self._pending if i <= upto):
             slot = self._pending.pop(index)
-            if self._on_window is not None:
-                self._on_window(index, list(slot.values()))
+            phase = None
             if self.phase_of is not None:
                 phase = self.phase_of(index, list(slot.values()))
                 self.phase_windows[phase] = self.phase_windows.get(phase, 0) + 1
@@ -187,6 +187,8 @@ class Metrics:
                     if total is None:
                         total = self.phase_totals[(phase, op)] = WindowStats(op=op, index=-1)
                     total.merge(w)
+            if self.on_window is not None:
+                self.on_window(index, list(slot.values()), phase)
             self._ring[index] = {op: CompactWindow.of(w) for op, w in slot.items()}
             self._order.append(index)
         self.sealed = max(self.sealed, upto)

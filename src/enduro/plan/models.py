@@ -113,6 +113,24 @@ class Systemd(_Model):
     user: bool = False
 
 
+class JsonScrape(_Model):
+    """A JSON monitoring endpoint and the figures to read from it by JSON path."""
+
+    url: str
+    paths: dict[str, str]
+
+
+class Scrape(_Model):
+    """What to scrape from a service, and how often."""
+
+    prometheus: str | None = None
+    json_: JsonScrape | None = Field(default=None, alias="json")
+    every: Duration = 5.0
+    headers: dict[str, str] = {}
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
 class Service(_Model):
     """A service under test: a managed local process (``command``), an external target
     (``url`` only), or a unit run by ``compose`` or ``systemd``."""
@@ -135,6 +153,7 @@ class Service(_Model):
     crash_lines: Annotated[int, Field(gt=0)] = 200
     compose: Compose | None = None
     systemd: Systemd | None = None
+    scrape: Scrape | None = None
 
     @model_validator(mode="after")
     def _kind(self) -> Service:
@@ -390,10 +409,14 @@ class RuleSpec(_Model):
 
 
 class Observe(_Model):
-    """Intervals of the heartbeat line and of the JSON snapshots."""
+    """Intervals of the heartbeat line, the JSON snapshots and resource sampling, and when
+    the generator counts as saturated (its figures are then suspect)."""
 
     heartbeat: Duration = 60.0
     snapshot: Duration = 600.0
+    sample: Duration = 2.0
+    saturation_cpu: Percent = 0.9
+    saturation_lag: Duration = 0.05
 
 
 class Canaries(_Model):

@@ -1,0 +1,92 @@
+"""Leak and drift detection on synthetic series: real leaks caught, the usual shapes of a
+healthy process (caches that fill, garbage-collection saw-teeth, noise) not flagged."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from enduro.verdict.trends import drift, leak
+
+HOURS = 2.0
+STEP = 2.0  # seconds between samples
+
+
+def times() -> np.ndarray:
+    return np.arange(0, HOURS * 3600, STEP)
+
+
+def noise(rng: np.random.Generator, n: int, sd: float = 0.3, phi: float = 0.8) -> np.ndarray:
+    """Autocorrelated noise (AR(1)), as successive RSS samples are."""
+    e = rng.normal(0, sd * np.sqrt(1 - phi**2), n)
+    out = np.empty(n)
+    out[0] = rng.normal(0, sd)
+    for i in range(1, n):
+        out[i] = phi * out[i - 1] + e[i]
+    return out
+
+
+def leaking(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = times()
+    return 100 + t / 3600 * 1.0 + noise(rng, len(t))  # 1 MB/h
+
+
+def plateau(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = times()
+    fill = rng.uniform(10, 30)
+    return 100 + fill * (1 - np.exp(-t / rng.uniform(300, 1200))) + noise(rng, len(t))
+
+
+def sawtooth(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = times()
+    period = rng.uniform(120, 900)
+    return 100 + rng.uniform(2, 8) * ((t % period) / period) + noise(rng, len(t))
+
+
+def pure_noise(seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return 100 + noise(rng, len(times()), sd=rng.uniform(0.2, 1.0))
+
+
+def judge(y: np.ndarray) -> bool:
+    return leak(list(times()), list(y), min_abs=1.0, min_rel=0.005).leak
+
+
+def test_a_1mb_per_hour_leak_is_caught() -> None:
+    caught = sum(judge(leaking(seed)) for seed in range(50))
+    assert caught >= 48, caught
+    verdict = leak(list(times()), list(leaking(1)), min_abs=1.0, min_rel=0.005, limit=150)
+    assert 0.8 < verdict.slope_per_h < 1.2
+    assert verdict.slope_ci_per_h[0] > 0
+    assert verdict.time_to_limit_h is not None and 40 < verdict.time_to_limit_h < 60
+
+
+def test_false_alarms_stay_under_one_percent() -> None:
+    shapes = (plateau, sawtooth, pure_noise)
+    alarms = sum(judge(shapes[i % 3](1000 + i)) for i in range(1000))
+    print(f"false alarms: {alarms} / 1000")
+    assert alarms <= 10
+
+
+def test_each_healthy_shape_says_why() -> None:
+    assert "it levels off" in leak(list(times()), list(plateau(3)), min_abs=1.0).reasons
+    assert not leak(list(times()), list(sawtooth(3)), min_abs=1.0).leak
+
+
+def test_integer_series_must_not_come_back_to_baseline() -> None:
+    t = list(range(0, 3600, 5))
+    steady = [50 + (i // 40) % 2 * 3 for i in range(len(t))]  # opens and closes fds
+    assert not leak(t, steady, min_abs=2, integer=True).leak
+    growing = [50 + i // 20 for i in range(len(t))]  # one fd more every 100 s
+    assert leak(t, growing, min_abs=2, integer=True).leak
+
+
+def test_drift_compares_the_end_with_the_start() -> None:
+    t = list(range(600))
+    flat = [10.0 + (i % 7) * 0.1 for i in t]
+    rising = [10.0 + i * 0.01 for i in t]
+    assert abs(drift(t, flat) or 0) < 0.05
+    d = drift(t, rising)
+    assert d is not None and 0.4 < d < 0.6
