@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
@@ -38,6 +39,9 @@ class MetricView:
         self._svc: HdrHistogram | None = None
         # recover_s / detect_s per fault kind, filled in at the end of a run with faults.
         self.fault_values: dict[str, dict[str, list[float]]] = {}
+        # The run's store, for rules over resource samples, scrapes and trends.
+        self.store: Any = None
+        self.trend_details: dict[str, Any] = {}
 
     def add(self, w: WindowStats | CompactWindow) -> None:
         self.requests += w.requests

@@ -11,14 +11,19 @@ from dataclasses import dataclass, field
 
 import psutil
 
-__all__ = ["LoopLag", "sample_tree"]
+__all__ = ["CpuRate", "LoopLag", "sample_tree"]
 
 
-def sample_tree(pid: int, *, uss: bool = True) -> dict[str, float] | None:
-    """Summed figures of ``pid`` and all its descendants; None when it is gone."""
+def sample_tree(pid: int, *, uss: bool = True,
+                children: str | None = None) -> dict[str, float] | None:
+    """Summed figures of ``pid`` and its descendants (only those whose command line holds
+    ``children``, when given); None when it is gone."""
     try:
         root = psutil.Process(pid)
-        procs = [root, *root.children(recursive=True)]
+        kids = root.children(recursive=True)
+        if children is not None:
+            kids = [k for k in kids if _cmdline_has(k, children)]
+        procs = [root, *kids]
     except psutil.Error:
         return None
     rss = uss_total = cpu = 0.0
@@ -44,11 +49,18 @@ def sample_tree(pid: int, *, uss: bool = True) -> dict[str, float] | None:
             continue
     if not counted:
         return None
-    out = {"rss_mb": rss / 2**20, "fds": float(fds), "threads": float(threads),
+    out = {"rss_mb": rss / 1e6, "fds": float(fds), "threads": float(threads),
            "connections": float(conns), "cpu_s": cpu, "processes": float(counted)}
     if uss:
-        out["uss_mb"] = uss_total / 2**20
+        out["uss_mb"] = uss_total / 1e6
     return out
+
+
+def _cmdline_has(proc: psutil.Process, text: str) -> bool:
+    try:
+        return text in " ".join(proc.cmdline())
+    except psutil.Error:
+        return False
 
 
 @dataclass

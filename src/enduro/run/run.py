@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import random
@@ -35,10 +36,13 @@ from enduro.faults.runner import FaultRunner, available_kinds
 from enduro.faults.timeline import expand
 from enduro.observe.hist import percentiles_ms
 from enduro.observe.metrics import Metrics, MetricView
+from enduro.observe.sampler import CpuRate, LoopLag, sample_tree
+from enduro.observe.scrape import scrape_once
+from enduro.observe.store import Store
 from enduro.observe.window import Recorder, WindowStats
 from enduro.plan.flows import FinalPhase, FlowWorkload
 from enduro.plan.resolve import LoadedPlan
-from enduro.plan.tokens import with_canaries, with_tokens, with_tokens_flow
+from enduro.plan.tokens import TOKEN_REF, with_canaries, with_tokens, with_tokens_flow
 from enduro.report.results import build_results, write_junit, write_results
 from enduro.report.terminal import heartbeat_line, live_view, services_view, summary_table
 from enduro.run.clock import Clock, SystemClock
@@ -123,6 +127,12 @@ class Run:
         self._load_start = 0.0
         self._sources_last: dict[int, int] = {}
         self.services: ServiceSet | None = None
+        self.store: Store | None = None
+        self.resources: dict[str, dict[str, float]] = {}
+        self.loop_lag = LoopLag()
+        self.saturated_samples = 0
+        self.samples_taken = 0
+        self.scraped: dict[str, dict[str, float]] = {}
         self.violations: dict[str, list[dict[str, Any]]] = {}
         self._control = LoadControl()
         self._pool: WorkerPool | None = None
@@ -148,6 +158,9 @@ class Run:
         else:
             self.rundir = RunDir.create(self.options.out, self.plan.name, self.options.tag,
                                         self._started_wall)
+        self.store = Store(self.rundir.file("metrics.sqlite"))
+        self.metrics.on_window = self._store_window
+        self.rulebook.store = self.store
         self._events = self.rundir.open_events()
         self._log = self.rundir.open_log()
         self.rundir.file("plan.resolved.yaml").write_text(self.loaded.resolved_yaml())
@@ -182,6 +195,8 @@ class Run:
             for fh in (self._events, self._log):
                 if fh is not None:
                     fh.close()
+            if self.store is not None:
+                self.store.close()
 
     # -- events and state --------------------------------------------------------------
     def event(self, kind: str, **data: Any) -> None:
@@ -222,6 +237,8 @@ class Run:
             "seed": self.seed,
             "stop_reason": self.status.stop_reason,
             "live": self._live_figures(),
+            "resources": {k: {m: round(v, 2) for m, v in vals.items()}
+                          for k, vals in self.resources.items()},
             "services": self.services.statuses() if self.services is not None else {},
         })
 
@@ -308,6 +325,78 @@ class Run:
         for url in sorted(set(self.base_urls().values())):
             await self._until_stopped(probe_tcp(url))
             self.event("target_ok", url=url)
+
+    def _store_window(self, index: int, windows: list[WindowStats], phase: str | None) -> None:
+        if self.store is not None:
+            self.store.add_windows(index * self.plan.window, self.plan.window, windows, phase)
+            if index % 60 == 59:
+                self.store.roll_up(index * self.plan.window)
+
+    async def _sampler(self) -> None:
+        """Resources of every managed service's process tree and of the generator."""
+        every = self.plan.observe.sample
+        rates = CpuRate()
+        while True:
+            t = round(self.load_elapsed(), 3)
+            targets: dict[str, int] = {"generator": os.getpid()}
+            if self.services is not None:
+                for name, entry in self.services.entries.items():
+                    proc = entry.process
+                    if proc is not None and proc.proc is not None and proc.returncode is None:
+                        targets[f"service:{name}"] = proc.proc.pid
+            for target, pid in targets.items():
+                # The generator is this process and its load workers, not the services or
+                # the demo it may have started.
+                values = await asyncio.to_thread(
+                    functools.partial(sample_tree, pid, children="multiprocessing"
+                                      if target == "generator" else None))
+                if values is None:
+                    continue
+                pct = rates.percent(target, values.pop("cpu_s"))
+                if pct is not None:
+                    values["cpu_pct"] = pct
+                if target == "generator":
+                    values["loop_lag_ms"] = self.loop_lag.take()
+                    self._check_saturation(values)
+                self.resources[target] = values
+                if self.store is not None:
+                    self.store.add_samples(t, target, values)
+            await self.clock.sleep(every)
+
+    def _check_saturation(self, values: dict[str, float]) -> None:
+        obs = self.plan.observe
+        self.samples_taken += 1
+        busy = values.get("cpu_pct", 0.0) / max(1, self.options.workers + (
+            1 if self.options.workers > 1 else 0))
+        if busy >= obs.saturation_cpu * 100 or values["loop_lag_ms"] >= obs.saturation_lag * 1e3:
+            self.saturated_samples += 1
+            if self.saturated_samples == 1:
+                self.event("generator_saturated", cpu_pct=values.get("cpu_pct"),
+                           loop_lag_ms=values["loop_lag_ms"])
+                self.log("the load generator is saturated (CPU or event-loop lag); latency "
+                         "figures may be inflated by the generator itself; try --workers")
+
+    async def _scraper(self, name: str) -> None:
+        spec = self.plan.services[name].scrape
+        assert spec is not None
+        from enduro.engine.client import HttpClient
+        client = HttpClient(timeout=5.0)
+        headers = {k: TOKEN_REF.sub(lambda m: (self.services.tokens.get(m.group(1), "")
+                                                if self.services else ""), v)
+                   for k, v in spec.headers.items()}
+        try:
+            while True:
+                values = await scrape_once(client, spec, headers)
+                t = round(self.load_elapsed(), 3)
+                if self.store is not None:
+                    self.store.add_scrapes(t, name, values)
+                latest = self.scraped.setdefault(name, {})
+                for metric, labels, value in values:
+                    if not labels:
+                        latest[metric] = value
+                await self.clock.sleep(spec.every)
+        finally:
+            await client.close()
 
     def _history_path(self) -> Path | None:
         if self.rundir is None:
@@ -494,7 +583,15 @@ class Run:
                                           on_error=self._worker_error)),
             asyncio.create_task(supervise("state", self._state_ticker, clock=self.clock,
                                           on_error=self._worker_error)),
+            asyncio.create_task(supervise("sampler", self._sampler, clock=self.clock,
+                                          on_error=self._worker_error)),
+            asyncio.create_task(self.loop_lag.run()),
         ]
+        for name, service in self.plan.services.items():
+            if service.scrape is not None:
+                side.append(asyncio.create_task(supervise(
+                    f"scrape:{name}", functools.partial(self._scraper, name), clock=self.clock,
+                    on_error=self._worker_error)))
         if self.faults is not None:
             side.append(asyncio.create_task(self.faults.run(self._load_start)))
         live = self._live()
@@ -628,6 +725,25 @@ class Run:
             live.update(self._render())
 
     # -- the end -----------------------------------------------------------------------
+    def _resource_results(self) -> dict[str, Any]:
+        """Per target: the last sample, peaks, and a leak analysis of RSS and fds."""
+        from enduro.verdict.trends import leak
+        out: dict[str, Any] = {}
+        if self.store is None:
+            return out
+        for target, last in self.resources.items():
+            entry: dict[str, Any] = {"last": {k: round(v, 3) for k, v in last.items()}}
+            for series, integer, min_abs in (("rss_mb", False, 1.0), ("fds", True, 2.0)):
+                rows = self.store.series(target, series)
+                if rows:
+                    entry[f"{series}_max"] = round(max(v for _, v in rows), 3)
+                    if len(rows) >= 12:
+                        entry[f"{series}_trend"] = leak(
+                            [r[0] for r in rows], [r[1] for r in rows], min_abs=min_abs,
+                            integer=integer, min_rel=0.0 if integer else 0.01).to_json()
+            out[target] = entry
+        return out
+
     def _fault_results(self) -> list[dict[str, Any]]:
         if self.faults is None:
             return []
@@ -699,6 +815,12 @@ class Run:
             stop_reason=self.status.stop_reason, workers=self.options.workers,
             profile=self.loaded.profile,
             extra={"services": self.services.statuses() if self.services else {},
+                   "resources": self._resource_results(),
+                   "generator": {"saturated": self.saturated_samples > 0,
+                                 "saturated_samples": self.saturated_samples,
+                                 "samples": self.samples_taken,
+                                 "loop_lag_worst_ms": round(self.loop_lag.worst * 1000, 2)},
+                   "trends": self.rulebook.trend_details,
                    "checkers": self.violations,
                    "canaries": canary_hits,
                    "faults": faults, "faults_skipped": self.skipped_faults,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from enduro.errors import PlanError, PlanProblem, RuleSyntaxError
 from enduro.observe.metrics import Metrics
@@ -12,6 +13,7 @@ from enduro.plan.models import Plan
 from enduro.units import parse_duration
 from enduro.verdict.rules import (
     FAULT_METRICS,
+    SERIES_METRICS,
     Rule,
     RuleResult,
     format_value,
@@ -113,6 +115,8 @@ class RuleBook:
         self._tracks = {id(r): _Track() for r in rules}
         self._held_since: dict[int, float | None] = {id(a): None for a in self.abort_if}
         self.fault_values: dict[str, dict[str, list[float]]] = {}
+        self.store: Any = None
+        self.trend_details: dict[str, Any] = {}
 
     def live(self, metrics: Metrics, elapsed_s: float) -> list[Abort]:
         """Evaluate sliding and abort rules on the windows sealed so far."""
@@ -132,7 +136,8 @@ class RuleBook:
         for rule in self.rules:
             if rule.over_s is None and not rule.abort_on_fail:
                 continue
-            if "phase" in rule.labels or rule.metric in FAULT_METRICS:
+            if "phase" in rule.labels or rule.metric in FAULT_METRICS or \
+                    rule.metric in SERIES_METRICS or rule.trend is not None:
                 continue  # judged at the end
             if rule.over_s is not None and elapsed_s + 1e-9 < rule.over_s:
                 continue  # a sliding window is judged once it is full
@@ -179,5 +184,7 @@ class RuleBook:
             view = metrics.view(ops_for(rule, self.ops), elapsed_s=elapsed_s,
                                 phase=rule.labels.get("phase"))
             view.fault_values = self.fault_values
+            view.store = self.store
+            view.trend_details = self.trend_details
             results.append(rule.judge(view))
         return Verdict(all(r.passed for r in results), results)

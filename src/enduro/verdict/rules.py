@@ -65,11 +65,30 @@ _METRICS: Mapping[str, tuple[str, frozenset[str], bool]] = MappingProxyType({
     "sse_gaps": ("count", frozenset({"rate", "count"}), False),
     "sse_stalls": ("count", frozenset({"rate", "count"}), False),
     "sse_reconnect_success": ("fraction", frozenset(), False),
+    # Resource samples and scraped series (judged at the end, from metrics.sqlite).
+    "rss": ("mb", frozenset({"max", "min", "mean", "avg", "last"}), False),
+    "uss": ("mb", frozenset({"max", "min", "mean", "avg", "last"}), False),
+    "fds": ("count", frozenset({"max", "min", "mean", "avg", "last"}), False),
+    "threads": ("count", frozenset({"max", "min", "mean", "avg", "last"}), False),
+    "connections": ("count", frozenset({"max", "min", "mean", "avg", "last"}), False),
+    "cpu": ("percent", frozenset({"max", "min", "mean", "avg", "last"}), False),
+    "loop_lag": ("time", frozenset({"max", "mean", "avg", "last"}), False),
+    "scrape": ("count", frozenset({"max", "min", "mean", "avg", "last"}), False),
+    "rss_drift": ("fraction", frozenset(), False),
     # Per-fault figures from recovery analysis (seconds); judged at the end of the run.
     "recover_s": ("time", frozenset({"max", "min", "mean", "avg"}), True),
     "detect_s": ("time", frozenset({"max", "min", "mean", "avg"}), True),
 })
-_LABELS = frozenset({"op", "workload", "class", "phase", "kind"})
+_LABELS = frozenset({"op", "workload", "class", "phase", "kind", "service", "target",
+                     "metric"})
+SERIES_METRICS = frozenset({"rss", "uss", "fds", "threads", "connections", "cpu", "loop_lag",
+                            "scrape", "rss_drift"})
+_SAMPLE_FIELD = {"rss": "rss_mb", "uss": "uss_mb", "fds": "fds", "threads": "threads",
+                 "connections": "connections", "cpu": "cpu_pct", "loop_lag": "loop_lag_ms"}
+_TREND = re.compile(r"^\s*(?P<trend>leak|drift)\((?P<inner>.+)\)\s*(?P<op><=|>=|==|!=|<|>)\s*"
+                    r"(?P<value>\S+)\s*$")
+_INNER = re.compile(r"^\s*(?:(?P<func>[a-z0-9]+)\(\s*)?(?P<metric>[a-z_]+)\s*"
+                    r"(?:\{(?P<labels>[^}]*)\})?\s*\)?\s*$")
 FAULT_METRICS = frozenset({"recover_s", "detect_s"})
 
 
@@ -108,11 +127,14 @@ class Rule:
     abort_on_fail: bool = False
     grace_s: float = 0.0
     kind: str = field(default="count")
+    trend: str | None = None
 
     def value(self, view: MetricView) -> float | None:
         """The figure this rule reads from ``view`` (seconds, fraction, count or per second);
         None when there is no data to judge."""
         metric, func = self.metric, self.func
+        if self.trend is not None or metric in SERIES_METRICS:
+            return self._series_value(view)
         if metric in FAULT_METRICS:
             values = view.fault_values.get(metric, {})
             kind_filter = self.labels.get("kind")
@@ -152,6 +174,57 @@ class Rule:
         if func == "rate":
             return count / view.seconds if view.seconds > 0 else 0.0
         return float(count)
+
+    def series(self, view: MetricView) -> tuple[list[float], list[float]] | None:
+        """The time series this rule reads from the run's store."""
+        store = view.store
+        if store is None:
+            return None
+        if self.metric == "scrape":
+            service, name = self.labels.get("service"), self.labels.get("metric")
+            if service is None or name is None:
+                return None
+            rows = store.scrape_series(service, name)
+        elif self.metric in ("latency", "service_time"):
+            column = {"p50": "p50_ms", "median": "p50_ms", "p95": "p95_ms",
+                      "p99": "p99_ms"}.get(self.func or "p95", "p95_ms")
+            rows = store.op_series(column, self.labels.get("op"))
+        else:
+            target = ("generator" if self.labels.get("target") == "generator"
+                      else f"service:{self.labels.get('service')}")
+            name = "rss" if self.metric == "rss_drift" else self.metric
+            rows = store.series(target, _SAMPLE_FIELD[name])
+        if not rows:
+            return None
+        return [r[0] for r in rows], [r[1] for r in rows]
+
+    def _series_value(self, view: MetricView) -> float | None:
+        from enduro.verdict.trends import drift, leak
+        data = self.series(view)
+        if data is None:
+            return None
+        times, values = data
+        if self.trend == "leak":
+            integer = self.metric in ("fds", "threads", "connections")
+            min_abs = 1.0 if self.metric in ("rss", "uss") else 2.0 if integer else 0.0
+            verdict = leak(times, values, min_abs=min_abs, integer=integer,
+                           min_rel=0.01 if not integer else 0.0)
+            view.trend_details[self.text] = verdict.to_json()
+            return 1.0 if verdict.leak else 0.0
+        if self.trend == "drift" or self.metric == "rss_drift":
+            return drift(times, values)
+        if self.metric == "loop_lag":
+            values = [v / 1000.0 for v in values]
+        func = self.func
+        if func is None:  # every sample must pass: take the worst one
+            func = "max" if self.op in ("<", "<=", "==") else "min"
+        if func == "max":
+            return max(values)
+        if func == "min":
+            return min(values)
+        if func == "last":
+            return values[-1]
+        return sum(values) / len(values)
 
     def _sse(self, view: MetricView) -> float | None:
         """SSE figures; ``ops_for`` has already picked the :connect or :event ops."""
@@ -201,6 +274,12 @@ def format_value(value: float, kind: str) -> str:
     """A figure as a person reads it: ``312ms``, ``99.95%``, ``1,204/s``, ``17``."""
     if value == float("inf"):
         return "never"
+    if kind == "bool":
+        return "true" if value else "false"
+    if kind == "mb":
+        return f"{value:,.1f}MB"
+    if kind == "percent":
+        return f"{value:.1f}%"
     if kind == "time":
         return f"{value * 1000:.1f}ms" if value < 1 else f"{value:.2f}s"
     if kind == "fraction":
@@ -222,6 +301,17 @@ def _threshold(raw: str, kind: str, text: str) -> float:
             if raw.endswith("%"):
                 return round(float(raw[:-1]) / 100.0, 12)
             return float(raw)
+        if kind == "bool":
+            if raw.lower() not in ("true", "false"):
+                raise ValueError(raw)
+            return 1.0 if raw.lower() == "true" else 0.0
+        if kind == "mb":
+            from enduro.units import parse_size
+            if re.fullmatch(r"\d+(\.\d+)?", raw):
+                return float(raw)  # a bare number is megabytes
+            return parse_size(raw) / 1e6
+        if kind == "percent":
+            return float(raw.rstrip("%"))
         if kind == "rate":
             if "/" in raw:
                 count, per = raw.split("/", 1)
@@ -230,7 +320,9 @@ def _threshold(raw: str, kind: str, text: str) -> float:
         return float(raw)
     except (ValueError, IndexError):
         expected = {"time": "a duration such as 300ms", "fraction": "a percentage such as 99.9%",
-                    "rate": "a rate such as 50/s", "count": "a number"}[kind]
+                    "rate": "a rate such as 50/s", "count": "a number",
+                    "bool": "true or false", "mb": "a size such as 512MB",
+                    "percent": "a percentage such as 80%"}[kind]
         raise RuleSyntaxError([PlanProblem(
             f"rule {text!r}: threshold {raw!r} is not {expected}")]) from None
 
@@ -238,6 +330,9 @@ def _threshold(raw: str, kind: str, text: str) -> float:
 def parse_rule(text: str, *, ops: Mapping[str, str] | None = None, abort_on_fail: bool = False,
                grace_s: float = 0.0) -> Rule:
     """Parse one rule. ``ops`` maps known op names to workloads, to check label values."""
+    trend = _TREND.match(text)
+    if trend is not None:
+        return _parse_trend(text, trend, ops, abort_on_fail, grace_s)
     match = _RULE.match(text)
     if not match:
         raise RuleSyntaxError([PlanProblem(
@@ -283,6 +378,57 @@ def parse_rule(text: str, *, ops: Mapping[str, str] | None = None, abort_on_fail
     return Rule(text=text.strip(), metric=metric, func=func, labels=MappingProxyType(labels),
                 op=match.group("op"), threshold=threshold, over_s=over_s,
                 abort_on_fail=abort_on_fail, grace_s=grace_s, kind=kind)
+
+
+def _labels(text: str, raw: str | None) -> dict[str, str]:
+    labels: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in (raw or "").split(","))):
+        if "=" not in part:
+            raise RuleSyntaxError([PlanProblem(
+                f"rule {text!r}: label {part!r} should be name=value, such as op=list")])
+        key, value = (x.strip().strip("\"'") for x in part.split("=", 1))
+        if key not in _LABELS:
+            raise RuleSyntaxError([PlanProblem(
+                f"rule {text!r}: unknown label {key!r} (known: {', '.join(sorted(_LABELS))})")])
+        labels[key] = value
+    return labels
+
+
+def _parse_trend(text: str, match: re.Match[str], ops: Mapping[str, str] | None,
+                 abort_on_fail: bool, grace_s: float) -> Rule:
+    """``leak(rss{service=api}) == false`` and ``drift(p95(latency{op=list})) < 20%``."""
+    trend = match.group("trend")
+    inner = _INNER.match(match.group("inner"))
+    if inner is None:
+        raise RuleSyntaxError([PlanProblem(
+            f"rule {text!r}: expected {trend}(SERIES), such as leak(rss{{service=api}}) or "
+            "drift(p95(latency{op=list}))")])
+    metric, func = inner.group("metric"), inner.group("func")
+    labels = _labels(text, inner.group("labels"))
+    if ops is not None:
+        _check_labels(text, labels, ops)
+    if trend == "leak":
+        allowed = ("rss", "uss", "fds", "threads", "connections", "scrape")
+        if metric not in allowed or func is not None:
+            raise RuleSyntaxError([PlanProblem(
+                f"rule {text!r}: leak() takes one of {', '.join(allowed)} with labels, such as "
+                "leak(rss{service=api})")])
+        if match.group("op") not in ("==", "!="):
+            raise RuleSyntaxError([PlanProblem(f"rule {text!r}: compare leak() with == or !=")])
+        kind = "bool"
+    else:
+        if metric not in ("latency", "service_time", "rss", "uss", "scrape", "fds"):
+            raise RuleSyntaxError([PlanProblem(
+                f"rule {text!r}: drift() takes p95(latency{{...}}) or a resource series")])
+        kind = "fraction"
+    if metric in ("rss", "uss", "fds", "threads", "connections") and \
+            "service" not in labels and labels.get("target") != "generator":
+        raise RuleSyntaxError([PlanProblem(
+            f"rule {text!r}: say whose: {metric}{{service=NAME}} or {metric}{{target=generator}}")])
+    threshold = _threshold(match.group("value"), kind, text)
+    return Rule(text=text.strip(), metric=metric, func=func, labels=MappingProxyType(labels),
+                op=match.group("op"), threshold=threshold, abort_on_fail=abort_on_fail,
+                grace_s=grace_s, kind=kind, trend=trend)
 
 
 def _check_labels(text: str, labels: Mapping[str, str], ops: Mapping[str, str]) -> None:
