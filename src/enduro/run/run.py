@@ -43,6 +43,7 @@ from enduro.observe.window import Recorder, WindowStats
 from enduro.plan.flows import FinalPhase, FlowWorkload
 from enduro.plan.resolve import LoadedPlan
 from enduro.plan.tokens import TOKEN_REF, with_canaries, with_tokens, with_tokens_flow
+from enduro.report.html import write_report
 from enduro.report.results import build_results, write_junit, write_results
 from enduro.report.terminal import heartbeat_line, live_view, services_view, summary_table
 from enduro.run.clock import Clock, SystemClock
@@ -828,6 +829,12 @@ class Run:
                               for p, n in self.metrics.phase_windows.items()}})
         write_results(self.rundir.file("results.json"), results)
         write_junit(self.rundir.file("junit.xml"), results)
+        if self.store is not None:
+            self.store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        try:
+            write_report(self.rundir.path)
+        except (OSError, ValueError) as exc:
+            self.log(f"report.html could not be written: {exc}")
         self.event("run_finished", verdict=verdict.word, state=self.status.state)
         self._write_state()
         summary_table(results, self.console)

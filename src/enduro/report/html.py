@@ -1,0 +1,202 @@
+"""``report.html``: one self-contained, interactive page per run (plotly, inlined), readable
+offline: throughput, latency per op, errors, resources, scraped series, fault windows shaded
+and restarts marked, and the rule table."""
+
+from __future__ import annotations
+
+import html
+import json
+import sqlite3
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+__all__ = ["write_report"]
+
+_STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f6f7f9;
+color:#1d2330}
+header{background:#1d2330;color:#fff;padding:18px 28px}
+header h1{margin:0;font-size:22px;font-weight:600}
+header .meta{opacity:.8;margin-top:4px;font-size:14px}
+.verdict{display:inline-block;padding:3px 12px;border-radius:14px;font-weight:700;
+margin-left:12px;font-size:15px}
+.pass{background:#1f9d55;color:#fff}.fail{background:#d64545;color:#fff}
+main{padding:18px 28px;max-width:1400px}
+section{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.08);
+padding:14px 18px;margin-bottom:18px}
+h2{font-size:17px;margin:4px 0 10px}
+table{border-collapse:collapse;font-size:13px;width:100%}
+td,th{padding:5px 8px;border-bottom:1px solid #eee;text-align:right}
+td:first-child,th:first-child{text-align:left}
+tr.bad td{background:#fdecec}.ok{color:#1f9d55;font-weight:600}.no{color:#d64545;font-weight:600}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(180px,1fr));gap:10px}
+.card{background:#f6f7f9;border-radius:6px;padding:10px}
+.card b{display:block;font-size:20px}.card span{font-size:12px;color:#667}
+"""
+
+
+def _rows(db: sqlite3.Connection, query: str, *args: Any) -> list[tuple[Any, ...]]:
+    try:
+        return db.execute(query, args).fetchall()
+    except sqlite3.Error:
+        return []
+
+
+def _shapes(results: dict[str, Any], events: list[dict[str, Any]],
+            load_start: float) -> list[dict[str, Any]]:
+    shapes: list[dict[str, Any]] = []
+    for f in results.get("faults", []):
+        start, end = f.get("start_s"), f.get("end_s")
+        if start is None:
+            continue
+        if end is None or end - start < 0.5:
+            shapes.append({"type": "line", "x0": start, "x1": start, "yref": "paper", "y0": 0,
+                           "y1": 1, "line": {"color": "#d64545", "dash": "dot", "width": 1}})
+        else:
+            shapes.append({"type": "rect", "x0": start, "x1": end, "yref": "paper", "y0": 0,
+                           "y1": 1, "fillcolor": "#d64545", "opacity": 0.12, "line":
+                           {"width": 0}})
+    for e in events:
+        if e.get("event") in ("service_restart", "service_exit"):
+            t = e["t"] - load_start
+            shapes.append({"type": "line", "x0": t, "x1": t, "yref": "paper", "y0": 0, "y1": 1,
+                           "line": {"color": "#e69500", "width": 1}})
+    return shapes
+
+
+def _figure(traces: list[go.Scatter], title: str, ytitle: str,
+            shapes: list[dict[str, Any]]) -> str:
+    fig = go.Figure(traces)
+    fig.update_layout(title={"text": title, "font": {"size": 14}}, height=320,
+                      margin={"l": 50, "r": 20, "t": 40, "b": 40}, shapes=shapes,
+                      xaxis_title="seconds into the load", yaxis_title=ytitle,
+                      legend={"orientation": "h", "y": -0.25}, template="plotly_white")
+    return str(fig.to_html(full_html=False, include_plotlyjs=False))
+
+
+def write_report(run_dir: Path) -> Path:
+    """Build ``report.html`` from what the run directory holds; return its path."""
+    results = json.loads((run_dir / "results.json").read_text())
+    events = []
+    if (run_dir / "events.jsonl").exists():
+        for line in (run_dir / "events.jsonl").read_text().splitlines():
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                continue
+    load_start = next((e["t"] for e in events if e.get("event") == "load_started"), 0.0)
+    shapes = _shapes(results, events, load_start)
+    db = sqlite3.connect(f"file:{run_dir / 'metrics.sqlite'}?mode=ro", uri=True) \
+        if (run_dir / "metrics.sqlite").exists() else sqlite3.connect(":memory:")
+    windows = _rows(db, "SELECT t, span, op, requests, errors, p50_ms, p95_ms, p99_ms "
+                        "FROM windows ORDER BY t")
+    by_op: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+    for row in windows:
+        by_op[row[2]].append(row)
+    charts: list[str] = []
+    charts.append(_figure([go.Scatter(x=[r[0] for r in rows], y=[r[3] / r[1] for r in rows],
+                                      name=op, mode="lines", stackgroup="rps")
+                           for op, rows in by_op.items()], "Throughput", "requests/s", shapes))
+    lat = []
+    for op, rows in by_op.items():
+        if op.endswith((":round",)) or ("." in op and op.split(".")[-1] in ("created", "replayed")):
+            continue
+        for col, name, dash in ((7, "p99", "dot"), (6, "p95", "dash"), (5, "p50", "solid")):
+            lat.append(go.Scatter(x=[r[0] for r in rows], y=[r[col] for r in rows],
+                                  name=f"{op} {name}", mode="lines",
+                                  line={"dash": dash}, visible=True if name == "p95"
+                                  else "legendonly"))
+    charts.append(_figure(lat, "Latency per op (from the intended send time)", "ms", shapes))
+    charts.append(_figure([go.Scatter(x=[r[0] for r in rows], y=[r[4] for r in rows],
+                                      name=op, mode="lines") for op, rows in by_op.items()
+                           if any(r[4] for r in rows)], "Errors per window", "errors",
+                          shapes))
+    samples = _rows(db, "SELECT target, metric, t, value FROM samples ORDER BY t")
+    series: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
+    for target, metric, t, value in samples:
+        series[(target, metric)].append((t, value))
+    for metric, title, unit in (("rss_mb", "Memory (RSS)", "MB"), ("fds", "Open files", "fds"),
+                                ("cpu_pct", "CPU", "%"), ("threads", "Threads", "threads"),
+                                ("loop_lag_ms", "Generator event-loop lag", "ms")):
+        traces = [go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts],
+                             name=target.replace("service:", ""), mode="lines")
+                  for (target, m), pts in series.items() if m == metric]
+        if traces:
+            charts.append(_figure(traces, title, unit, shapes))
+    scrapes = _rows(db, "SELECT service, metric, t, SUM(value) FROM scrapes "
+                        "WHERE metric != 'scrape_up' GROUP BY service, metric, t ORDER BY t")
+    sc: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for service, metric, t, value in scrapes:
+        sc[f"{service}/{metric}"].append((t, value))
+    interesting = [k for k, pts in sc.items() if len({round(v, 6) for _, v in pts}) > 1][:12]
+    if interesting:
+        charts.append(_figure([go.Scatter(x=[p[0] for p in sc[k]], y=[p[1] for p in sc[k]],
+                                          name=k, mode="lines") for k in interesting],
+                              "Scraped series (those that changed)", "value", shapes))
+    db.close()
+    page = _page(results, charts)
+    out = run_dir / "report.html"
+    out.write_text(page, encoding="utf-8")
+    return out
+
+
+def _page(r: dict[str, Any], charts: list[str]) -> str:
+    e = html.escape
+    verdict = r.get("verdict", "?")
+    total = r.get("total", {})
+    lat = total.get("latency_ms", {})
+    cards = [("requests", f"{total.get('requests', 0):,}"), ("rps", f"{total.get('rps', 0):,.1f}"),
+             ("errors", f"{total.get('errors', 0):,}"), ("p95", f"{lat.get('p95', 0)} ms"),
+             ("p99", f"{lat.get('p99', 0)} ms"), ("faults", str(len(r.get("faults", []))))]
+    rules = "".join(
+        f"<tr class='{'' if x['passed'] else 'bad'}'><td>{e(x['rule'])}</td>"
+        f"<td>{e(str(x.get('observed_text', '')))}</td><td class="
+        f"'{'ok' if x['passed'] else 'no'}'>{'PASS' if x['passed'] else 'FAIL'}</td></tr>"
+        for x in r.get("rules", []))
+    ops = "".join(
+        f"<tr><td>{e(op)}</td><td>{s['requests']:,}</td><td>{s['rps']:,.1f}</td>"
+        f"<td>{s['errors']:,}</td><td>{s['latency_ms']['p50']}</td>"
+        f"<td>{s['latency_ms']['p95']}</td><td>{s['latency_ms']['p99']}</td>"
+        f"<td>{s['latency_ms']['max']}</td><td>{s['service_time_ms']['p95']}</td></tr>"
+        for op, s in r.get("ops", {}).items())
+    faults = "".join(
+        f"<tr><td>#{f['id']} {e(f['kind'])}</td><td>{e(f.get('target', ''))}</td>"
+        f"<td>{f.get('start_s')}</td><td>{f.get('end_s')}</td><td>{f.get('detect_s')}</td>"
+        f"<td>{f.get('recover_s')}</td><td>{f.get('errors', '')}</td>"
+        f"<td>{e(str(f.get('error') or ''))}</td></tr>" for f in r.get("faults", []))
+    errors = "".join(f"<tr><td>{e(k)}</td><td>{v:,}</td></tr>"
+                     for k, v in r.get("errors_by_class", {}).items())
+    checkers = "".join(
+        f"<tr class='{'bad' if vs else ''}'><td>{e(name)}</td><td>{len(vs)}</td>"
+        f"<td>{e(vs[0]['message']) if vs else ''}</td></tr>"
+        for name, vs in r.get("checkers", {}).items())
+    head = (f"<header><h1>{e(r.get('plan', ''))}<span class='verdict {e(verdict)}'>"
+            f"{e(verdict.upper())}</span></h1><div class='meta'>run {e(r.get('run_id', ''))}"
+            f" · {r.get('duration_s', 0)} s · seed {r.get('seed')} · state {e(r.get('state', ''))}"
+            + (f" · {e(r['stop_reason'])}" if r.get("stop_reason") else "") + "</div></header>")
+    body = ["<section><div class='grid'>" + "".join(
+        f"<div class='card'><b>{v}</b><span>{k}</span></div>" for k, v in cards) + "</div>"
+        "</section>",
+        f"<section><h2>Rules</h2><table><tr><th>rule</th><th>observed</th><th></th></tr>"
+        f"{rules}</table></section>"]
+    body += [f"<section>{c}</section>" for c in charts]
+    body.append("<section><h2>Ops</h2><table><tr><th>op</th><th>requests</th><th>rps</th>"
+                "<th>errors</th><th>p50 ms</th><th>p95 ms</th><th>p99 ms</th><th>max ms</th>"
+                f"<th>service p95 ms</th></tr>{ops}</table></section>")
+    if errors:
+        body.append(f"<section><h2>Errors by class</h2><table>{errors}</table></section>")
+    if faults:
+        body.append("<section><h2>Faults</h2><table><tr><th>fault</th><th>target</th>"
+                    "<th>start s</th><th>end s</th><th>detect s</th><th>recover s</th>"
+                    f"<th>errors</th><th>note</th></tr>{faults}</table></section>")
+    if checkers:
+        body.append("<section><h2>Checkers</h2><table><tr><th>checker</th><th>violations</th>"
+                    f"<th>first</th></tr>{checkers}</table></section>")
+    return ("<!doctype html><html><head><meta charset='utf-8'><title>enduro · "
+            f"{e(r.get('plan', ''))}</title><style>{_STYLE}</style>"
+            f"<script>{get_plotlyjs()}</script></head><body>{head}<main>{''.join(body)}"
+            "</main></body></html>")
