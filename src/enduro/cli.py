@@ -116,6 +116,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", type=Path, default=Path("."),
                    help="where the tarball goes (default: .)")
     runs_arg(p)
+    p = sub.add_parser("report", help="regenerate report.html of a run")
+    p.add_argument("run", nargs="?", help="run id or directory (default: the latest)")
+    runs_arg(p)
+    p = sub.add_parser("compare", help="two runs side by side, with the change of each figure")
+    p.add_argument("run_a")
+    p.add_argument("run_b")
+    runs_arg(p)
     p = sub.add_parser("recover", help="undo the faults a killed runner left in force")
     p.add_argument("run", nargs="?", help="run id or directory (default: the latest)")
     runs_arg(p)
@@ -169,10 +176,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args, out, err)
         if args.command == "supervise":
             return _supervise(args, err)
-        if args.command in ("start", "status", "stop", "collect", "runs", "band", "recover"):
+        if args.command in ("start", "status", "stop", "collect", "runs", "band", "recover",
+                            "report", "compare"):
             handler = {"start": _start, "status": _status, "stop": _stop,
                        "collect": _collect, "runs": _runs, "band": _band,
-                       "recover": _recover}[args.command]
+                       "recover": _recover, "report": _report,
+                       "compare": _compare}[args.command]
             return handler(args, out)
     except PlanError as exc:
         for problem in exc.problems:
@@ -276,6 +285,25 @@ def _collect(args: argparse.Namespace, out: Console) -> int:
     tarball = collect_run(run_dir, args.out,
                           plan_dir=Path(plan_file).parent if plan_file else None)
     out.print(str(tarball), highlight=False)
+    return EXIT_PASS
+
+
+def _report(args: argparse.Namespace, out: Console) -> int:
+    from enduro.detach.locate import find_run
+    from enduro.errors import RunError
+    from enduro.report.html import write_report
+    run_dir = find_run(args.run, args.runs)
+    if not (run_dir / "results.json").exists():
+        raise RunError(f"{run_dir.name} has no results.json yet (is it still running?)")
+    out.print(str(write_report(run_dir)), highlight=False)
+    return EXIT_PASS
+
+
+def _compare(args: argparse.Namespace, out: Console) -> int:
+    from enduro.detach.locate import find_run
+    from enduro.report.compare import compare_table
+    a, b = find_run(args.run_a, args.runs), find_run(args.run_b, args.runs)
+    out.print(compare_table(a, b))
     return EXIT_PASS
 
 
