@@ -55,8 +55,11 @@ def run_demo(options: RunOptions, *, profile: str | None = None,
 
     console = console or Console(stderr=True)
     if defect == "lost-write" or plan == "durability":
-        return _run_durability(options, defect=defect, profile=profile, sets=sets,
-                               console=console)
+        return _run_managed("durability", options, defect=defect, profile=profile, sets=sets,
+                            console=console)
+    if defect in ("leak", "fd-leak", "slow-drift") or plan == "soak":
+        return _run_managed("soak", options, defect=defect, profile=profile, sets=sets,
+                            console=console)
     with demo_service(defects=(defect,) if defect else ()) as (url, directory):
         console.print(f"demo service listening on {url}"
                       + (f" with the defect {defect!r}" if defect else ""), highlight=False)
@@ -104,9 +107,10 @@ def check_plan(plan: Plan) -> None:
 
 
 
-def _run_durability(options: RunOptions, *, defect: str | None, profile: str | None,
-                    sets: list[str] | None, console: Console) -> RunOutcome:
-    """The durability demo: enduro manages the demo service itself, to kill it."""
+def _run_managed(name: str, options: RunOptions, *, defect: str | None, profile: str | None,
+                 sets: list[str] | None, console: Console) -> RunOutcome:
+    """The demos where enduro manages the demo service itself (to kill it, or to watch its
+    resources)."""
     import socket
     import tempfile
 
@@ -116,11 +120,12 @@ def _run_durability(options: RunOptions, *, defect: str | None, profile: str | N
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     with tempfile.TemporaryDirectory(prefix="enduro-demo-") as directory:
-        path = Path(directory) / "durability.yaml"
-        path.write_text(bundled_plan("durability"))
+        path = Path(directory) / f"{name}.yaml"
+        path.write_text(bundled_plan(name))
         env = {**os.environ, "ENDURO_DEMO_PORT": str(port),
                "ENDURO_DEMO_DEFECT_FLAG": f"--defect {defect}" if defect else ""}
-        console.print("durability demo: the service is killed every few seconds while flows "
-                      "write" + (f", with the defect {defect!r}" if defect else ""),
-                      highlight=False)
+        what = {"durability": "the service is killed every few seconds while flows write",
+                "soak": "the service's resources are sampled and its metrics scraped"}[name]
+        console.print(f"{name} demo: {what}" + (f", with the defect {defect!r}" if defect
+                                                 else ""), highlight=False)
         return run_plan(path, options, profile=profile, sets=sets, env=env, console=console)

@@ -145,11 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=VALUE")
     p.add_argument("--print-plan", action="store_true",
                    help="print the bundled demo plan and exit")
-    p.add_argument("--plan", dest="demo_plan", choices=["demo", "durability"], default="demo",
-                   help="which bundled plan: demo (default) or durability (crashes while "
-                        "writing)")
+    p.add_argument("--plan", dest="demo_plan", choices=["demo", "durability", "soak"],
+                   default="demo",
+                   help="which bundled plan: demo (default), durability (crashes while "
+                        "writing) or soak (resources, scraping, trends)")
     p.add_argument("--defect", choices=["sse-duplicates", "idempotency-race", "lost-write",
-                                        "queue-growth"],
+                                        "queue-growth", "leak", "fd-leak", "slow-drift"],
                    help="turn on one realistic bug in the demo service; the run must catch "
                         "it (exit 1)")
     return parser

@@ -72,7 +72,8 @@ class Download:
                 "updated_at": self.updated_at}
 
 
-DEFECTS = ("sse-duplicates", "idempotency-race", "lost-write", "queue-growth")
+DEFECTS = ("sse-duplicates", "idempotency-race", "lost-write", "queue-growth", "leak",
+           "fd-leak", "slow-drift")
 
 
 class DemoApp:
@@ -84,7 +85,10 @@ class DemoApp:
     - ``lost-write``: with ``data_dir``, creates are acknowledged before they are on disk (a
       write-behind buffer flushed every 2 s), so a crash loses the last acknowledged ones;
     - ``queue-growth``: the notification queue's consumer handles one item a tick, fewer than
-      arrive, so the queue grows without bound.
+      arrive, so the queue grows without bound;
+    - ``leak``: every create keeps 64 KB in a cache nobody reads;
+    - ``fd-leak``: every create opens a file and never closes it;
+    - ``slow-drift``: listing gets slower the longer the service runs (1 ms more every 2 s).
     """
 
     def __init__(self, token: str, *, tick_s: float = 0.1,
@@ -95,6 +99,9 @@ class DemoApp:
         self._journal: Any = None
         self._pending: list[str] = []
         self.queue: deque[str] = deque()  # notifications to send, one per state change
+        self._leaked: list[bytes] = []
+        self._leaked_files: list[Any] = []
+        self.started = time.monotonic()
         self.tick_s = tick_s
         self.downloads: OrderedDict[str, Download] = OrderedDict()
         self.keys: OrderedDict[str, tuple[str, str]] = OrderedDict()  # key -> (body hash, id)
@@ -238,6 +245,10 @@ class DemoApp:
             parts=[{"n": i, "size": 64 * 1024, "done": 0} for i in range(parts)],
             created_at=now, updated_at=now)
         self.downloads[download.id] = download
+        if "leak" in self.defects:
+            self._leaked.append(os.urandom(64 * 1024))
+        if "fd-leak" in self.defects:
+            self._leaked_files.append(open(os.devnull, "rb"))  # noqa: SIM115 - the defect
         self._persist({"id": download.id, "url": download.url, "parts": parts, "key": key,
                        "digest": digest, "created_at": now})
         if key is not None:
@@ -406,6 +417,13 @@ class _HttpConnection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         method = self.parser.get_method().decode()
         target = self.url.decode("latin-1")
+        if "slow-drift" in self.app.defects and method == "GET" and \
+                target.split("?")[0] == "/api/v1/downloads":
+            keep = self.parser.should_keep_alive()
+            delay = (time.monotonic() - self.app.started) / 2 / 1000.0
+            response = self.app.handle(method, target, self.headers, b"".join(self.body))
+            asyncio.get_running_loop().call_later(delay, self._send, response, keep)
+            return
         if "idempotency-race" in self.app.defects and method == "POST" and \
                 target.split("?")[0] == "/api/v1/downloads":
             keep = self.parser.should_keep_alive()

@@ -80,7 +80,7 @@ _METRICS: Mapping[str, tuple[str, frozenset[str], bool]] = MappingProxyType({
     "detect_s": ("time", frozenset({"max", "min", "mean", "avg"}), True),
 })
 _LABELS = frozenset({"op", "workload", "class", "phase", "kind", "service", "target",
-                     "metric"})
+                     "metric", "min"})
 SERIES_METRICS = frozenset({"rss", "uss", "fds", "threads", "connections", "cpu", "loop_lag",
                             "scrape", "rss_drift"})
 _SAMPLE_FIELD = {"rss": "rss_mb", "uss": "uss_mb", "fds": "fds", "threads": "threads",
@@ -207,6 +207,11 @@ class Rule:
         if self.trend == "leak":
             integer = self.metric in ("fds", "threads", "connections")
             min_abs = 1.0 if self.metric in ("rss", "uss") else 2.0 if integer else 0.0
+            if "min" in self.labels:  # leak(rss{service=api, min=10MB})
+                from enduro.units import parse_size
+                raw = self.labels["min"]
+                min_abs = (parse_size(raw) / 1e6 if self.metric in ("rss", "uss")
+                           and not raw.isdigit() else float(raw))
             verdict = leak(times, values, min_abs=min_abs, integer=integer,
                            min_rel=0.01 if not integer else 0.0)
             view.trend_details[self.text] = verdict.to_json()
