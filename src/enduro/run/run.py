@@ -738,7 +738,11 @@ class Run:
                 rows = self.store.series(target, series)
                 if rows:
                     entry[f"{series}_max"] = round(max(v for _, v in rows), 3)
-                    if len(rows) >= 12:
+                    if rows[-1][0] - rows[0][0] < 120:
+                        # A leak verdict on less than two minutes would judge warm-up.
+                        entry[f"{series}_trend"] = {"leak": None, "reasons": [
+                            "shorter than 2 minutes: not judged (leak() rules still are)"]}
+                    elif len(rows) >= 12:
                         entry[f"{series}_trend"] = leak(
                             [r[0] for r in rows], [r[1] for r in rows], min_abs=min_abs,
                             integer=integer, min_rel=0.0 if integer else 0.01).to_json()

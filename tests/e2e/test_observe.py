@@ -1,0 +1,117 @@
+"""Observation end to end: resource trends on the soak demo, metrics.sqlite after SIGKILL,
+report.html, compare."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import HELPERS, run_cli
+from tests.e2e.test_services import start, status, wait_for
+from tests.helpers.plans import write_plan
+from tests.helpers.procs import free_port
+
+
+def only_run(out: Path) -> Path:
+    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
+    return run_dir
+
+
+def failed_rules(out: Path) -> list[str]:
+    results = json.loads((only_run(out) / "results.json").read_text())
+    return [r["rule"] for r in results["rules"] if not r["passed"]]
+
+
+def test_soak_demo_passes_without_a_defect(tmp_path: Path) -> None:
+    proc = run_cli("demo", "--plan", "soak", "--duration", "25s", "--out", str(tmp_path),
+                   timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((only_run(tmp_path) / "results.json").read_text())
+    demo = results["resources"]["service:demo"]
+    assert demo["rss_mb_max"] > 10 and demo["fds_max"] > 5
+    assert demo["rss_mb_trend"]["leak"] is None  # too short for the informational verdict
+    assert results["generator"]["samples"] >= 20
+    html = (only_run(tmp_path) / "report.html").read_text()
+    assert "Plotly" in html and "demo-soak" in html and "Memory (RSS)" in html
+    assert "Scraped series" in html
+
+
+@pytest.mark.parametrize(("defect", "rule"), [
+    ("leak", "leak(rss{service=demo, min=10MB}) == false"),
+    ("fd-leak", "leak(fds{service=demo}) == false"),
+    ("slow-drift", "drift(p95(latency{op=list})) < 100%"),
+])
+def test_soak_defects_are_caught(tmp_path: Path, defect: str, rule: str) -> None:
+    proc = run_cli("demo", "--defect", defect, "--duration", "25s", "--out", str(tmp_path),
+                   timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert failed_rules(tmp_path) == [rule]
+    if defect != "slow-drift":
+        results = json.loads((only_run(tmp_path) / "results.json").read_text())
+        trend = results["trends"][rule]
+        assert trend["leak"] and trend["slope_ci_per_h"][0] > 0
+
+
+def test_metrics_sqlite_is_readable_after_sigkill(tmp_path: Path,
+                                                  demo: tuple[str, Path]) -> None:
+    url, _ = demo
+    runs = tmp_path / "runs"
+    plan = write_plan(tmp_path, {
+        "name": "killed", "duration": "120s", "observe": {"sample": "500ms"},
+        "workloads": {"w": {"http": {"base": url, "rate": "50/s",
+                                     "requests": [{"name": "health", "path": "/health"}]}}}})
+    run_dir = start(plan, runs)
+    wait_for(lambda: (status(runs)["live"] or {}).get("requests_total", 0) > 150, 30,
+             "a few windows")
+    os.kill(status(runs)["runner"]["pid"], signal.SIGKILL)
+    wait_for(lambda: status(runs)["state"] == "dead", 10, "the runner to die")
+    db = sqlite3.connect(f"file:{run_dir / 'metrics.sqlite'}?mode=ro", uri=True)
+    rows = db.execute("SELECT COUNT(*), SUM(requests) FROM windows WHERE op = 'health'").fetchone()
+    samples = db.execute("SELECT COUNT(*) FROM samples WHERE target = 'generator'").fetchone()
+    db.close()
+    assert rows[0] >= 3 and rows[1] >= 150
+    assert samples[0] >= 2
+    assert run_cli("stop", "--runs", str(runs)).returncode == 0
+
+
+def test_report_and_compare_from_the_cli(tmp_path: Path, demo: tuple[str, Path]) -> None:
+    url, _ = demo
+    for name, rate in (("a", "50/s"), ("b", "100/s")):
+        plan = write_plan(tmp_path, {
+            "name": "cmp", "duration": "2s",
+            "workloads": {"w": {"http": {"base": url, "rate": rate, "requests": [
+                {"name": "health", "path": "/health"}]}}}}, f"{name}.yaml")
+        assert run_cli("run", str(plan), "--out", str(tmp_path / "runs"), "--tag",
+                       name).returncode == 0
+    a, b = sorted((tmp_path / "runs").iterdir())
+    (a / "report.html").unlink()
+    proc = run_cli("report", str(a))
+    assert proc.returncode == 0 and (a / "report.html").exists()
+    proc = run_cli("compare", str(a), str(b))
+    assert proc.returncode == 0
+    rps_line = next(line for line in proc.stdout.splitlines() if "rps" in line)
+    change = float(re.search(r"([+-]\d+\.\d)%", rps_line).group(1))  # type: ignore[union-attr]
+    assert 90 <= change <= 110, rps_line  # 50/s -> 100/s
+
+
+def test_leaking_and_steady_real_processes_are_told_apart(tmp_path: Path) -> None:
+    """Two real processes over a minute: one keeps allocating, one does not."""
+    leaky = tmp_path / "leaky.py"
+    leaky.write_text("import time\nkeep = []\nwhile True:\n"
+                     "    keep.append(bytearray(400_000))\n    time.sleep(0.1)\n")
+    plan = write_plan(tmp_path, {
+        "name": "procs", "duration": "30s", "observe": {"sample": "500ms"},
+        "services": {"leaky": {"command": [sys.executable, str(leaky)]},
+                     "steady": {"command": [sys.executable, str(HELPERS / "chatty_service.py"),
+                                            "--port", str(free_port())]}},
+        "rules": ["leak(rss{service=leaky}) == false", "leak(rss{service=steady}) == false"]})
+    proc = run_cli("run", str(plan), "--out", str(tmp_path / "runs"), timeout=120)
+    assert proc.returncode == 1
+    assert failed_rules(tmp_path / "runs") == ["leak(rss{service=leaky}) == false"]
