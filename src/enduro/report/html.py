@@ -198,5 +198,8 @@ def _page(r: dict[str, Any], charts: list[str]) -> str:
                     f"<th>first</th></tr>{checkers}</table></section>")
     return ("<!doctype html><html><head><meta charset='utf-8'><title>enduro · "
             f"{e(r.get('plan', ''))}</title><style>{_STYLE}</style>"
+            # A script error marks the page, so that a headless check can see it.
+            "<script>window.addEventListener('error',function(ev){document.documentElement"
+            ".setAttribute('data-js-error',String(ev.message));});</script>"
             f"<script>{get_plotlyjs()}</script></head><body>{head}<main>{''.join(body)}"
             "</main></body></html>")
