@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--tag", help="appended to the run directory's name")
         p.add_argument("--no-live", action="store_true",
                        help="no live view; heartbeat lines only")
+        p.add_argument("--metrics-port", type=int, metavar="PORT",
+                       help="serve the live figures in Prometheus text on 127.0.0.1:PORT")
         p.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)
 
     def runs_arg(p: argparse.ArgumentParser) -> None:
@@ -231,7 +233,8 @@ def _options(args: argparse.Namespace, **extra: object) -> RunOptions:
     from enduro.run.run import RunOptions
     return RunOptions(out=args.out, duration=args.duration, workers=args.workers,
                       seed=args.seed, tag=args.tag, live=False if args.no_live else None,
-                      run_dir=getattr(args, "run_dir", None), **extra)  # type: ignore[arg-type]
+                      run_dir=getattr(args, "run_dir", None),
+                      metrics_port=args.metrics_port, **extra)  # type: ignore[arg-type]
 
 
 def _supervise(args: argparse.Namespace, err: Console) -> int:

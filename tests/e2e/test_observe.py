@@ -115,3 +115,35 @@ def test_leaking_and_steady_real_processes_are_told_apart(tmp_path: Path) -> Non
     proc = run_cli("run", str(plan), "--out", str(tmp_path / "runs"), timeout=120)
     assert proc.returncode == 1
     assert failed_rules(tmp_path / "runs") == ["leak(rss{service=leaky}) == false"]
+
+
+def test_metrics_port_serves_the_live_run(tmp_path: Path, demo: tuple[str, Path]) -> None:
+    import subprocess
+    import urllib.request
+
+    url, _ = demo
+    port = free_port()
+    plan = write_plan(tmp_path, {
+        "name": "expo", "duration": "30s",
+        "workloads": {"w": {"http": {"base": url, "rate": "50/s",
+                                     "requests": [{"name": "health", "path": "/health"}]}}}})
+    proc = subprocess.Popen([sys.executable, "-m", "enduro", "run", str(plan), "--out",
+                             str(tmp_path / "runs"), "--metrics-port", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def scrape() -> str:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                    text = r.read().decode()
+            except OSError:
+                return ""
+            return text if 'enduro_requests_total{op="health"}' in text and \
+                'enduro_rps{op="health"}' in text else ""
+        text = wait_for(scrape, 30, "the exporter to serve the run")
+        value = float(re.search(r'enduro_requests_total\{op="health"\} (\S+)', text)
+                      .group(1))  # type: ignore[union-attr]
+        assert value > 0
+        assert 'enduro_run_info{plan="expo"' in text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(30)

@@ -34,6 +34,7 @@ from enduro.faults.journal import Journal
 from enduro.faults.proxy import ProxySet
 from enduro.faults.runner import FaultRunner, available_kinds
 from enduro.faults.timeline import expand
+from enduro.observe.exposition import Exporter
 from enduro.observe.hist import percentiles_ms
 from enduro.observe.metrics import Metrics, MetricView
 from enduro.observe.sampler import CpuRate, LoopLag, sample_tree
@@ -73,6 +74,7 @@ class RunOptions:
     handle_signals: bool = True
     run_dir: Path | None = None  # a directory chosen beforehand (detached runs)
     services_only: bool = False  # `enduro supervise`: services, no load, until stopped
+    metrics_port: int | None = None  # serve the live figures in Prometheus text
 
 
 @dataclass
@@ -695,9 +697,30 @@ class Run:
             self.event("snapshot", path=str(path.relative_to(self.rundir.path)))
 
     async def _state_ticker(self) -> None:
+        exporter = None
+        if self.options.metrics_port is not None:
+            exporter = Exporter()
+            exporter.start(self.options.metrics_port)
+            self.log(f"metrics: http://127.0.0.1:{self.options.metrics_port}/metrics")
         while True:
+            if exporter is not None:
+                exporter.update(self._exposition())
             await self.clock.sleep(2.0)
             self._write_state()
+
+    def _exposition(self) -> dict[str, Any]:
+        ops = {}
+        for op in self.ops:
+            total = self.metrics.view({op}, elapsed_s=max(self.load_elapsed(), 1e-3))
+            recent = self.metrics.view({op}, last_s=10)
+            pct = percentiles_ms(recent.latency)
+            ops[op] = {"requests": total.requests, "errors_by_class": dict(total.classes),
+                       "rps_10s": recent.rps,
+                       "latency_10s_ms": {"0.5": pct["p50"], "0.95": pct["p95"],
+                                          "0.99": pct["p99"]}}
+        return {"plan": self.plan.name, "run_id": self.rundir.run_id if self.rundir else "",
+                "state": self.status.state, "elapsed_s": self.load_elapsed(), "ops": ops,
+                "resources": dict(self.resources)}
 
     def _is_live(self) -> bool:
         if self.options.live is not None:
