@@ -137,8 +137,9 @@ def test_metrics_port_serves_the_live_run(tmp_path: Path, demo: tuple[str, Path]
                     text = r.read().decode()
             except OSError:
                 return ""
-            return text if 'enduro_requests_total{op="health"}' in text and \
-                'enduro_rps{op="health"}' in text else ""
+            m = re.search(r'enduro_requests_total\{op="health"\} (\S+)', text)
+            return text if m and float(m.group(1)) > 0 and 'enduro_rps{op="health"}' in text \
+                else ""
         text = wait_for(scrape, 30, "the exporter to serve the run")
         value = float(re.search(r'enduro_requests_total\{op="health"\} (\S+)', text)
                       .group(1))  # type: ignore[union-attr]
