@@ -148,3 +148,28 @@ def test_metrics_port_serves_the_live_run(tmp_path: Path, demo: tuple[str, Path]
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(30)
+
+
+def test_json_scrape_feeds_rules(tmp_path: Path, demo: tuple[str, Path]) -> None:
+    url, directory = demo
+    token = (directory / "demo.token").read_text().strip()
+    auth = {"Authorization": f"Bearer {token}"}
+    plan = write_plan(tmp_path, {
+        "name": "scrapes", "duration": "4s",
+        "services": {"demo": {"url": url, "scrape": {
+            "every": "500ms", "headers": auth, "prometheus": f"{url}/metrics",
+            "json": {"url": f"{url}/api/v1/stats",
+                     "paths": {"queue": "$.queue_depth", "downloads": "$.downloads"}}}}},
+        "workloads": {"w": {"http": {"service": "demo", "rate": "20/s", "headers": auth,
+                                     "requests": [{"name": "create", "method": "POST",
+                                                   "path": "/api/v1/downloads",
+                                                   "json": {"url": "https://s/{{seq}}"}}]}}},
+        "rules": ["max(scrape{service=demo, metric=queue}) < 1000",
+                  "last(scrape{service=demo, metric=downloads}) > 0",
+                  "min(scrape{service=demo, metric=scrape_up}) == 1",
+                  "max(scrape{service=demo, metric=demo_http_requests_total}) > 10"]})
+    proc = run_cli("run", str(plan), "--out", str(tmp_path / "runs"))
+    assert proc.returncode == 0, proc.stderr
+    db = sqlite3.connect(only_run(tmp_path / "runs") / "metrics.sqlite")
+    n = db.execute("SELECT COUNT(DISTINCT t) FROM scrapes WHERE metric = 'queue'").fetchone()[0]
+    assert n >= 5

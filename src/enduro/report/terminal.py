@@ -30,7 +30,9 @@ def heartbeat_line(metrics: Metrics, elapsed_s: float, last_s: float) -> str:
 
 
 def live_view(metrics: Metrics, ops: dict[str, str], *, plan: str, elapsed_s: float,
-              duration_s: float, state: str) -> Group:
+              duration_s: float, state: str,
+              resources: dict[str, dict[str, float]] | None = None,
+              scraped: dict[str, dict[str, float]] | None = None) -> Group:
     """The live table: per op, the last 5 s and the run so far."""
     left = max(0.0, duration_s - elapsed_s)
     head = Text.assemble(
@@ -46,7 +48,17 @@ def live_view(metrics: Metrics, ops: dict[str, str], *, plan: str, elapsed_s: fl
         table.add_row(op, f"{recent.rps:,.0f}", f"{recent.errors:,}", _ms(pct["p50"]),
                       _ms(pct["p95"]), _ms(pct["p99"]), f"{total.requests:,}",
                       f"{total.errors:,}")
-    return Group(head, table)
+    parts: list[Any] = [head, table]
+    for target, v in (resources or {}).items():
+        parts.append(Text(f"{target.replace('service:', '')}: rss {v.get('rss_mb', 0):,.1f}MB"
+                          f"  fds {v.get('fds', 0):.0f}  threads {v.get('threads', 0):.0f}"
+                          f"  cpu {v.get('cpu_pct', 0):.0f}%"
+                          + (f"  loop lag {v['loop_lag_ms']:.1f}ms" if "loop_lag_ms" in v
+                             else ""), style="dim"))
+    for service, values in (scraped or {}).items():
+        shown = [f"{k}={val:g}" for k, val in list(values.items())[:6]]
+        parts.append(Text(f"{service} scraped: " + "  ".join(shown), style="dim"))
+    return Group(*parts)
 
 
 def summary_table(results: dict[str, Any], console: Console) -> None:

@@ -741,7 +741,8 @@ class Run:
                                  plan=self.plan.name, elapsed_s=self.load_elapsed())
         return live_view(self.metrics, self.ops, plan=self.plan.name,
                          elapsed_s=self.load_elapsed(), duration_s=self.duration,
-                         state=self.status.state)
+                         state=self.status.state, resources=self.resources,
+                         scraped=self.scraped)
 
     async def _live_updates(self, live: Live) -> None:
         while True:
