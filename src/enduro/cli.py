@@ -125,6 +125,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_a")
     p.add_argument("run_b")
     runs_arg(p)
+    gate = sub.add_parser("gate", help="a performance gate against a baseline")
+    gsub = gate.add_subparsers(dest="gate_command", metavar="snapshot|compare",
+                               parser_class=_Parser)
+    g = gsub.add_parser("snapshot", help="store benchmark results as a baseline summary")
+    g.add_argument("results", nargs="+", type=Path,
+                   help="pytest-benchmark/hyperfine JSON, Criterion dir or results.json")
+    g.add_argument("--out", "-o", type=Path, default=Path("base_summary.json"))
+    g = gsub.add_parser("compare", help="compare head with a baseline; exit 1 when it fails")
+    g.add_argument("--base", type=Path, help="a baseline result file or summary")
+    g.add_argument("--head", type=Path, help="the head result file (default: run --command)")
+    g.add_argument("--base-ref", help="a git ref: run --command in a worktree of it")
+    g.add_argument("--command", help="the benchmark command (with --base-ref or no --head)")
+    g.add_argument("--result", help="the file --command writes (relative to the tree)")
+    g.add_argument("--config", type=Path, help="thresholds (TOML or YAML)")
+    g.add_argument("--out", "-o", type=Path, default=Path("gate"))
     p = sub.add_parser("recover", help="undo the faults a killed runner left in force")
     p.add_argument("run", nargs="?", help="run id or directory (default: the latest)")
     runs_arg(p)
@@ -177,6 +192,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args, err)
         if args.command == "demo":
             return _demo(args, out, err)
+        if args.command == "gate":
+            return _gate(args, out)
         if args.command == "supervise":
             return _supervise(args, err)
         if args.command in ("start", "status", "stop", "collect", "runs", "band", "recover",
@@ -309,6 +326,35 @@ def _compare(args: argparse.Namespace, out: Console) -> int:
     a, b = find_run(args.run_a, args.runs), find_run(args.run_b, args.runs)
     out.print(compare_table(a, b))
     return EXIT_PASS
+
+
+def _gate(args: argparse.Namespace, out: Console) -> int:
+    import subprocess
+
+    from enduro.errors import EXIT_FAIL
+    from enduro.gate.run import baseline_from_ref, load_thresholds, run_compare, snapshot
+    if args.gate_command == "snapshot":
+        out.print(str(snapshot(args.results, args.out)), highlight=False)
+        return EXIT_PASS
+    if args.gate_command != "compare":
+        raise PlanError("enduro gate snapshot|compare: say which")
+    base, head = args.base, args.head
+    if base is None:
+        if not (args.base_ref and args.command and args.result):
+            raise PlanError("gate compare needs --base FILE, or --base-ref REF with "
+                            "--command CMD and --result PATH")
+        base = baseline_from_ref(args.base_ref, args.command, args.result, Path.cwd())
+    if head is None:
+        if not (args.command and args.result):
+            raise PlanError("gate compare needs --head FILE, or --command and --result")
+        proc = subprocess.run(args.command, shell=True)
+        if proc.returncode != 0:
+            raise PlanError(f"the benchmark command failed (exit {proc.returncode})")
+        head = Path(args.result)
+    outcome = run_compare(base, head, load_thresholds(args.config), args.out)
+    sys.stdout.write(outcome.markdown())
+    out.print(f"reports: {args.out}/comparison.md, comparison.json", highlight=False)
+    return EXIT_PASS if outcome.passed else EXIT_FAIL
 
 
 def _recover(args: argparse.Namespace, out: Console) -> int:

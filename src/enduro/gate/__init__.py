@@ -1,0 +1,1 @@
+"""The performance gate: benchmark readers, comparison statistics, thresholds."""

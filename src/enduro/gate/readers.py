@@ -1,0 +1,82 @@
+"""Benchmark results in, one shape out: {case: samples in seconds}.
+
+Reads pytest-benchmark JSON (raw samples with ``--benchmark-save-data``), Criterion's output
+directory (``estimates.json`` and ``sample.json``), hyperfine JSON (``--export-json``),
+enduro's own results.json (per-op latency medians), and enduro's summary JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from enduro.errors import PlanError
+
+__all__ = ["read_results"]
+
+Cases = dict[str, list[float]]
+
+
+def _pytest_benchmark(doc: dict[str, Any]) -> Cases:
+    out: Cases = {}
+    for bench in doc["benchmarks"]:
+        stats = bench.get("stats", {})
+        name = bench.get("fullname") or bench["name"]
+        data = stats.get("data")
+        out[name] = [float(x) for x in data] if data else [float(stats["median"])]
+    return out
+
+
+def _hyperfine(doc: dict[str, Any]) -> Cases:
+    return {r["command"]: [float(t) for t in r.get("times") or [r["median"]]]
+            for r in doc["results"]}
+
+
+def _enduro_results(doc: dict[str, Any]) -> Cases:
+    out: Cases = {}
+    for op, s in doc.get("ops", {}).items():
+        for q in ("p50", "p95", "p99"):
+            out[f"{op}:{q}"] = [s["latency_ms"][q] / 1000.0]
+    return out
+
+
+def _criterion(root: Path) -> Cases:
+    out: Cases = {}
+    for sample in sorted(root.rglob("new/sample.json")):
+        case = sample.parent.parent.relative_to(root).as_posix()
+        doc = json.loads(sample.read_text())
+        iters, times = doc["iters"], doc["times"]
+        out[case] = [t / i / 1e9 for t, i in zip(times, iters, strict=True) if i]
+    if not out:
+        for est in sorted(root.rglob("new/estimates.json")):
+            case = est.parent.parent.relative_to(root).as_posix()
+            doc = json.loads(est.read_text())
+            out[case] = [doc["median"]["point_estimate"] / 1e9]
+    return out
+
+
+def read_results(path: Path) -> Cases:
+    """Cases and samples from any supported format; ``PlanError`` when unreadable."""
+    if path.is_dir():
+        cases = _criterion(path)
+        if not cases:
+            raise PlanError(f"{path}: no Criterion results (new/sample.json) under it")
+        return cases
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise PlanError(f"{path}: not a readable JSON benchmark result ({exc})") from exc
+    if isinstance(doc, dict):
+        if "benchmarks" in doc and "machine_info" in doc:
+            return _pytest_benchmark(doc)
+        if "results" in doc and doc["results"] and "command" in doc["results"][0]:
+            return _hyperfine(doc)
+        if doc.get("schema") is not None and "ops" in doc:
+            return _enduro_results(doc)
+        if doc.get("format") == "enduro-gate-summary":
+            return {k: [float(x) for x in v] for k, v in doc["cases"].items()}
+        if ("mean" in doc and "median" in doc and "slope" in doc) or ("median" in doc \
+                and "point_estimate" in doc.get("median", {})):
+            return {path.parent.parent.name: [doc["median"]["point_estimate"] / 1e9]}
+    raise PlanError(f"{path}: not a format the gate reads (pytest-benchmark JSON, hyperfine "
+                    "JSON, a Criterion directory, enduro results.json or a gate summary)")
