@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--base", type=Path, help="a baseline result file or summary")
     g.add_argument("--head", type=Path, help="the head result file (default: run --command)")
     g.add_argument("--base-ref", help="a git ref: run --command in a worktree of it")
-    g.add_argument("--command", help="the benchmark command (with --base-ref or no --head)")
+    g.add_argument("--command", dest="bench_command",
+                   help="the benchmark command (with --base-ref or no --head)")
     g.add_argument("--result", help="the file --command writes (relative to the tree)")
     g.add_argument("--config", type=Path, help="thresholds (TOML or YAML)")
     g.add_argument("--out", "-o", type=Path, default=Path("gate"))
@@ -340,14 +341,14 @@ def _gate(args: argparse.Namespace, out: Console) -> int:
         raise PlanError("enduro gate snapshot|compare: say which")
     base, head = args.base, args.head
     if base is None:
-        if not (args.base_ref and args.command and args.result):
+        if not (args.base_ref and args.bench_command and args.result):
             raise PlanError("gate compare needs --base FILE, or --base-ref REF with "
                             "--command CMD and --result PATH")
-        base = baseline_from_ref(args.base_ref, args.command, args.result, Path.cwd())
+        base = baseline_from_ref(args.base_ref, args.bench_command, args.result, Path.cwd())
     if head is None:
-        if not (args.command and args.result):
+        if not (args.bench_command and args.result):
             raise PlanError("gate compare needs --head FILE, or --command and --result")
-        proc = subprocess.run(args.command, shell=True)
+        proc = subprocess.run(args.bench_command, shell=True, stdout=subprocess.DEVNULL)
         if proc.returncode != 0:
             raise PlanError(f"the benchmark command failed (exit {proc.returncode})")
         head = Path(args.result)
