@@ -19,7 +19,6 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
-git config --global --get user.email >/dev/null 2>&1 || true
 python3 -m ruff check src tests benchmarks
 python3 -m mypy
 python3 -m pytest "$@"

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
@@ -100,6 +101,23 @@ def build_parser() -> argparse.ArgumentParser:
                        "live status table, until stopped")
     plan_args(p)
     run_args(p)
+    for name, text in (("suite", "run the plan's test-suite layers (fast, stress, chaos, all)"),
+                       ("loop", "run test layers in a loop, with the plan's services and "
+                                "faults around them"),
+                       ("cycles", "long soak cycles: stress, chaos every N, perf every M")):
+        p = sub.add_parser(name, help=text, epilog=EXIT_CODES,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        plan_args(p)
+        if name != "cycles":
+            p.add_argument("layer", nargs="?", default="all" if name == "suite" else "fast")
+        p.add_argument("--threads", type=_positive_int, default=os.cpu_count() or 1,
+                       help="passed to commands as {threads} and ENDURO_THREADS")
+        p.add_argument("--out", "-o", type=Path, default=Path("runs"))
+        if name == "loop":
+            p.add_argument("--duration", "-d", type=_duration, default=3600.0,
+                           help="how long to loop (default 1h)")
+            p.add_argument("--iterations", "-n", type=_positive_int)
+            p.add_argument("--no-live", action="store_true", help=argparse.SUPPRESS)
     p = sub.add_parser("start", help="start a run detached from the terminal",
                        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     plan_args(p)
@@ -195,6 +213,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args, out, err)
         if args.command == "gate":
             return _gate(args, out)
+        if args.command in ("suite", "loop", "cycles"):
+            return _suites(args, out, err)
         if args.command == "supervise":
             return _supervise(args, err)
         if args.command in ("start", "status", "stop", "collect", "runs", "band", "recover",
@@ -253,6 +273,61 @@ def _options(args: argparse.Namespace, **extra: object) -> RunOptions:
                       seed=args.seed, tag=args.tag, live=False if args.no_live else None,
                       run_dir=getattr(args, "run_dir", None),
                       metrics_port=args.metrics_port, **extra)  # type: ignore[arg-type]
+
+
+def _suites(args: argparse.Namespace, out: Console, err: Console) -> int:
+    import time as _time
+
+    from enduro.api import load_checked
+    from enduro.errors import EXIT_FAIL
+    from enduro.gate.readers import read_results
+    from enduro.suite.runner import run_cycles, run_layers, run_loop
+    loaded = load_checked(args.plan, profile=args.profile, sets=args.sets)
+    plan = loaded.plan
+    if plan.suite is None:
+        raise PlanError(f"{args.plan}: the plan has no 'suite' section")
+    suite = plan.suite
+    cwd = loaded.source.parent.resolve()
+    stamp = _time.strftime("%Y%m%dT%H%M%SZ", _time.gmtime())
+    outdir = args.out / f"{plan.name}-{args.command}-{stamp}"
+
+    def say(line: str) -> None:
+        err.print(line, highlight=False, soft_wrap=True)
+
+    if args.command == "suite":
+        results = run_layers(suite, args.layer, cwd=cwd, out=outdir, threads=args.threads,
+                             say=say)
+        failures = [(r.layer, c) for r in results for c in r.commands if not c.passed]
+        out.print(f"failures: {len(failures)}", highlight=False)
+        for layer, c in failures:
+            out.print(f"  {layer}: {c.command} (exit {c.exit_code}"
+                      + (", timed out" if c.timed_out else "") + f"; log {c.log})",
+                      highlight=False)
+        return EXIT_PASS if not failures else EXIT_FAIL
+    if args.command == "cycles":
+        ok, csv_path = run_cycles(suite, cwd=cwd, out=outdir, threads=args.threads, say=say,
+                                  read_perf=read_results)
+        out.print(f"{csv_path}\n{csv_path.parent / 'cycles.html'}", highlight=False)
+        return EXIT_PASS if ok else EXIT_FAIL
+
+    def job(stop: Any) -> Any:
+        return run_loop(suite, args.layer, cwd=cwd, out=outdir, threads=args.threads,
+                        duration=args.duration, iterations=args.iterations, say=say,
+                        stop=stop)
+
+    if plan.services or plan.faults:
+        from enduro.run.run import Run, RunOptions
+        options = RunOptions(out=args.out, duration=args.duration + 3600.0, live=False,
+                             job=job)
+        outcome = Run(loaded, options, console=err).main()
+        out.print(f"run directory: {outcome.run_dir}\nloop: {outdir}/loop.tsv",
+                  highlight=False)
+        return outcome.exit_code
+    rows = job(lambda: False)
+    failed = sum(1 for r in rows if not r["passed"])
+    out.print(f"{len(rows)} iteration(s), {failed} failed: {outdir}/loop.tsv",
+              highlight=False)
+    return EXIT_PASS if not failed else EXIT_FAIL
 
 
 def _supervise(args: argparse.Namespace, err: Console) -> int:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_valida
 from enduro.plan.bursts import BurstWorkload
 from enduro.plan.faults import FaultPolicy, FaultSpec, Proxy
 from enduro.plan.flows import FinalPhase, FlowWorkload
+from enduro.plan.suites import Suite
 from enduro.units import parse_duration, parse_percent, parse_rate, parse_size
 
 __all__ = [
@@ -449,6 +450,7 @@ class Plan(_Model):
     abort_if: list[str] = []
     final: FinalPhase | None = None
     canaries: Canaries = Canaries()
+    suite: Suite | None = None
     checkers: list[Literal["lost_writes", "garbage_reads", "duplicate_effect",
                            "monotonic_reads", "read_your_writes"]] = []
 

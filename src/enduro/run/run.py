@@ -12,6 +12,7 @@ import random
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -75,6 +76,9 @@ class RunOptions:
     run_dir: Path | None = None  # a directory chosen beforehand (detached runs)
     services_only: bool = False  # `enduro supervise`: services, no load, until stopped
     metrics_port: int | None = None  # serve the live figures in Prometheus text
+    # A blocking job (``enduro loop``) run in a thread while services and faults run; it gets
+    # a "should I stop?" callable, and the run ends when it returns.
+    job: Callable[[Callable[[], bool]], Any] | None = None
 
 
 @dataclass
@@ -137,6 +141,7 @@ class Run:
         self.samples_taken = 0
         self.scraped: dict[str, dict[str, float]] = {}
         self.violations: dict[str, list[dict[str, Any]]] = {}
+        self.job_result: Any = None
         self._control = LoadControl()
         self._pool: WorkerPool | None = None
         self.proxies: ProxySet | None = None
@@ -601,7 +606,10 @@ class Run:
         try:
             if live is not None:
                 side.append(asyncio.create_task(self._live_updates(live)))
-            if self.options.services_only:
+            if self.options.job is not None:
+                job = self.options.job
+                self.job_result = await asyncio.to_thread(job, self.stop.is_set)
+            elif self.options.services_only:
                 await self._supervise_only()
             elif self.options.workers <= 1:
                 await self._run_in_process(start_mono)
@@ -811,6 +819,11 @@ class Run:
             values.setdefault("recover_s", {}).setdefault(f["kind"], []).append(recover)
         verdict: Verdict = (Verdict(True, []) if self.options.services_only
                             else self.rulebook.final(self.metrics, elapsed))
+        if self.options.job is not None and isinstance(self.job_result, list):
+            failed = sum(1 for row in self.job_result if not row.get("passed"))
+            verdict = Verdict(verdict.passed and not failed, [*verdict.results, RuleResult(
+                "every loop iteration passes", float(failed),
+                f"{failed} of {len(self.job_result)} failed", not failed)])
         if self.status.aborts:
             verdict = Verdict(False, verdict.results)
         canary_hits = self._canary_hits()
@@ -851,6 +864,7 @@ class Run:
                                  "loop_lag_worst_ms": round(self.loop_lag.worst * 1000, 2)},
                    "trends": self.rulebook.trend_details,
                    "checkers": self.violations,
+                   "loop": self.job_result if isinstance(self.job_result, list) else None,
                    "canaries": canary_hits,
                    "faults": faults, "faults_skipped": self.skipped_faults,
                    "phases": {p: round(n * self.plan.window, 3)

@@ -1,0 +1,1 @@
+"""Layered suites, test loops and soak cycles."""

@@ -1,0 +1,238 @@
+"""Running a project's own test commands: layers with timeouts and retries, loops with
+cleanup, and soak cycles with performance snapshots."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import statistics
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from enduro.errors import PlanError
+from enduro.plan.suites import Layer, Suite
+
+__all__ = ["CommandResult", "LayerResult", "run_command", "run_cycles", "run_layers",
+           "run_loop"]
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class CommandResult:
+    command: str
+    exit_code: int | None
+    seconds: float
+    attempts: int
+    timed_out: bool = False
+    log: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+
+@dataclass
+class LayerResult:
+    layer: str
+    commands: list[CommandResult] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.commands)
+
+
+def run_command(command: str, *, cwd: Path, env: dict[str, str], timeout: float,
+                log: Path) -> tuple[int | None, bool]:
+    """Run one shell command in its own process group; on timeout the whole group gets
+    SIGTERM, then SIGKILL after 10 s. Returns (exit code, timed out)."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        out.write(f"$ {command}\n".encode())
+        out.flush()
+        proc = subprocess.Popen(command, shell=True, cwd=cwd, env=env, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+        try:
+            return proc.wait(timeout), False
+        except subprocess.TimeoutExpired:
+            with_group(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                with_group(proc.pid, signal.SIGKILL)
+                proc.wait()
+            out.write(f"[enduro] timed out after {timeout:g}s; process group stopped\n"
+                      .encode())
+            return proc.returncode, True
+
+
+def with_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _env(suite: Suite, layer: Layer, threads: int) -> dict[str, str]:
+    env = {**os.environ, **suite.env, **layer.env, "ENDURO_THREADS": str(threads)}
+    env.update(layer.failpoints)
+    return env
+
+
+def run_layer(name: str, layer: Layer, suite: Suite, *, cwd: Path, out: Path, threads: int,
+              say: Say) -> LayerResult:
+    result = LayerResult(name)
+    env = _env(suite, layer, threads)
+    for i, raw in enumerate(layer.commands):
+        command = raw.replace("{threads}", str(threads))
+        started = time.monotonic()
+        attempts = 0
+        code: int | None = None
+        timed_out = False
+        log = out / f"{name}-{i + 1}.log"
+        while attempts <= layer.retries:
+            attempts += 1
+            code, timed_out = run_command(command, cwd=cwd, env=env, timeout=layer.timeout,
+                                          log=log)
+            if code == 0 and not timed_out:
+                break
+            if attempts <= layer.retries:
+                say(f"  {name}: {command!r} failed (attempt {attempts}); retrying")
+        res = CommandResult(command, code, time.monotonic() - started, attempts, timed_out,
+                            str(log))
+        result.commands.append(res)
+        state = "passed" if res.passed else ("timed out" if timed_out else f"failed ({code})")
+        say(f"  {name}: {command} {state} in {res.seconds:.1f}s"
+            + (f" after {attempts} attempts" if attempts > 1 else ""))
+    return result
+
+
+def _layers(suite: Suite, which: str) -> list[str]:
+    if which == "all":
+        names = [n for n in suite.order if n in suite.layers]
+        return names + [n for n in suite.layers if n not in names]
+    if which not in suite.layers:
+        raise PlanError(f"no suite layer {which!r} (layers: {', '.join(suite.layers)})")
+    return [which]
+
+
+def run_layers(suite: Suite, which: str, *, cwd: Path, out: Path, threads: int,
+               say: Say) -> list[LayerResult]:
+    """``enduro suite``: the layers in order; a summary of failures at the end."""
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for name in _layers(suite, which):
+        say(f"layer {name}")
+        results.append(run_layer(name, suite.layers[name], suite, cwd=cwd, out=out,
+                                 threads=threads, say=say))
+    (out / "suite.json").write_text(json.dumps([
+        {"layer": r.layer, "passed": r.passed, "commands": [c.__dict__ for c in r.commands]}
+        for r in results], indent=2, default=str))
+    return results
+
+
+def run_loop(suite: Suite, which: str, *, cwd: Path, out: Path, threads: int,
+             duration: float, iterations: int | None, say: Say,
+             stop: Callable[[], bool] = lambda: False) -> list[dict[str, Any]]:
+    """``enduro loop``: the layer(s) again and again, cleanup between iterations, each
+    iteration's outcome in loop.log and loop.tsv."""
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    end = time.monotonic() + duration
+    n = 0
+    tsv = out / "loop.tsv"
+    with tsv.open("w", newline="") as fh, (out / "loop.log").open("a") as log:
+        writer = csv.writer(fh, delimiter="\t")
+        writer.writerow(["iteration", "started", "seconds", "passed", "failed_commands"])
+        while time.monotonic() < end and (iterations is None or n < iterations) \
+                and not stop():
+            n += 1
+            started = time.time()
+            t0 = time.monotonic()
+            results = [run_layer(name, suite.layers[name], suite, cwd=cwd,
+                                 out=out / f"iteration-{n}", threads=threads, say=lambda _: None)
+                       for name in _layers(suite, which)]
+            failed = [c.command for r in results for c in r.commands if not c.passed]
+            row = {"iteration": n, "started": started, "seconds": round(time.monotonic() - t0, 3),
+                   "passed": not failed, "failed_commands": failed}
+            rows.append(row)
+            writer.writerow([n, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+                             row["seconds"], "pass" if not failed else "fail",
+                             "; ".join(failed)])
+            fh.flush()
+            line = f"iteration {n}: {'pass' if not failed else 'FAIL ' + '; '.join(failed)}"
+            log.write(line + "\n")
+            log.flush()
+            say(line)
+            for command in suite.cleanup:
+                run_command(command, cwd=cwd, env={**os.environ, **suite.env}, timeout=600,
+                            log=out / "cleanup.log")
+    return rows
+
+
+def run_cycles(suite: Suite, *, cwd: Path, out: Path, threads: int, say: Say,
+               read_perf: Callable[[Path], dict[str, list[float]]]) -> tuple[bool, Path]:
+    """``enduro cycles``: stress each cycle, chaos every N, a performance snapshot every M,
+    a pause, and the fast layer as a final check; perf_cycles.csv and cycles.html."""
+    cycles = suite.cycles
+    if cycles is None:
+        raise PlanError("the plan's suite has no 'cycles' section")
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path = out / "perf_cycles.csv"
+    start = time.monotonic()
+    ok = True
+    with csv_path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["cycle", "elapsed_secs", "cases", "median_p50", "median_p95",
+                         "passed"])
+        for n in range(1, cycles.count + 1):
+            say(f"cycle {n}/{cycles.count}")
+            passed = True
+            for name in ("stress", *(("chaos",) if cycles.chaos_every and
+                                     n % cycles.chaos_every == 0 else ())):
+                if name in suite.layers:
+                    r = run_layer(name, suite.layers[name], suite, cwd=cwd,
+                                  out=out / f"cycle-{n}", threads=threads, say=say)
+                    passed = passed and r.passed
+            cases: dict[str, list[float]] = {}
+            if cycles.perf_command and cycles.perf_every and n % cycles.perf_every == 0:
+                code, _ = run_command(cycles.perf_command, cwd=cwd, env=os.environ.copy(),
+                                      timeout=3600, log=out / f"cycle-{n}" / "perf.log")
+                if code == 0 and cycles.perf_result:
+                    cases = read_perf(cwd / cycles.perf_result)
+            p50s = [statistics.median(v) for v in cases.values()]
+            p95s = [sorted(v)[int(0.95 * (len(v) - 1))] for v in cases.values()]
+            writer.writerow([n, round(time.monotonic() - start, 1), len(cases),
+                             statistics.median(p50s) if p50s else "",
+                             statistics.median(p95s) if p95s else "", passed])
+            fh.flush()
+            ok = ok and passed
+            if n < cycles.count and cycles.pause:
+                time.sleep(cycles.pause)
+    if "fast" in suite.layers:
+        say("final check: fast layer")
+        ok = run_layer("fast", suite.layers["fast"], suite, cwd=cwd, out=out / "final",
+                       threads=threads, say=say).passed and ok
+    _plot(csv_path, out / "cycles.html")
+    return ok, csv_path
+
+
+def _plot(csv_path: Path, html: Path) -> None:
+    import plotly.graph_objects as go
+    rows = list(csv.DictReader(csv_path.open()))
+    xs = [int(r["cycle"]) for r in rows if r["median_p50"]]
+    fig = go.Figure([
+        go.Scatter(x=xs, y=[float(r["median_p50"]) for r in rows if r["median_p50"]],
+                   name="median p50 (s)", mode="lines+markers"),
+        go.Scatter(x=xs, y=[float(r["median_p95"]) for r in rows if r["median_p95"]],
+                   name="median p95 (s)", mode="lines+markers")])
+    fig.update_layout(title="Performance over soak cycles", xaxis_title="cycle",
+                      yaxis_title="seconds", template="plotly_white")
+    fig.write_html(html, include_plotlyjs=True, full_html=True)
