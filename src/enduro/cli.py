@@ -159,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--result", help="the file --command writes (relative to the tree)")
     g.add_argument("--config", type=Path, help="thresholds (TOML or YAML)")
     g.add_argument("--out", "-o", type=Path, default=Path("gate"))
+    p = sub.add_parser("triage", help="crashes and error lines of runs, tarballs or logs, "
+                       "grouped into root causes")
+    p.add_argument("targets", nargs="*", help="run ids or directories, tarballs, log files "
+                   "(default: the latest run)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--baseline", help="a run (or file) to mark what is new against")
+    runs_arg(p)
     p = sub.add_parser("recover", help="undo the faults a killed runner left in force")
     p.add_argument("run", nargs="?", help="run id or directory (default: the latest)")
     runs_arg(p)
@@ -211,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args, err)
         if args.command == "demo":
             return _demo(args, out, err)
+        if args.command == "triage":
+            return _triage(args, out)
         if args.command == "gate":
             return _gate(args, out)
         if args.command in ("suite", "loop", "cycles"):
@@ -401,6 +410,24 @@ def _compare(args: argparse.Namespace, out: Console) -> int:
     from enduro.report.compare import compare_table
     a, b = find_run(args.run_a, args.runs), find_run(args.run_b, args.runs)
     out.print(compare_table(a, b))
+    return EXIT_PASS
+
+
+def _triage(args: argparse.Namespace, out: Console) -> int:
+    import json
+
+    from enduro.detach.locate import find_run
+    from enduro.triage.report import markdown, triage
+
+    def resolve(text: str | None) -> Path:
+        if text is not None and Path(text).exists():
+            return Path(text)
+        return find_run(text, args.runs)
+
+    targets = [resolve(t) for t in args.targets] or [resolve(None)]
+    baseline = resolve(args.baseline) if args.baseline else None
+    result = triage(targets, baseline)
+    sys.stdout.write(json.dumps(result, indent=2) + "\n" if args.json else markdown(result))
     return EXIT_PASS
 
 

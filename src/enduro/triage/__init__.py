@@ -1,0 +1,1 @@
+"""Triage: crashes and error lines of collected logs, grouped into root causes."""

@@ -1,0 +1,213 @@
+"""Crash extraction from log text: Python tracebacks (with chained causes), Rust panics, Go
+panics and fatal errors, Java exceptions (with Caused by), sanitizer reports, fatal signals and
+OOM kills. Each crash gets a fingerprint: its type plus its top in-app frames."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+__all__ = ["Crash", "extract_crashes", "mask"]
+
+_PY_FRAME = re.compile(r'^\s*File "([^"]+)", line (\d+), in (\S+)')
+_PY_EXC = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning|Fault)\w*)"
+                     r"(?::\s*(.*))?$")
+_RUST_NEW = re.compile(r"^thread '([^']*)'(?: \(\d+\))? panicked at ([^:]+):(\d+):\d+:?$")
+_RUST_OLD = re.compile(r"^thread '([^']*)'(?: \(\d+\))? panicked at '(.*)', ([^:]+):(\d+):\d+")
+_RUST_FRAME = re.compile(r"^\s+\d+: ([\w:<>]+)")
+_GO_PANIC = re.compile(r"^(panic|fatal error): (.*)$")
+_GO_FRAME = re.compile(r"^([\w./-]+\.[\w.*()]+)\(")
+_JAVA_HEAD = re.compile(r'^(?:Exception in thread "[^"]*" )?([a-z][\w$]*(?:\.[\w$]+)+'
+                        r"(?:Exception|Error|Throwable))(?::\s*(.*))?$")
+_JAVA_CAUSE = re.compile(r"^Caused by: ([\w$.]+)(?::\s*(.*))?$")
+_JAVA_FRAME = re.compile(r"^\s+at (?:[\w.]+/)?([\w$.<>]+)\(")
+_SAN = re.compile(r"^==\d+==ERROR: (\w+Sanitizer): (\S+)")
+_SAN_FRAME = re.compile(r"^\s+#\d+ 0x[0-9a-f]+ in (\S+)")
+_SIGNAL = re.compile(r"(?:was killed by|signal|received signal) (SIG(?:SEGV|BUS|ABRT|ILL|FPE))"
+                     r"|^(Segmentation fault|Bus error|Aborted)(?: \(core dumped\))?")
+_OOM = re.compile(r"Out of memory: Killed process (\d+)|oom-kill|OOMKilled|invoked oom-killer")
+
+_MASKS = [
+    (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I), "<uuid>"),
+    (re.compile(r"0x[0-9a-f]+", re.I), "<hex>"),
+    (re.compile(r"\b[0-9a-f]{12,}\b", re.I), "<hex>"),
+    (re.compile(r"(?<![\w])/[\w.@%+-]+(?:/[\w.@%+-]+)+"), "<path>"),
+    (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?Z?"), "<time>"),
+    (re.compile(r"\b\d+(?:\.\d+)?\b"), "<n>"),
+    (re.compile(r"'[^']{1,80}'|\"[^\"]{1,80}\""), "<str>"),
+]
+
+
+def mask(text: str) -> str:
+    """A template of a line: ids, numbers, hex, paths, times and quoted values masked."""
+    for pattern, repl in _MASKS:
+        text = pattern.sub(repl, text)
+    return text.strip()
+
+
+def _in_app(frame: str) -> bool:
+    return not any(p in frame for p in ("site-packages", "/lib/python", "<frozen",
+                                         "std::", "core::", "rust_begin_unwind", "java.",
+                                         "jdk.", "sun.", "runtime.", "__libc", "_start"))
+
+
+@dataclass
+class Crash:
+    """One crash occurrence."""
+
+    kind: str  # python | rust | go | java | sanitizer | signal | oom
+    type: str
+    message: str
+    frames: list[str]
+    line: int
+    text: list[str] = field(default_factory=list)
+
+    @property
+    def fingerprint(self) -> str:
+        top = [f for f in self.frames if _in_app(f)][:3] or self.frames[:3]
+        key = "|".join([self.kind, self.type, *top]) if top else \
+            "|".join([self.kind, self.type, mask(self.message)])
+        return hashlib.sha1(key.encode()).hexdigest()[:12]
+
+
+def extract_crashes(lines: list[str]) -> Iterator[Crash]:
+    """Every crash in the lines, in order."""
+    i = 0
+    n = len(lines)
+    while i < n:
+        line = lines[i]
+        s = line.rstrip("\n")
+        body = _strip_stamp(s)
+        if "Traceback (most recent call last)" in body:
+            crash, i = _python(lines, i)
+            if crash is not None:
+                yield crash
+            continue
+        if "panicked at" in body:
+            crash, i = _rust(lines, i, body)
+            yield crash
+            continue
+        if body.startswith(("panic: ", "fatal error: ")) and (m := _GO_PANIC.match(body)):
+            frames = []
+            j = i + 1
+            while j < n and j < i + 60:
+                fm = _GO_FRAME.match(_strip_stamp(lines[j]).strip())
+                if fm:
+                    frames.append(fm.group(1))
+                j += 1
+            yield Crash("go", m.group(1), m.group(2), frames, i, lines[i:j])
+            i = j
+            continue
+        if ("Exception" in body or "Error" in body) and (m := _JAVA_HEAD.match(body)) and \
+                i + 1 < n and _JAVA_FRAME.match(_strip_stamp(lines[i + 1])):
+            crash, i = _java(lines, i, m)
+            yield crash
+            continue
+        if "Sanitizer" in body and (m := _SAN.match(body)):
+            frames = []
+            j = i + 1
+            while j < n and j < i + 80:
+                fm = _SAN_FRAME.match(_strip_stamp(lines[j]))
+                if fm:
+                    frames.append(fm.group(1))
+                j += 1
+            yield Crash("sanitizer", f"{m.group(1)}:{m.group(2)}", m.group(2), frames, i,
+                        lines[i:j])
+            i = j
+            continue
+        if (m := _OOM.search(body)) is not None:
+            yield Crash("oom", "OOM kill", body.strip(), [], i, [line])
+        elif (m2 := _SIGNAL.search(body)) is not None:
+            sig = m2.group(1) or {"Segmentation fault": "SIGSEGV", "Bus error": "SIGBUS",
+                                  "Aborted": "SIGABRT"}[m2.group(2)]
+            yield Crash("signal", sig, body.strip(), [], i, [line])
+        i += 1
+
+
+_STAMP = re.compile(r"^\d\d:\d\d:\d\d ")
+
+
+def _strip_stamp(line: str) -> str:
+    """enduro's output logs prefix each line with HH:MM:SS."""
+    return _STAMP.sub("", line.rstrip("\n"), count=1)
+
+
+def _python(lines: list[str], i: int) -> tuple[Crash | None, int]:
+    frames: list[str] = []
+    start = i
+    last: Crash | None = None
+    i += 1
+    while i < len(lines):
+        body = _strip_stamp(lines[i])
+        if (m := _PY_FRAME.match(body)) is not None:
+            frames.insert(0, f"{m.group(3)} ({m.group(1).rsplit('/', 1)[-1]})")
+            i += 1
+            continue
+        if body.startswith(" ") or not body:
+            i += 1
+            continue
+        if (m := _PY_EXC.match(body)) is not None:
+            last = Crash("python", m.group(1), m.group(2) or "", frames, start,
+                         lines[start:i + 1])
+            i += 1
+            # A chained exception follows: the outermost one is reported, with its cause.
+            j = i
+            while j < len(lines) and not _strip_stamp(lines[j]).strip():
+                j += 1
+            if j < len(lines) and ("direct cause" in lines[j] or "During handling" in lines[j]):
+                k = j + 1
+                while k < len(lines) and "Traceback (most recent call last)" not in lines[k]:
+                    k += 1
+                if k < len(lines):
+                    outer, end = _python(lines, k)
+                    if outer is not None:
+                        outer.message = f"{outer.message} (caused by {last.type}: " \
+                            f"{last.message})"
+                        outer.text = lines[start:end]
+                        outer.line = start
+                        return outer, end
+            return last, i
+        break
+    return last, max(i, start + 1)
+
+
+def _rust(lines: list[str], i: int, body: str) -> tuple[Crash, int]:
+    start = i
+    if (m := _RUST_OLD.match(body)) is not None:
+        message, where = m.group(2), f"{m.group(3)}:{m.group(4)}"
+    elif (m := _RUST_NEW.match(body)) is not None:
+        where = f"{m.group(2)}:{m.group(3)}"
+        message = _strip_stamp(lines[i + 1]).strip() if i + 1 < len(lines) else ""
+        i += 1
+    else:
+        where, message = "?", body
+    frames = [where]
+    i += 1
+    while i < len(lines) and i < start + 80:
+        b = _strip_stamp(lines[i])
+        if (fm := _RUST_FRAME.match(b)) is not None:
+            frames.append(fm.group(1))
+        elif not (b.startswith(" ") or b.startswith("note:") or b.startswith("stack")):
+            break
+        i += 1
+    return Crash("rust", "panic", message, frames, start, lines[start:i]), i
+
+
+def _java(lines: list[str], i: int, head: re.Match[str]) -> tuple[Crash, int]:
+    start = i
+    etype, message = head.group(1), head.group(2) or ""
+    frames: list[str] = []
+    i += 1
+    while i < len(lines):
+        b = _strip_stamp(lines[i])
+        if (fm := _JAVA_FRAME.match(b)) is not None:
+            frames.append(fm.group(1))
+        elif (cm := _JAVA_CAUSE.match(b)) is not None:
+            # The root cause decides the root cause: its frames replace the wrapper's.
+            etype, message, frames = cm.group(1), cm.group(2) or "", []
+        elif not b.strip().startswith("..."):
+            break
+        i += 1
+    return Crash("java", etype, message, frames, start, lines[start:i]), i
