@@ -33,9 +33,10 @@ _MASKS = [
     (re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I), "<uuid>"),
     (re.compile(r"0x[0-9a-f]+", re.I), "<hex>"),
     (re.compile(r"\b[0-9a-f]{12,}\b", re.I), "<hex>"),
+    (re.compile(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{6,}\b", re.I), "<hex>"),
     (re.compile(r"(?<![\w])/[\w.@%+-]+(?:/[\w.@%+-]+)+"), "<path>"),
     (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?Z?"), "<time>"),
-    (re.compile(r"\b\d+(?:\.\d+)?\b"), "<n>"),
+    (re.compile(r"(?<![\w.])\d+(?:\.\d+)?"), "<n>"),
     (re.compile(r"'[^']{1,80}'|\"[^\"]{1,80}\""), "<str>"),
 ]
 
