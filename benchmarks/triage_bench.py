@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from enduro.triage.report import triage  # noqa: E402
+from enduro.triage.report import triage
 
 TRACE = """Traceback (most recent call last):
   File "/srv/app/handlers.py", line 42, in handle
