@@ -10,7 +10,6 @@ import random
 import re
 import time
 import uuid
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,8 @@ from enduro.engine.client import HttpClient, Response
 from enduro.engine.http import classify
 from enduro.engine.python import load_function
 from enduro.engine.request import _json_path
+from enduro.engine.schedule import ArrivalSchedule
+from enduro.engine.tasks import closed_loops, open_arrivals
 from enduro.observe.window import OpCounter, Recorder
 from enduro.plan.flows import CONDITION, Branch, FlowStep, FlowWorkload, StepExpect
 
@@ -199,30 +200,18 @@ class FlowDriver:
         self.sending = True
         end = _monotonic() + duration
         if self.connections is not None:
-            loops = [asyncio.ensure_future(self._vu(i, end)) for i in range(self.connections)]
-            try:
-                await asyncio.gather(*loops)
-            finally:
-                for t in loops:
-                    t.cancel()
+            await closed_loops(self.connections, self._vu, end)
             return
         assert self.workload.rate is not None
-        rate = self.workload.rate * self.share
         client = HttpClient(timeout=self.workload.timeout)
-        start = _monotonic()
-        n = 0
-        backlog: deque[float] = deque()
-        while self.sending and _monotonic() < end:
-            now = _monotonic()
-            while start + n / rate <= now:
-                backlog.append(start + n / rate)
-                n += 1
-            while backlog and len(self.tasks) < self.workload.max_concurrency:
-                intended = backlog.popleft()
-                task = asyncio.ensure_future(self._iteration(0, client, intended))
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
-            await asyncio.sleep(0.005)
+        try:
+            await open_arrivals(
+                ArrivalSchedule(rate=self.workload.rate, share=self.share, rng=self.rng),
+                end=end, sending=lambda: self.sending, tasks=self.tasks,
+                max_concurrency=self.workload.max_concurrency,
+                start=lambda intended: self._iteration(0, client, intended))
+        finally:
+            await client.close()
 
     async def _vu(self, vu: int, end: float) -> None:
         client = HttpClient(timeout=self.workload.timeout)

@@ -9,7 +9,6 @@ import importlib.util
 import random
 import sys
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from enduro.engine.http import classify
 from enduro.engine.schedule import ArrivalSchedule, RateStage
+from enduro.engine.tasks import closed_loops, open_arrivals
 from enduro.errors import PlanError
 from enduro.observe.window import OpCounter, Recorder
 from enduro.plan.models import PythonWorkload
@@ -121,37 +121,21 @@ class PythonDriver:
         self.sending = True
         end = _monotonic() + duration
         if self.connections is not None:
-            loops = [asyncio.ensure_future(self._vu(i, end)) for i in range(self.connections)]
-            try:
-                await asyncio.gather(*loops)
-            finally:
-                for t in loops:
-                    t.cancel()
+            await closed_loops(self.connections, self._vu, end)
             return
         w = self.workload
         stages = [RateStage(s.duration, s.target) for s in w.stages or []]
         schedule = ArrivalSchedule(rate=w.rate, stages=stages, poisson=w.arrivals == "poisson",
                                    rng=self.rng, share=self.share)
-        start = _monotonic()
-        next_at = start + schedule.next()
-        backlog: deque[float] = deque()
-        while self.sending and _monotonic() < end:
-            now = _monotonic()
-            while next_at <= now:
-                backlog.append(next_at)
-                next_at = start + schedule.next()
-            while backlog and len(self.tasks) < w.max_concurrency:
-                intended = backlog.popleft()
-                if now - intended > w.timeout:
-                    self.counter.dropped += 1
-                    self.counter.requests += 1
-                    self.counter.error("dropped")
-                    continue
-                task = asyncio.ensure_future(self._call(self._ctx(0, self.shared_state),
-                                                        intended))
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
-            await asyncio.sleep(0.001)
+        await open_arrivals(
+            schedule, end=end, sending=lambda: self.sending, tasks=self.tasks,
+            max_concurrency=w.max_concurrency, expire_after=w.timeout, on_drop=self._drop,
+            start=lambda intended: self._call(self._ctx(0, self.shared_state), intended))
+
+    def _drop(self) -> None:
+        self.counter.dropped += 1
+        self.counter.requests += 1
+        self.counter.error("dropped")
 
     async def _vu(self, vu: int, end: float) -> None:
         state: dict[str, Any] = {}

@@ -125,15 +125,7 @@ class FlowWorkload(_Model):
         if (self.base is None) == (self.service is None):
             raise ValueError("give exactly one of 'base' (a URL) or 'service' (steps may "
                              "address others with their own 'service' or 'base')")
-        names: list[str] = []
-
-        def walk(steps: list[FlowStep]) -> None:
-            for s in steps:
-                if s.name is not None:
-                    names.append(s.name)
-                for b in s.branch or []:
-                    walk(b.steps)
-        walk(self.steps)
+        names = self.step_names()
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"step names must be unique in a flow, repeated: {', '.join(dupes)}")
