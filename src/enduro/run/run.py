@@ -38,13 +38,12 @@ from enduro.faults.timeline import expand
 from enduro.observe.exposition import Exporter
 from enduro.observe.hist import percentiles_ms
 from enduro.observe.metrics import Metrics, MetricView
-from enduro.observe.sampler import CpuRate, LoopLag, sample_tree
-from enduro.observe.scrape import scrape_once
 from enduro.observe.store import Store
+from enduro.observe.watch import Watch
 from enduro.observe.window import Recorder, WindowStats
 from enduro.plan.flows import FinalPhase, FlowWorkload
 from enduro.plan.resolve import LoadedPlan
-from enduro.plan.tokens import TOKEN_REF, with_canaries, with_tokens, with_tokens_flow
+from enduro.plan.tokens import with_canaries, with_tokens, with_tokens_flow
 from enduro.report.html import write_report
 from enduro.report.results import build_results, write_junit, write_results
 from enduro.report.terminal import heartbeat_line, live_view, services_view, summary_table
@@ -135,11 +134,7 @@ class Run:
         self._sources_last: dict[int, int] = {}
         self.services: ServiceSet | None = None
         self.store: Store | None = None
-        self.resources: dict[str, dict[str, float]] = {}
-        self.loop_lag = LoopLag()
-        self.saturated_samples = 0
-        self.samples_taken = 0
-        self.scraped: dict[str, dict[str, float]] = {}
+        self.watch = Watch(self)
         self.violations: dict[str, list[dict[str, Any]]] = {}
         self.job_result: Any = None
         self._control = LoadControl()
@@ -167,7 +162,7 @@ class Run:
             self.rundir = RunDir.create(self.options.out, self.plan.name, self.options.tag,
                                         self._started_wall)
         self.store = Store(self.rundir.file("metrics.sqlite"))
-        self.metrics.on_window = self._store_window
+        self.metrics.on_window = self.watch.store_window
         self.rulebook.store = self.store
         self._events = self.rundir.open_events()
         self._log = self.rundir.open_log()
@@ -246,7 +241,7 @@ class Run:
             "stop_reason": self.status.stop_reason,
             "live": self._live_figures(),
             "resources": {k: {m: round(v, 2) for m, v in vals.items()}
-                          for k, vals in self.resources.items()},
+                          for k, vals in self.watch.resources.items()},
             "services": self.services.statuses() if self.services is not None else {},
         })
 
@@ -333,78 +328,6 @@ class Run:
         for url in sorted(set(self.base_urls().values())):
             await self._until_stopped(probe_tcp(url))
             self.event("target_ok", url=url)
-
-    def _store_window(self, index: int, windows: list[WindowStats], phase: str | None) -> None:
-        if self.store is not None:
-            self.store.add_windows(index * self.plan.window, self.plan.window, windows, phase)
-            if index % 60 == 59:
-                self.store.roll_up(index * self.plan.window)
-
-    async def _sampler(self) -> None:
-        """Resources of every managed service's process tree and of the generator."""
-        every = self.plan.observe.sample
-        rates = CpuRate()
-        while True:
-            t = round(self.load_elapsed(), 3)
-            targets: dict[str, int] = {"generator": os.getpid()}
-            if self.services is not None:
-                for name, entry in self.services.entries.items():
-                    proc = entry.process
-                    if proc is not None and proc.proc is not None and proc.returncode is None:
-                        targets[f"service:{name}"] = proc.proc.pid
-            for target, pid in targets.items():
-                # The generator is this process and its load workers, not the services or
-                # the demo it may have started.
-                values = await asyncio.to_thread(
-                    functools.partial(sample_tree, pid, children="multiprocessing"
-                                      if target == "generator" else None))
-                if values is None:
-                    continue
-                pct = rates.percent(target, values.pop("cpu_s"))
-                if pct is not None:
-                    values["cpu_pct"] = pct
-                if target == "generator":
-                    values["loop_lag_ms"] = self.loop_lag.take()
-                    self._check_saturation(values)
-                self.resources[target] = values
-                if self.store is not None:
-                    self.store.add_samples(t, target, values)
-            await self.clock.sleep(every)
-
-    def _check_saturation(self, values: dict[str, float]) -> None:
-        obs = self.plan.observe
-        self.samples_taken += 1
-        busy = values.get("cpu_pct", 0.0) / max(1, self.options.workers + (
-            1 if self.options.workers > 1 else 0))
-        if busy >= obs.saturation_cpu * 100 or values["loop_lag_ms"] >= obs.saturation_lag * 1e3:
-            self.saturated_samples += 1
-            if self.saturated_samples == 1:
-                self.event("generator_saturated", cpu_pct=values.get("cpu_pct"),
-                           loop_lag_ms=values["loop_lag_ms"])
-                self.log("the load generator is saturated (CPU or event-loop lag); latency "
-                         "figures may be inflated by the generator itself; try --workers")
-
-    async def _scraper(self, name: str) -> None:
-        spec = self.plan.services[name].scrape
-        assert spec is not None
-        from enduro.engine.client import HttpClient
-        client = HttpClient(timeout=5.0)
-        headers = {k: TOKEN_REF.sub(lambda m: (self.services.tokens.get(m.group(1), "")
-                                                if self.services else ""), v)
-                   for k, v in spec.headers.items()}
-        try:
-            while True:
-                values = await scrape_once(client, spec, headers)
-                t = round(self.load_elapsed(), 3)
-                if self.store is not None:
-                    self.store.add_scrapes(t, name, values)
-                latest = self.scraped.setdefault(name, {})
-                for metric, labels, value in values:
-                    if not labels:
-                        latest[metric] = value
-                await self.clock.sleep(spec.every)
-        finally:
-            await client.close()
 
     def _history_path(self) -> Path | None:
         if self.rundir is None:
@@ -591,14 +514,14 @@ class Run:
                                           on_error=self._worker_error)),
             asyncio.create_task(supervise("state", self._state_ticker, clock=self.clock,
                                           on_error=self._worker_error)),
-            asyncio.create_task(supervise("sampler", self._sampler, clock=self.clock,
+            asyncio.create_task(supervise("sampler", self.watch.sampler, clock=self.clock,
                                           on_error=self._worker_error)),
-            asyncio.create_task(self.loop_lag.run()),
+            asyncio.create_task(self.watch.loop_lag.run()),
         ]
         for name, service in self.plan.services.items():
             if service.scrape is not None:
                 side.append(asyncio.create_task(supervise(
-                    f"scrape:{name}", functools.partial(self._scraper, name), clock=self.clock,
+                    f"scrape:{name}", functools.partial(self.watch.scraper, name), clock=self.clock,
                     on_error=self._worker_error)))
         if self.faults is not None:
             side.append(asyncio.create_task(self.faults.run(self._load_start)))
@@ -712,23 +635,9 @@ class Run:
             self.log(f"metrics: http://127.0.0.1:{self.options.metrics_port}/metrics")
         while True:
             if exporter is not None:
-                exporter.update(self._exposition())
+                exporter.update(self.watch.exposition())
             await self.clock.sleep(2.0)
             self._write_state()
-
-    def _exposition(self) -> dict[str, Any]:
-        ops = {}
-        for op in self.ops:
-            total = self.metrics.view({op}, elapsed_s=max(self.load_elapsed(), 1e-3))
-            recent = self.metrics.view({op}, last_s=10)
-            pct = percentiles_ms(recent.latency)
-            ops[op] = {"requests": total.requests, "errors_by_class": dict(total.classes),
-                       "rps_10s": recent.rps,
-                       "latency_10s_ms": {"0.5": pct["p50"], "0.95": pct["p95"],
-                                          "0.99": pct["p99"]}}
-        return {"plan": self.plan.name, "run_id": self.rundir.run_id if self.rundir else "",
-                "state": self.status.state, "elapsed_s": self.load_elapsed(), "ops": ops,
-                "resources": dict(self.resources)}
 
     def _is_live(self) -> bool:
         if self.options.live is not None:
@@ -749,8 +658,8 @@ class Run:
                                  plan=self.plan.name, elapsed_s=self.load_elapsed())
         return live_view(self.metrics, self.ops, plan=self.plan.name,
                          elapsed_s=self.load_elapsed(), duration_s=self.duration,
-                         state=self.status.state, resources=self.resources,
-                         scraped=self.scraped)
+                         state=self.status.state, resources=self.watch.resources,
+                         scraped=self.watch.scraped)
 
     async def _live_updates(self, live: Live) -> None:
         while True:
@@ -758,29 +667,6 @@ class Run:
             live.update(self._render())
 
     # -- the end -----------------------------------------------------------------------
-    def _resource_results(self) -> dict[str, Any]:
-        """Per target: the last sample, peaks, and a leak analysis of RSS and fds."""
-        from enduro.verdict.trends import leak
-        out: dict[str, Any] = {}
-        if self.store is None:
-            return out
-        for target, last in self.resources.items():
-            entry: dict[str, Any] = {"last": {k: round(v, 3) for k, v in last.items()}}
-            for series, integer, min_abs in (("rss_mb", False, 1.0), ("fds", True, 2.0)):
-                rows = self.store.series(target, series)
-                if rows:
-                    entry[f"{series}_max"] = round(max(v for _, v in rows), 3)
-                    if rows[-1][0] - rows[0][0] < 120:
-                        # A leak verdict on less than two minutes would judge warm-up.
-                        entry[f"{series}_trend"] = {"leak": None, "reasons": [
-                            "shorter than 2 minutes: not judged (leak() rules still are)"]}
-                    elif len(rows) >= 12:
-                        entry[f"{series}_trend"] = leak(
-                            [r[0] for r in rows], [r[1] for r in rows], min_abs=min_abs,
-                            integer=integer, min_rel=0.0 if integer else 0.01).to_json()
-            out[target] = entry
-        return out
-
     def _fault_results(self) -> list[dict[str, Any]]:
         if self.faults is None:
             return []
@@ -857,11 +743,8 @@ class Run:
             stop_reason=self.status.stop_reason, workers=self.options.workers,
             profile=self.loaded.profile,
             extra={"services": self.services.statuses() if self.services else {},
-                   "resources": self._resource_results(),
-                   "generator": {"saturated": self.saturated_samples > 0,
-                                 "saturated_samples": self.saturated_samples,
-                                 "samples": self.samples_taken,
-                                 "loop_lag_worst_ms": round(self.loop_lag.worst * 1000, 2)},
+                   "resources": self.watch.resource_results(),
+                   "generator": self.watch.generator_summary(),
                    "trends": self.rulebook.trend_details,
                    "checkers": self.violations,
                    "loop": self.job_result if isinstance(self.job_result, list) else None,
