@@ -20,7 +20,6 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.live import Live
 
-from enduro.engine.flow import FlowDriver, HistoryLog
 from enduro.engine.load import LoadControl, LoadShare, op_names, run_load
 from enduro.engine.workers import WorkerPool
 from enduro.errors import (
@@ -40,10 +39,9 @@ from enduro.observe.hist import percentiles_ms
 from enduro.observe.metrics import Metrics, MetricView
 from enduro.observe.store import Store
 from enduro.observe.watch import Watch
-from enduro.observe.window import Recorder, WindowStats
-from enduro.plan.flows import FinalPhase, FlowWorkload
+from enduro.observe.window import WindowStats
 from enduro.plan.resolve import LoadedPlan
-from enduro.plan.tokens import with_canaries, with_tokens, with_tokens_flow
+from enduro.plan.tokens import with_canaries, with_tokens
 from enduro.report.html import write_report
 from enduro.report.results import build_results, write_junit, write_results
 from enduro.report.terminal import heartbeat_line, live_view, services_view, summary_table
@@ -53,8 +51,8 @@ from enduro.run.probe import probe_tcp
 from enduro.run.rundir import RunDir
 from enduro.run.supervise import supervise
 from enduro.services.supervisor import ServiceSet
-from enduro.verdict.checkers import check_history
 from enduro.verdict.evaluate import Abort, RuleBook, Verdict, compile_abort_if, compile_rules
+from enduro.verdict.final import Correctness
 from enduro.verdict.recovery import PhaseTracker, analyze_fault
 from enduro.verdict.rules import RuleResult
 
@@ -135,7 +133,7 @@ class Run:
         self.services: ServiceSet | None = None
         self.store: Store | None = None
         self.watch = Watch(self)
-        self.violations: dict[str, list[dict[str, Any]]] = {}
+        self.correctness = Correctness(self)
         self.job_result: Any = None
         self._control = LoadControl()
         self._pool: WorkerPool | None = None
@@ -189,7 +187,7 @@ class Run:
             self._write_state()
             await self._drive()
             if not self.force.is_set() and self.status.fatal is None:
-                await self._final_phase()
+                await self.correctness.final_phase()
             await self._stop_services()
             return self._finish()
         finally:
@@ -328,91 +326,6 @@ class Run:
         for url in sorted(set(self.base_urls().values())):
             await self._until_stopped(probe_tcp(url))
             self.event("target_ok", url=url)
-
-    def _history_path(self) -> Path | None:
-        if self.rundir is None:
-            return None
-        uses = self.plan.checkers or any(
-            w.flow is not None or (w.burst is not None and w.burst.history is not None)
-            for w in self.plan.workloads.values())
-        return self.rundir.file("history.jsonl") if uses else None
-
-    async def _final_phase(self) -> None:
-        """Heal faults, quiesce, run the final reads, then the history checkers."""
-        final = self.plan.final
-        if self.faults is not None and (final is not None or self.plan.checkers):
-            await self.faults.undo_all()
-        if final is not None:
-            self.event("final_phase", quiesce_s=final.quiesce)
-            await self.clock.sleep(final.quiesce)
-            await self._final_reads(final)
-        if self.plan.checkers:
-            self.violations = self._run_checkers()
-
-    async def _final_reads(self, final: FinalPhase) -> None:
-        if not final.steps:
-            return
-        base = final.base or (self.plan.services[final.service].url if final.service else None)
-        if base is None:
-            return
-        workload = FlowWorkload(base=base, connections=1, headers=final.headers,
-                                steps=final.steps)
-        workload = with_tokens_flow(workload, self.services.tokens if self.services else {})
-        path = self._history_path()
-        history = HistoryLog(path, 999) if path is not None else None
-        urls = {n: s.url for n, s in self.plan.services.items() if s.url}
-        driver = FlowDriver(workload, "final", base, Recorder(["final", *(
-            f"final.{n}" for n in workload.step_names())]), random.Random(self.seed),
-            share=1.0, connections=1, plan_dir=self.loaded.source.parent.resolve(),
-            service_urls=urls, history=history)
-        driver.sending = True
-        from enduro.engine.client import HttpClient
-        client = HttpClient(timeout=workload.timeout)
-        try:
-            await driver._iteration(0, client, time.monotonic())
-        finally:
-            await client.close()
-            if history is not None:
-                history.close()
-        ok = driver.flow_op.errors == 0
-        self.event("final_reads", ok=ok, errors=dict(driver.flow_op.classes))
-        if not ok:
-            self.log(f"final reads failed: {dict(driver.flow_op.classes)}")
-
-    def _canary_hits(self) -> list[dict[str, Any]]:
-        """Where a canary appeared: responses (ops with errors of class canary) and service
-        logs (file:line). The canaries themselves are never written out."""
-        values = self.plan.canaries.values
-        if not values:
-            return []
-        hits: list[dict[str, Any]] = []
-        for op, w in self.metrics.totals.items():
-            if w.classes.get("canary"):
-                hits.append({"where": f"responses of op {op}", "count": w.classes["canary"]})
-        if self.rundir is not None:
-            for log in sorted(self.rundir.path.glob("services/*/output.log*")):
-                with log.open("rb") as fh:
-                    for number, line in enumerate(fh, start=1):
-                        for i, value in enumerate(values):
-                            if value.encode() in line:
-                                hits.append({"where": f"{log.relative_to(self.rundir.path)}"
-                                                      f":{number}", "canary": f"canary#{i}"})
-        return hits
-
-    def _run_checkers(self) -> dict[str, list[dict[str, Any]]]:
-        path = self._history_path()
-        records: list[dict[str, Any]] = []
-        if path is not None and path.exists():
-            for line in path.read_text().splitlines():
-                with contextlib.suppress(ValueError):
-                    records.append(json.loads(line))
-        found = check_history(records, self.plan.checkers)
-        out = {name: [v.to_json() for v in vs[:20]] for name, vs in found.items()}
-        for name, vs in found.items():
-            self.event("checker", checker=name, violations=len(vs))
-            if vs:
-                self.log(f"checker {name}: {len(vs)} violation(s); first: {vs[0].message}")
-        return out
 
     def _on_token(self, service: str, token: str) -> None:
         """A restarted service wrote a new token: requests use it from now on."""
@@ -565,14 +478,14 @@ class Run:
                            duration=self.duration, start_mono=start_mono, stop=self.stop,
                            force=self.force, grace=self.plan.grace, control=self._control,
                            plan_dir=self.loaded.source.parent.resolve(),
-                           history_path=self._history_path())
+                           history_path=self.correctness.history_path())
         await supervise("load", work, clock=self.clock, on_error=self._worker_error)
 
     async def _run_workers(self) -> None:
         pool = WorkerPool(self.plan, self.options.workers, self.seed, self.base_urls(),
                           self.duration, self.plan.grace, self._on_windows,
                           plan_dir=self.loaded.source.parent.resolve(),
-                          history_path=self._history_path())
+                          history_path=self.correctness.history_path())
         self._pool = pool
         try:
             await pool.start()
@@ -712,23 +625,23 @@ class Run:
                 f"{failed} of {len(self.job_result)} failed", not failed)])
         if self.status.aborts:
             verdict = Verdict(False, verdict.results)
-        canary_hits = self._canary_hits()
+        canary_hits = self.correctness.canary_hits()
         if self.plan.canaries.values:
             where = ", ".join(h["where"] for h in canary_hits[:5])
             verdict = Verdict(verdict.passed and not canary_hits, [*verdict.results, RuleResult(
                 "canaries never appear", float(len(canary_hits)),
                 f"{len(canary_hits)} place(s)" + (f": {where}" if where else ""),
                 not canary_hits)])
-        if any(self.violations.values()):
+        if any(self.correctness.violations.values()):
             checker_results = [RuleResult(f"checker {name}", float(len(vs)),
                                           f"{len(vs)} violation(s)", not vs,
                                           vs[0]["message"] if vs else "")
-                               for name, vs in self.violations.items()]
+                               for name, vs in self.correctness.violations.items()]
             verdict = Verdict(False, [*verdict.results, *checker_results])
-        elif self.violations:
+        elif self.correctness.violations:
             verdict = Verdict(verdict.passed, [*verdict.results, *(
                 RuleResult(f"checker {name}", 0.0, "0 violations", True)
-                for name in self.violations)])
+                for name in self.correctness.violations)])
         if self.status.fatal is not None:
             self.status.state = "failed"
             self.status.stop_reason = str(self.status.fatal)
@@ -746,7 +659,7 @@ class Run:
                    "resources": self.watch.resource_results(),
                    "generator": self.watch.generator_summary(),
                    "trends": self.rulebook.trend_details,
-                   "checkers": self.violations,
+                   "checkers": self.correctness.violations,
                    "loop": self.job_result if isinstance(self.job_result, list) else None,
                    "canaries": canary_hits,
                    "faults": faults, "faults_skipped": self.skipped_faults,
