@@ -354,7 +354,8 @@ def _start(args: argparse.Namespace, out: Console) -> int:
     loaded = load_checked(args.plan, profile=args.profile, sets=args.sets)
     started = start_detached(args.plan, out=args.out, plan_name=loaded.plan.name,
                              profile=args.profile, sets=args.sets, duration=args.duration,
-                             tag=args.tag, workers=args.workers, seed=args.seed)
+                             tag=args.tag, workers=args.workers, seed=args.seed,
+                             metrics_port=args.metrics_port)
     out.print(f"started {started.run_id} (pid {started.pid})\nrun directory: "
               f"{started.run_dir}", highlight=False)
     return EXIT_PASS

@@ -35,7 +35,8 @@ class Started:
 
 def start_detached(plan: Path, *, out: Path, plan_name: str, profile: str | None,
                    sets: list[str], duration: float | None, tag: str | None,
-                   workers: int, seed: int | None, timeout: float = 60.0) -> Started:
+                   workers: int, seed: int | None, timeout: float = 60.0,
+                   metrics_port: int | None = None) -> Started:
     """Start ``enduro run`` in a new session, detached from the terminal; return once it has
     written its state, or raise with what it said if it ended first."""
     run_dir = out / RunDir.name_for(plan_name, tag, time.time())
@@ -57,6 +58,8 @@ def start_detached(plan: Path, *, out: Path, plan_name: str, profile: str | None
         args += ["--tag", tag]
     if seed is not None:
         args += ["--seed", str(seed)]
+    if metrics_port is not None:
+        args += ["--metrics-port", str(metrics_port)]
     log = (run_dir / "logs" / "runner.out").open("ab")
     proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                             start_new_session=True, cwd=Path.cwd())
