@@ -18,7 +18,7 @@ from enduro.engine.http import classify
 from enduro.engine.python import load_function
 from enduro.engine.request import _json_path
 from enduro.engine.schedule import ArrivalSchedule
-from enduro.engine.tasks import closed_loops, open_arrivals
+from enduro.engine.tasks import TaskDriver, closed_loops, open_arrivals
 from enduro.observe.window import OpCounter, Recorder
 from enduro.plan.flows import CONDITION, Branch, FlowStep, FlowWorkload, StepExpect
 
@@ -172,7 +172,7 @@ class HistoryLog:
         self._fh.close()
 
 
-class FlowDriver:
+class FlowDriver(TaskDriver):
     """Drives one flow workload."""
 
     def __init__(self, workload: FlowWorkload, name: str, base_url: str, recorder: Recorder,
@@ -388,14 +388,3 @@ class FlowDriver:
         except Exception as exc:  # the user's code may raise anything
             raise FlowFailed(step.name or "?", f"error:{type(exc).__name__}", str(exc)) \
                 from exc
-
-    async def drain(self, grace: float) -> None:
-        self.sending = False
-        if self.tasks:
-            await asyncio.wait(list(self.tasks), timeout=grace)
-        self.close_all()
-
-    def close_all(self) -> None:
-        self.sending = False
-        for task in list(self.tasks):
-            task.cancel()

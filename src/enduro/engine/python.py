@@ -16,7 +16,7 @@ from typing import Any
 
 from enduro.engine.http import classify
 from enduro.engine.schedule import ArrivalSchedule, RateStage
-from enduro.engine.tasks import closed_loops, open_arrivals
+from enduro.engine.tasks import TaskDriver, closed_loops, open_arrivals
 from enduro.errors import PlanError
 from enduro.observe.window import OpCounter, Recorder
 from enduro.plan.models import PythonWorkload
@@ -77,7 +77,7 @@ def _error_class(exc: BaseException) -> str:
     return f"error:{type(exc).__name__}"
 
 
-class PythonDriver:
+class PythonDriver(TaskDriver):
     """Drives one python workload."""
 
     def __init__(self, workload: PythonWorkload, op: str, recorder: Recorder,
@@ -144,14 +144,3 @@ class PythonDriver:
             await self._call(self._ctx(vu, state), now)
             if self.workload.think:
                 await asyncio.sleep(self.workload.think)
-
-    async def drain(self, grace: float) -> None:
-        self.sending = False
-        if self.tasks:
-            await asyncio.wait(list(self.tasks), timeout=grace)
-        self.close_all()
-
-    def close_all(self) -> None:
-        self.sending = False
-        for task in list(self.tasks):
-            task.cancel()

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 from enduro.engine.schedule import ArrivalSchedule
 
-__all__ = ["closed_loops", "open_arrivals"]
+__all__ = ["TaskDriver", "closed_loops", "open_arrivals"]
 
 _monotonic = time.monotonic
 
@@ -52,3 +52,22 @@ async def open_arrivals(schedule: ArrivalSchedule, *, end: float,
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         await asyncio.sleep(0.002)
+
+
+class TaskDriver:
+    """Stopping for drivers whose operations run as tasks: ``drain`` lets in-flight ones
+    finish within the grace, ``close_all`` cancels them."""
+
+    sending: bool
+    tasks: set[asyncio.Task[None]]
+
+    async def drain(self, grace: float) -> None:
+        self.sending = False
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=grace)
+        self.close_all()
+
+    def close_all(self) -> None:
+        self.sending = False
+        for task in list(self.tasks):
+            task.cancel()
