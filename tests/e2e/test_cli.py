@@ -14,27 +14,13 @@ import pytest
 
 from tests.conftest import HELPERS, run_cli
 from tests.helpers.plans import http_plan, write_plan
-from tests.helpers.procs import free_port, python_server
-
-
-def wait_for(predicate: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def only_run_dir(out: Path) -> Path:
-    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
-    return run_dir
+from tests.helpers.procs import free_port, only_run, python_server, wait_for
 
 
 def test_demo_end_to_end(tmp_path: Path) -> None:
     proc = run_cli("demo", "--duration", "5s", "--out", str(tmp_path / "runs"), timeout=120)
     assert proc.returncode == 0, proc.stderr
-    run_dir = only_run_dir(tmp_path / "runs")
+    run_dir = only_run(tmp_path / "runs")
     assert f"run directory: {run_dir}" in proc.stdout
     results = json.loads((run_dir / "results.json").read_text())
     assert results["schema"] == 1 and results["verdict"] == "pass"
@@ -111,7 +97,7 @@ def test_failed_rule_exits_1_with_junit(tmp_path: Path, demo: tuple[str, Path]) 
                                           rules=["p99(latency) < 1us", "availability >= 99%"]))
     proc = run_cli("run", str(path), "--out", str(tmp_path / "runs"))
     assert proc.returncode == 1, proc.stderr
-    run_dir = only_run_dir(tmp_path / "runs")
+    run_dir = only_run(tmp_path / "runs")
     results = json.loads((run_dir / "results.json").read_text())
     assert results["verdict"] == "fail"
     assert [r["passed"] for r in results["rules"]] == [False, True]
@@ -126,7 +112,7 @@ def test_workers_shard_the_load_and_merge(tmp_path: Path, demo: tuple[str, Path]
                                           rules=["availability == 100%"]))
     proc = run_cli("run", str(path), "--workers", "2", "--out", str(tmp_path / "runs"))
     assert proc.returncode == 0, proc.stderr
-    results = json.loads((only_run_dir(tmp_path / "runs") / "results.json").read_text())
+    results = json.loads((only_run(tmp_path / "runs") / "results.json").read_text())
     assert results["workers"] == 2
     assert results["total"]["requests"] == pytest.approx(900, abs=4)
 
@@ -139,7 +125,7 @@ def _start(args: list[str], tmp_path: Path) -> subprocess.Popen[str]:
 
 def _state(out: Path) -> str:
     try:
-        run_dir = only_run_dir(out)
+        run_dir = only_run(out)
         return str(json.loads((run_dir / "state.json").read_text())["state"])
     except (ValueError, OSError, KeyError):
         return ""
@@ -161,7 +147,7 @@ def test_sigint_stops_gracefully_with_valid_results(tmp_path: Path,
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 130
-    run_dir = only_run_dir(out)
+    run_dir = only_run(out)
     results = json.loads((run_dir / "results.json").read_text())
     assert results["state"] == "stopped"
     assert results["stop_reason"] == "interrupted by SIGINT"
@@ -182,7 +168,7 @@ def test_second_sigint_forces_the_stop(tmp_path: Path) -> None:
         try:
             wait_for(lambda: _state(out) == "running", 30, "the run to start")
             proc.send_signal(signal.SIGINT)
-            wait_for(lambda: "stopping gracefully" in (out / only_run_dir(out).name / "logs"
+            wait_for(lambda: "stopping gracefully" in (out / only_run(out).name / "logs"
                                                        / "enduro.log").read_text(),
                      10, "the graceful stop to begin")
             proc.send_signal(signal.SIGINT)
@@ -191,7 +177,7 @@ def test_second_sigint_forces_the_stop(tmp_path: Path) -> None:
             if proc.poll() is None:
                 proc.kill()
     assert proc.returncode == 130
-    results = json.loads((only_run_dir(out) / "results.json").read_text())
+    results = json.loads((only_run(out) / "results.json").read_text())
     assert results["state"] == "stopped"
 
 
@@ -206,7 +192,7 @@ def test_demo_defects_are_caught(tmp_path: Path, defect: str, rules: list[str]) 
     assert proc.returncode == 1, proc.stderr
     for rule in rules:
         assert f"FAIL  {rule}" in proc.stderr
-    results = json.loads((only_run_dir(tmp_path / "runs") / "results.json").read_text())
+    results = json.loads((only_run(tmp_path / "runs") / "results.json").read_text())
     failed = [r["rule"] for r in results["rules"] if not r["passed"]]
     assert failed == rules
 
@@ -215,13 +201,13 @@ def test_durability_demo_passes_and_catches_lost_writes(tmp_path: Path) -> None:
     plain = run_cli("demo", "--plan", "durability", "--out", str(tmp_path / "plain"),
                     timeout=120)
     assert plain.returncode == 0, plain.stderr
-    results = json.loads((only_run_dir(tmp_path / "plain") / "results.json").read_text())
+    results = json.loads((only_run(tmp_path / "plain") / "results.json").read_text())
     assert len(results["faults"]) == 3 and results["checkers"]["lost_writes"] == []
     assert results["services"]["demo"]["restarts"] == 3
     broken = run_cli("demo", "--defect", "lost-write", "--out", str(tmp_path / "broken"),
                      timeout=120)
     assert broken.returncode == 1
     assert "FAIL  checker lost_writes" in broken.stderr
-    results = json.loads((only_run_dir(tmp_path / "broken") / "results.json").read_text())
+    results = json.loads((only_run(tmp_path / "broken") / "results.json").read_text())
     violation = results["checkers"]["lost_writes"][0]
     assert violation["ops"][1]["type"] == "ok"  # acknowledged, then gone

@@ -16,9 +16,9 @@ import psutil
 import pytest
 
 from tests.conftest import HELPERS, run_cli
-from tests.e2e.test_services import start, status, wait_for
+from tests.e2e.test_services import start, status
 from tests.helpers.plans import write_plan
-from tests.helpers.procs import free_port
+from tests.helpers.procs import free_port, only_run, wait_for
 
 CHATTY = [sys.executable, str(HELPERS / "chatty_service.py")]
 
@@ -33,10 +33,6 @@ def needs(binary: str) -> Any:
 def events(run_dir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (run_dir / "events.jsonl").open()]
 
-
-def only_run(out: Path) -> Path:
-    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
-    return run_dir
 
 
 @needs("redis-server")

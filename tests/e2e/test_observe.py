@@ -14,14 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import HELPERS, run_cli
-from tests.e2e.test_services import start, status, wait_for
+from tests.e2e.test_services import start, status
 from tests.helpers.plans import write_plan
-from tests.helpers.procs import free_port
-
-
-def only_run(out: Path) -> Path:
-    (run_dir,) = [p for p in out.iterdir() if p.is_dir()]
-    return run_dir
+from tests.helpers.procs import free_port, only_run, wait_for
 
 
 def failed_rules(out: Path) -> list[str]:

@@ -20,19 +20,10 @@ import pytest
 from enduro.services.identity import processes_inside
 from tests.conftest import HELPERS, run_cli
 from tests.helpers.plans import write_plan
-from tests.helpers.procs import free_port
+from tests.helpers.procs import free_port, wait_for
 
 CHATTY = [sys.executable, str(HELPERS / "chatty_service.py")]
 
-
-def wait_for(predicate: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def status(runs: Path) -> dict[str, Any]:

@@ -173,8 +173,6 @@ class Metrics:
                 slot[w.op] = WindowStats(w.op, w.index, w.requests, w.errors, w.late,
                                          w.dropped, dict(w.classes), w.latency, w.service)
                 continue
-            if have.latency is w.latency:
-                continue
             have.merge(w)
 
     def seal(self, upto: int) -> None:

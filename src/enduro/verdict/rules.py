@@ -361,16 +361,7 @@ def parse_rule(text: str, *, ops: Mapping[str, str] | None = None, abort_on_fail
             f"rule {text!r}: {metric} needs a statistic, such as p95({metric}) or max({metric})")])
     if func == "rate":
         kind = "rate"
-    labels: dict[str, str] = {}
-    for part in filter(None, (p.strip() for p in (match.group("labels") or "").split(","))):
-        if "=" not in part:
-            raise RuleSyntaxError([PlanProblem(
-                f"rule {text!r}: label {part!r} should be name=value, such as op=list")])
-        key, value = (s.strip().strip("\"'") for s in part.split("=", 1))
-        if key not in _LABELS:
-            raise RuleSyntaxError([PlanProblem(
-                f"rule {text!r}: unknown label {key!r} (known: {', '.join(sorted(_LABELS))})")])
-        labels[key] = value
+    labels = _labels(text, match.group("labels"))
     if ops is not None:
         _check_labels(text, labels, ops)
     over_s = None
