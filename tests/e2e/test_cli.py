@@ -195,6 +195,9 @@ def test_demo_defects_are_caught(tmp_path: Path, defect: str, rules: list[str]) 
     results = json.loads((only_run(tmp_path / "runs") / "results.json").read_text())
     failed = [r["rule"] for r in results["rules"] if not r["passed"]]
     assert failed == rules
+    if defect == "sse-duplicates":  # the replays are pinned to the streams that saw them
+        worst = results["streams"]["stream"]["worst_streams"]
+        assert worst and all(w["duplicates"] > 0 for w in worst)
 
 
 def test_durability_demo_passes_and_catches_lost_writes(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ import pytest
 from enduro.engine.sse import churn_count
 from tests.conftest import run_cli
 from tests.helpers.plans import write_plan
+from tests.helpers.procs import only_run
 
 
 def token(demo: tuple[str, Path]) -> str:
@@ -54,6 +55,15 @@ def test_sse_churn_resumes_from_last_event_id(tmp_path: Path, demo: tuple[str, P
     # 3 events per download (created, started, completed) for 8 clients.
     assert events["requests"] >= 0.8 * 8 * 3 * results["ops"]["create"]["requests"]
     assert events["errors"] == 0
+    # Per stream: all eight kept receiving, every reconnect resumed from its Last-Event-ID.
+    streams = results["streams"]["stream"]
+    assert streams["streams"] == 8 and streams["connects"] == connects
+    assert streams["events_per_stream"]["min"] > 0
+    assert streams["resumed_with_last_event_id"] >= connects - 8
+    assert streams["streams_with"] == {"duplicates": 0, "gaps": 0, "stalls": 0, "failed": 0}
+    assert streams["worst_streams"] == []
+    rows = (only_run(tmp_path / "runs") / "sse_streams.jsonl").read_text().splitlines()
+    assert sorted(json.loads(r)["stream"] for r in rows) == list(range(8))
 
 
 def test_sse_stream_without_auth_counts_failed_connects(tmp_path: Path,
@@ -67,6 +77,9 @@ def test_sse_stream_without_auth_counts_failed_connects(tmp_path: Path,
     assert code == 1
     assert results["ops"]["stream:connect"]["errors_by_class"] == {
         "4xx": results["ops"]["stream:connect"]["requests"]}
+    streams = results["streams"]["stream"]
+    assert streams["streams_with"]["failed"] == 2 and streams["streams_without_events"] == 2
+    assert {w["stream"] for w in streams["worst_streams"]} == {0, 1}
 
 
 def test_flow_runs_the_downloads_lifecycle(tmp_path: Path, demo: tuple[str, Path]) -> None:

@@ -18,13 +18,24 @@ from enduro.engine.flow import FlowDriver, HistoryLog
 from enduro.engine.http import HttpDriver, make_driver
 from enduro.engine.python import PythonDriver
 from enduro.engine.request import prepare_requests, split_base
-from enduro.engine.sse import SseDriver
+from enduro.engine.sse import SseDriver, write_streams
 from enduro.observe.window import Recorder, WindowStats
 from enduro.plan.models import Plan
 
 Driver = HttpDriver | PythonDriver | SseDriver | FlowDriver | BurstDriver
 
-__all__ = ["LoadControl", "LoadShare", "build_drivers", "op_names", "run_load"]
+__all__ = ["LoadControl", "LoadFiles", "LoadShare", "build_drivers", "op_names", "run_load"]
+
+
+@dataclass(frozen=True)
+class LoadFiles:
+    """Where the load reads and writes files: the plan's folder (for ``python:`` modules and
+    bodies), ``history.jsonl`` when operations are recorded, ``sse_streams.jsonl`` for the
+    per-stream figures of SSE workloads. Plain paths, so it crosses to worker processes."""
+
+    plan_dir: Path | None = None
+    history: Path | None = None
+    streams: Path | None = None
 
 
 class LoadControl:
@@ -125,12 +136,12 @@ async def run_load(plan: Plan, *, seed: int, share: LoadShare, base_urls: dict[s
                    sink: Callable[[list[WindowStats]], None], duration: float,
                    start_mono: float, stop: asyncio.Event, force: asyncio.Event,
                    grace: float, control: LoadControl | None = None,
-                   plan_dir: Path | None = None, history_path: Path | None = None) -> None:
+                   files: LoadFiles = LoadFiles()) -> None:
     """Drive the load until ``duration`` passes or ``stop`` is set; seal a window every
     ``plan.window`` seconds measured from ``start_mono`` (shared by all workers)."""
     recorder = Recorder(list(op_names(plan)))
-    history = HistoryLog(history_path, share.index) if history_path is not None else None
-    named = build_drivers(plan, recorder, seed, share, base_urls, plan_dir, history)
+    history = HistoryLog(files.history, share.index) if files.history is not None else None
+    named = build_drivers(plan, recorder, seed, share, base_urls, files.plan_dir, history)
     drivers = [d for _, d in named]
     if control is not None:
         control.drivers = named
@@ -178,3 +189,6 @@ async def run_load(plan: Plan, *, seed: int, share: LoadShare, base_urls: dict[s
         sink(recorder.rotate(recorder.index + 1))
         if history is not None:
             history.close()
+        if files.streams is not None:
+            write_streams(files.streams, share.index,
+                          [(n, d) for n, d in named if isinstance(d, SseDriver)])

@@ -16,8 +16,10 @@ import contextlib
 import json
 import random
 import ssl
+import statistics
 import time
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 from enduro.engine.http import classify, ssl_context
@@ -25,10 +27,43 @@ from enduro.engine.request import Target, _json_path
 from enduro.observe.window import OpCounter, Recorder
 from enduro.plan.models import SseWorkload
 
-__all__ = ["SseDriver", "churn_count"]
+__all__ = ["SseDriver", "StreamStats", "churn_count", "summarize_streams", "write_streams"]
 
 _monotonic = time.monotonic
 _SEEN_KEEP = 20_000
+
+
+class StreamStats:
+    """The figures of one stream over the whole run."""
+
+    __slots__ = (
+        "connects",
+        "duplicates",
+        "events",
+        "failed",
+        "gaps",
+        "longest_gap_s",
+        "resumed",
+        "stalls",
+        "worst_ttfe_s",
+    )
+
+    def __init__(self) -> None:
+        self.connects = 0
+        self.failed = 0
+        self.resumed = 0
+        self.events = 0
+        self.duplicates = 0
+        self.gaps = 0
+        self.stalls = 0
+        self.worst_ttfe_s = 0.0
+        self.longest_gap_s = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {k: getattr(self, k) for k in self.__slots__}
+        out["worst_ttfe_s"] = round(self.worst_ttfe_s, 6)
+        out["longest_gap_s"] = round(self.longest_gap_s, 6)
+        return out
 
 
 class _Client:
@@ -36,6 +71,7 @@ class _Client:
 
     def __init__(self, index: int) -> None:
         self.index = index
+        self.stats = StreamStats()
         self.last_id: str | None = None
         self.seen: set[str] = set()
         self.order: deque[str] = deque()
@@ -121,6 +157,7 @@ class SseDriver:
                 if c.index in self.connected and c.last_event_at is not None and \
                         now - c.last_event_at > limit and not c.stalled:
                     c.stalled = True
+                    c.stats.stalls += 1
                     self.connect.error("stall")
 
     async def _client_loop(self, client: _Client, end: float) -> None:
@@ -138,6 +175,9 @@ class SseDriver:
         started = _monotonic()
         writer: asyncio.StreamWriter | None = None
         client.kick.clear()
+        client.stats.connects += 1
+        if client.last_id is not None:
+            client.stats.resumed += 1
         try:
             reader, opened = await asyncio.wait_for(
                 asyncio.open_connection(self.target.host, self.target.port, ssl=self._ssl,
@@ -151,6 +191,7 @@ class SseDriver:
         except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
                 ssl.SSLError) as exc:
             c.requests += 1
+            client.stats.failed += 1
             c.error(classify(exc) if isinstance(exc, OSError | TimeoutError) else "protocol")
             if writer is not None:
                 writer.close()
@@ -161,6 +202,7 @@ class SseDriver:
         status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
         if status != 200:
             c.requests += 1
+            client.stats.failed += 1
             c.error("4xx" if 400 <= status < 500 else "5xx" if status >= 500 else "status")
             writer.close()
             return
@@ -185,10 +227,13 @@ class SseDriver:
                 if first:
                     first = False
                     c.requests += 1
-                    c.lat.append(int((_monotonic() - started) * 1_000_000))
+                    ttfe = _monotonic() - started
+                    c.lat.append(int(ttfe * 1_000_000))
+                    client.stats.worst_ttfe_s = max(client.stats.worst_ttfe_s, ttfe)
                 self._on_event(client, event)
         if first:
             c.requests += 1
+            client.stats.failed += 1
             c.error("closed")  # the stream ended before its first event
 
     async def _events(self, reader: asyncio.StreamReader, chunked: bool) -> Any:
@@ -234,18 +279,24 @@ class SseDriver:
         now = _monotonic()
         e = self.events
         e.requests += 1
+        stats = client.stats
+        stats.events += 1
         client.stalled = False
         if client.last_event_at is not None:
-            e.svc.append(int((now - client.last_event_at) * 1_000_000))
+            gap = now - client.last_event_at
+            e.svc.append(int(gap * 1_000_000))
+            stats.longest_gap_s = max(stats.longest_gap_s, gap)
         client.last_event_at = now
         event_id = event.get("id")
         if event_id is not None:
             if not client.remember(event_id):
+                stats.duplicates += 1
                 e.error("duplicate")
             elif self.workload.ids == "sequential" and client.last_id is not None and \
                     event_id.isdigit() and client.last_id.isdigit():
                 missing = int(event_id) - int(client.last_id) - 1
                 if missing > 0:
+                    stats.gaps += missing
                     e.errors += missing
                     e.classes["gap"] = e.classes.get("gap", 0) + missing
             if client.last_id is None or not (event_id.isdigit() and client.last_id.isdigit()) \
@@ -268,3 +319,53 @@ class SseDriver:
         for c in self.clients:
             if c.task is not None:
                 c.task.cancel()
+
+
+def write_streams(path: Path, worker: int, drivers: list[tuple[str, SseDriver]]) -> None:
+    """Append one line per stream of this worker's SSE drivers to ``path``."""
+    if not drivers:
+        return
+    with path.open("a", encoding="utf-8") as out:
+        for name, driver in drivers:
+            # One write per worker keeps lines whole when workers append at once.
+            out.write("".join(
+                json.dumps({"workload": name, "worker": worker, "stream": c.index,
+                            **c.stats.to_json()}) + "\n" for c in driver.clients))
+
+
+_FLAGS = ("duplicates", "gaps", "stalls", "failed")
+
+
+def summarize_streams(path: Path, worst: int = 5) -> dict[str, Any]:
+    """Per SSE workload: how figures spread over its streams, how many streams saw each kind
+    of trouble, and the ``worst`` streams by trouble. Empty when ``path`` does not exist."""
+    by_workload: dict[str, list[dict[str, Any]]] = {}
+    if not path.exists():
+        return {}
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            with contextlib.suppress(ValueError):
+                row = json.loads(line)
+                by_workload.setdefault(str(row["workload"]), []).append(row)
+    out: dict[str, Any] = {}
+    for name, rows in by_workload.items():
+        events = [int(r["events"]) for r in rows]
+        def trouble(r: dict[str, Any]) -> int:
+            return sum(int(r[k]) for k in _FLAGS)
+        ranked = sorted((r for r in rows if trouble(r)), key=trouble, reverse=True)
+        connects = sum(int(r["connects"]) for r in rows)
+        out[name] = {
+            "streams": len(rows),
+            "events_per_stream": {"min": min(events), "median": statistics.median(events),
+                                  "max": max(events)},
+            "connects": connects,
+            "resumed_with_last_event_id": sum(int(r["resumed"]) for r in rows),
+            "streams_with": {k: sum(1 for r in rows if r[k]) for k in _FLAGS},
+            "streams_without_events": sum(1 for e in events if e == 0),
+            "worst_ttfe_s": max(float(r["worst_ttfe_s"]) for r in rows),
+            "longest_gap_s": max(float(r["longest_gap_s"]) for r in rows),
+            "worst_streams": [{k: r[k] for k in ("worker", "stream", *_FLAGS, "events")}
+                              for r in ranked[:worst]],
+            "file": path.name,
+        }
+    return out

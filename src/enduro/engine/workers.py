@@ -13,10 +13,9 @@ import multiprocessing as mp
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
-from enduro.engine.load import LoadControl, LoadShare, run_load
+from enduro.engine.load import LoadControl, LoadFiles, LoadShare, run_load
 from enduro.observe.window import WindowStats
 from enduro.plan.models import Plan
 from enduro.run.loop import run_coroutine
@@ -26,8 +25,7 @@ __all__ = ["WorkerPool"]
 
 def _worker_main(plan_data: dict[str, Any], index: int, count: int, seed: int,
                  base_urls: dict[str, str], duration: float, grace: float,
-                 conn: Connection, plan_dir: str | None = None,
-                 history_path: str | None = None) -> None:
+                 conn: Connection, files: LoadFiles) -> None:
     plan = Plan.model_validate(plan_data)
 
     async def main() -> None:
@@ -70,9 +68,7 @@ def _worker_main(plan_data: dict[str, Any], index: int, count: int, seed: int,
 
         await run_load(plan, seed=seed, share=LoadShare(index, count), base_urls=base_urls,
                        sink=sink, duration=duration, start_mono=start_mono, stop=stop,
-                       force=force, grace=grace, control=control,
-                       plan_dir=Path(plan_dir) if plan_dir else None,
-                       history_path=Path(history_path) if history_path else None)
+                       force=force, grace=grace, control=control, files=files)
         loop.remove_reader(conn.fileno())
         conn.send(("done", index))
 
@@ -85,9 +81,8 @@ class WorkerPool:
     def __init__(self, plan: Plan, count: int, seed: int, base_urls: dict[str, str],
                  duration: float, grace: float,
                  on_windows: Callable[[int, list[WindowStats]], None],
-                 plan_dir: Path | None = None, history_path: Path | None = None) -> None:
-        self._plan_dir = str(plan_dir) if plan_dir else None
-        self._history = str(history_path) if history_path else None
+                 files: LoadFiles | None = None) -> None:
+        self._files = files or LoadFiles()
         self.count = count
         self._ctx = mp.get_context("spawn")
         self._conns: list[Connection] = []
@@ -111,7 +106,7 @@ class WorkerPool:
             proc = self._ctx.Process(
                 target=_worker_main, name=f"enduro-worker-{i}", daemon=True,
                 args=(plan_data, i, self.count, seed, base_urls, duration, grace, child,
-                      self._plan_dir, self._history))
+                      self._files))
             proc.start()
             child.close()
             self._conns.append(parent)

@@ -80,6 +80,13 @@ def summary_table(results: dict[str, Any], console: Console) -> None:
     if results["errors_by_class"]:
         parts = ", ".join(f"{k}={v:,}" for k, v in results["errors_by_class"].items())
         console.print(f"errors by class: {parts}")
+    for name, st in (results.get("streams") or {}).items():
+        trouble = ", ".join(f"{v} with {k}" for k, v in st["streams_with"].items() if v)
+        spread = st["events_per_stream"]
+        console.print(f"streams of {name}: {st['streams']}, events per stream "
+                      f"{spread['min']:,}..{spread['max']:,} (median {spread['median']:,}), "
+                      f"{st['resumed_with_last_event_id']:,} resumed with Last-Event-ID"
+                      + (f"; {trouble}" if trouble else "; none in trouble"))
     if results.get("faults"):
         faults = Table(title="faults", header_style="bold")
         for col in ("#", "kind", "target", "start", "end", "detect", "recover", "errors",

@@ -20,7 +20,8 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.live import Live
 
-from enduro.engine.load import LoadControl, LoadShare, op_names, run_load
+from enduro.engine.load import LoadControl, LoadFiles, LoadShare, op_names, run_load
+from enduro.engine.sse import summarize_streams
 from enduro.engine.workers import WorkerPool
 from enduro.errors import (
     EXIT_FAIL,
@@ -470,6 +471,13 @@ class Run:
             stopper.cancel()
             timer.cancel()
 
+    def _load_files(self) -> LoadFiles:
+        has_sse = any(w.sse is not None for w in self.plan.workloads.values())
+        return LoadFiles(plan_dir=self.loaded.source.parent.resolve(),
+                         history=self.correctness.history_path(),
+                         streams=self.rundir.file("sse_streams.jsonl")
+                         if has_sse and self.rundir is not None else None)
+
     async def _run_in_process(self, start_mono: float) -> None:
         async def work() -> None:
             await run_load(self.plan, seed=self.seed, share=LoadShare(),
@@ -477,15 +485,13 @@ class Run:
                            sink=lambda ws: self._on_windows(0, ws),
                            duration=self.duration, start_mono=start_mono, stop=self.stop,
                            force=self.force, grace=self.plan.grace, control=self._control,
-                           plan_dir=self.loaded.source.parent.resolve(),
-                           history_path=self.correctness.history_path())
+                           files=self._load_files())
         await supervise("load", work, clock=self.clock, on_error=self._worker_error)
 
     async def _run_workers(self) -> None:
         pool = WorkerPool(self.plan, self.options.workers, self.seed, self.base_urls(),
                           self.duration, self.plan.grace, self._on_windows,
-                          plan_dir=self.loaded.source.parent.resolve(),
-                          history_path=self.correctness.history_path())
+                          files=self._load_files())
         self._pool = pool
         try:
             await pool.start()
@@ -662,6 +668,7 @@ class Run:
                    "checkers": self.correctness.violations,
                    "loop": self.job_result if isinstance(self.job_result, list) else None,
                    "canaries": canary_hits,
+                   "streams": summarize_streams(self.rundir.file("sse_streams.jsonl")),
                    "faults": faults, "faults_skipped": self.skipped_faults,
                    "phases": {p: round(n * self.plan.window, 3)
                               for p, n in self.metrics.phase_windows.items()}})
