@@ -84,12 +84,21 @@ def test_burst_post_conditions_in_postgres(tmp_path: Path, dsn: str, mode: str) 
             assert proc.returncode == 0, proc.stderr
             assert ops["battle.created"]["requests"] == 3
             assert ops["battle.replayed"]["requests"] == 87
+            assert results["bursts"] == {}
         else:
             assert proc.returncode == 1
             classes = ops["battle:round"]["errors_by_class"]
             assert classes["post:one_row"] == 3 and classes["post:unique_keys"] == 3
             assert "post:ordered" not in classes
             assert ops["battle.created"]["requests"] > 3
+            # What was wrong, per check, is in results.json and on the terminal.
+            burst = results["bursts"]["battle"]
+            assert burst["by_check"] == {"one_row": 3, "unique_keys": 3}
+            assert burst["rounds_failed"] == 3
+            first = burst["examples"][0]
+            assert first["check"] == "one_row" and first["condition"] == "exactly_one"
+            assert first["problem"].startswith("expected exactly one, found ")
+            assert "burst battle: 6 failed post-condition(s) in 3 round(s)" in proc.stderr
         with psycopg.connect(dsn) as db:
             # Test data carries the run's prefix and is cleaned after the last round.
             left = db.execute("select count(*) from items").fetchone()

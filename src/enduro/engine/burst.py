@@ -12,6 +12,7 @@ import json
 import random
 import re
 import time
+from pathlib import Path
 from typing import Any
 
 from enduro.engine.client import HttpClient
@@ -21,7 +22,7 @@ from enduro.engine.request import _json_path, split_base
 from enduro.observe.window import OpCounter, Recorder
 from enduro.plan.bursts import BurstWorkload, PostCondition, SplitRule
 
-__all__ = ["BurstDriver", "check_rows"]
+__all__ = ["BurstDriver", "check_rows", "summarize_violations"]
 
 _monotonic = time.monotonic
 
@@ -69,8 +70,10 @@ class BurstDriver:
 
     def __init__(self, workload: BurstWorkload, name: str, base_url: str, recorder: Recorder,
                  rng: random.Random, *, service_urls: dict[str, str], prefix: str,
-                 active: bool, history: HistoryLog | None = None) -> None:
+                 active: bool, history: HistoryLog | None = None,
+                 violations_path: Path | None = None) -> None:
         self.history = history
+        self.violations_path = violations_path
         self.workload = workload
         self.name = name
         self.base = base_url
@@ -174,11 +177,20 @@ class BurstDriver:
             problem = await self._post(post, ctx, client, db)
             if problem is not None:
                 failures.append(post.name)
-                self.violations.append({"round": n, "check": post.name, "problem": problem})
+                self._violation({"workload": self.name, "round": n, "check": post.name,
+                                 "condition": post.check, "problem": problem,
+                                 "time": round(time.time(), 3)})
         self.round_op.requests += 1
         self.round_op.lat.append(int((_monotonic() - released) * 1_000_000))
         for name in failures:
             self.round_op.error(f"post:{name}")
+
+    def _violation(self, item: dict[str, Any]) -> None:
+        """Kept in memory and appended to ``bursts.jsonl`` at once, so a killed run keeps it."""
+        self.violations.append(item)
+        if self.violations_path is not None:
+            with self.violations_path.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(item, default=str) + "\n")
 
     async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                       method: str, released: float, process: str, key: Any) -> None:
@@ -245,3 +257,27 @@ class BurstDriver:
         self.sending = False
 
 
+
+
+def summarize_violations(path: Path, examples: int = 5) -> dict[str, Any]:
+    """Per burst workload: failed post-conditions by check, and the first ``examples`` of them
+    with what was wrong. Empty when ``path`` does not exist."""
+    out: dict[str, Any] = {}
+    if not path.exists():
+        return out
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            with contextlib.suppress(ValueError, KeyError):
+                item = json.loads(line)
+                entry = out.setdefault(str(item["workload"]), {
+                    "violations": 0, "rounds_failed": set(), "by_check": {}, "examples": []})
+                entry["violations"] += 1
+                entry["rounds_failed"].add(item["round"])
+                entry["by_check"][item["check"]] = entry["by_check"].get(item["check"], 0) + 1
+                if len(entry["examples"]) < examples:
+                    entry["examples"].append(
+                        {k: item.get(k) for k in ("round", "check", "condition", "problem")})
+    for entry in out.values():
+        entry["rounds_failed"] = len(entry["rounds_failed"])
+        entry["file"] = path.name
+    return out

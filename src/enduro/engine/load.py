@@ -31,11 +31,13 @@ __all__ = ["LoadControl", "LoadFiles", "LoadShare", "build_drivers", "op_names",
 class LoadFiles:
     """Where the load reads and writes files: the plan's folder (for ``python:`` modules and
     bodies), ``history.jsonl`` when operations are recorded, ``sse_streams.jsonl`` for the
-    per-stream figures of SSE workloads. Plain paths, so it crosses to worker processes."""
+    per-stream figures of SSE workloads, ``bursts.jsonl`` for failed post-conditions of
+    bursts. Plain paths, so it crosses to worker processes."""
 
     plan_dir: Path | None = None
     history: Path | None = None
     streams: Path | None = None
+    bursts: Path | None = None
 
 
 class LoadControl:
@@ -76,9 +78,11 @@ def op_names(plan: Plan) -> dict[str, str]:
 
 
 def build_drivers(plan: Plan, recorder: Recorder, seed: int, share: LoadShare,
-                  base_urls: dict[str, str], plan_dir: Path | None = None,
+                  base_urls: dict[str, str], files: LoadFiles | None = None,
                   history: HistoryLog | None = None) -> list[tuple[str, Driver]]:
     """A driver per workload, seeded per worker so that schedules are reproducible."""
+    files = files or LoadFiles()
+    plan_dir = files.plan_dir
     drivers: list[tuple[str, Driver]] = []
     for n, (wname, workload) in enumerate(plan.workloads.items()):
         rng = random.Random(f"{seed}/{share.index}/{n}")
@@ -97,7 +101,8 @@ def build_drivers(plan: Plan, recorder: Recorder, seed: int, share: LoadShare,
             drivers.append((wname, BurstDriver(workload.burst, wname, base_urls[wname],
                                                recorder, rng, service_urls=urls,
                                                prefix=prefix, active=share.index == 0,
-                                               history=history)))
+                                               history=history,
+                                               violations_path=files.bursts)))
             continue
         if workload.flow is not None:
             flow = workload.flow
@@ -141,7 +146,7 @@ async def run_load(plan: Plan, *, seed: int, share: LoadShare, base_urls: dict[s
     ``plan.window`` seconds measured from ``start_mono`` (shared by all workers)."""
     recorder = Recorder(list(op_names(plan)))
     history = HistoryLog(files.history, share.index) if files.history is not None else None
-    named = build_drivers(plan, recorder, seed, share, base_urls, files.plan_dir, history)
+    named = build_drivers(plan, recorder, seed, share, base_urls, files, history)
     drivers = [d for _, d in named]
     if control is not None:
         control.drivers = named

@@ -87,6 +87,12 @@ def summary_table(results: dict[str, Any], console: Console) -> None:
                       f"{spread['min']:,}..{spread['max']:,} (median {spread['median']:,}), "
                       f"{st['resumed_with_last_event_id']:,} resumed with Last-Event-ID"
                       + (f"; {trouble}" if trouble else "; none in trouble"))
+    for name, b in (results.get("bursts") or {}).items():
+        console.print(f"burst {name}: {b['violations']} failed post-condition(s) in "
+                      f"{b['rounds_failed']} round(s)")
+        for ex in b["examples"][:3]:
+            console.print(f"  round {ex['round']}: {ex['check']} ({ex['condition']}): "
+                          f"{ex['problem']}", markup=False, highlight=False)
     if results.get("faults"):
         faults = Table(title="faults", header_style="bold")
         for col in ("#", "kind", "target", "start", "end", "detect", "recover", "errors",

@@ -20,6 +20,7 @@ from typing import Any, TextIO
 from rich.console import Console
 from rich.live import Live
 
+from enduro.engine.burst import summarize_violations
 from enduro.engine.load import LoadControl, LoadFiles, LoadShare, op_names, run_load
 from enduro.engine.sse import summarize_streams
 from enduro.engine.workers import WorkerPool
@@ -472,11 +473,14 @@ class Run:
             timer.cancel()
 
     def _load_files(self) -> LoadFiles:
-        has_sse = any(w.sse is not None for w in self.plan.workloads.values())
+        def wanted(name: str, kind: str) -> Path | None:
+            used = any(getattr(w, kind) is not None for w in self.plan.workloads.values())
+            return self.rundir.file(name) if used and self.rundir is not None else None
+
         return LoadFiles(plan_dir=self.loaded.source.parent.resolve(),
                          history=self.correctness.history_path(),
-                         streams=self.rundir.file("sse_streams.jsonl")
-                         if has_sse and self.rundir is not None else None)
+                         streams=wanted("sse_streams.jsonl", "sse"),
+                         bursts=wanted("bursts.jsonl", "burst"))
 
     async def _run_in_process(self, start_mono: float) -> None:
         async def work() -> None:
@@ -669,6 +673,7 @@ class Run:
                    "loop": self.job_result if isinstance(self.job_result, list) else None,
                    "canaries": canary_hits,
                    "streams": summarize_streams(self.rundir.file("sse_streams.jsonl")),
+                   "bursts": summarize_violations(self.rundir.file("bursts.jsonl")),
                    "faults": faults, "faults_skipped": self.skipped_faults,
                    "phases": {p: round(n * self.plan.window, 3)
                               for p, n in self.metrics.phase_windows.items()}})
