@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,7 +21,7 @@ import pytest
 from enduro.services.identity import processes_inside
 from tests.conftest import HELPERS, run_cli
 from tests.helpers.plans import write_plan
-from tests.helpers.procs import free_port, wait_for
+from tests.helpers.procs import free_port, only_run, wait_for
 
 CHATTY = [sys.executable, str(HELPERS / "chatty_service.py")]
 
@@ -339,3 +340,54 @@ def test_tool_drivers_say_what_is_missing(tmp_path: Path, driver: dict[str, Any]
     assert proc.returncode == 3
     assert "service web:" in proc.stderr and message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(("driver", "expected"), [
+    ({"compose": {"file": "compose.yaml", "project": "shop", "service": "web"}},
+     ["docker info --format {{.ServerVersion}}",
+      "docker compose -f {dir}/compose.yaml -p shop up -d web",
+      "docker compose -f {dir}/compose.yaml -p shop restart web",
+      "docker compose -f {dir}/compose.yaml -p shop stop web"]),
+    ({"systemd": {"unit": "web.service", "user": True}},
+     ["systemctl --user is-system-running", "systemctl --user start web.service",
+      "systemctl --user restart web.service", "systemctl --user stop web.service"]),
+])
+def test_tool_drivers_start_restart_and_stop_through_their_tool(
+        tmp_path: Path, driver: dict[str, Any], expected: list[str]) -> None:
+    # docker and systemctl stand-ins on PATH run a real HTTP server per service.
+    bin_dir, state = tmp_path / "bin", tmp_path / "state"
+    bin_dir.mkdir()
+    state.mkdir()
+    for tool in ("docker", "systemctl"):
+        shim = bin_dir / tool
+        shim.write_text(f"#!/bin/sh\nexec {sys.executable} {HELPERS / 'fake_tool.py'} "
+                        f"{tool} \"$@\"\n")
+        shim.chmod(0o755)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    plan = write_plan(tmp_path, {
+        "name": "drv", "duration": "8s",
+        "services": {"web": {**driver, "url": url,
+                             "ready": {"http": f"{url}/", "status": 200, "timeout": "15s"}}},
+        "workloads": {"get": {"http": {"service": "web", "rate": "20/s",
+                                       "requests": [{"name": "index", "path": "/"}]}}},
+        "faults": [{"at": "3s", "restart": "web"}],
+        "rules": ["max(recover_s) < 3s"]})
+    try:
+        proc = run_cli("run", str(plan), "--out", str(tmp_path / "runs"),
+                       env={"PATH": f"{bin_dir}:{os.environ['PATH']}",
+                            "FAKE_TOOL_STATE": str(state), "FAKE_TOOL_PORT": str(port)})
+        log = state / "calls.log"
+        calls = log.read_text().splitlines() if log.exists() else []
+        assert calls == [c.replace("{dir}", str(plan.parent)) for c in expected], proc.stderr
+        assert proc.returncode == 0, proc.stderr
+        assert "kinds available here: restart, command" in proc.stderr
+        results = json.loads((only_run(tmp_path / "runs") / "results.json").read_text())
+        (fault,) = results["faults"]
+        assert fault["kind"] == "restart" and fault["recover_s"] is not None
+        assert results["ops"]["index"]["requests"] > 100
+        assert not list(state.glob("*.pid"))  # the stop went through the tool
+    finally:
+        for pid_file in state.glob("*.pid"):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid_file.read_text()), signal.SIGKILL)

@@ -37,11 +37,13 @@ class FaultRecord:
 
 def available_kinds(plan: Plan, services: ServiceSet | None) -> dict[str, str]:
     """Which fault kinds this machine and plan can carry out, and why not the others."""
-    managed = bool(services and any(e.service.kind == "process"
-                                    for e in services.entries.values()))
+    kinds = {e.service.kind for e in services.entries.values()} if services else set()
+    managed = "process" in kinds
     out = {}
     for kind in PROCESS_KINDS:
         out[kind] = "yes" if managed else "no managed process in the plan"
+    if kinds & {"compose", "systemd"}:  # their tool restarts them; signals are not theirs
+        out["restart"] = "yes"
     for kind in (*TOXIC_KINDS, "http"):
         out[kind] = "yes" if plan.proxies else "no proxies in the plan"
     out["command"] = "yes"

@@ -12,6 +12,10 @@ from enduro.plan.models import Service
 __all__ = ["DriverUnavailable", "ToolDriver"]
 
 
+# States of ``systemctl is-system-running`` in which units can be started.
+_SYSTEMD_UP = frozenset({"running", "degraded", "starting", "initializing", "maintenance"})
+
+
 class DriverUnavailable(RunError):
     """The tool a service's driver needs is missing or cannot work here."""
 
@@ -50,9 +54,14 @@ class ToolDriver:
             if shutil.which("systemctl") is None:
                 raise DriverUnavailable(f"service {self.name}: 'systemctl' is not installed, "
                                         "so the systemd driver cannot run")
-            if not Path("/run/systemd/system").is_dir():
-                raise DriverUnavailable(f"service {self.name}: systemd is not running on "
-                                        "this machine (no /run/systemd/system)")
+            # Asked of systemctl itself, so a user manager or a container with systemd counts.
+            user = ["--user"] if self.service.systemd and self.service.systemd.user else []
+            code, out = await self._run(["systemctl", *user, "is-system-running"])
+            state = out.strip().splitlines()[-1] if out.strip() else ""
+            if state not in _SYSTEMD_UP:
+                raise DriverUnavailable(
+                    f"service {self.name}: systemd is not running on this machine "
+                    f"(systemctl is-system-running: {state or code})")
 
     @staticmethod
     async def _run(args: list[str]) -> tuple[int, str]:
