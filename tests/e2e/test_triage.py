@@ -1,4 +1,4 @@
-"""Triage of real crash output from real Python, Rust and Java programs."""
+"""Triage of real crash output from real Python, Rust, Java and C programs."""
 
 from __future__ import annotations
 
@@ -81,6 +81,47 @@ def test_python_crashes_group_by_root_cause(tmp_path: Path) -> None:
     assert "caused by KeyError" in crashes["RuntimeError"]["message"]
     assert crashes["RuntimeError"]["frames"][0].startswith("handle")
     assert result["primary"]["type"] == "RuntimeError"
+
+
+C_BUGS = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+__attribute__((noinline)) int use_after_free(int i) {
+    int *p = malloc(4 * sizeof(int)); free(p); return p[i];
+}
+__attribute__((noinline)) int overflow(int i) {
+    int *p = malloc(4 * sizeof(int)); int v = p[4 + i]; free(p); return v;
+}
+int main(int argc, char **argv) {
+    int i = atoi(argv[2]);
+    if (strcmp(argv[1], "uaf") == 0) return use_after_free(i);
+    if (strcmp(argv[1], "segv") == 0) { volatile int *q = 0; return *q; }
+    return overflow(i);
+}
+"""
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
+def test_sanitizer_reports_and_signals_group_by_root_cause(tmp_path: Path) -> None:
+    (tmp_path / "bugs.c").write_text(C_BUGS)
+    for name, flags in (("asan", ["-fsanitize=address"]), ("plain", [])):
+        subprocess.run(["gcc", "-g", "-O0", *flags, "bugs.c", "-o", name], cwd=tmp_path,
+                       check=True, capture_output=True, timeout=120)
+    log = tmp_path / "native.log"
+    for args in (["uaf", "0"], ["uaf", "1"], ["overflow", "0"], ["overflow", "1"],
+                 ["overflow", "2"]):
+        run(["./asan", *args], tmp_path, log, env={"ASAN_OPTIONS": "detect_leaks=0"})
+    for _ in range(2):  # a shell reports the signal: "bash: line 1: N Segmentation fault"
+        run(["bash", "-c", "./plain segv 0; exit $?"], tmp_path, log)
+    crashes = {c["type"]: c for c in triage([log])["crashes"]}
+    assert set(crashes) == {"AddressSanitizer:heap-use-after-free",
+                            "AddressSanitizer:heap-buffer-overflow", "SIGSEGV"}
+    assert crashes["AddressSanitizer:heap-use-after-free"]["count"] == 2
+    assert crashes["AddressSanitizer:heap-use-after-free"]["frames"][0] == "use_after_free"
+    assert crashes["AddressSanitizer:heap-buffer-overflow"]["count"] == 3
+    assert crashes["AddressSanitizer:heap-buffer-overflow"]["frames"][0] == "overflow"
+    assert crashes["SIGSEGV"]["count"] == 2 and crashes["SIGSEGV"]["kind"] == "signal"
 
 
 @pytest.mark.skipif(shutil.which("cargo") is None, reason="cargo is not installed")

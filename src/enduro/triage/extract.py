@@ -24,9 +24,12 @@ _JAVA_HEAD = re.compile(r'^(?:Exception in thread "[^"]*" )?([a-z][\w$]*(?:\.[\w
 _JAVA_CAUSE = re.compile(r"^Caused by: ([\w$.]+)(?::\s*(.*))?$")
 _JAVA_FRAME = re.compile(r"^\s+at (?:[\w.]+/)?([\w$.<>]+)\(")
 _SAN = re.compile(r"^==\d+==ERROR: (\w+Sanitizer): (\S+)")
+_SAN_END = re.compile(r"^==\d+==ABORTING")
 _SAN_FRAME = re.compile(r"^\s+#\d+ 0x[0-9a-f]+ in (\S+)")
 _SIGNAL = re.compile(r"(?:was killed by|signal|received signal) (SIG(?:SEGV|BUS|ABRT|ILL|FPE))"
-                     r"|^(Segmentation fault|Bus error|Aborted)(?: \(core dumped\))?")
+                     # a shell's report, alone or as "bash: line 1:  3040 Segmentation fault"
+                     r"|(?:^|\s\d+\s+)(Segmentation fault|Bus error|Aborted)"
+                     r"(?: \(core dumped\))?(?:\s|$)")
 _OOM = re.compile(r"Out of memory: Killed process (\d+)|oom-kill|OOMKilled|invoked oom-killer")
 
 _MASKS = [
@@ -109,8 +112,14 @@ def extract_crashes(lines: list[str]) -> Iterator[Crash]:
         if "Sanitizer" in body and (m := _SAN.match(body)):
             frames = []
             j = i + 1
-            while j < n and j < i + 80:
-                fm = _SAN_FRAME.match(_strip_stamp(lines[j]))
+            # A report ends with "==PID==ABORTING"; the cap keeps a truncated one from
+            # swallowing what follows it.
+            while j < n and j < i + 120:
+                text = _strip_stamp(lines[j])
+                if text.startswith("==") and (_SAN_END.match(text) or _SAN.match(text)):
+                    j += 1 if _SAN_END.match(text) else 0
+                    break
+                fm = _SAN_FRAME.match(text)
                 if fm:
                     frames.append(fm.group(1))
                 j += 1
