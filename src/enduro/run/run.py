@@ -32,13 +32,10 @@ from enduro.errors import (
     FatalWorkerError,
     RunError,
 )
-from enduro.faults.journal import Journal
-from enduro.faults.proxy import ProxySet
-from enduro.faults.runner import FaultRunner, available_kinds
-from enduro.faults.timeline import expand
+from enduro.faults.session import Chaos
 from enduro.observe.exposition import Exporter
 from enduro.observe.hist import percentiles_ms
-from enduro.observe.metrics import Metrics, MetricView
+from enduro.observe.metrics import Metrics
 from enduro.observe.store import Store
 from enduro.observe.watch import Watch
 from enduro.observe.window import WindowStats
@@ -55,7 +52,6 @@ from enduro.run.supervise import supervise
 from enduro.services.supervisor import ServiceSet
 from enduro.verdict.evaluate import Abort, RuleBook, Verdict, compile_abort_if, compile_rules
 from enduro.verdict.final import Correctness
-from enduro.verdict.recovery import PhaseTracker, analyze_fault
 from enduro.verdict.rules import RuleResult
 
 __all__ = ["Run", "RunOptions", "RunOutcome"]
@@ -117,7 +113,6 @@ class Run:
         self.ops = op_names(self.plan)
         self.rulebook = RuleBook(compile_rules(self.plan, self.ops), self.ops,
                                  compile_abort_if(self.plan, self.ops))
-        self.schedule, self.skipped_faults = expand(self.plan, self.duration, self.seed)
         # The ring holds what sliding rules and the live view read; heartbeats read at most
         # its last minute.
         keep = max([60.0, *(r.over_s or 0.0 for r in self.rulebook.rules)])
@@ -130,7 +125,7 @@ class Run:
         self._log: TextIO | None = None
         self._started_mono = 0.0
         self._started_wall = 0.0
-        self._load_start = 0.0
+        self.load_start = 0.0
         self._sources_last: dict[int, int] = {}
         self.services: ServiceSet | None = None
         self.store: Store | None = None
@@ -139,13 +134,8 @@ class Run:
         self.job_result: Any = None
         self._control = LoadControl()
         self._pool: WorkerPool | None = None
-        self.proxies: ProxySet | None = None
-        self.faults: FaultRunner | None = None
-        policy = self.plan.fault_policy
-        self.phases = PhaseTracker(self.plan.window, policy.recovery_windows,
-                                   policy.baseline_band, self._fault_active,
-                                   expect_load=bool(self.plan.workloads))
-        self.metrics.phase_of = self._phase_of
+        self.chaos = Chaos(self)
+        self.metrics.phase_of = self.chaos.phase_of
 
     # -- public ------------------------------------------------------------------------
     def main(self) -> RunOutcome:
@@ -221,7 +211,7 @@ class Run:
         return self.clock.now() - self._started_mono if self._started_mono else 0.0
 
     def load_elapsed(self) -> float:
-        return max(0.0, self.clock.now() - self._load_start) if self._load_start else 0.0
+        return max(0.0, self.clock.now() - self.load_start) if self.load_start else 0.0
 
     def _write_state(self) -> None:
         if self.rundir is None:
@@ -308,23 +298,7 @@ class Run:
             if self.services.tokens:
                 self.plan = with_tokens(self.plan, self.services.tokens)
             self._write_state()
-        if self.plan.proxies:
-            self.proxies = ProxySet(self.plan.proxies, self.seed)
-            await self.proxies.start()
-            self.event("proxies_started", proxies={n: p.listen for n, p in
-                                                   self.plan.proxies.items()})
-        if self.schedule:
-            self.faults = FaultRunner(
-                self.plan, self.schedule, services=self.services, proxies=self.proxies,
-                journal=Journal(self.rundir.file("faults.journal.jsonl")), clock=self.clock,
-                plan_dir=self.loaded.source.parent.resolve(), event=self.event, log=self.log)
-            kinds = available_kinds(self.plan, self.services)
-            self.event("fault_kinds", kinds=kinds, scheduled=len(self.schedule),
-                       skipped=self.skipped_faults)
-            usable = ", ".join(k for k, v in kinds.items() if v == "yes")
-            self.log(f"faults: {len(self.schedule)} scheduled"
-                     + (f" ({self.skipped_faults} skipped by fault_policy)"
-                        if self.skipped_faults else "") + f"; kinds available here: {usable}")
+        await self.chaos.start()
         for url in sorted(set(self.base_urls().values())):
             await self._until_stopped(probe_tcp(url))
             self.event("target_ok", url=url)
@@ -338,41 +312,8 @@ class Run:
             self._pool.send_all("plan", self.plan.model_dump(mode="json", by_alias=True))
         self.event("token_refreshed", service=service)
 
-    def _fault_active(self, start: float, end: float) -> bool:
-        if self.faults is None:
-            return False
-        now = self.faults.now() if self._load_start else 0.0
-        for r in self.faults.records.values():
-            if r.start_s is None or r.start_s >= end:
-                continue
-            r_end = r.end_s if r.end_s is not None else now
-            if r_end >= start:
-                return True
-        return False
-
-    def _phase_of(self, index: int, windows: list[WindowStats]) -> str:
-        if index * self.plan.window >= self.duration - 1e-9:
-            return "final"  # the drain after the load's end: in-flight answers only
-        requests = sum(w.requests for w in windows)
-        errors = sum(w.errors for w in windows)
-        p99 = 0.0
-        if requests:
-            busy = [w for w in windows if w.requests]
-            if len(busy) == 1:  # no merge needed (the common case: one op)
-                p99 = busy[0].latency.get_value_at_percentile(99.0) / 1000.0
-            else:
-                view = MetricView(self.plan.window)
-                for w in busy:
-                    view.add(w)
-                p99 = percentiles_ms(view.latency)["p99"]
-        return self.phases.label(index, requests, errors, p99)
-
     async def _stop_services(self) -> None:
-        if self.faults is not None:
-            await self.faults.undo_all()
-        if self.proxies is not None:
-            await self.proxies.stop()
-            self.proxies = None
+        await self.chaos.stop()
         if self.services is not None and not self.services.stopping:
             await self.services.stop_all()
             self._write_state()
@@ -419,7 +360,7 @@ class Run:
                     else f"restart {attempt + 1}"), echo=True)
 
     async def _drive(self) -> None:
-        self._load_start = self.clock.now()
+        self.load_start = self.clock.now()
         start_mono = time.monotonic()
         self.event("load_started", workers=self.options.workers)
         side = [
@@ -438,8 +379,8 @@ class Run:
                 side.append(asyncio.create_task(supervise(
                     f"scrape:{name}", functools.partial(self.watch.scraper, name), clock=self.clock,
                     on_error=self._worker_error)))
-        if self.faults is not None:
-            side.append(asyncio.create_task(self.faults.run(self._load_start)))
+        if self.chaos.runner is not None:
+            side.append(asyncio.create_task(self.chaos.runner.run(self.load_start)))
         live = self._live()
         try:
             if live is not None:
@@ -499,7 +440,7 @@ class Run:
         self._pool = pool
         try:
             await pool.start()
-            self._load_start = self.clock.now()
+            self.load_start = self.clock.now()
             pool.go(time.time())
             waiter = asyncio.ensure_future(pool.wait())
             stopper = asyncio.ensure_future(self.stop.wait())
@@ -590,42 +531,14 @@ class Run:
             live.update(self._render())
 
     # -- the end -----------------------------------------------------------------------
-    def _fault_results(self) -> list[dict[str, Any]]:
-        if self.faults is None:
-            return []
-        out = []
-        horizon = max(10 * self.plan.window, 30.0)
-        starts = sorted(r.start_s for r in self.faults.records.values() if r.start_s is not None)
-        for r in self.faults.records.values():
-            item: dict[str, Any] = {**r.fault.to_json(), "start_s": r.start_s,
-                                    "end_s": r.end_s, "error": r.error, **r.extra}
-            item["target"] = ",".join(r.fault.targets)
-            if r.start_s is None:
-                item["skipped"] = "the run ended first"
-            elif self.plan.workloads:
-                later = [t for t in starts if t > (r.end_s or r.start_s)]
-                item.update(analyze_fault(self.phases, r.start_s, r.end_s, horizon,
-                                          later[0] if later else None))
-            out.append(item)
-        return out
-
     def _finish(self) -> RunOutcome:
         assert self.rundir is not None
         self.metrics.seal(max(self.metrics.latest, self.metrics.sealed))
         elapsed = min(self.load_elapsed(), self.duration) if not self.status.interrupted \
             else self.load_elapsed()
         elapsed = max(elapsed, 1e-3)
-        faults = self._fault_results()
-        for f in faults:
-            if "detect_s" not in f:
-                continue  # not analysed (no load, or the run ended first)
-            values = self.rulebook.fault_values
-            if f["detect_s"] is not None:
-                values.setdefault("detect_s", {}).setdefault(f["kind"], []).append(
-                    f["detect_s"])
-            # A fault that never recovered counts as an infinite recovery time.
-            recover = f["recover_s"] if f["recover_s"] is not None else float("inf")
-            values.setdefault("recover_s", {}).setdefault(f["kind"], []).append(recover)
+        faults = self.chaos.results()
+        self.rulebook.fault_values.update(Chaos.rule_values(faults))
         verdict: Verdict = (Verdict(True, []) if self.options.services_only
                             else self.rulebook.final(self.metrics, elapsed))
         if self.options.job is not None and isinstance(self.job_result, list):
@@ -674,7 +587,7 @@ class Run:
                    "canaries": canary_hits,
                    "streams": summarize_streams(self.rundir.file("sse_streams.jsonl")),
                    "bursts": summarize_violations(self.rundir.file("bursts.jsonl")),
-                   "faults": faults, "faults_skipped": self.skipped_faults,
+                   "faults": faults, "faults_skipped": self.chaos.skipped,
                    "phases": {p: round(n * self.plan.window, 3)
                               for p, n in self.metrics.phase_windows.items()}})
         write_results(self.rundir.file("results.json"), results)

@@ -40,8 +40,8 @@ class Correctness:
     async def final_phase(self) -> None:
         """Heal faults, quiesce, run the final reads, then the history checkers."""
         final = self.run.plan.final
-        if self.run.faults is not None and (final is not None or self.run.plan.checkers):
-            await self.run.faults.undo_all()
+        if self.run.chaos.runner is not None and (final is not None or self.run.plan.checkers):
+            await self.run.chaos.undo()
         if final is not None:
             self.run.event("final_phase", quiesce_s=final.quiesce)
             await self.run.clock.sleep(final.quiesce)
