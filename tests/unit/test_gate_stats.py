@@ -21,7 +21,7 @@ def cases(rng: np.random.Generator, n_cases: int, n: int, slow: float = 1.0,
 
 
 def test_a_a_false_alarms_stay_under_one_percent() -> None:
-    reps = 200
+    reps = 400
     failing = 0
     flagged_cases = 0
     for seed in range(reps):
