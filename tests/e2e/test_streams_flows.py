@@ -64,6 +64,8 @@ def test_sse_churn_resumes_from_last_event_id(tmp_path: Path, demo: tuple[str, P
     assert streams["worst_streams"] == []
     rows = (only_run(tmp_path / "runs") / "sse_streams.jsonl").read_text().splitlines()
     assert sorted(json.loads(r)["stream"] for r in rows) == list(range(8))
+    report = (only_run(tmp_path / "runs") / "report.html").read_text()
+    assert "<h2>SSE streams</h2>" in report and "<td>stream</td><td>8</td>" in report
 
 
 def test_sse_stream_without_auth_counts_failed_connects(tmp_path: Path,

@@ -2,15 +2,16 @@
 resource samples, scraped series and events. Readable while the run is live and after the
 runner was killed; rows are committed every window.
 
-Size: one row per op per window (~120 bytes with its compressed histogram ~1.5-3 KB), one per
-sampled process per sample, one per scraped series per scrape. Windows older than an hour
-are rolled up to one row per op per minute (histograms merged), so a 24 h run at 1 s windows
-with 5 ops stays near 60 MB instead of ~1.3 GB.
+Size: one row per op per window (with its compressed histogram, ~1.5-3 KB), one per figure
+per sampled process per sample, one per scraped series per scrape. Data older than an hour is
+rolled up to one row per minute: windows per op (histograms merged), samples and scrapes per
+series (their median). ``benchmarks/store_bench.py`` measures the size per hour.
 """
 
 from __future__ import annotations
 
 import sqlite3
+import statistics
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -116,7 +117,30 @@ class Store:
                      lat.get("max"), svc.get("p95"),
                      encode(m["lat"]) if m["lat"] is not None else None,
                      encode(m["svc"]) if m["svc"] is not None else None))
+            self._roll_up_gauges("samples", ("target", "metric"), until, bucket)
+            self._roll_up_gauges("scrapes", ("service", "metric", "labels"), until, bucket)
         self._rolled_until = until
+
+    def _roll_up_gauges(self, table: str, keys: tuple[str, ...], until: float,
+                        bucket: float) -> None:
+        """One row per series per bucket, its median: spikes do not move it, and trend
+        tests bucket by time, so the mixed density (old rolled, recent raw) does not skew
+        them."""
+        cols = ", ".join(keys)
+        rows = self.db.execute(
+            f"SELECT t, {cols}, value FROM {table} WHERE t >= ? AND t < ?",
+            (self._rolled_until, until)).fetchall()
+        if not rows:
+            return
+        groups: dict[tuple[Any, ...], list[float]] = {}
+        for row in rows:
+            key = (row[0] // bucket * bucket, *row[1:-1])
+            groups.setdefault(key, []).append(row[-1])
+        self.db.execute(f"DELETE FROM {table} WHERE t >= ? AND t < ?",
+                        (self._rolled_until, until))
+        marks = ",".join("?" * (len(keys) + 2))
+        self.db.executemany(f"INSERT INTO {table} (t, {cols}, value) VALUES ({marks})",
+                            [(*key, statistics.median(v)) for key, v in groups.items()])
 
     def series(self, target: str, metric: str) -> list[tuple[float, float]]:
         return [(t, v) for t, v in self.db.execute(

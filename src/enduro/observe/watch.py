@@ -72,6 +72,9 @@ class Watch:
                 self.resources[target] = values
                 if self.run.store is not None:
                     self.run.store.add_samples(t, target, values)
+            if self.run.store is not None and not self.run.plan.workloads:
+                # Without load no window triggers the roll-up (``enduro supervise``).
+                self.run.store.roll_up(t)
             await self.run.clock.sleep(every)
 
     def _check_saturation(self, values: dict[str, float]) -> None:

@@ -144,6 +144,18 @@ def write_report(run_dir: Path) -> Path:
     return out
 
 
+def _stream_row(name: str, st: dict[str, Any]) -> str:
+    e = html.escape
+    spread = st["events_per_stream"]
+    trouble = "".join(f"<td>{st['streams_with'][k]}</td>"
+                      for k in ("duplicates", "gaps", "stalls", "failed"))
+    worst = ", ".join(f"w{w['worker']}/#{w['stream']}" for w in st["worst_streams"])
+    return (f"<tr class='{'bad' if any(st['streams_with'].values()) else ''}'>"
+            f"<td>{e(name)}</td><td>{st['streams']}</td><td>{st['connects']:,}</td>"
+            f"<td>{st['resumed_with_last_event_id']:,}</td><td>{spread['min']:,} / "
+            f"{spread['median']:,} / {spread['max']:,}</td>{trouble}<td>{e(worst)}</td></tr>")
+
+
 def _page(r: dict[str, Any], charts: list[str]) -> str:
     e = html.escape
     verdict = r.get("verdict", "?")
@@ -174,6 +186,13 @@ def _page(r: dict[str, Any], charts: list[str]) -> str:
         f"<tr class='{'bad' if vs else ''}'><td>{e(name)}</td><td>{len(vs)}</td>"
         f"<td>{e(vs[0]['message']) if vs else ''}</td></tr>"
         for name, vs in r.get("checkers", {}).items())
+    streams = "".join(_stream_row(name, st) for name, st in (r.get("streams") or {}).items())
+    bursts = "".join(
+        f"<tr class='bad'><td>{e(name)}</td><td>{b['violations']}</td>"
+        f"<td>{b['rounds_failed']}</td>"
+        f"<td>{e(', '.join(f'{k}: {v}' for k, v in b['by_check'].items()))}</td>"
+        f"<td>{e(b['examples'][0]['problem']) if b['examples'] else ''}</td></tr>"
+        for name, b in (r.get("bursts") or {}).items())
     head = (f"<header><h1>{e(r.get('plan', ''))}<span class='verdict {e(verdict)}'>"
             f"{e(verdict.upper())}</span></h1><div class='meta'>run {e(r.get('run_id', ''))}"
             f" · {r.get('duration_s', 0)} s · seed {r.get('seed')} · state {e(r.get('state', ''))}"
@@ -193,6 +212,15 @@ def _page(r: dict[str, Any], charts: list[str]) -> str:
         body.append("<section><h2>Faults</h2><table><tr><th>fault</th><th>target</th>"
                     "<th>start s</th><th>end s</th><th>detect s</th><th>recover s</th>"
                     f"<th>errors</th><th>note</th></tr>{faults}</table></section>")
+    if streams:
+        body.append("<section><h2>SSE streams</h2><table><tr><th>workload</th><th>streams</th>"
+                    "<th>connects</th><th>resumed</th><th>events min / median / max</th>"
+                    "<th>with duplicates</th><th>with gaps</th><th>stalled</th>"
+                    f"<th>failed connects</th><th>worst</th></tr>{streams}</table></section>")
+    if bursts:
+        body.append("<section><h2>Burst post-conditions</h2><table><tr><th>burst</th>"
+                    "<th>violations</th><th>rounds</th><th>by check</th><th>first</th></tr>"
+                    f"{bursts}</table></section>")
     if checkers:
         body.append("<section><h2>Checkers</h2><table><tr><th>checker</th><th>violations</th>"
                     f"<th>first</th></tr>{checkers}</table></section>")

@@ -2,8 +2,8 @@
 
 A leak verdict on a series (time, value):
 
-1. Downsample to at most 300 points (bucket medians): robust to spikes, and it keeps the
-   O(n^2) statistics cheap on day-long series.
+1. Downsample to at most 300 points (medians over equal spans of time): robust to spikes,
+   and it keeps the O(n^2) statistics cheap on day-long series.
 2. Warm-up: the longer of a fixed share of the run and a change point found by a two-segment
    linear fit (caches filling, JITs warming).
 3. After warm-up: Theil-Sen slope with a 95% confidence interval; a Mann-Kendall trend test
@@ -56,11 +56,16 @@ class LeakVerdict:
 
 
 def _downsample(t: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Medians over equal spans of time (not of points): the store keeps old data at one
+    point a minute and recent data at every sample, and equal point counts would give the
+    recent hour most of the weight."""
     if len(t) <= _MAX_POINTS:
         return t, y
-    edges = np.linspace(0, len(t), _MAX_POINTS + 1).astype(int)
-    tt = np.array([np.median(t[a:b]) for a, b in itertools.pairwise(edges)])
-    yy = np.array([np.median(y[a:b]) for a, b in itertools.pairwise(edges)])
+    edges = np.searchsorted(t, np.linspace(t[0], t[-1], _MAX_POINTS + 1)[1:-1])
+    pairs = itertools.pairwise([0, *edges.tolist(), len(t)])
+    spans = [(a, b) for a, b in pairs if b > a]
+    tt = np.array([np.median(t[a:b]) for a, b in spans])
+    yy = np.array([np.median(y[a:b]) for a, b in spans])
     return tt, yy
 
 
