@@ -54,6 +54,14 @@ def test_soak_defects_are_caught(tmp_path: Path, defect: str, rule: str) -> None
         assert trend["leak"] and trend["slope_ci_per_h"][0] > 0
 
 
+def test_queue_growth_is_caught_from_scraped_metrics(tmp_path: Path) -> None:
+    # The demo plan catches it through an HTTP check; the soak plan through /metrics.
+    proc = run_cli("demo", "--plan", "soak", "--defect", "queue-growth", "--duration", "15s",
+                   "--out", str(tmp_path), timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert failed_rules(tmp_path) == ["max(scrape{service=demo, metric=demo_queue_depth}) < 200"]
+
+
 def test_metrics_sqlite_is_readable_after_sigkill(tmp_path: Path,
                                                   demo: tuple[str, Path]) -> None:
     url, _ = demo
