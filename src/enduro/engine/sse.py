@@ -327,13 +327,17 @@ def write_streams(path: Path, worker: int, drivers: list[tuple[str, SseDriver]])
         return
     with path.open("a", encoding="utf-8") as out:
         for name, driver in drivers:
-            # One write per worker keeps lines whole when workers append at once.
+            # One write per driver keeps lines whole when workers append at once.
             out.write("".join(
                 json.dumps({"workload": name, "worker": worker, "stream": c.index,
                             **c.stats.to_json()}) + "\n" for c in driver.clients))
 
 
 _FLAGS = ("duplicates", "gaps", "stalls", "failed")
+
+
+def _trouble(row: dict[str, Any]) -> int:
+    return sum(int(row[k]) for k in _FLAGS)
 
 
 def summarize_streams(path: Path, worst: int = 5) -> dict[str, Any]:
@@ -344,15 +348,13 @@ def summarize_streams(path: Path, worst: int = 5) -> dict[str, Any]:
         return {}
     with path.open(encoding="utf-8") as lines:
         for line in lines:
-            with contextlib.suppress(ValueError):
+            with contextlib.suppress(ValueError, KeyError):
                 row = json.loads(line)
                 by_workload.setdefault(str(row["workload"]), []).append(row)
     out: dict[str, Any] = {}
     for name, rows in by_workload.items():
         events = [int(r["events"]) for r in rows]
-        def trouble(r: dict[str, Any]) -> int:
-            return sum(int(r[k]) for k in _FLAGS)
-        ranked = sorted((r for r in rows if trouble(r)), key=trouble, reverse=True)
+        ranked = sorted((r for r in rows if _trouble(r)), key=_trouble, reverse=True)
         connects = sum(int(r["connects"]) for r in rows)
         out[name] = {
             "streams": len(rows),
