@@ -7,8 +7,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -123,12 +123,17 @@ def _start(args: list[str], tmp_path: Path) -> subprocess.Popen[str]:
                             env={**os.environ})
 
 
-def _state(out: Path) -> str:
+def _state(out: Path, key: str = "state") -> Any:
     try:
         run_dir = only_run(out)
-        return str(json.loads((run_dir / "state.json").read_text())["state"])
+        return json.loads((run_dir / "state.json").read_text())[key]
     except (ValueError, OSError, KeyError):
         return ""
+
+
+def _requests_so_far(out: Path) -> int:
+    live = _state(out, "live")
+    return int(live.get("requests_total", 0)) if isinstance(live, dict) else 0
 
 
 def test_sigint_stops_gracefully_with_valid_results(tmp_path: Path,
@@ -139,8 +144,7 @@ def test_sigint_stops_gracefully_with_valid_results(tmp_path: Path,
                                           requests=[{"name": "health", "path": "/health"}]))
     proc = _start(["run", str(path), "--out", str(out)], tmp_path)
     try:
-        wait_for(lambda: _state(out) == "running", 30, "the run to start")
-        time.sleep(1.5)  # let some load through before stopping
+        wait_for(lambda: _requests_so_far(out) > 50, 30, "some load before stopping")
         proc.send_signal(signal.SIGINT)
         proc.wait(30)
     finally:
