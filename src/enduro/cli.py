@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", type=Path, default=Path("."),
                    help="where the tarball goes (default: .)")
     runs_arg(p)
-    p = sub.add_parser("report", help="regenerate report.html of a run")
+    p = sub.add_parser("report", help="regenerate report.html of a run; rebuild results.json "
+                       "and junit.xml of a run whose runner died")
     p.add_argument("run", nargs="?", help="run id or directory (default: the latest)")
     runs_arg(p)
     p = sub.add_parser("compare", help="two runs side by side, with the change of each figure")
@@ -397,12 +398,16 @@ def _collect(args: argparse.Namespace, out: Console) -> int:
 
 def _report(args: argparse.Namespace, out: Console) -> int:
     from enduro.detach.locate import find_run
-    from enduro.errors import RunError
-    from enduro.report.html import write_report
+    from enduro.detach.rebuild import report_run
     run_dir = find_run(args.run, args.runs)
-    if not (run_dir / "results.json").exists():
-        raise RunError(f"{run_dir.name} has no results.json yet (is it still running?)")
-    out.print(str(write_report(run_dir)), highlight=False)
+    done = report_run(run_dir)
+    if done.rebuilt:
+        out.print(f"{run_dir.name}: results rebuilt from the store (state "
+                  f"{done.results['state']}, verdict {done.results['verdict']})",
+                  highlight=False, markup=False, soft_wrap=True)
+        for note in done.notes:
+            out.print(f"  {note}", highlight=False, markup=False, soft_wrap=True)
+    out.print(str(done.report), highlight=False, markup=False)
     return EXIT_PASS
 
 

@@ -2,6 +2,12 @@
 resource samples, scraped series and events. Readable while the run is live and after the
 runner was killed; rows are committed every window.
 
+Durability: WAL with ``synchronous=NORMAL`` keeps every committed transaction when the process
+is killed (SIGKILL, OOM killer); only a power loss or kernel crash can take the last
+transactions since a checkpoint. So a killed runner loses only the window it had not yet sealed
+(``enduro report`` rebuilds results from the rest). Each roll-up is one transaction: a kill in
+the middle of it leaves the raw rows, never a gap.
+
 Size: one row per op per window (with its compressed histogram, ~1.5-3 KB), one per figure
 per sampled process per sample, one per scraped series per scrape. Data older than an hour is
 rolled up to one row per minute: windows per op (histograms merged), samples and scrapes per
@@ -10,9 +16,11 @@ series (their median). ``benchmarks/store_bench.py`` measures the size per hour.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import sqlite3
 import statistics
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +59,6 @@ class Store:
 
     def add_windows(self, t: float, span: float, windows: Iterable[WindowStats],
                     phase: str | None = None) -> None:
-        import json
         rows = []
         for w in windows:
             if not w.requests and not w.errors:
@@ -85,18 +92,22 @@ class Store:
         if until <= self._rolled_until:
             return
         rows = self.db.execute(
-            "SELECT t, op, phase, requests, errors, late, dropped, latency_hist, service_hist "
-            "FROM windows WHERE t >= ? AND t < ? AND span < ? ORDER BY t",
+            "SELECT t, op, phase, requests, errors, late, dropped, latency_hist, service_hist, "
+            "classes FROM windows WHERE t >= ? AND t < ? AND span < ? ORDER BY t",
             (self._rolled_until, until, bucket)).fetchall()
         merged: dict[tuple[float, str], dict[str, Any]] = {}
-        for t, op, phase, req, err, late, dropped, lat, svc in rows:
+        for t, op, phase, req, err, late, dropped, lat, svc, classes in rows:
             key = (t // bucket * bucket, op)
             m = merged.setdefault(key, {"phase": phase, "requests": 0, "errors": 0, "late": 0,
-                                        "dropped": 0, "lat": None, "svc": None})
+                                        "dropped": 0, "lat": None, "svc": None, "classes": {}})
             m["requests"] += req
             m["errors"] += err
             m["late"] += late
             m["dropped"] += dropped
+            # Error classes survive the roll-up: ``errors{class=...}`` rules and rebuilt
+            # results read them.
+            for cls, n in (json.loads(classes) if classes else {}).items():
+                m["classes"][cls] = m["classes"].get(cls, 0) + n
             for field, blob in (("lat", lat), ("svc", svc)):
                 if blob:
                     h = decode(blob)
@@ -104,7 +115,7 @@ class Store:
                         m[field] = h
                     else:
                         m[field].add(h)
-        with self.db:
+        with self._transaction():
             self.db.execute("DELETE FROM windows WHERE t >= ? AND t < ? AND span < ?",
                             (self._rolled_until, until, bucket))
             for (t, op), m in merged.items():
@@ -113,13 +124,29 @@ class Store:
                 self.db.execute(
                     "INSERT INTO windows VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (t, bucket, op, m["phase"], m["requests"], m["errors"], m["late"],
-                     m["dropped"], None, lat.get("p50"), lat.get("p95"), lat.get("p99"),
+                     m["dropped"], json.dumps(m["classes"]) if m["classes"] else None,
+                     lat.get("p50"), lat.get("p95"), lat.get("p99"),
                      lat.get("max"), svc.get("p95"),
                      encode(m["lat"]) if m["lat"] is not None else None,
                      encode(m["svc"]) if m["svc"] is not None else None))
             self._roll_up_gauges("samples", ("target", "metric"), until, bucket)
             self._roll_up_gauges("scrapes", ("service", "metric", "labels"), until, bucket)
         self._rolled_until = until
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction (the connection is in autocommit mode, where ``with db`` alone
+        commits nothing and each statement stands alone)."""
+        if self.db.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     def _roll_up_gauges(self, table: str, keys: tuple[str, ...], until: float,
                         bucket: float) -> None:

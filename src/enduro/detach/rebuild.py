@@ -1,0 +1,283 @@
+"""``enduro report``: results rebuilt from the store of a run whose runner died.
+
+A killed runner leaves ``metrics.sqlite`` (every sealed window, with its histograms),
+``events.jsonl``, ``state.json`` and ``plan.resolved.yaml``. From them this module rebuilds
+``results.json``, ``junit.xml`` and ``report.html``: the ops' counts and latency percentiles
+(histograms merged losslessly, as the runner would have), the faults from the events, and every
+rule the stored data can judge. The verdict is ``incomplete`` whatever the rules say: the run
+never reached its end, and what it did not see cannot pass.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from enduro.detach.locate import read_json
+from enduro.detach.runner import runner_alive
+from enduro.errors import EnduroError, RunError
+from enduro.faults.journal import Journal
+from enduro.observe.hist import decode
+from enduro.observe.metrics import Metrics
+from enduro.observe.store import Store
+from enduro.observe.window import WindowStats
+from enduro.plan.models import Plan
+from enduro.report.html import write_report
+from enduro.report.results import build_results, write_junit, write_results
+from enduro.verdict.evaluate import RuleBook, Verdict, compile_abort_if, compile_rules
+from enduro.verdict.rules import FAULT_METRICS, RuleResult
+
+__all__ = ["ReportOutcome", "rebuild_results", "report_run"]
+
+# The words a rebuilt results.json carries.
+VERDICT = "incomplete"
+DEAD = "dead"
+_LIVE_STATES = ("starting", "running")
+
+
+@dataclass(frozen=True)
+class ReportOutcome:
+    """What ``enduro report`` did: the page written, and whether results were rebuilt."""
+
+    report: Path
+    rebuilt: bool
+    results: dict[str, Any]
+    notes: list[str] = field(default_factory=list)
+
+
+def report_run(run_dir: Path) -> ReportOutcome:
+    """Regenerate ``report.html``; when ``results.json`` is missing or unreadable and the
+    runner is gone (killed, crashed), rebuild the results from the run's store first.
+
+    A corrupt ``results.json`` is kept beside the new one (``results.json.corrupt``)."""
+    state = read_json(run_dir / "state.json") or {}
+    results_path = run_dir / "results.json"
+    results = read_json(results_path)
+    if results is not None and "verdict" in results:
+        return ReportOutcome(write_report(run_dir), False, results)
+    if runner_alive(state):
+        raise RunError(f"{run_dir.name} is still running (runner pid {state.get('pid')}); "
+                       "its results are written when it ends ('enduro stop' ends it now)")
+    if results_path.exists():
+        results_path.replace(results_path.with_name("results.json.corrupt"))
+    results = rebuild_results(run_dir)
+    write_results(results_path, results)
+    write_junit(run_dir / "junit.xml", results)
+    report = write_report(run_dir)
+    return ReportOutcome(report, True, results, list(results["rebuilt"]["notes"]))
+
+
+def _load_plan(run_dir: Path) -> Plan:
+    """The plan as the run resolved it (profile, --set, files already applied)."""
+    path = run_dir / "plan.resolved.yaml"
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise RunError(f"{run_dir.name}: cannot read {path.name}: {exc}") from exc
+    try:
+        return Plan.model_validate(data)
+    except ValueError as exc:
+        raise RunError(f"{run_dir.name}: {path.name} is not a plan: "
+                       f"{str(exc).splitlines()[0]}") from exc
+
+
+@dataclass
+class _Row:
+    t: float
+    span: float
+    op: str
+    phase: str | None
+    stats: WindowStats
+
+
+def _windows(db: sqlite3.Connection, window_s: float) -> Iterator[_Row]:
+    query = ("SELECT t, span, op, phase, requests, errors, late, dropped, classes, "
+             "latency_hist, service_hist FROM windows ORDER BY t, op")
+    for t, span, op, phase, req, err, late, dropped, classes, lat, svc in db.execute(query):
+        index = round(t / window_s)
+        stats = WindowStats(op, index, req or 0, err or 0, late or 0, dropped or 0,
+                            json.loads(classes) if classes else {},
+                            decode(lat) if lat else decode(""),
+                            decode(svc) if svc else decode(""))
+        yield _Row(t, span, op, phase, stats)
+
+
+def _events(run_dir: Path) -> list[dict[str, Any]]:
+    out = []
+    try:
+        lines = (run_dir / "events.jsonl").read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # the torn last line of a killed runner
+        if isinstance(record, dict):
+            out.append(record)
+    return out
+
+
+def _faults(events: list[dict[str, Any]], load_t: float,
+            pending: set[int]) -> list[dict[str, Any]]:
+    """Per fault: what and when (load seconds), from the events the runner wrote."""
+    faults: dict[int, dict[str, Any]] = {}
+    for e in events:
+        kind, fid = e.get("event"), e.get("id")
+        if not isinstance(fid, int) or not str(kind).startswith("fault_"):
+            continue
+        at = round(float(e.get("t", 0.0)) - load_t, 3)
+        if kind == "fault_start":
+            faults[fid] = {"id": fid, "name": e.get("name"), "kind": e.get("fault_kind"),
+                           "target": ",".join(e.get("targets") or []), "start_s": at,
+                           "end_s": None, "error": None, "undone": False}
+        elif fid in faults:
+            f = faults[fid]
+            if kind == "fault_error":
+                f["error"] = e.get("error")
+                f["end_s"] = at
+            elif kind == "fault_end":
+                f["end_s"] = at
+            elif kind == "fault_undone":
+                f["undone"] = True
+                f["end_s"] = f["end_s"] if f["end_s"] is not None else at
+    for fid, f in faults.items():
+        if f["end_s"] is None:
+            # Still in force when the runner died: its undo is the journal's to run.
+            f["in_force_at_end"] = True
+            f["undo_pending"] = fid in pending
+    return [faults[k] for k in sorted(faults)]
+
+
+def _not_judged(text: str, why: str) -> RuleResult:
+    return RuleResult(text, None, "not evaluated", False, f"not evaluated: {why}")
+
+
+def rebuild_results(run_dir: Path) -> dict[str, Any]:
+    """The results document of a run that never wrote one, from its store."""
+    state = read_json(run_dir / "state.json") or {}
+    plan = _load_plan(run_dir)
+    from enduro.engine.load import op_names  # the engine is heavy; only a rebuild needs it
+    from enduro.plan.tokens import with_canaries
+    ops = op_names(with_canaries(plan))
+    db_path = run_dir / "metrics.sqlite"
+    if not db_path.exists():
+        raise RunError(f"{run_dir.name}: no metrics.sqlite to rebuild results from")
+    notes: list[str] = []
+    events = _events(run_dir)
+    load_t = next((float(e.get("t", 0.0)) for e in events if e.get("event") == "load_started"),
+                  0.0)
+    window = plan.window
+    duration = state.get("duration_s")
+    duration = float(duration) if isinstance(duration, int | float) else plan.duration
+    try:
+        rules = compile_rules(plan, ops)
+        abort_if = compile_abort_if(plan, ops)
+        rules_error = None
+    except EnduroError as exc:
+        rules, abort_if, rules_error = [], [], str(exc).splitlines()[0]
+    keep = max([60.0, *(r.over_s or 0.0 for r in rules)])
+    metrics = Metrics(window, keep_s=keep)
+    phases: dict[int, str] = {}
+    metrics.phase_of = lambda index, _ws: phases.get(index, "unlabelled")
+    rulebook = RuleBook(rules, ops, abort_if)
+    # The store is opened read-write: a WAL left by a killed writer is replayed on open.
+    store = Store(db_path)
+    rows = 0
+    extent = 0.0
+    rolled = 0
+    try:
+        batch: list[WindowStats] = []
+        batch_index = -1
+        spans: dict[int, tuple[float, str]] = {}
+
+        def seal() -> None:
+            if not batch:
+                return
+            metrics.add(batch)
+            metrics.seal(batch_index)
+            elapsed = min((batch_index + 1) * window, duration)
+            rulebook.live(metrics, elapsed)  # sliding rules see the windows in order
+            batch.clear()
+
+        for row in _windows(store.db, window):
+            rows += 1
+            extent = max(extent, row.t + row.span)
+            if row.stats.index != batch_index:
+                seal()
+                batch_index = row.stats.index
+            if row.phase is not None:
+                phases[row.stats.index] = row.phase
+            if row.span > window * 1.5:
+                spans[row.stats.index] = (row.span, row.phase or "unlabelled")
+            batch.append(row.stats)
+        seal()
+        for span, phase in spans.values():
+            # A rolled-up row stands for span/window windows of its phase, not one.
+            rolled += round(span / window)
+            metrics.phase_windows[phase] = (metrics.phase_windows.get(phase, 0)
+                                            + round(span / window) - 1)
+        elapsed = max(min(extent, duration), 1e-3)
+        rulebook.store = store
+        verdict = rulebook.final(metrics, elapsed)
+        judged: list[RuleResult] = []
+        not_judged: list[str] = []
+        for rule, result in zip(rules, verdict.results, strict=True):
+            if rule.metric in FAULT_METRICS:
+                result = _not_judged(rule.text, "fault detection and recovery are measured "
+                                     "by the runner, which died first")
+            if result.reason.startswith("not evaluated"):
+                not_judged.append(rule.text)
+            judged.append(result)
+        if rules_error is not None:
+            judged.append(_not_judged("rules", f"they no longer compile: {rules_error}"))
+            not_judged.append("rules")
+            notes.append(f"rules not evaluated: {rules_error}")
+        if not_judged:
+            notes.append("not evaluated from the store: " + "; ".join(not_judged))
+        notes.append("not rebuilt: checkers, canaries and the final phase (the runner ran "
+                     "them at its end)")
+        if not rows:
+            notes.append("the store holds no window: the runner died before the first "
+                         "window was sealed")
+        recorded = state.get("state")
+        run_state = DEAD if recorded in (*_LIVE_STATES, DEAD, None) else str(recorded)
+        pending = {int(r["id"]) for r in Journal(run_dir / "faults.journal.jsonl").pending()
+                   if isinstance(r.get("id"), int)}
+        faults = _faults(events, load_t, pending)
+        last_beat = state.get("updated_at")
+        stop_reason = state.get("stop_reason") or (
+            "the runner died (no results were written); rebuilt from the store")
+        seed = state.get("seed")
+        started = next((e for e in events if e.get("event") == "run_started"), {})
+        workers = started.get("workers")
+        results = build_results(
+            run_id=run_dir.name, plan_name=plan.name, verdict=Verdict(False, judged),
+            metrics=metrics, ops=ops, elapsed_s=elapsed,
+            seed=int(seed) if isinstance(seed, int) else (plan.seed or 0), state=run_state,
+            started_wall=float(state.get("started_at") or 0.0), stop_reason=stop_reason,
+            workers=workers if isinstance(workers, int) else 1,
+            profile=started.get("profile") if isinstance(started.get("profile"), str) else None,
+            extra={"services": state.get("services") or {},
+                   "faults": faults,
+                   "phases": {p: round(n * window, 3)
+                              for p, n in metrics.phase_windows.items()},
+                   "rebuilt": {"at": time.time(), "from": ["metrics.sqlite", "events.jsonl",
+                                                           "state.json", "plan.resolved.yaml"],
+                               "windows": rows, "rolled_up_windows": rolled,
+                               "stored_until_s": round(extent, 3),
+                               "last_heartbeat": last_beat,
+                               "rules_not_evaluated": not_judged, "notes": notes}})
+    finally:
+        store.close()
+    for item in results["rules"]:
+        item["evaluated"] = item["rule"] not in not_judged
+    results["verdict"] = VERDICT
+    return results
