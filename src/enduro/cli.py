@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from enduro import __version__
 from enduro.errors import EXIT_PASS, EXIT_PLAN, EnduroError, PlanError
@@ -236,10 +237,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return handler(args, out)
     except PlanError as exc:
         for problem in exc.problems:
-            err.print(f"[red]error:[/] {problem}", highlight=False, soft_wrap=True)
+            # User text (names, paths) may look like Rich markup: print it as it is.
+            err.print(f"[red]error:[/] {escape(str(problem))}", highlight=False,
+                      soft_wrap=True)
         return exc.exit_code
     except EnduroError as exc:
-        err.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -6,26 +6,26 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from enduro.plan.fields import Count, Duration, HeaderMap, HttpStatus, Interval, StepName
 from enduro.plan.flows import CONDITION, FlowRequest, HistorySpec
-from enduro.units import parse_duration
 
 __all__ = ["BurstWorkload", "PostCondition", "SplitRule"]
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 _SQL_CHECK = re.compile(r"^(exactly_one|none|count\s*(==|>=|<=|<|>)\s*\d+|unique\(\w+\)|"
                         r"monotonic\(\w+\))$")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
+                              allow_inf_nan=False)
 
 
 class SplitRule(_Model):
     """Which responses count under a split name: a status and/or a header present."""
 
-    status: int | list[int] | None = None
+    status: HttpStatus | list[HttpStatus] | None = None
     header: str | None = None
 
 
@@ -67,14 +67,14 @@ class BurstWorkload(_Model):
     base: str | None = None
     service: str | None = None
     size: Annotated[int, Field(gt=0, le=10_000)] = 100
-    rounds: Annotated[int, Field(gt=0)] = 1
+    rounds: Count = 1
     every: Duration = 1.0
-    timeout: Duration = 30.0
+    timeout: Interval = 30.0
     settle: Duration = 0.0
-    headers: dict[str, str] = {}
+    headers: HeaderMap = {}
     vars: dict[str, Any] = {}
     request: FlowRequest
-    split: dict[str, SplitRule] = {}
+    split: dict[StepName, SplitRule] = {}
     after: list[PostCondition] = []
     database: Database | None = None
     cleanup: list[str] = []

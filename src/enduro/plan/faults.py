@@ -5,17 +5,13 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from enduro.units import parse_duration, parse_percent, parse_rate, parse_size
+from enduro.plan.fields import Count, Duration, Fraction, HttpStatus, Interval, Percent, Size
 
 __all__ = ["FAULT_KINDS", "PROCESS_KINDS", "TOXIC_KINDS", "CommandFault", "FaultPolicy",
            "FaultSpec", "HttpFault", "ProcessTarget", "Proxy", "Toxic"]
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-Size = Annotated[int, BeforeValidator(parse_size)]
-Fraction = Annotated[float, BeforeValidator(parse_percent)]
-Rate = Annotated[float, BeforeValidator(parse_rate)]
 
 PROCESS_KINDS = ("kill", "terminate", "restart", "pause")
 TOXIC_KINDS = ("latency", "bandwidth", "slow_close", "timeout", "reset_peer", "slicer",
@@ -24,7 +20,8 @@ FAULT_KINDS = (*PROCESS_KINDS, *TOXIC_KINDS, "http", "command")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
+                              allow_inf_nan=False)
 
 
 class Proxy(_Model):
@@ -38,7 +35,8 @@ class Proxy(_Model):
     def _addresses(self) -> Proxy:
         for field_name in ("listen", "upstream"):
             value = getattr(self, field_name)
-            if not re.fullmatch(r"\[?[\w.:-]*\]?:\d{1,5}", value):
+            if not re.fullmatch(r"\[?[\w.:-]*\]?:\d{1,5}", value) \
+                    or not 0 < int(value.rsplit(":", 1)[1]) < 65536:
                 raise ValueError(f"{field_name} must be host:port, got {value!r}")
         return self
 
@@ -77,10 +75,10 @@ class HttpFault(_Model):
     of requests, add ``delay``, or fail the ``first`` N requests."""
 
     proxy: str
-    status: int = 503
+    status: HttpStatus = 503
     fraction: Fraction = 1.0
     delay: Duration = 0.0
-    first: int | None = None
+    first: Count | None = None
     body: str = "injected by enduro\n"
 
 
@@ -89,7 +87,7 @@ class CommandFault(_Model):
 
     run: list[str] | str
     undo: list[str] | str | None = None
-    timeout: Duration = 60.0
+    timeout: Interval = 60.0
 
 
 class FaultSpec(_Model):
@@ -101,8 +99,8 @@ class FaultSpec(_Model):
     random: Duration | None = Field(default=None, description="mean interval")
     jitter: Duration = 0.0
     between: tuple[Duration, Duration] | None = None
-    for_: Duration | None = Field(default=None, alias="for")
-    count: Annotated[int, Field(gt=0)] | None = None
+    for_: Interval | None = Field(default=None, alias="for")
+    count: Count | None = None
     kill: str | ProcessTarget | None = None
     terminate: str | ProcessTarget | None = None
     restart: str | ProcessTarget | None = None
@@ -155,6 +153,6 @@ class FaultPolicy(_Model):
     """Limits over the whole schedule."""
 
     min_gap: Duration = 0.0
-    max_concurrent: Annotated[int, Field(gt=0)] | None = None
-    recovery_windows: Annotated[int, Field(gt=0)] = 3
-    baseline_band: Fraction = 0.5
+    max_concurrent: Annotated[int, Field(gt=0, le=10_000)] | None = None
+    recovery_windows: Annotated[int, Field(gt=0, le=10_000)] = 3
+    baseline_band: Percent = 0.5

@@ -5,41 +5,48 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from enduro.units import parse_duration, parse_rate
+from enduro.plan.fields import (
+    Duration,
+    HeaderMap,
+    HttpStatus,
+    Interval,
+    PositiveRate,
+    StepName,
+    UrlPath,
+)
 
 __all__ = ["Branch", "Eventually", "FinalPhase", "FlowRequest", "FlowStep", "FlowWorkload",
            "HistorySpec"]
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-Rate = Annotated[float, BeforeValidator(parse_rate)]
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
+Concurrency = Annotated[int, Field(gt=0, le=100_000)]
 CONDITION = re.compile(r"^\s*(\$[^\s=!<>]*|status)\s*(==|!=|<=|>=|<|>|in)\s*(.+?)\s*$")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
+                              allow_inf_nan=False)
 
 
 class FlowRequest(_Model):
     """One HTTP request of a step; ``{{var}}`` takes captured values."""
 
     method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
-    path: str = "/"
+    path: UrlPath = "/"
     service: str | None = None
     base: str | None = None
     query: dict[str, Any] = {}
-    headers: dict[str, str] = {}
+    headers: HeaderMap = {}
     json_: Any = Field(default=None, alias="json")
     body: str | None = None
-    timeout: Duration | None = None
+    timeout: Interval | None = None
 
 
 class StepExpect(_Model):
     """Checks on a step's response."""
 
-    status: int | list[int] | None = None
+    status: HttpStatus | list[HttpStatus] | None = None
     json_: dict[str, Any] | None = Field(default=None, alias="json")
     contains: str | None = None
 
@@ -48,7 +55,7 @@ class Eventually(StepExpect):
     """An expectation rechecked until it holds: ``attempts`` tries, ``delay`` apart. The time
     until it held is the step's latency (publish-to-visible delay)."""
 
-    attempts: Annotated[int, Field(gt=0)] = 10
+    attempts: Annotated[int, Field(gt=0, le=100_000)] = 10
     delay: Duration = 0.5
 
 
@@ -56,7 +63,7 @@ class Branch(_Model):
     """One weighted alternative of a ``branch`` step."""
 
     name: str | None = None
-    weight: Annotated[float, Field(gt=0)] = 1.0
+    weight: Annotated[float, Field(gt=0, le=1e9)] = 1.0
     steps: list[FlowStep]
 
 
@@ -74,13 +81,13 @@ class FlowStep(_Model):
     """A step: a ``request`` (with ``expect``, ``capture``, a poll ``until``, or
     ``expect_eventually``), a weighted ``branch``, a ``python`` function, or a ``sleep``."""
 
-    name: Annotated[str, Field(pattern=_NAME)] | None = None
+    name: StepName | None = None
     request: FlowRequest | None = None
     expect: StepExpect | None = None
     capture: dict[str, str] = {}
     until: str | None = None
     within: Duration = 60.0
-    every: Duration = 1.0
+    every: Interval = 1.0
     expect_eventually: Eventually | None = None
     branch: list[Branch] | None = None
     python: str | None = None
@@ -109,12 +116,12 @@ class FlowWorkload(_Model):
 
     base: str | None = None
     service: str | None = None
-    rate: Rate | None = None
-    connections: Annotated[int, Field(gt=0)] | None = None
-    max_concurrency: Annotated[int, Field(gt=0)] = 256
+    rate: PositiveRate | None = None
+    connections: Concurrency | None = None
+    max_concurrency: Concurrency = 256
     think: Duration = 0.0
-    timeout: Duration = 30.0
-    headers: dict[str, str] = {}
+    timeout: Interval = 30.0
+    headers: HeaderMap = {}
     vars: dict[str, Any] = {}
     steps: Annotated[list[FlowStep], Field(min_length=1)]
 
@@ -151,7 +158,7 @@ class FinalPhase(_Model):
     base: str | None = None
     service: str | None = None
     quiesce: Duration = 1.0
-    headers: dict[str, str] = {}
+    headers: HeaderMap = {}
     steps: list[FlowStep] = []
 
 

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import posixpath
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from enduro.plan.bursts import BurstWorkload
 from enduro.plan.faults import FaultPolicy, FaultSpec, Proxy
+from enduro.plan.fields import (
+    Duration,
+    Fraction,
+    HeaderMap,
+    HttpStatus,
+    Interval,
+    Name,
+    OpName,
+    Percent,
+    PositiveRate,
+    Rate,
+    RelPath,
+    Size,
+    UrlPath,
+)
 from enduro.plan.flows import FinalPhase, FlowWorkload
 from enduro.plan.suites import Suite
-from enduro.units import parse_duration, parse_percent, parse_rate, parse_size
 
 __all__ = [
     "ConfigTemplate",
@@ -36,16 +51,13 @@ __all__ = [
     "Workload",
 ]
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
-Rate = Annotated[float, BeforeValidator(parse_rate)]
-Size = Annotated[int, BeforeValidator(parse_size)]
-Percent = Annotated[float, BeforeValidator(parse_percent)]
-
-_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+# Connections, clients and concurrency: far above what one generator host can hold, low
+# enough that a typo (an extra 000) is an error instead of an exhausted host.
+Connections = Annotated[int, Field(gt=0, le=100_000)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Ready(_Model):
@@ -56,10 +68,10 @@ class Ready(_Model):
     tcp: str | None = Field(default=None, description="host:port that must accept a connection")
     log: str | None = None
     file: str | None = None
-    status: int = 200
-    timeout: Duration = 30.0
-    interval: Duration = 0.25
-    auth_failures: Annotated[int, Field(ge=1)] = 5
+    status: HttpStatus = 200
+    timeout: Interval = 30.0
+    interval: Interval = 0.25
+    auth_failures: Annotated[int, Field(ge=1, le=1000)] = 5
 
     @model_validator(mode="after")
     def _one_probe(self) -> Ready:
@@ -79,16 +91,18 @@ class StageFiles(_Model):
     """Files copied into the service's directory before it starts."""
 
     from_: str = Field(alias="from")
-    fresh: list[str] = []
+    fresh: list[RelPath] = Field(default=[], description="paths inside the service's "
+                                 "directory, deleted after the copy")
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
+                              allow_inf_nan=False)
 
 
 class ConfigTemplate(_Model):
     """A Jinja2 template rendered into the service's directory with the run's variables."""
 
     template: str
-    path: str
+    path: RelPath
 
 
 class StopPolicy(_Model):
@@ -126,10 +140,11 @@ class Scrape(_Model):
 
     prometheus: str | None = None
     json_: JsonScrape | None = Field(default=None, alias="json")
-    every: Duration = 5.0
-    headers: dict[str, str] = {}
+    every: Interval = 5.0
+    headers: HeaderMap = {}
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
+                              allow_inf_nan=False)
 
 
 class Service(_Model):
@@ -145,13 +160,13 @@ class Service(_Model):
     cwd: str | None = None
     ports: list[Annotated[int, Field(gt=0, lt=65536)]] = []
     ready: Ready | None = None
-    token_file: str | None = None
+    token_file: RelPath | None = None
     depends_on: list[str] = []
     stop: StopPolicy = StopPolicy()
     restart: Literal["always", "on-failure", "never"] = "on-failure"
-    restart_limit: Annotated[int, Field(ge=0)] = 10
+    restart_limit: Annotated[int, Field(ge=0, le=100_000)] = 10
     log_max: Size = 50_000_000
-    crash_lines: Annotated[int, Field(gt=0)] = 200
+    crash_lines: Annotated[int, Field(gt=0, le=100_000)] = 200
     compose: Compose | None = None
     systemd: Systemd | None = None
     scrape: Scrape | None = None
@@ -173,6 +188,13 @@ class Service(_Model):
         if self.command is None and local_only:
             raise ValueError(f"{', '.join(local_only)} apply only to a managed process "
                              "('command')")
+        if self.cwd is not None and not self.cwd.startswith("/"):
+            # A relative cwd is created inside the service's directory; it cannot leave it.
+            norm = posixpath.normpath(self.cwd)
+            if norm == ".." or norm.startswith("../") or self.cwd.startswith("~"):
+                raise ValueError(f"cwd {self.cwd!r} leaves the service's directory; give a "
+                                 "path inside it, or an absolute path to a directory that "
+                                 "exists")
         return self
 
     @property
@@ -202,13 +224,14 @@ class Tls(_Model):
 class Expect(_Model):
     """Checks on one response. A failed check counts as an error of class ``check_failed``."""
 
-    status: int | list[int] | str | None = None
+    status: HttpStatus | list[HttpStatus] | str | None = None
     json_: dict[str, Any] | None = Field(default=None, alias="json")
     regex: str | None = None
     contains: str | None = None
     that: list[str] = Field(default=[], description="conditions such as '$.depth < 100'")
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
+                              allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _valid(self) -> Expect:
@@ -231,18 +254,19 @@ class Expect(_Model):
 class RequestSpec(_Model):
     """One op of an HTTP workload: a request with a weight and its checks."""
 
-    name: Annotated[str, Field(pattern=_NAME)]
+    name: OpName
     method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
-    path: str = "/"
+    path: UrlPath = "/"
     query: dict[str, str | int | float] = {}
-    headers: dict[str, str] = {}
+    headers: HeaderMap = {}
     json_: Any = Field(default=None, alias="json")
     body: str | None = None
-    weight: Annotated[float, Field(gt=0)] = 1.0
-    timeout: Duration | None = None
+    weight: Annotated[float, Field(gt=0, le=1e9)] = 1.0
+    timeout: Interval | None = None
     expect: Expect = Expect()
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
+                              allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _one_body(self) -> RequestSpec:
@@ -260,20 +284,29 @@ class Stage(_Model):
     target: Rate
 
 
+def _check_stages(stages: list[Stage] | None) -> None:
+    if stages is None:
+        return
+    if not stages:
+        raise ValueError("stages is empty; give at least one {duration, target}")
+    if all(s.target == 0 for s in stages):
+        raise ValueError("every stage has target 0, so the ramp would send nothing")
+
+
 class HttpWorkload(_Model):
     """Requests against one HTTP base URL, in the open model (``rate``/``stages``) or closed
     model (``connections``)."""
 
     base: str | None = None
     service: str | None = None
-    rate: Rate | None = None
+    rate: PositiveRate | None = None
     stages: list[Stage] | None = None
     arrivals: Literal["constant", "poisson"] = "constant"
-    connections: Annotated[int, Field(gt=0)] | None = None
-    max_connections: Annotated[int, Field(gt=0)] = 512
+    connections: Connections | None = None
+    max_connections: Connections = 512
     think: Duration = 0.0
-    timeout: Duration = 30.0
-    headers: dict[str, str] = {}
+    timeout: Interval = 30.0
+    headers: HeaderMap = {}
     tls: Tls = Tls()
     late_after: Duration = 0.01
     requests: Annotated[list[RequestSpec], Field(min_length=1)]
@@ -290,6 +323,7 @@ class HttpWorkload(_Model):
                 "give exactly one of 'rate' (open model), 'stages' (ramping open model) or "
                 f"'connections' (closed model); got {', '.join(chosen) or 'none'}"
             )
+        _check_stages(self.stages)
         names = [r.name for r in self.requests]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -307,14 +341,14 @@ class PythonWorkload(_Model):
     loop on each of ``connections`` (closed model). It fails by raising."""
 
     function: str
-    op: Annotated[str, Field(pattern=_NAME)] | None = None
-    rate: Rate | None = None
+    op: OpName | None = None
+    rate: PositiveRate | None = None
     stages: list[Stage] | None = None
     arrivals: Literal["constant", "poisson"] = "constant"
-    connections: Annotated[int, Field(gt=0)] | None = None
-    max_concurrency: Annotated[int, Field(gt=0)] = 512
+    connections: Connections | None = None
+    max_concurrency: Connections = 512
     think: Duration = 0.0
-    timeout: Duration = 30.0
+    timeout: Interval = 30.0
     late_after: Duration = 0.01
     params: dict[str, Any] = {}
 
@@ -326,6 +360,7 @@ class PythonWorkload(_Model):
         if len(chosen) != 1:
             raise ValueError("give exactly one of 'rate', 'stages' or 'connections'; got "
                              f"{', '.join(chosen) or 'none'}")
+        _check_stages(self.stages)
         return self
 
     @property
@@ -337,9 +372,9 @@ class Churn(_Model):
     """Every ``every``, ``fraction`` of the SSE clients (at most ``max_fraction``, never all)
     disconnect and reconnect after a jittered delay."""
 
-    every: Duration
-    fraction: Percent = 0.1
-    max_fraction: Percent = 0.5
+    every: Interval
+    fraction: Fraction = 0.1
+    max_fraction: Fraction = 0.5
 
 
 class SseWorkload(_Model):
@@ -347,14 +382,14 @@ class SseWorkload(_Model):
 
     base: str | None = None
     service: str | None = None
-    path: str = "/"
-    headers: dict[str, str] = {}
-    clients: Annotated[int, Field(gt=0)] = 10
+    path: UrlPath = "/"
+    headers: HeaderMap = {}
+    clients: Connections = 10
     churn: Churn | None = None
     reconnect_delay: Duration = 0.5
     reconnect_jitter: Duration = 0.5
-    connect_timeout: Duration = 10.0
-    stall_after: Duration = 30.0
+    connect_timeout: Interval = 10.0
+    stall_after: Interval = 30.0
     ids: Literal["sequential", "opaque"] = "sequential"
     ts_path: str | None = None
     ts_unit: Literal["s", "ms"] = "s"
@@ -413,11 +448,11 @@ class Observe(_Model):
     """Intervals of the heartbeat line, the JSON snapshots and resource sampling, and when
     the generator counts as saturated (its figures are then suspect)."""
 
-    heartbeat: Duration = 60.0
-    snapshot: Duration = 600.0
-    sample: Duration = 2.0
+    heartbeat: Interval = 60.0
+    snapshot: Interval = 600.0
+    sample: Interval = 2.0
     saturation_cpu: Percent = 0.9
-    saturation_lag: Duration = 0.05
+    saturation_lag: Interval = 0.05
 
 
 class Canaries(_Model):
@@ -432,19 +467,19 @@ class Canaries(_Model):
 class Plan(_Model):
     """A validated plan."""
 
-    name: Annotated[str, Field(pattern=_NAME)]
+    name: Name
     description: str | None = None
-    duration: Duration = 60.0
-    seed: int | None = None
-    window: Duration = 1.0
+    duration: Interval = 60.0
+    seed: Annotated[int, Field(ge=-(2**63), lt=2**63)] | None = None
+    window: Annotated[Duration, Field(ge=0.01, le=3600)] = 1.0
     grace: Duration = 5.0
-    profiles: dict[str, dict[str, Any]] = {}
-    services: dict[str, Service] = {}
-    workloads: dict[str, Workload] = {}
+    profiles: dict[Name, dict[str, Any]] = {}
+    services: dict[Name, Service] = {}
+    workloads: dict[Name, Workload] = {}
     rules: list[str | RuleSpec] = []
     observe: Observe = Observe()
-    groups: dict[str, list[str]] = {}
-    proxies: dict[str, Proxy] = {}
+    groups: dict[Name, list[str]] = {}
+    proxies: dict[Name, Proxy] = {}
     faults: list[FaultSpec] = []
     fault_policy: FaultPolicy = FaultPolicy()
     abort_if: list[str] = []

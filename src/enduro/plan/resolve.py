@@ -7,6 +7,7 @@ import copy
 import difflib
 import os
 import re
+import stat
 import types
 import typing
 from collections.abc import Mapping
@@ -19,9 +20,12 @@ from pydantic import BaseModel, ValidationError
 
 from enduro.errors import PlanError, PlanProblem
 from enduro.plan.models import Plan
-from enduro.plan.source import Lines, Path_, dotted, read_source
+from enduro.plan.source import Lines, Path_, dotted, read_bounded, read_source
 
-__all__ = ["LoadedPlan", "apply_set", "load_plan", "substitute"]
+__all__ = ["MAX_FILE_BYTES", "LoadedPlan", "apply_set", "load_plan", "substitute"]
+
+# ${file:...} reads at most this much (a secret or a token, not a data set).
+MAX_FILE_BYTES = 1024 * 1024
 
 # ${env:NAME}, ${env:NAME:-default}, ${file:path}. Other namespaces (${token:api}) are resolved
 # at run time and left as they are.
@@ -36,6 +40,8 @@ class LoadedPlan:
     resolved: dict[str, Any]
     source: Path
     profile: str | None
+    # Where each field came from, for problems found after validation (rules, templates).
+    lines: Lines | None = None
 
     def resolved_yaml(self) -> str:
         return yaml.safe_dump(self.resolved, sort_keys=False, allow_unicode=True)
@@ -62,11 +68,80 @@ def load_plan(
     resolved = _walk_substitute(data, (), env, source.path.parent, lines, problems, secrets=True)
     if problems:
         raise PlanError(problems)
+    base_dir = source.path.parent
+    for tree in (display, resolved):
+        _anchor_inputs(tree, base_dir)
     try:
         plan = Plan.model_validate(resolved)
     except ValidationError as exc:
         raise PlanError(_problems_from(exc, lines)) from None
-    return LoadedPlan(plan, display, source.path, profile)
+    problems = _check_paths(plan, base_dir, lines)
+    if problems:
+        raise PlanError(problems)
+    return LoadedPlan(plan, display, source.path, profile, lines)
+
+
+def _is_template(text: str) -> bool:
+    return "{{" in text or "{%" in text or "${" in text
+
+
+def _anchor_inputs(data: dict[str, Any], base_dir: Path) -> None:
+    """Make ``tls.ca`` relative to the plan's folder, like every other input path (the TLS
+    code would otherwise read it relative to whatever directory enduro was started in)."""
+    workloads = data.get("workloads")
+    if not isinstance(workloads, dict):
+        return
+    for workload in workloads.values():
+        if not isinstance(workload, dict):
+            continue
+        for kind in ("http", "sse"):
+            spec = workload.get(kind)
+            tls = spec.get("tls") if isinstance(spec, dict) else None
+            ca = tls.get("ca") if isinstance(tls, dict) else None
+            if isinstance(tls, dict) and isinstance(ca, str) and ca and not _is_template(ca):
+                path = Path(ca).expanduser()
+                tls["ca"] = str(path if path.is_absolute() else (base_dir / path).absolute())
+
+
+def _check_paths(plan: Plan, base_dir: Path, lines: Lines) -> list[PlanProblem]:
+    """Input files and directories the run will read must exist now, not at minute 40."""
+    problems: list[PlanProblem] = []
+
+    def need(loc: Path_, value: str, kind: str, *, relative_to: Path = base_dir) -> None:
+        if _is_template(value):
+            return
+        path = Path(value).expanduser()
+        path = path if path.is_absolute() else relative_to / path
+        try:
+            mode = path.stat().st_mode
+        except OSError as exc:
+            problems.append(lines.problem(loc, f"{path}: {exc.strerror or 'cannot be read'}"))
+            return
+        if kind == "file" and not stat.S_ISREG(mode):
+            problems.append(lines.problem(loc, f"{path} is not a regular file"))
+        elif kind == "dir" and not stat.S_ISDIR(mode):
+            problems.append(lines.problem(loc, f"{path} is not a directory"))
+        elif kind == "any" and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            problems.append(lines.problem(loc, f"{path} is not a file or a directory"))
+
+    for name, service in plan.services.items():
+        at: Path_ = ("services", name)
+        if service.stage is not None:
+            need((*at, "stage", "from"), service.stage.from_, "any")
+        configs = service.configs()
+        for i, cfg in enumerate(configs):
+            loc = (*at, "config", i) if isinstance(service.config, list) else (*at, "config")
+            need((*loc, "template"), cfg.template, "file")
+        if service.cwd is not None and service.cwd.startswith(("/", "~")):
+            need((*at, "cwd"), service.cwd, "dir")
+        if service.compose is not None:
+            need((*at, "compose", "file"), service.compose.file, "file")
+    for wname, workload in plan.workloads.items():
+        for kind in ("http", "sse"):
+            spec = getattr(workload, kind)
+            if spec is not None and spec.tls.ca is not None:
+                need(("workloads", wname, kind, "tls", "ca"), spec.tls.ca, "file")
+    return problems
 
 
 def _apply_profile(data: dict[str, Any], profile: str, lines: Lines) -> dict[str, Any]:
@@ -134,6 +209,9 @@ def apply_set(data: dict[str, Any], item: str, lines: Lines) -> None:
     if isinstance(node, dict):
         node[str(last)] = value
     elif isinstance(node, list):
+        if isinstance(last, str) and not last.isdigit():
+            raise PlanError(f"--set {raw_path}: {dotted(tuple(parts[:-1]))} is a list; "
+                            f"index it with a number, such as {dotted(tuple(parts[:-1]))}[0]")
         index = int(last)
         if index >= len(node):
             raise PlanError(f"--set {raw_path}: index {index} is past the end of a list of "
@@ -170,9 +248,11 @@ def _subst_one(text: str, env: Mapping[str, str], base_dir: Path, lines: Lines, 
         if not file_path.is_absolute():
             file_path = base_dir / file_path
         try:
-            content = file_path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            problems.append(lines.problem(path, f"cannot read {file_path}: {exc.strerror}"))
+            content = read_bounded(file_path, MAX_FILE_BYTES).decode("utf-8").strip()
+        except ValueError as exc:  # UnicodeDecodeError is a ValueError too
+            reason = "not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else str(exc)
+            problems.append(lines.problem(path, f"${{file:{name}}}: cannot read {file_path}: "
+                                          f"{reason}"))
             return match.group(0)
         # Secrets read from files stay references in what is printed or stored.
         return content if secrets else match.group(0)
@@ -200,7 +280,7 @@ def _walk_substitute(node: Any, path: Path_, env: Mapping[str, str], base_dir: P
 def _problems_from(exc: ValidationError, lines: Lines) -> list[PlanProblem]:
     problems: list[PlanProblem] = []
     seen: set[tuple[Path_, str]] = set()
-    errors = [(_clean_loc(e["loc"]), e) for e in exc.errors()]
+    errors = [(_clean_loc(e["loc"], lines), e) for e in exc.errors()]
     deeper = {loc[:i] for loc, _ in errors for i in range(len(loc))}
     for loc, err in errors:
         kind = err["type"]
@@ -230,12 +310,14 @@ def _problems_from(exc: ValidationError, lines: Lines) -> list[PlanProblem]:
     return problems
 
 
-def _clean_loc(loc: tuple[int | str, ...]) -> Path_:
-    # Union members add tags such as "str" or "RuleSpec" or "function-after[...]" to the loc.
+def _clean_loc(loc: tuple[int | str, ...], lines: Lines | None = None) -> Path_:
+    # Union members add tags such as "str" or "RuleSpec" or "function-after[...]" to the loc,
+    # and dict keys "[key]"; a part that is a key of the plan itself is kept whatever it reads.
     out: list[str | int] = []
     for part in loc:
-        if isinstance(part, str) and (part in ("str", "int", "float", "list[int]", "bool")
-                                      or "[" in part or part[:1].isupper()):
+        if isinstance(part, str) and (lines is None or (*out, part) not in lines.by_path) \
+                and (part in ("str", "int", "float", "list[int]", "bool")
+                     or "[" in part or part[:1].isupper()):
             continue
         out.append("json" if part == "json_" else part)
     return tuple(out)

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from enduro.units import parse_duration
+from enduro.plan.fields import Duration, Interval
 
 __all__ = ["Cycles", "Layer", "Suite"]
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Layer(_Model):
@@ -22,8 +21,8 @@ class Layer(_Model):
     command, retries of a failed command, and extra environment (failpoints)."""
 
     commands: Annotated[list[str], Field(min_length=1)]
-    timeout: Duration = 3600.0
-    retries: Annotated[int, Field(ge=0)] = 0
+    timeout: Interval = 3600.0
+    retries: Annotated[int, Field(ge=0, le=100)] = 0
     env: dict[str, str] = {}
     failpoints: dict[str, str] = {}
 
@@ -33,9 +32,9 @@ class Cycles(_Model):
     ``chaos_every`` cycles, a performance snapshot every ``perf_every`` (``perf_command``
     writing ``perf_result``), a ``pause`` between cycles, and the fast layer at the end."""
 
-    count: Annotated[int, Field(gt=0)] = 3
-    chaos_every: Annotated[int, Field(ge=0)] = 0
-    perf_every: Annotated[int, Field(ge=0)] = 1
+    count: Annotated[int, Field(gt=0, le=100_000)] = 3
+    chaos_every: Annotated[int, Field(ge=0, le=100_000)] = 0
+    perf_every: Annotated[int, Field(ge=0, le=100_000)] = 1
     perf_command: str | None = None
     perf_result: str | None = None
     pause: Duration = 0.0
