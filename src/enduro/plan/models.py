@@ -6,7 +6,7 @@ import posixpath
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from enduro.plan.bursts import BurstWorkload
 from enduro.plan.faults import FaultPolicy, FaultSpec, Proxy
@@ -188,14 +188,18 @@ class Service(_Model):
         if self.command is None and local_only:
             raise ValueError(f"{', '.join(local_only)} apply only to a managed process "
                              "('command')")
-        if self.cwd is not None and not self.cwd.startswith("/"):
-            # A relative cwd is created inside the service's directory; it cannot leave it.
-            norm = posixpath.normpath(self.cwd)
-            if norm == ".." or norm.startswith("../") or self.cwd.startswith("~"):
-                raise ValueError(f"cwd {self.cwd!r} leaves the service's directory; give a "
-                                 "path inside it, or an absolute path to a directory that "
-                                 "exists")
         return self
+
+    @field_validator("cwd")
+    @classmethod
+    def _cwd_inside(cls, cwd: str | None) -> str | None:
+        # A relative cwd is created inside the service's directory; it cannot leave it.
+        if cwd is not None and not cwd.startswith("/"):
+            norm = posixpath.normpath(cwd)
+            if norm == ".." or norm.startswith("../") or cwd.startswith("~"):
+                raise ValueError(f"cwd {cwd!r} leaves the service's directory; give a path "
+                                 "inside it, or an absolute path to a directory that exists")
+        return cwd
 
     @property
     def kind(self) -> str:
@@ -284,13 +288,14 @@ class Stage(_Model):
     target: Rate
 
 
-def _check_stages(stages: list[Stage] | None) -> None:
+def _check_stages(stages: list[Stage] | None) -> list[Stage] | None:
     if stages is None:
-        return
+        return None
     if not stages:
         raise ValueError("stages is empty; give at least one {duration, target}")
     if all(s.target == 0 for s in stages):
         raise ValueError("every stage has target 0, so the ramp would send nothing")
+    return stages
 
 
 class HttpWorkload(_Model):
@@ -311,6 +316,8 @@ class HttpWorkload(_Model):
     late_after: Duration = 0.01
     requests: Annotated[list[RequestSpec], Field(min_length=1)]
 
+    _stages = field_validator("stages")(_check_stages)
+
     @model_validator(mode="after")
     def _model_choice(self) -> HttpWorkload:
         if (self.base is None) == (self.service is None):
@@ -323,7 +330,6 @@ class HttpWorkload(_Model):
                 "give exactly one of 'rate' (open model), 'stages' (ramping open model) or "
                 f"'connections' (closed model); got {', '.join(chosen) or 'none'}"
             )
-        _check_stages(self.stages)
         names = [r.name for r in self.requests]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -360,8 +366,9 @@ class PythonWorkload(_Model):
         if len(chosen) != 1:
             raise ValueError("give exactly one of 'rate', 'stages' or 'connections'; got "
                              f"{', '.join(chosen) or 'none'}")
-        _check_stages(self.stages)
         return self
+
+    _stages = field_validator("stages")(_check_stages)
 
     @property
     def is_open(self) -> bool:

@@ -164,8 +164,9 @@ def _too_deep(file: str, line: int) -> PlanError:
 
 
 def _read_yaml(text: str, lines: Lines) -> Any:
-    loader = _Loader(text)
+    loader: _Loader | None = None
     try:
+        loader = _Loader(text)  # the reader checks every character here
         node = loader.get_single_node()
     except _TooDeep as exc:
         raise _too_deep(lines.file, exc.line) from None
@@ -181,7 +182,8 @@ def _read_yaml(text: str, lines: Lines) -> Any:
     except yaml.YAMLError as exc:
         raise PlanError([PlanProblem(f"invalid YAML: {exc}", lines.file)]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if node is None:
         raise PlanError([PlanProblem("the plan is empty", lines.file, 1)])
     _measure(node, lines.file)
