@@ -1,4 +1,5 @@
 import random
+import threading
 
 import pytest
 
@@ -51,3 +52,39 @@ def test_ramp_follows_the_integral_of_the_stages() -> None:
 def test_ramp_holds_the_last_target() -> None:
     s = ArrivalSchedule(stages=[RateStage(10, 50)])
     assert s.rate_at(1000) == 50
+
+
+def _next_within(schedule: ArrivalSchedule, seconds: float) -> float:
+    """``schedule.next()``, failing (not hanging) if it does not return within ``seconds``."""
+    out: list[float] = []
+    worker = threading.Thread(target=lambda: out.append(schedule.next()), daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert out, f"next() spun for more than {seconds}s"
+    return out[0]
+
+
+@pytest.mark.parametrize("poisson", [False, True])
+def test_a_zero_rate_gives_no_arrival_and_returns_at_once(poisson: bool) -> None:
+    s = ArrivalSchedule(rate=0.0, poisson=poisson)
+    # Without the guard, next() stepped ahead 10 ms at a time forever (100% CPU).
+    assert _next_within(s, 5) == float("inf")
+    assert _next_within(s, 5) == float("inf")
+    assert ArrivalSchedule(rate=5.0, share=0.0).next() == float("inf")
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -1.0])
+def test_a_rate_that_is_not_a_finite_number_is_refused(bad: float) -> None:
+    with pytest.raises(ValueError, match="finite number"):
+        ArrivalSchedule(rate=bad)
+    with pytest.raises(ValueError, match="finite number"):
+        ArrivalSchedule(stages=[RateStage(10, bad)])
+    with pytest.raises(ValueError, match="finite number"):
+        ArrivalSchedule(stages=[RateStage(bad, 10)])
+
+
+def test_a_long_stage_at_zero_is_skipped_in_one_step() -> None:
+    s = ArrivalSchedule(stages=[RateStage(86_400, 0), RateStage(0, 10)])
+    # A day at zero, then 10/s: the first arrival comes at the day's end, found at once.
+    assert s.next() == pytest.approx(86_400.1, abs=0.02)
+    assert s.next() - 86_400 == pytest.approx(0.2, abs=0.02)

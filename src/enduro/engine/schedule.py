@@ -6,6 +6,7 @@ arrivals is tested in milliseconds without a clock.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ class ArrivalSchedule:
     ``rate`` gives a constant rate; ``stages`` a piecewise-linear ramp starting at
     ``start_rate`` (0 by default) and holding the last target afterwards. ``poisson`` draws
     exponential gaps with the same mean instead of even spacing.
+
+    A rate of zero means no arrivals (``next`` returns infinity, it never spins); a rate or
+    stage that is not a finite number >= 0 is refused with ``ValueError``.
     """
 
     # While the rate is zero the schedule looks ahead in small steps for it to rise.
@@ -37,6 +41,13 @@ class ArrivalSchedule:
                  start_rate: float = 0.0, share: float = 1.0) -> None:
         if rate is None and not stages:
             raise ValueError("an arrival schedule needs a rate or stages")
+        # Validation refuses these first; here they would hang or flood the scheduler.
+        for what, value in (("rate", rate), ("start rate", start_rate), ("share", share),
+                            *(("stage target", st.target) for st in stages),
+                            *(("stage duration", st.duration) for st in stages)):
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"arrival schedule: {what} must be a finite number >= 0, "
+                                 f"got {value!r}")
         self._rate = rate
         self._stages = list(stages)
         self._start_rate = start_rate
@@ -45,6 +56,7 @@ class ArrivalSchedule:
         self._share = share
         self._t = 0.0
         self._first = True
+        self._span = sum(st.duration for st in self._stages)
 
     def rate_at(self, t: float) -> float:
         """The target arrival rate at ``t`` (this worker's share of it)."""
@@ -68,6 +80,9 @@ class ArrivalSchedule:
             if self.rate_at(t) > 0:
                 return t
         self._first = False
+        if self._rate is not None and self.rate_at(t) <= 0:
+            self._t = math.inf  # a constant rate of zero: no arrival, ever
+            return self._t
         while True:
             rate = self.rate_at(t)
             if rate > 0:
@@ -79,7 +94,22 @@ class ArrivalSchedule:
                         gap = (self._rng.expovariate(mid) if self._poisson else 1.0 / mid)
                 self._t = t + gap
                 return self._t
-            if self._stages and t > sum(s.duration for s in self._stages):
-                self._t = float("inf")
+            if t > self._span:
+                self._t = math.inf
                 return self._t
-            t += self._IDLE_STEP
+            t = self._after_idle(t)
+
+    def _after_idle(self, t: float) -> float:
+        """Where to look next while the rate is zero at ``t``: the end of a stage that stays
+        at zero (an hour at zero is one step, not 360,000), else a small step ahead."""
+        begin = 0.0
+        previous = self._start_rate
+        for stage in self._stages:
+            end = begin + stage.duration
+            if t < end:
+                if previous <= 0 and stage.target <= 0:
+                    return max(end, t + self._IDLE_STEP)
+                break
+            begin = end
+            previous = stage.target
+        return t + self._IDLE_STEP
