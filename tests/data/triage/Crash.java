@@ -1,0 +1,12 @@
+public class Crash {
+    static void store(String id) { throw new IllegalStateException("disk full for " + id); }
+    static void save(String id) {
+        try { store(id); } catch (IllegalStateException e) {
+            throw new RuntimeException("save " + id + " failed", e);
+        }
+    }
+    public static void main(String[] args) {
+        if (args[0].equals("save")) save(args[1]);
+        else System.out.println(args[1].length() / Integer.parseInt(args[2]));
+    }
+}

@@ -1,0 +1,11 @@
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let v: Vec<u32> = vec![1, 2, 3];
+    if args[1] == "index" {
+        let i: usize = args[2].parse().unwrap();
+        println!("{}", v[i]);
+    } else {
+        let n: Option<u32> = None;
+        n.expect(&format!("no value for {}", args[2]));
+    }
+}
