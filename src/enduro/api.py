@@ -9,15 +9,16 @@ from pathlib import Path
 from rich.console import Console
 
 from enduro.engine.load import op_names
-from enduro.engine.python import load_function
 from enduro.engine.request import split_base
+from enduro.engine.validate import workload_problems
 from enduro.errors import PlanError, PlanProblem
 from enduro.plan.models import Plan
 from enduro.plan.resolve import LoadedPlan, load_plan
+from enduro.plan.source import Lines, dotted
 from enduro.plan.tokens import token_refs
 from enduro.run.run import Run, RunOptions, RunOutcome
 from enduro.services.supervisor import start_order
-from enduro.verdict.evaluate import compile_rules
+from enduro.verdict.evaluate import rule_problems
 
 __all__ = ["check_plan", "load_checked", "load_plan", "run_demo", "run_plan"]
 
@@ -27,14 +28,7 @@ def load_checked(path: Path | str, *, profile: str | None = None,
                  env: Mapping[str, str] | None = None) -> LoadedPlan:
     """Load a plan and make every check a run would make, without running it."""
     loaded = load_plan(path, profile=profile, sets=sets, env=env)
-    check_plan(loaded.plan)
-    for wname, workload in loaded.plan.workloads.items():
-        if workload.python is not None:
-            try:
-                load_function(workload.python.function, loaded.source.parent.resolve())
-            except PlanError as exc:
-                raise PlanError([PlanProblem(p.message, path=f"workloads.{wname}.python")
-                                 for p in exc.problems]) from exc
+    check_plan(loaded.plan, lines=loaded.lines, plan_dir=loaded.source.parent.resolve())
     return loaded
 
 
@@ -68,43 +62,55 @@ def run_demo(options: RunOptions, *, profile: str | None = None,
                         console=console)
 
 
-def check_plan(plan: Plan) -> None:
-    """Checks across sections that the models alone cannot make: op names unique across
-    workloads, base URLs usable, rules parsing and naming existing ops."""
+def check_plan(plan: Plan, *, lines: Lines | None = None,
+               plan_dir: Path | None = None) -> None:
+    """Checks across sections that the models alone cannot make, and a compile of everything
+    the run compiles (templates, conditions, python functions, rules), so that a plan that
+    passes never fails at run time for a reason that could be seen now. Every problem is
+    raised at once, at its file:line when ``lines`` is given."""
     problems: list[PlanProblem] = []
+
+    def add(where: tuple[str | int, ...], message: str) -> None:
+        if lines is None:
+            problems.append(PlanProblem(message, path=dotted(where)))
+        elif lines.line_of(where) == 0:  # from --set
+            problems.append(PlanProblem(message, "--set", None, dotted(where)))
+        else:
+            problems.append(lines.problem(where, message))
+
     seen: dict[str, str] = {}
     for wname, workload in plan.workloads.items():
         for op in workload.op_names(wname):
             if op in seen:
-                problems.append(PlanProblem(
-                    f"op name {op!r} is used by workloads {seen[op]!r} and "
-                    f"{wname!r}; op names must be unique across the plan",
-                    path=f"workloads.{wname}"))
+                add(("workloads", wname),
+                    f"op name {op!r} is used by workloads {seen[op]!r} and {wname!r}; op "
+                    "names must be unique across the plan")
             seen[op] = wname
+        kind = next((k for k in ("http", "sse", "flow", "burst") if getattr(workload, k)),
+                    None)
         target = workload.http or workload.sse or workload.flow or workload.burst
-        if target is None:
+        if target is None or kind is None:
             continue
         try:
             split_base(plan.base_url(target))
         except PlanError as exc:
-            problems.extend(PlanProblem(p.message, path=f"workloads.{wname}.http")
-                            for p in exc.problems)
+            field = "base" if target.base is not None else "service"
+            for p in exc.problems:
+                add(("workloads", wname, kind, field), p.message)
     for ref in sorted(token_refs(plan)):
         service = plan.services.get(ref)
         if service is None or service.token_file is None:
-            problems.append(PlanProblem(
-                f"${{token:{ref}}} names a service without a token_file"
-                + ("" if service is not None else f" (no service {ref!r})"),
-                path="workloads"))
+            add(("workloads",), f"${{token:{ref}}} names a service without a token_file"
+                + ("" if service is not None else f" (no service {ref!r})"))
     try:
         start_order(plan.services)
     except PlanError as exc:
-        problems.extend(exc.problems)
+        for p in exc.problems:
+            add(("services",), p.message)
+    problems.extend(workload_problems(plan, lines, plan_dir))
+    problems.extend(rule_problems(plan, op_names(plan), lines))
     if problems:
         raise PlanError(problems)
-    compile_rules(plan, op_names(plan))
-
-
 
 
 def _run_managed(name: str, options: RunOptions, *, defect: str | None, profile: str | None,

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
+import inspect
 import random
 import sys
 import time
+import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Any
 from enduro.engine.http import classify
 from enduro.engine.schedule import ArrivalSchedule, RateStage
 from enduro.engine.tasks import TaskDriver, closed_loops, open_arrivals
-from enduro.errors import PlanError
+from enduro.errors import PlanError, PlanProblem
 from enduro.observe.window import OpCounter, Recorder
 from enduro.plan.models import PythonWorkload
 
@@ -40,33 +42,88 @@ class OpContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def load_function(spec: str, plan_dir: Path | None) -> Callable[..., Awaitable[Any]]:
-    """``module:name``: the module is looked for beside the plan first, then on sys.path."""
+def load_function(spec: str, plan_dir: Path | None, *,
+                  arity: int | None = None) -> Callable[..., Awaitable[Any]]:
+    """``module:name``: the module is looked for beside the plan first, then on sys.path.
+    The function must be an ``async def``; with ``arity``, callable with that many positional
+    arguments. Every failure is a ``PlanError``; one inside the module (a syntax error, an
+    exception at import) names the module's file and line."""
     module_name, _, attr = spec.partition(":")
+    if not module_name or any(not p.isidentifier() for p in module_name.split(".")):
+        raise PlanError(f"function {spec!r}: {module_name!r} is not a module name; write "
+                        "module:function with an absolute dotted module, such as ops:create "
+                        "(ops.py beside the plan)")
+    if not attr or any(not p.isidentifier() for p in attr.split(".")):
+        raise PlanError(f"function {spec!r}: {attr!r} is not a function name; write "
+                        "module:function, such as ops:create")
     module = None
     if plan_dir is not None:
         candidate = plan_dir / (module_name.replace(".", "/") + ".py")
-        if candidate.exists():
+        if candidate.is_file():
             mod_spec = importlib.util.spec_from_file_location(
                 f"enduro_plan_{module_name.replace('.', '_')}", candidate)
             assert mod_spec is not None and mod_spec.loader is not None
             module = importlib.util.module_from_spec(mod_spec)
             sys.modules[mod_spec.name] = module
-            mod_spec.loader.exec_module(module)
+            try:
+                mod_spec.loader.exec_module(module)
+            except (Exception, SystemExit) as exc:  # the user's module may raise anything
+                sys.modules.pop(mod_spec.name, None)
+                raise _import_problem(spec, exc, candidate) from None
     if module is None:
         try:
             module = importlib.import_module(module_name)
-        except ImportError as exc:
-            raise PlanError(f"python workload {spec!r}: cannot import {module_name!r} "
-                            f"({exc})") from exc
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and module_name.startswith(exc.name):
+                where = f" (looked for {plan_dir / (module_name.replace('.', '/') + '.py')} " \
+                    "and on sys.path)" if plan_dir is not None else ""
+                raise PlanError(f"function {spec!r}: no module {module_name!r}{where}") \
+                    from None
+            raise _import_problem(spec, exc, None) from None
+        except (Exception, SystemExit) as exc:  # the user's module may raise anything
+            raise _import_problem(spec, exc, None) from None
     fn: Any = module
     for part in attr.split("."):
         fn = getattr(fn, part, None)
         if fn is None:
-            raise PlanError(f"python workload {spec!r}: {module_name} has no {attr!r}")
+            raise PlanError(f"function {spec!r}: {module_name} has no {attr!r}")
     if not callable(fn):
-        raise PlanError(f"python workload {spec!r}: {attr!r} is not callable")
+        raise PlanError(f"function {spec!r}: {attr!r} is not callable")
+    if not (inspect.iscoroutinefunction(fn)
+            or inspect.iscoroutinefunction(type(fn).__call__)):
+        raise PlanError(f"function {spec!r}: {attr!r} must be a coroutine function "
+                        f"(async def {attr.rsplit('.', 1)[-1]}(...))")
+    if arity is not None:
+        try:
+            signature = inspect.signature(fn)
+        except (TypeError, ValueError):
+            signature = None  # not introspectable: the run will tell
+        if signature is not None:
+            try:
+                signature.bind(*range(arity))
+            except TypeError:
+                wanted = "(ctx)" if arity == 1 else "(client, ctx)"
+                raise PlanError(f"function {spec!r}: it is called as {attr}{wanted}, but its "
+                                f"signature is {attr}{signature}") from None
     return fn  # type: ignore[no-any-return]
+
+
+def _import_problem(spec: str, exc: BaseException, module_file: Path | None) -> PlanError:
+    """A failure inside a plan-side module, located at the module's file and line."""
+    if isinstance(exc, SyntaxError):
+        return PlanError([PlanProblem(
+            f"function {spec!r}: the module does not compile: {exc.msg}",
+            exc.filename or (str(module_file) if module_file else None), exc.lineno)])
+    frames = traceback.extract_tb(exc.__traceback__)
+    # The deepest frame outside the import machinery: the user's own code.
+    mine = [f for f in frames if "importlib" not in f.filename and f.filename != __file__]
+    if module_file is not None:
+        mine = [f for f in mine if Path(f.filename) == module_file] or mine
+    last = mine[-1] if mine else None
+    return PlanError([PlanProblem(
+        f"function {spec!r}: importing the module raised {type(exc).__name__}: {exc}",
+        last.filename if last else (str(module_file) if module_file else None),
+        last.lineno if last else None)])
 
 
 def _error_class(exc: BaseException) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import random
 import re
@@ -14,10 +15,12 @@ from urllib.parse import urlencode, urlsplit
 from enduro.errors import PlanError
 from enduro.plan.models import Expect, HttpWorkload, RequestSpec
 
-__all__ = ["Check", "PreparedRequest", "Target", "compile_check", "prepare_requests",
-           "split_base"]
+__all__ = ["FLOW_PLACEHOLDER", "TEMPLATE_FUNCTIONS", "Check", "PreparedRequest", "Target",
+           "compile_check", "condition_problem", "flow_template_problems", "function_problem",
+           "json_path_problem", "malformed_placeholders", "prepare_requests", "split_base",
+           "template_problems"]
 
-_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_]+)(?:\(([^)]*)\))?\s*\}\}")
+_PLACEHOLDER = re.compile(r"\{\{\s*([a-z_][a-z0-9_]*)(?:\(([^)]*)\))?\s*\}\}")
 
 
 @dataclass(frozen=True)
@@ -52,40 +55,87 @@ def split_base(base: str) -> Target:
     return Target(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
 
 
-class _Template:
-    """A string with ``{{seq}}``, ``{{uuid}}``, ``{{randint(1,100)}}``, ``{{choice(a|b)}}``."""
+_ANY_PLACEHOLDER = re.compile(r"\{\{(.*?)\}\}", re.DOTALL)
+# The template language of flows and bursts (engine.flow.render): captured and declared
+# variables besides the functions below.
+FLOW_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][\w]*)(?:\(([^)]*)\))?\s*\}\}")
+# name -> (how it is called, whether it takes arguments)
+TEMPLATE_FUNCTIONS = {"seq": ("seq", False), "uuid": ("uuid", False),
+                      "randint": ("randint(a,b)", True), "choice": ("choice(a|b)", True)}
 
-    def __init__(self, text: str, rng: random.Random) -> None:
+
+def function_problem(name: str, args: str | None) -> str | None:
+    """Why ``{{name(args)}}`` cannot be filled in, or None. Shared by every template
+    compiler, so validation and the run agree."""
+    usage, takes_args = TEMPLATE_FUNCTIONS.get(name, (name, False))
+    if not takes_args:
+        return None if args is None else f"{{{{{name}}}}} takes no arguments; write {usage}"
+    if args is None or not args.strip():
+        return f"{name} needs arguments, such as {usage}"
+    if name == "randint":
+        try:
+            lo, hi = (int(a) for a in args.split(","))
+        except ValueError:
+            return "randint takes two integers, such as randint(1,100)"
+        if lo > hi:
+            return f"randint({lo},{hi}): the first bound must not exceed the second"
+        return None
+    if any(not o for o in args.split("|")):
+        return f"choice({args}): an empty alternative; write choice(a|b)"
+    return None
+
+
+def malformed_placeholders(text: str, grammar: re.Pattern[str]) -> list[str]:
+    """``{{...}}`` pieces of ``text`` that ``grammar`` does not read as a placeholder (they
+    would be sent as they are)."""
+    return [m.group(0) for m in _ANY_PLACEHOLDER.finditer(text)
+            if not grammar.fullmatch(m.group(0))]
+
+
+class _Template:
+    """A string with ``{{seq}}``, ``{{uuid}}``, ``{{randint(1,100)}}``, ``{{choice(a|b)}}``.
+    ``later`` names placeholders filled in before the template is compiled for the run
+    (canaries); validation compiles with them left in place."""
+
+    def __init__(self, text: str, rng: random.Random,
+                 later: frozenset[str] = frozenset()) -> None:
         self.parts: list[str | Callable[[int], str]] = []
+        bad = malformed_placeholders(text, _PLACEHOLDER)
+        if bad:
+            raise PlanError(f"template {text!r}: {bad[0]} is not a placeholder (known: seq, "
+                            "uuid, randint(a,b), choice(a|b))")
         pos = 0
         for m in _PLACEHOLDER.finditer(text):
             self.parts.append(text[pos:m.start()])
-            self.parts.append(self._function(m.group(1), m.group(2), rng, text))
+            if m.group(1) in later and m.group(2) is None:
+                self.parts.append(m.group(0))
+            else:
+                self.parts.append(self._function(m.group(1), m.group(2), rng, text))
             pos = m.end()
         self.parts.append(text[pos:])
-        self.static = len(self.parts) == 1
+        self.static = all(isinstance(p, str) for p in self.parts)
 
     @staticmethod
     def _function(name: str, args: str | None, rng: random.Random,
                   text: str) -> Callable[[int], str]:
+        if name not in TEMPLATE_FUNCTIONS:
+            raise PlanError(f"template {text!r}: unknown placeholder {{{{{name}}}}} "
+                            "(known: seq, uuid, randint(a,b), choice(a|b))")
+        problem = function_problem(name, args)
+        if problem is not None:
+            raise PlanError(f"template {text!r}: {problem}")
         if name == "seq":
             return str
         if name == "uuid":
             # Unique across runs, not seeded: keys such as Idempotency-Key must not repeat
             # when the same plan runs again against a service that remembers them.
             return lambda _n: str(uuid.uuid4())
-        if name == "randint" and args:
-            try:
-                lo, hi = (int(a) for a in args.split(","))
-            except ValueError:
-                raise PlanError(f"template {text!r}: randint takes two integers, "
-                                f"such as randint(1,100)") from None
+        assert args is not None
+        if name == "randint":
+            lo, hi = (int(a) for a in args.split(","))
             return lambda _n: str(rng.randint(lo, hi))
-        if name == "choice" and args:
-            options = args.split("|")
-            return lambda _n: rng.choice(options)
-        raise PlanError(f"template {text!r}: unknown placeholder {{{{{name}}}}} "
-                        "(known: seq, uuid, randint(a,b), choice(a|b))")
+        options = args.split("|")
+        return lambda _n: rng.choice(options)
 
     def render(self, seq: int) -> str:
         return "".join(p if isinstance(p, str) else p(seq) for p in self.parts)
@@ -182,6 +232,101 @@ def prepare_requests(workload: HttpWorkload, target: Target, rng: random.Random,
     """Compile every request of a workload."""
     return [PreparedRequest(spec, workload, target, rng, workload.timeout, forbidden)
             for spec in workload.requests]
+
+
+def template_problems(value: Any, later: frozenset[str] = frozenset()
+                      ) -> list[tuple[tuple[str | int, ...], str]]:
+    """Problems of the request templates in ``value`` (a string, or JSON-like data), compiled
+    as the run compiles them; each with the key path inside ``value`` where it was found."""
+    out: list[tuple[tuple[str | int, ...], str]] = []
+
+    def walk(node: Any, at: tuple[str | int, ...]) -> None:
+        if isinstance(node, str):
+            try:
+                _Template(node, random.Random(0), later)
+            except PlanError as exc:
+                out.extend((at, p.message) for p in exc.problems)
+        elif isinstance(node, dict):
+            for k, v in node.items():
+                walk(v, (*at, k))
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                walk(v, (*at, i))
+    walk(value, ())
+    return out
+
+
+def flow_template_problems(text: str, names: frozenset[str] | set[str], *,
+                           open_scope: bool = False) -> list[str]:
+    """Problems of one flow or burst template: placeholders that are neither a variable in
+    scope (``names``) nor a function, and bad function calls. ``open_scope``: a python step
+    ran before and may have set any variable, so unknown names cannot be judged."""
+    problems = [f"{bad} is not a placeholder; write {{{{name}}}} or a function such as "
+                "{{randint(1,10)}}" for bad in malformed_placeholders(text, FLOW_PLACEHOLDER)]
+    for m in FLOW_PLACEHOLDER.finditer(text):
+        name, args = m.group(1), m.group(2)
+        if name in names and args is None:
+            continue
+        if name in TEMPLATE_FUNCTIONS or name == "vu":
+            problem = function_problem(name, args)
+            if problem is not None:
+                problems.append(f"{m.group(0)}: {problem}")
+            continue
+        if open_scope and args is None:
+            continue
+        known = sorted(names)
+        hint = difflib.get_close_matches(name, known, n=1)
+        problems.append(
+            f"{m.group(0)}: no variable {name!r} in scope here"
+            + (f" (did you mean {hint[0]!r}?)" if hint else "")
+            + f"; in scope: {', '.join(known) or 'none'}, and seq, vu, uuid, randint(a,b), "
+            "choice(a|b)")
+    return problems
+
+
+_PATH_STEP = re.compile(r"\.[A-Za-z0-9_\-]+|\[(?:\d+|\*)\]")
+
+
+def json_path_problem(path: str) -> str | None:
+    """Why ``path`` is not a JSON path enduro reads (``$.a.b[0]``, ``$.items[*].id``,
+    ``$.items.length``), or None."""
+    if not path.startswith("$"):
+        return f"JSON path {path!r} must start with '$', such as $.items[0].id"
+    rest = path[1:]
+    pos = 0
+    while pos < len(rest):
+        m = _PATH_STEP.match(rest, pos)
+        if m is None:
+            return (f"JSON path {path!r}: cannot read {rest[pos:]!r}; write .name, [0] or [*] "
+                    "steps, such as $.items[0].id")
+        pos = m.end()
+    return None
+
+
+def condition_problem(text: str) -> str | None:
+    """Why a condition (``$.state == "done"``, ``status == 200``, ``$.n in [1, 2]``) cannot be
+    evaluated as written, or None."""
+    from enduro.plan.flows import CONDITION
+    match = CONDITION.match(text)
+    if match is None:
+        return (f"condition {text!r}: expected PATH OP VALUE, such as '$.state == \"done\"' "
+                "or 'status == 200'")
+    path, op, raw = match.groups()
+    if path != "status":
+        problem = json_path_problem(path)
+        if problem is not None:
+            return f"condition {text!r}: {problem}"
+    try:
+        expected: Any = json.loads(raw)
+    except ValueError:
+        expected = raw.strip("'\"")
+    if op == "in" and not isinstance(expected, list):
+        return f"condition {text!r}: 'in' takes a list, such as in [\"done\", \"failed\"]"
+    if path == "status":
+        values = expected if isinstance(expected, list) else [expected]
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            return f"condition {text!r}: status compares with a number, such as status == 200"
+    return None
 
 
 def _json_path(doc: Any, path: str) -> Any:

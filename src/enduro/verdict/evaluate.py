@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -10,18 +11,21 @@ from typing import Any
 from enduro.errors import PlanError, PlanProblem, RuleSyntaxError
 from enduro.observe.metrics import Metrics
 from enduro.plan.models import Plan
+from enduro.plan.source import Lines, dotted
 from enduro.units import parse_duration
 from enduro.verdict.rules import (
     FAULT_METRICS,
     SERIES_METRICS,
     Rule,
+    RuleContext,
     RuleResult,
     format_value,
     ops_for,
     parse_rule,
 )
 
-__all__ = ["Abort", "AbortCondition", "RuleBook", "Verdict", "compile_abort_if", "compile_rules"]
+__all__ = ["Abort", "AbortCondition", "RuleBook", "Verdict", "compile_abort_if", "compile_rules",
+           "rule_context", "rule_problems"]
 
 
 _FOR = re.compile(r"^(?P<cond>.+?)\s+for\s+(?P<for>\S+)\s*$")
@@ -37,9 +41,38 @@ class AbortCondition:
     for_s: float
 
 
-def compile_abort_if(plan: Plan, ops: Mapping[str, str]) -> list[AbortCondition]:
+def rule_context(plan: Plan, ops: Mapping[str, str]) -> RuleContext:
+    """What the rules of ``plan`` may name in their labels."""
+    classes: set[str] = set()
+    for workload in plan.workloads.values():
+        if workload.flow is not None:
+            classes.update(f"step:{s}" for s in workload.flow.step_names())
+        if workload.burst is not None:
+            classes.update(f"post:{p.name}" for p in workload.burst.after)
+    scraped: dict[str, frozenset[str] | None] = {}
+    for name, service in plan.services.items():
+        if service.scrape is not None:
+            # Prometheus figures are known only once scraped; JSON figures are named here.
+            scraped[name] = None if service.scrape.prometheus is not None else frozenset(
+                service.scrape.json_.paths if service.scrape.json_ is not None else ())
+    return RuleContext(
+        ops=ops, services=frozenset(plan.services),
+        processes=frozenset(n for n, s in plan.services.items() if s.kind == "process"),
+        scraped=scraped, fault_kinds=frozenset(f.kind for f in plan.faults),
+        classes=frozenset(classes))
+
+
+def _problem(lines: Lines | None, path: tuple[str | int, ...], message: str) -> PlanProblem:
+    if lines is None:
+        return PlanProblem(message, path=dotted(path))
+    if lines.line_of(path) == 0:  # the value came from --set
+        return PlanProblem(message, "--set", None, dotted(path))
+    return lines.problem(path, message)
+
+
+def _abort_if(plan: Plan, context: RuleContext, lines: Lines | None,
+              problems: list[PlanProblem]) -> list[AbortCondition]:
     out = []
-    problems: list[PlanProblem] = []
     for i, text in enumerate(plan.abort_if):
         match = _FOR.match(text)
         try:
@@ -47,28 +80,72 @@ def compile_abort_if(plan: Plan, ops: Mapping[str, str]) -> list[AbortCondition]
                 raise RuleSyntaxError([PlanProblem(
                     f"abort_if {text!r}: expected CONDITION for DURATION, such as "
                     "'availability < 50% for 30s'")])
-            cond = parse_rule(match.group("cond"), ops=ops)
-            out.append(AbortCondition(text, cond, parse_duration(match.group("for"))))
+            cond = parse_rule(match.group("cond"), context=context)
+            for_s = parse_duration(match.group("for"))
+            if not math.isfinite(for_s) or for_s < 0:
+                raise ValueError(f"'for {match.group('for')}' must be a finite duration")
+            if cond.over_s is not None or cond.trend is not None or "phase" in cond.labels \
+                    or cond.metric in SERIES_METRICS or cond.metric in FAULT_METRICS:
+                raise ValueError("abort_if reads the last window of the load only: no 'over', "
+                                 "phase, trend, resource or fault figures")
+            out.append(AbortCondition(text, cond, for_s))
         except RuleSyntaxError as exc:
-            problems.extend(PlanProblem(p.message, path=f"abort_if[{i}]") for p in exc.problems)
+            problems.extend(_problem(lines, ("abort_if", i), p.message) for p in exc.problems)
         except ValueError as exc:
-            problems.append(PlanProblem(f"abort_if {text!r}: {exc}", path=f"abort_if[{i}]"))
+            problems.append(_problem(lines, ("abort_if", i), f"abort_if {text!r}: {exc}"))
+    return out
+
+
+def compile_abort_if(plan: Plan, ops: Mapping[str, str],
+                     lines: Lines | None = None) -> list[AbortCondition]:
+    """Parse every ``abort_if`` condition, collecting all problems into one ``PlanError``."""
+    problems: list[PlanProblem] = []
+    out = _abort_if(plan, rule_context(plan, ops), lines, problems)
     if problems:
         raise PlanError(problems)
     return out
 
 
-def compile_rules(plan: Plan, ops: Mapping[str, str]) -> list[Rule]:
-    """Parse every rule of the plan, collecting all problems into one ``PlanError``."""
-    compile_abort_if(plan, ops)
-    rules: list[Rule] = []
+def rule_problems(plan: Plan, ops: Mapping[str, str],
+                  lines: Lines | None = None) -> list[PlanProblem]:
+    """Every problem of the plan's rules and ``abort_if`` conditions, at file:line when
+    ``lines`` is given."""
     problems: list[PlanProblem] = []
+    context = rule_context(plan, ops)
+    _abort_if(plan, context, lines, problems)
+    _rules(plan, context, lines, problems)
+    return problems
+
+
+def _rules(plan: Plan, context: RuleContext, lines: Lines | None,
+           problems: list[PlanProblem]) -> list[Rule]:
+    rules: list[Rule] = []
     for i, spec in enumerate(plan.rule_specs()):
+        path: tuple[str | int, ...] = ("rules", i) if isinstance(plan.rules[i], str) \
+            else ("rules", i, "rule")
         try:
-            rules.append(parse_rule(spec.rule, ops=ops, abort_on_fail=spec.abort_on_fail,
-                                    grace_s=spec.grace))
+            rule = parse_rule(spec.rule, abort_on_fail=spec.abort_on_fail,
+                              grace_s=spec.grace, context=context)
         except RuleSyntaxError as exc:
-            problems.extend(PlanProblem(p.message, path=f"rules[{i}]") for p in exc.problems)
+            problems.extend(_problem(lines, path, p.message) for p in exc.problems)
+            continue
+        if spec.abort_on_fail and ("phase" in rule.labels or rule.trend is not None
+                                   or rule.metric in SERIES_METRICS
+                                   or rule.metric in FAULT_METRICS):
+            problems.append(_problem(lines, ("rules", i, "abort_on_fail"), (
+                f"rule {spec.rule!r} is judged at the end of the run (phase, trend, resource "
+                "or fault figures), so abort_on_fail would never stop the run")))
+        rules.append(rule)
+    return rules
+
+
+def compile_rules(plan: Plan, ops: Mapping[str, str], lines: Lines | None = None) -> list[Rule]:
+    """Parse every rule of the plan, collecting all problems (of ``abort_if`` too) into one
+    ``PlanError``."""
+    problems: list[PlanProblem] = []
+    context = rule_context(plan, ops)
+    _abort_if(plan, context, lines, problems)
+    rules = _rules(plan, context, lines, problems)
     if problems:
         raise PlanError(problems)
     return rules

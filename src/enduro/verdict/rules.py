@@ -8,6 +8,7 @@ window (``over 5m``: every window of that length must pass).
 from __future__ import annotations
 
 import difflib
+import math
 import operator
 import re
 from collections.abc import Callable, Mapping
@@ -18,7 +19,8 @@ from enduro.errors import PlanProblem, RuleSyntaxError
 from enduro.observe.metrics import MetricView
 from enduro.units import parse_duration
 
-__all__ = ["Rule", "RuleResult", "format_value", "parse_rule"]
+__all__ = ["ERROR_CLASSES", "PHASES", "Rule", "RuleContext", "RuleResult", "check_labels",
+           "format_value", "parse_rule"]
 
 _RULE = re.compile(
     r"""^\s*
@@ -90,6 +92,125 @@ _TREND = re.compile(r"^\s*(?P<trend>leak|drift)\((?P<inner>.+)\)\s*(?P<op><=|>=|
 _INNER = re.compile(r"^\s*(?:(?P<func>[a-z0-9]+)\(\s*)?(?P<metric>[a-z_]+)\s*"
                     r"(?:\{(?P<labels>[^}]*)\})?\s*\)?\s*$")
 FAULT_METRICS = frozenset({"recover_s", "detect_s"})
+
+# Error classes the engines record. Flows add ``step:<step>``, bursts ``post:<check>``,
+# python ops ``error:<ExceptionName>``.
+ERROR_CLASSES = frozenset({
+    "4xx", "5xx", "status", "check_failed", "canary", "timeout", "refused", "tls", "dns",
+    "reset", "connect", "other", "dropped", "unfinished", "template", "until_timeout",
+    "eventually_failed", "capture_failed", "stall", "protocol", "closed", "duplicate", "gap",
+})
+PHASES = ("baseline", "chaos", "recovery", "final")
+_RESOURCE = frozenset({"rss", "uss", "fds", "threads", "connections", "cpu", "rss_drift"})
+_OP_LABELS = frozenset({"op", "workload", "phase"})
+
+
+def _labels_of(metric: str, trend: str | None) -> frozenset[str]:
+    """The labels that select something for ``metric`` (others would be ignored)."""
+    if trend is not None and metric in ("latency", "service_time"):
+        return frozenset({"op"})
+    if metric in _RESOURCE:
+        return frozenset({"service", "target", "min", "incarnations"} if trend == "leak"
+                         else {"service", "target"})
+    if metric == "loop_lag":
+        return frozenset({"target"})
+    if metric == "scrape":
+        return frozenset({"service", "metric", "min", "incarnations"} if trend == "leak"
+                         else {"service", "metric"})
+    if metric in FAULT_METRICS:
+        return frozenset({"kind"})
+    if metric in ("errors", "error_rate", "availability"):
+        return _OP_LABELS | {"class"}
+    return _OP_LABELS
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """What a plan defines that rule labels may name: ops (mapped to their workloads),
+    services (and which are sampled processes, which are scraped with which JSON figures),
+    fault kinds, and the error classes its workloads can record besides ``ERROR_CLASSES``."""
+
+    ops: Mapping[str, str]
+    services: frozenset[str] = frozenset()
+    processes: frozenset[str] = frozenset()
+    scraped: Mapping[str, frozenset[str] | None] = field(default_factory=dict)
+    fault_kinds: frozenset[str] = frozenset()
+    classes: frozenset[str] = frozenset()
+
+
+def _hint(word: str, choices: list[str]) -> str:
+    folded = [c for c in choices if c.lower() == word.lower()]
+    close = folded or difflib.get_close_matches(word, choices, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _fail(text: str, message: str) -> RuleSyntaxError:
+    return RuleSyntaxError([PlanProblem(f"rule {text!r}: {message}")])
+
+
+def check_labels(text: str, metric: str, trend: str | None, labels: Mapping[str, str],
+                 ctx: RuleContext) -> None:
+    """Every label key applies to ``metric`` and every value names something of the plan."""
+    allowed = _labels_of(metric, trend)
+    for key in labels:
+        if key not in allowed:
+            raise _fail(text, f"label {key!r} does not apply to {metric} (it would be ignored); "
+                        f"labels of {metric}: {', '.join(sorted(allowed)) or 'none'}")
+    _check_labels(text, labels, ctx.ops)
+    if "class" in labels:
+        cls = labels["class"]
+        if cls not in ctx.classes and cls not in ERROR_CLASSES and \
+                not (cls.startswith("error:") and len(cls) > 6):
+            known = sorted(ERROR_CLASSES | ctx.classes)
+            raise _fail(text, f"no error class {cls!r}{_hint(cls, known)}; classes: "
+                        f"{', '.join(known)}, error:<ExceptionName>")
+    if "phase" in labels and labels["phase"] not in PHASES:
+        raise _fail(text, f"no phase {labels['phase']!r}{_hint(labels['phase'], list(PHASES))}"
+                    f"; phases: {', '.join(PHASES)}")
+    if "target" in labels and labels["target"] != "generator":
+        raise _fail(text, f"target={labels['target']} : the only target is 'generator' (the "
+                    "load generator's own process); name services with service=NAME")
+    if "service" in labels:
+        name = labels["service"]
+        if name not in ctx.services:
+            names = sorted(ctx.services)
+            raise _fail(text, f"no service {name!r}{_hint(name, names)}; services: "
+                        f"{', '.join(names) or 'none defined'}")
+        if metric in _RESOURCE and name not in ctx.processes:
+            raise _fail(text, f"service {name!r} is not a process enduro starts ('command'), "
+                        f"so it has no {metric} samples")
+        if metric == "scrape" and name not in ctx.scraped:
+            raise _fail(text, f"service {name!r} has no 'scrape' section, so it has no "
+                        "scraped series")
+    if metric in _RESOURCE and "service" not in labels and "target" not in labels:
+        raise _fail(text, f"say whose: {metric}{{service=NAME}} or {metric}{{target=generator}}")
+    if metric == "loop_lag" and "target" not in labels:
+        raise _fail(text, "loop_lag is the generator's: write loop_lag{target=generator}")
+    if metric == "scrape":
+        if "service" not in labels or "metric" not in labels:
+            raise _fail(text, "say which series: scrape{service=NAME, metric=FIGURE}")
+        figures = ctx.scraped.get(labels["service"])
+        wanted = labels["metric"]
+        if figures is not None and wanted not in figures and wanted != "scrape_up":
+            names = sorted(figures)
+            raise _fail(text, f"service {labels['service']!r} scrapes no figure {wanted!r}"
+                        f"{_hint(wanted, names)}; figures: {', '.join(names)}, scrape_up")
+    if "kind" in labels and labels["kind"] not in ctx.fault_kinds:
+        kinds = sorted(ctx.fault_kinds)
+        raise _fail(text, f"the plan has no fault of kind {labels['kind']!r}"
+                    f"{_hint(labels['kind'], kinds)}; kinds: {', '.join(kinds) or 'no faults'}")
+    if "min" in labels:
+        raw = labels["min"]
+        try:
+            from enduro.units import parse_size
+            # As Rule._series_value reads it.
+            value = (parse_size(raw) / 1e6 if metric in ("rss", "uss") and not raw.isdigit()
+                     else float(raw))
+        except (ValueError, TypeError):
+            value = float("nan")
+        if not math.isfinite(value) or value < 0:
+            raise _fail(text, f"min={raw} is not "
+                        + ("a size such as 10MB" if metric in ("rss", "uss") else "a number"))
 
 
 @dataclass(frozen=True)
@@ -333,11 +454,14 @@ def _threshold(raw: str, kind: str, text: str) -> float:
 
 
 def parse_rule(text: str, *, ops: Mapping[str, str] | None = None, abort_on_fail: bool = False,
-               grace_s: float = 0.0) -> Rule:
-    """Parse one rule. ``ops`` maps known op names to workloads, to check label values."""
+               grace_s: float = 0.0, context: RuleContext | None = None) -> Rule:
+    """Parse one rule. ``ops`` maps known op names to workloads, to check label values;
+    ``context`` (the plan's ops, services, faults) checks every label key and value."""
+    if context is not None:
+        ops = context.ops
     trend = _TREND.match(text)
     if trend is not None:
-        return _parse_trend(text, trend, ops, abort_on_fail, grace_s)
+        return _parse_trend(text, trend, ops, abort_on_fail, grace_s, context)
     match = _RULE.match(text)
     if not match:
         raise RuleSyntaxError([PlanProblem(
@@ -362,7 +486,9 @@ def parse_rule(text: str, *, ops: Mapping[str, str] | None = None, abort_on_fail
     if func == "rate":
         kind = "rate"
     labels = _labels(text, match.group("labels"))
-    if ops is not None:
+    if context is not None:
+        check_labels(text, metric, None, labels, context)
+    elif ops is not None:
         _check_labels(text, labels, ops)
     over_s = None
     if match.group("over"):
@@ -370,6 +496,8 @@ def parse_rule(text: str, *, ops: Mapping[str, str] | None = None, abort_on_fail
             over_s = parse_duration(match.group("over"))
         except ValueError as exc:
             raise RuleSyntaxError([PlanProblem(f"rule {text!r}: after 'over': {exc}")]) from None
+        if not math.isfinite(over_s) or over_s <= 0:
+            raise _fail(text, f"'over {match.group('over')}' must be a positive duration")
     threshold = _threshold(match.group("value"), kind, text)
     return Rule(text=text.strip(), metric=metric, func=func, labels=MappingProxyType(labels),
                 op=match.group("op"), threshold=threshold, over_s=over_s,
@@ -391,7 +519,7 @@ def _labels(text: str, raw: str | None) -> dict[str, str]:
 
 
 def _parse_trend(text: str, match: re.Match[str], ops: Mapping[str, str] | None,
-                 abort_on_fail: bool, grace_s: float) -> Rule:
+                 abort_on_fail: bool, grace_s: float, context: RuleContext | None) -> Rule:
     """``leak(rss{service=api}) == false`` and ``drift(p95(latency{op=list})) < 20%``."""
     trend = match.group("trend")
     inner = _INNER.match(match.group("inner"))
@@ -401,7 +529,7 @@ def _parse_trend(text: str, match: re.Match[str], ops: Mapping[str, str] | None,
             "drift(p95(latency{op=list}))")])
     metric, func = inner.group("metric"), inner.group("func")
     labels = _labels(text, inner.group("labels"))
-    if ops is not None:
+    if context is None and ops is not None:
         _check_labels(text, labels, ops)
     if trend == "leak":
         allowed = ("rss", "uss", "fds", "threads", "connections", "scrape")
@@ -421,6 +549,13 @@ def _parse_trend(text: str, match: re.Match[str], ops: Mapping[str, str] | None,
             "service" not in labels and labels.get("target") != "generator":
         raise RuleSyntaxError([PlanProblem(
             f"rule {text!r}: say whose: {metric}{{service=NAME}} or {metric}{{target=generator}}")])
+    if trend == "drift" and metric in ("latency", "service_time") and \
+            (func or "p95") not in ("p50", "median", "p95", "p99"):
+        raise _fail(text, f"drift() of latency reads p50, p95 or p99, not {func}()")
+    if context is not None:
+        check_labels(text, metric, trend, labels, context)
+    elif "min" in labels:
+        check_labels(text, metric, trend, {"min": labels["min"]}, RuleContext(ops or {}))
     threshold = _threshold(match.group("value"), kind, text)
     return Rule(text=text.strip(), metric=metric, func=func, labels=MappingProxyType(labels),
                 op=match.group("op"), threshold=threshold, abort_on_fail=abort_on_fail,
