@@ -3,7 +3,18 @@ from __future__ import annotations
 import json
 import random
 
-from enduro.engine.request import compile_check, prepare_requests, split_base
+import pytest
+
+from enduro.engine.request import (
+    compile_check,
+    condition_problem,
+    flow_template_problems,
+    json_path_problem,
+    prepare_requests,
+    split_base,
+    template_problems,
+)
+from enduro.errors import PlanError
 from enduro.plan.models import Expect, HttpWorkload
 
 
@@ -51,3 +62,47 @@ def test_checks_classify_responses() -> None:
     assert check(201, b'{"state":"done","items":[1,2]}') == "status"
     check, _ = compile_check(Expect.model_validate({"status": "2xx", "contains": "ok"}))
     assert check(204, b"ok") is None and check(204, b"no") == "check_failed"
+
+
+@pytest.mark.parametrize(("path", "problem"), [
+    ("$.a.b[0].c", None), ("$.items[*].id", None), ("$", None), ("$.items.length", None),
+    ("a.b", "must start with '$'"), ("$.a b", "cannot read ' b'"), ("$..a", "cannot read"),
+    ("$.a[x]", "cannot read '[x]'"), ("$[0", "cannot read"),
+])
+def test_json_paths_are_read_whole(path: str, problem: str | None) -> None:
+    found = json_path_problem(path)
+    assert (found is None) if problem is None else (found is not None and problem in found)
+
+
+@pytest.mark.parametrize(("condition", "problem"), [
+    ('$.state == "done"', None), ("status == 200", None), ("status in [200, 204]", None),
+    ('$.s in ["a", "b"]', None), ("$.n >= 3", None),
+    ("$.s in done", "'in' takes a list"), ('status == "ok"', "compares with a number"),
+    ("state == done", "expected PATH OP VALUE"), ("$.a..b == 1", "cannot read"),
+])
+def test_conditions_are_compiled(condition: str, problem: str | None) -> None:
+    found = condition_problem(condition)
+    assert (found is None) if problem is None else (found is not None and problem in found)
+
+
+def test_request_templates_are_compiled_as_the_run_compiles_them() -> None:
+    assert template_problems({"a": ["/{{seq}}/{{uuid}}", "{{randint(1,2)}}"]}) == []
+    problems = template_problems({"a": ["ok", "/{{nosuch}}"], "b": "{{randint(5,1)}}"})
+    assert [(at, "nosuch" in m or "first bound" in m) for at, m in problems] == [
+        (("a", 1), True), (("b",), True)]
+    # Canaries are filled in before the run compiles; unknown names still fail at run time.
+    assert template_problems("{{canary}}", frozenset({"canary"})) == []
+    w = workload(name="x", path="/x/{{nosuch}}")
+    with pytest.raises(PlanError, match="unknown placeholder"):
+        prepare_requests(w, split_base(w.base or ""), random.Random(0))
+
+
+def test_flow_templates_know_what_is_in_scope() -> None:
+    assert flow_template_problems("/x/{{id}}/{{vu}}/{{seq}}", {"id"}) == []
+    (problem,) = flow_template_problems("/x/{{idd}}", {"id"})
+    assert "no variable 'idd'" in problem and "did you mean 'id'?" in problem
+    assert flow_template_problems("/x/{{anything}}", set(), open_scope=True) == []
+    (problem,) = flow_template_problems("{{randint(3)}}", set(), open_scope=True)
+    assert "two integers" in problem
+    (problem,) = flow_template_problems("{{ a b }}", {"a"})
+    assert "is not a placeholder" in problem

@@ -9,7 +9,7 @@ from enduro.observe.hist import fold
 from enduro.observe.metrics import Metrics
 from enduro.observe.window import WindowStats
 from enduro.verdict.evaluate import RuleBook
-from enduro.verdict.rules import parse_rule
+from enduro.verdict.rules import RuleContext, parse_rule
 
 OPS = {"list": "browse", "get": "browse", "create": "writers"}
 
@@ -137,3 +137,46 @@ def test_thresholds_compare_exactly_at_the_boundary() -> None:
     m = metrics_of([window("list", 0, requests=1000, errors=1)])
     (r,) = RuleBook([parse_rule("availability >= 99.9%")], OPS).final(m, 1).results
     assert r.passed
+
+
+CONTEXT = RuleContext(ops=OPS, services=frozenset({"api", "db"}), processes=frozenset({"api"}),
+                      scraped={"api": frozenset({"depth"})}, fault_kinds=frozenset({"kill"}),
+                      classes=frozenset({"step:create"}))
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("errors{class=5XX} == 0", "did you mean '5xx'?"),
+    ("errors{class=step:nope} == 0", "no error class 'step:nope'"),
+    ("errors{service=api} == 0", "label 'service' does not apply to errors"),
+    ("p95(latency{class=5xx}) < 1s", "label 'class' does not apply to latency"),
+    ("max(rss{service=zzz}) < 1GB", "no service 'zzz'"),
+    ("max(rss{service=db}) < 1GB", "is not a process enduro starts"),
+    ("max(rss) < 1GB", "say whose"),
+    ("max(loop_lag) < 10ms", "loop_lag{target=generator}"),
+    ("max(cpu{target=me}) < 50%", "the only target is 'generator'"),
+    ("max(scrape{service=db, metric=depth}) < 5", "has no 'scrape' section"),
+    ("max(scrape{service=api, metric=dpth}) < 5", "did you mean 'depth'?"),
+    ("max(recover_s{kind=pause}) < 5s", "no fault of kind 'pause'"),
+    ("error_rate{phase=Chaos} < 1%", "did you mean 'chaos'?"),
+    ("leak(rss{service=api, min=ten}) == false", "min=ten is not a size"),
+    ("leak(fds{service=api, min=-3}) == false", "min=-3 is not a number"),
+    ("availability > 90% over 0s", "must be a positive duration"),
+])
+def test_labels_are_checked_against_the_plan(text: str, message: str) -> None:
+    with pytest.raises(RuleSyntaxError) as info:
+        parse_rule(text, context=CONTEXT)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize("text", [
+    "errors{class=step:create, op=list} == 0",
+    "errors{class=error:KeyError} == 0",
+    "error_rate{phase=final} < 1%",
+    "max(rss{service=api}) < 1GB",
+    "max(cpu{target=generator}) < 90%",
+    "max(scrape{service=api, metric=scrape_up}) >= 1",
+    "max(recover_s{kind=kill}) < 5s",
+    "leak(rss{service=api, min=10MB}) == false",
+])
+def test_labels_naming_what_the_plan_has_pass(text: str) -> None:
+    assert parse_rule(text, context=CONTEXT).text == text
