@@ -99,6 +99,7 @@ ERROR_CLASSES = frozenset({
     "4xx", "5xx", "status", "check_failed", "canary", "timeout", "refused", "tls", "dns",
     "reset", "connect", "other", "dropped", "unfinished", "template", "until_timeout",
     "eventually_failed", "capture_failed", "stall", "protocol", "closed", "duplicate", "gap",
+    "generator", "unsafe_value",
 })
 PHASES = ("baseline", "chaos", "recovery", "final")
 _RESOURCE = frozenset({"rss", "uss", "fds", "threads", "connections", "cpu", "rss_drift"})
