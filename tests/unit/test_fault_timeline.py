@@ -122,8 +122,9 @@ def test_recovery_analysis_matches_what_happened() -> None:
 
 def test_a_fault_nobody_noticed_recovers_at_once() -> None:
     t = tracker([(100, 0)] * 30, [(10.0, 15.0)])
+    # Counted over the fault's active period and its settle time (5 s): t=10 to 20.
     assert analyze_fault(t, 10.0, 15.0, horizon_s=30) == {
-        "detect_s": None, "recover_s": 0.0, "errors": 0, "requests": 2000,
+        "detect_s": None, "recover_s": 0.0, "errors": 0, "requests": 1000,
         "worst_p99_ms": 1.0}
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from enduro.verdict.trends import drift, leak
+from enduro.verdict.trends import (
+    drift,
+    drift_verdict,
+    incarnations,
+    leak,
+    leak_by_incarnation,
+)
 
 HOURS = 2.0
 STEP = 2.0  # seconds between samples
@@ -90,3 +96,69 @@ def test_drift_compares_the_end_with_the_start() -> None:
     assert abs(drift(t, flat) or 0) < 0.05
     d = drift(t, rising)
     assert d is not None and 0.4 < d < 0.6
+
+
+def restarted(per_incarnation: np.ndarray, restart_every: int) -> tuple[list[float], list[float]]:
+    """A process restarted every ``restart_every`` samples: each incarnation starts over from
+    its own beginning (a fresh heap); the pid changes at each restart."""
+    ids = [float(1000 + i // restart_every) for i in range(len(per_incarnation))]
+    values = [float(per_incarnation[i % restart_every]) for i in range(len(per_incarnation))]
+    return ids, values
+
+
+def test_a_leak_split_by_a_restart_is_still_a_leak() -> None:
+    # 2.9 GB/h for an hour, restarted halfway: a sawtooth of two leaking incarnations.
+    t = list(times()[: 1800])  # one hour at 2 s
+    rng = np.random.default_rng(7)
+    one = 200 + np.arange(900) * STEP / 3600 * 2900 + noise(rng, 900, sd=5)
+    ids, values = restarted(np.concatenate([one, one]), 900)
+    whole = leak(t, values, min_abs=10)
+    assert not whole.leak  # what a single series over the restart says
+    verdict = leak_by_incarnation(t, values, ids, min_abs=10)
+    assert verdict.leak is True and verdict.mode == "per_incarnation"
+    doc = verdict.to_json()
+    assert [p["pid"] for p in doc["incarnations"]] == [1000, 1001]
+    assert all(p["leak"] for p in doc["incarnations"])
+    assert 2500 < doc["slope_per_h"] < 3300
+    pooled = leak_by_incarnation(t, values, ids, pooled=True, min_abs=10)
+    assert pooled.mode == "pooled" and pooled.leak == whole.leak
+
+
+def test_a_flat_service_restarted_does_not_leak() -> None:
+    t = list(times())
+    for seed in range(8):
+        rng = np.random.default_rng(seed)
+        # Each incarnation warms up (a cache fills) and then stays flat.
+        n = len(t) // 6
+        one = 150 + 20 * (1 - np.exp(-np.arange(n) * STEP / 60)) + noise(rng, n)
+        base = np.concatenate([one + noise(rng, n) for _ in range(6)])
+        ids, values = restarted(base, n)
+        verdict = leak_by_incarnation(t, values, ids, min_abs=1.0)
+        assert verdict.leak is False, (seed, verdict.to_json())
+        assert len(verdict.parts) == 6
+
+
+def test_incarnations_too_short_to_judge_say_so() -> None:
+    t = [float(i) for i in range(40)]
+    ids = [float(100 + i // 8) for i in range(40)]  # restarted every 8 samples
+    values = [100.0 + (i % 8) * 5 for i in range(40)]
+    verdict = leak_by_incarnation(t, values, ids, min_abs=1.0)
+    assert verdict.leak is None
+    assert verdict.reason == ("not enough data (8 points, needs 12) in the longest of 5 "
+                              "incarnations")
+    assert verdict.to_json()["leak"] is None
+
+
+def test_too_few_points_are_no_verdict() -> None:
+    short = leak([0.0, 1.0, 2.0], [1.0, 2.0, 3.0], min_abs=0.5)
+    assert short.leak is None and short.reasons == ["not enough data (3 points, needs 12)"]
+    d = drift_verdict(list(range(12)), [10.0] * 12)
+    assert d.change is None and d.reason == "not enough data (12 points, needs 20)"
+    assert drift_verdict(list(range(20)), [10.0] * 20).change == 0.0
+
+
+def test_incarnation_of_each_time_is_the_latest_pid_seen() -> None:
+    marks = [(0.0, 11.0), (10.0, 11.0), (20.0, 12.0)]
+    assert incarnations([0.0, 5.0, 19.9, 20.0, 30.0], marks) == [11.0, 11.0, 11.0, 12.0, 12.0]
+    assert incarnations([-1.0], marks) == [11.0]
+    assert incarnations([1.0, 2.0], []) == [0.0, 0.0]

@@ -292,6 +292,12 @@ class FlowDriver(TaskDriver):
         except FlowFailed as exc:
             c.requests += 1
             c.error(exc.cls)
+            if exc.cls in ("until_timeout", "eventually_failed"):
+                # Never held: the time it waited is its latency (a lower bound; rules read
+                # such cases as "never"), so latency rules cannot drop the worst cases.
+                waited = int((_monotonic() - started) * 1_000_000)
+                c.lat.append(waited)
+                c.svc.append(waited)
             # A definite rejection did not happen; anything else may have.
             self._history(step, ctx, "fail" if exc.cls == "4xx" else "info")
             raise FlowFailed(step.name, exc.cls, str(exc)) from exc

@@ -17,7 +17,8 @@ __all__ = ["CpuRate", "LoopLag", "sample_tree"]
 def sample_tree(pid: int, *, uss: bool = True,
                 children: str | None = None) -> dict[str, float] | None:
     """Summed figures of ``pid`` and its descendants (only those whose command line holds
-    ``children``, when given); None when it is gone."""
+    ``children``, when given); None when it is gone. ``pid`` itself is among the figures:
+    trend tests split a restarted service's series into its incarnations by it."""
     try:
         root = psutil.Process(pid)
         kids = root.children(recursive=True)
@@ -50,7 +51,8 @@ def sample_tree(pid: int, *, uss: bool = True,
     if not counted:
         return None
     out = {"rss_mb": rss / 1e6, "fds": float(fds), "threads": float(threads),
-           "connections": float(conns), "cpu_s": cpu, "processes": float(counted)}
+           "connections": float(conns), "cpu_s": cpu, "processes": float(counted),
+           "pid": float(pid)}
     if uss:
         out["uss_mb"] = uss_total / 1e6
     return out

@@ -128,13 +128,15 @@ class Watch:
                 "resources": dict(self.resources)}
 
     def resource_results(self) -> dict[str, Any]:
-        """Per target: the last sample, peaks, and a leak analysis of RSS and fds."""
-        from enduro.verdict.trends import leak
+        """Per target: the last sample, peaks, and a leak analysis of RSS and fds (per
+        incarnation of a restarted service)."""
+        from enduro.verdict.trends import incarnations, leak_by_incarnation
         out: dict[str, Any] = {}
         if self.run.store is None:
             return out
         for target, last in self.resources.items():
             entry: dict[str, Any] = {"last": {k: round(v, 3) for k, v in last.items()}}
+            marks = self.run.store.series(target, "pid")
             for series, integer, min_abs in (("rss_mb", False, 1.0), ("fds", True, 2.0)):
                 rows = self.run.store.series(target, series)
                 if rows:
@@ -143,10 +145,12 @@ class Watch:
                         # A leak verdict on less than two minutes would judge warm-up.
                         entry[f"{series}_trend"] = {"leak": None, "reasons": [
                             "shorter than 2 minutes: not judged (leak() rules still are)"]}
-                    elif len(rows) >= 12:
-                        entry[f"{series}_trend"] = leak(
-                            [r[0] for r in rows], [r[1] for r in rows], min_abs=min_abs,
-                            integer=integer, min_rel=0.0 if integer else 0.01).to_json()
+                    else:
+                        times = [r[0] for r in rows]
+                        entry[f"{series}_trend"] = leak_by_incarnation(
+                            times, [r[1] for r in rows], incarnations(times, marks),
+                            min_abs=min_abs, integer=integer,
+                            min_rel=0.0 if integer else 0.01).to_json()
             out[target] = entry
         return out
 

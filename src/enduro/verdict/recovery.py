@@ -4,6 +4,15 @@ Every sealed window gets a phase: ``baseline`` (no fault in force, not recoverin
 (a fault in force) or ``recovery`` (after a fault, until K consecutive windows are back within
 the pre-fault baseline band). Per fault: ``detect_s`` is the first bad window after its start,
 ``recover_s`` the time from its end to the first of K good windows.
+
+Attribution: a fault is credited only with what it can explain. A bad window counts as its
+detection only if it begins within the fault's active period plus a settle time (``settle_s``,
+by default the longer of two windows and 5 s: the in-flight requests of the moment fail or
+time out, a killed process is noticed) and before the next fault starts. A fault with no bad
+window there has ``detect_s`` null, ``recover_s`` 0 and its errors counted over that stretch
+only: windows that go bad 20 s later are someone else's doing. Recovery, once detected, is
+looked for after the fault's end without that bound (slow recoveries are the finding), up to
+the next fault.
 """
 
 from __future__ import annotations
@@ -129,30 +138,45 @@ class PhaseTracker:
         return phase
 
 
+def settle_time(window_s: float) -> float:
+    """How long after a fault's end its effects may still begin (see the module docstring)."""
+    return max(2 * window_s, 5.0)
+
+
 def analyze_fault(tracker: PhaseTracker, start_s: float, end_s: float | None,
-                  horizon_s: float, next_start_s: float | None = None) -> dict[str, Any]:
+                  horizon_s: float, next_start_s: float | None = None,
+                  settle_s: float | None = None) -> dict[str, Any]:
     """detect_s, recover_s, errors and worst p99 of one fault from the window series.
 
-    Recovery is the first of K consecutive good windows after the fault's end; when the next
-    fault starts sooner, good windows that last up to its start count as recovery."""
+    Detection is a bad window beginning before ``end + settle_s`` (``settle_time`` by
+    default), ``horizon_s`` and the next fault's start, whichever comes first. Recovery is
+    the first of K consecutive good windows after the fault's end; when the next fault starts
+    sooner, good windows that last up to its start count as recovery."""
     w = tracker.window_s
     end = end_s if end_s is not None else start_s
+    settle = settle_time(w) if settle_s is None else settle_s
+    until = end + min(settle, horizon_s)
+    if next_start_s is not None:
+        until = min(until, max(next_start_s, start_s + w))
     windows = [s for s in tracker.series if (s.index + 1) * w > start_s]
     detect = None
     for s in windows:
-        if s.index * w > end + horizon_s:
+        if s.index * w >= until:
             break
         if not tracker.good(s):
             detect = max(0.0, s.index * w - start_s)
             break
     recover = None
-    span = [s for s in windows if s.index * w <= end + horizon_s]
+    span = [s for s in windows if s.index * w < until]
     if detect is None:
         recover = 0.0
     else:
         run = 0
+        detected_at = start_s + detect
         for s in windows:
-            if (s.index + 1) * w <= end:
+            # Good windows before the fault's end, or before its effect showed, are not a
+            # recovery from it.
+            if (s.index + 1) * w <= end or s.index * w < detected_at:
                 continue
             if next_start_s is not None and (s.index + 1) * w > next_start_s and run:
                 first_good = (s.index - run) * w

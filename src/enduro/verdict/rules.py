@@ -82,6 +82,7 @@ _METRICS: Mapping[str, tuple[str, frozenset[str], bool]] = MappingProxyType({
     "detect_s": ("time", frozenset({"max", "min", "mean", "avg"}), True),
 })
 _LABELS = frozenset({"op", "workload", "class", "phase", "kind", "service", "target",
+                     "incarnations",
                      "metric", "min"})
 SERIES_METRICS = frozenset({"rss", "uss", "fds", "threads", "connections", "cpu", "loop_lag",
                             "scrape", "rss_drift"})
@@ -216,13 +217,16 @@ def check_labels(text: str, metric: str, trend: str | None, labels: Mapping[str,
 
 @dataclass(frozen=True)
 class RuleResult:
-    """The outcome of one rule: the figure observed and whether it passed."""
+    """The outcome of one rule: the figure observed and whether it passed. ``insufficient``:
+    the run gave too little data for the rule's statistic (``reason`` says how much); such a
+    rule is not passed."""
 
     rule: str
     observed: float | None
     observed_text: str
     passed: bool
     reason: str = ""
+    insufficient: bool = False
 
     def to_json(self) -> dict[str, object]:
         observed = self.observed
@@ -232,6 +236,8 @@ class RuleResult:
                                   "observed_text": self.observed_text, "passed": self.passed}
         if self.reason:
             out["reason"] = self.reason
+        if self.insufficient:
+            out["insufficient"] = True
         return out
 
 
@@ -274,6 +280,8 @@ class Rule:
             hist = view.latency if metric == "latency" else view.service
             if hist.get_total_count() == 0:
                 return None
+            if _never_held(func, hist.get_total_count(), view):
+                return float("inf")
             if func is not None and func in _PERCENTILES:
                 micros = hist.get_value_at_percentile(_PERCENTILES[func])
             elif func == "max":
@@ -321,25 +329,13 @@ class Rule:
         return [r[0] for r in rows], [r[1] for r in rows]
 
     def _series_value(self, view: MetricView) -> float | None:
-        from enduro.verdict.trends import drift, leak
+        if self.trend is not None or self.metric == "rss_drift":
+            from enduro.verdict.series import trend_value
+            return trend_value(self, view)
         data = self.series(view)
         if data is None:
             return None
-        times, values = data
-        if self.trend == "leak":
-            integer = self.metric in ("fds", "threads", "connections")
-            min_abs = 1.0 if self.metric in ("rss", "uss") else 2.0 if integer else 0.0
-            if "min" in self.labels:  # leak(rss{service=api, min=10MB})
-                from enduro.units import parse_size
-                raw = self.labels["min"]
-                min_abs = (parse_size(raw) / 1e6 if self.metric in ("rss", "uss")
-                           and not raw.isdigit() else float(raw))
-            verdict = leak(times, values, min_abs=min_abs, integer=integer,
-                           min_rel=0.01 if not integer else 0.0)
-            view.trend_details[self.text] = verdict.to_json()
-            return 1.0 if verdict.leak else 0.0
-        if self.trend == "drift" or self.metric == "rss_drift":
-            return drift(times, values)
+        values = data[1]
         if self.metric == "loop_lag":
             values = [v / 1000.0 for v in values]
         func = self.func
@@ -384,8 +380,14 @@ class Rule:
         return view.classes.get(cls, 0) if cls is not None else view.errors
 
     def judge(self, view: MetricView) -> RuleResult:
-        """Evaluate against ``view``."""
-        observed = self.value(view)
+        """Evaluate against ``view``. Too little data for the rule's statistic is neither a
+        pass nor a guess: the result is marked ``insufficient`` (not passed) and says why."""
+        from enduro.verdict.series import NotEnoughData
+        try:
+            observed = self.value(view)
+        except NotEnoughData as exc:
+            return RuleResult(self.text, None, "not enough data", False, str(exc),
+                              insufficient=True)
         if observed is None:
             return RuleResult(self.text, None, "no data", False,
                               "nothing was measured for this rule")
@@ -395,6 +397,27 @@ class Rule:
     def worse(self, a: float, b: float) -> float:
         """Of two observations, the one further on the failing side."""
         return max(a, b) if self.op in ("<", "<=") else min(a, b)
+
+
+# Classes of polls and eventual expectations that never held within their deadline: their
+# elapsed time is recorded as latency, but the true figure is "never".
+NEVER_HELD = frozenset({"until_timeout", "eventually_failed"})
+
+
+def _never_held(func: str | None, total: int, view: MetricView) -> bool:
+    """Whether a latency statistic falls among operations that never held (a publish that
+    never became visible has no publish-to-visible time): then the rule reads "never", so
+    ``max(latency{op=f.visible}) < 10s`` cannot pass by dropping the worst cases. Their
+    elapsed times are the top ``never`` values of the histogram (``total`` counts them)."""
+    never = sum(view.classes.get(c, 0) for c in NEVER_HELD)
+    if not never:
+        return False
+    if func is not None and func in _PERCENTILES:
+        rank = math.ceil(round(_PERCENTILES[func] / 100.0 * total, 9))
+        return rank > total - never
+    if func == "min":
+        return never >= total
+    return True  # max, mean
 
 
 def format_value(value: float, kind: str) -> str:

@@ -13,28 +13,49 @@ A leak verdict on a series (time, value):
    zero, growth above an absolute and a relative minimum, and no level-off (the second half
    still grows at least half as fast as the first). Integer series (fds, threads) must
    also never come back down to their baseline.
+5. Too few points (fewer than ``LEAK_MIN_POINTS``) is no verdict at all: ``leak`` is None and
+   the reason says how many points there were and how many the test needs.
+
+A service restarted during the run (a ``kill`` or ``restart`` fault, a crash) starts each
+incarnation with a fresh heap: its series is a sawtooth, and over the whole run a real leak
+reads as "no significant trend". ``leak_by_incarnation`` splits the series where the process
+changed (the sampler records its pid with every sample) and judges each incarnation long
+enough to judge on its own, with the significance level divided among them (Bonferroni), so
+that many short incarnations do not multiply false alarms. A leak in any of them is a leak.
+``pooled=True`` judges the whole series as one (for figures that outlive a restart: disk use,
+a persistent queue).
+
+Drift compares the median of a stretch at the start (after warm-up) with one at the end; it
+needs ``DRIFT_MIN_POINTS`` points so that each stretch has at least five.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
-__all__ = ["LeakVerdict", "drift", "leak", "mann_kendall"]
+__all__ = ["DRIFT_MIN_POINTS", "LEAK_MIN_POINTS", "DriftVerdict", "LeakVerdict",
+           "TrendVerdict", "drift", "drift_verdict", "incarnations", "leak",
+           "leak_by_incarnation", "mann_kendall"]
 
 _MAX_POINTS = 300
+LEAK_MIN_POINTS = 12
+DRIFT_MIN_POINTS = 20
+_DRIFT_MIN_SPAN = 5
 
 
 @dataclass(frozen=True)
 class LeakVerdict:
-    """The outcome of a leak test, with the figures behind it."""
+    """The outcome of a leak test, with the figures behind it; ``leak`` is None when the
+    series was too short to judge."""
 
-    leak: bool
+    leak: bool | None
     slope_per_h: float
     slope_ci_per_h: tuple[float, float]
     p_value: float
@@ -127,9 +148,9 @@ def leak(times: list[float], values: list[float], *, min_abs: float, min_rel: fl
     t = np.asarray(times, dtype=float)
     y = np.asarray(values, dtype=float)
     t, y = _downsample(t, y)
-    if len(t) < 12:
-        return LeakVerdict(False, 0.0, (0.0, 0.0), 1.0, 0.0, 0.0, 0.0, len(t),
-                           ["too few samples to judge"])
+    if len(t) < LEAK_MIN_POINTS:
+        return LeakVerdict(None, 0.0, (0.0, 0.0), 1.0, 0.0, 0.0, 0.0, len(t),
+                           [not_enough(len(t), LEAK_MIN_POINTS)])
     w = _warmup(t, y, warmup_share)
     ts, ys = t[w:], y[w:]
     hours = (ts - ts[0]) / 3600.0
@@ -165,17 +186,132 @@ def leak(times: list[float], values: list[float], *, min_abs: float, min_rel: fl
                        reasons if not is_leak else ["leaking"], ttl)
 
 
-def drift(times: list[float], values: list[float], *, warmup_share: float = 0.1,
-          span_share: float = 0.1) -> float | None:
-    """Relative change of the last stretch against the first stretch after warm-up
-    (medians over ``span_share`` of the run each); None without data."""
-    if len(values) < 10:
-        return None
+def not_enough(points: int, needs: int) -> str:
+    """The reason a trend was not judged, as rules and results.json say it."""
+    return f"not enough data ({points} points, needs {needs})"
+
+
+@dataclass(frozen=True)
+class DriftVerdict:
+    """Relative change of the end of a series against its start; ``change`` is None when the
+    series was too short (``reason`` says so) or its start is not positive."""
+
+    change: float | None
+    first: float
+    last: float
+    span: int
+    points: int
+    reason: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"drift": None if self.change is None else round(self.change, 4),
+                "first": round(self.first, 4), "last": round(self.last, 4),
+                "span_points": self.span, "points": self.points,
+                **({"reason": self.reason} if self.reason else {})}
+
+
+def drift_verdict(times: list[float], values: list[float], *, warmup_share: float = 0.1,
+                  span_share: float = 0.1) -> DriftVerdict:
+    """Relative change of the last stretch against the first stretch after warm-up (medians
+    over ``span_share`` of the points each, at least five points each)."""
+    n = len(values)
+    if n < DRIFT_MIN_POINTS:
+        return DriftVerdict(None, 0.0, 0.0, 0, n, not_enough(n, DRIFT_MIN_POINTS))
     y = np.asarray(values, dtype=float)
-    start = int(len(y) * warmup_share)
-    span = max(3, int(len(y) * span_share))
+    start = int(n * warmup_share)
+    span = max(_DRIFT_MIN_SPAN, int(n * span_share))
     first = float(np.median(y[start:start + span]))
     last = float(np.median(y[-span:]))
     if first <= 0:
-        return None
-    return (last - first) / first
+        return DriftVerdict(None, first, last, span, n, "the series starts at zero")
+    return DriftVerdict((last - first) / first, first, last, span, n)
+
+
+def drift(times: list[float], values: list[float], *, warmup_share: float = 0.1,
+          span_share: float = 0.1) -> float | None:
+    """The relative change ``drift_verdict`` finds; None when it cannot say."""
+    return drift_verdict(times, values, warmup_share=warmup_share,
+                         span_share=span_share).change
+
+
+def incarnations(times: Sequence[float], marks: Sequence[tuple[float, float]]) -> list[float]:
+    """For each of ``times``, the incarnation (a process id) in force then, from ``marks``
+    (time, pid) samples in time order: the latest mark at or before it (the first mark for
+    earlier times). Empty ``marks`` give one incarnation."""
+    if not marks:
+        return [0.0] * len(times)
+    mark_t = np.asarray([m[0] for m in marks], dtype=float)
+    idx = np.searchsorted(mark_t, np.asarray(times, dtype=float), side="right") - 1
+    ids = [m[1] for m in marks]
+    return [ids[max(0, int(i))] for i in idx]
+
+
+@dataclass(frozen=True)
+class TrendVerdict:
+    """A leak verdict over a service's incarnations. ``leak`` is None when no incarnation was
+    long enough to judge; ``decisive`` is the verdict the answer rests on (the steepest leaking
+    incarnation, else the longest judged one)."""
+
+    leak: bool | None
+    mode: str
+    parts: list[tuple[float, float, float, LeakVerdict]]  # (pid, start_s, end_s, verdict)
+    decisive: LeakVerdict | None
+    reason: str = ""
+
+    @property
+    def points(self) -> int:
+        return sum(v.points for *_, v in self.parts)
+
+    def to_json(self) -> dict[str, Any]:
+        head = self.decisive.to_json() if self.decisive is not None else {}
+        head["leak"] = self.leak
+        reasons = list(head.get("reasons", []))
+        if self.reason and self.reason not in reasons:
+            reasons.append(self.reason)
+        head["reasons"] = reasons
+        head["mode"] = self.mode
+        head["incarnations"] = [
+            {"pid": int(pid) if pid == int(pid) else pid, "start_s": round(a, 3),
+             "end_s": round(b, 3), **v.to_json()} for pid, a, b, v in self.parts]
+        return head
+
+
+def leak_by_incarnation(times: list[float], values: list[float], ids: Sequence[float] | None,
+                        *, pooled: bool = False, alpha: float = 0.01,
+                        **options: Any) -> TrendVerdict:
+    """``leak`` on each incarnation of a restarted process (consecutive samples with one id),
+    or on the whole series when ``pooled`` or when it never restarted."""
+    if pooled or ids is None or len(set(ids)) <= 1:
+        verdict = leak(times, values, alpha=alpha, **options)
+        pid = ids[0] if ids else 0.0
+        span = (times[0], times[-1]) if times else (0.0, 0.0)
+        return TrendVerdict(verdict.leak, "pooled" if pooled else "per_incarnation",
+                            [(pid, *span, verdict)], verdict,
+                            verdict.reasons[0] if verdict.leak is None else "")
+    runs: list[tuple[float, int, int]] = []  # (id, first index, end index)
+    for i, pid in enumerate(ids):
+        if runs and runs[-1][0] == pid:
+            runs[-1] = (pid, runs[-1][1], i + 1)
+        else:
+            runs.append((pid, i, i + 1))
+    judged = [r for r in runs if r[2] - r[1] >= LEAK_MIN_POINTS]
+    if not judged:
+        longest = max(r[2] - r[1] for r in runs)
+        reason = (f"{not_enough(longest, LEAK_MIN_POINTS)} in the longest of {len(runs)} "
+                  "incarnations")
+        parts = [(pid, times[a], times[b - 1], leak(times[a:b], values[a:b], **options))
+                 for pid, a, b in runs]
+        return TrendVerdict(None, "per_incarnation", parts, None, reason)
+    # Bonferroni: k chances at a false alarm, each at alpha / k.
+    each = alpha / len(judged)
+    parts = [(pid, times[a], times[b - 1], leak(times[a:b], values[a:b], alpha=each, **options))
+             for pid, a, b in judged]
+    leaking = [p for p in parts if p[3].leak]
+    if leaking:
+        decisive = max(leaking, key=lambda p: p[3].slope_per_h)[3]
+    else:
+        decisive = max(parts, key=lambda p: p[3].points)[3]
+    skipped = len(runs) - len(judged)
+    reason = (f"{skipped} incarnation(s) shorter than {LEAK_MIN_POINTS} points not judged"
+              if skipped and not leaking else "")
+    return TrendVerdict(bool(leaking), "per_incarnation", parts, decisive, reason)
