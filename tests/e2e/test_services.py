@@ -212,7 +212,7 @@ def test_runner_killed_then_status_stop_collect(tmp_path: Path) -> None:
     proc = run_cli("stop", "--runs", str(runs))
     assert proc.returncode == 0, proc.stderr
     assert f"stopped service process {service}" in proc.stdout
-    assert status(runs)["state"] == "stopped"
+    assert status(runs)["state"] == "dead"  # the runner died: no verdict of its own
     assert_nothing_left(run_dir, [runner, service])
     out = tmp_path / "collected"
     proc = run_cli("collect", "--runs", str(runs), "--out", str(out))
@@ -336,6 +336,7 @@ def test_tool_drivers_say_what_is_missing(tmp_path: Path, driver: dict[str, Any]
     if driver.get("systemd") and Path("/run/systemd/system").is_dir():
         pytest.skip("systemd runs on this machine")
     plan = write_plan(tmp_path, {"name": "drv", "duration": "1s", "services": {"web": driver}})
+    (plan.parent / "docker-compose.yml").write_text("services: {}\n")  # validation wants it
     proc = run_cli("run", str(plan), "--out", str(tmp_path / "runs"))
     assert proc.returncode == 3
     assert "service web:" in proc.stderr and message in proc.stderr
@@ -373,6 +374,7 @@ def test_tool_drivers_start_restart_and_stop_through_their_tool(
                                        "requests": [{"name": "index", "path": "/"}]}}},
         "faults": [{"at": "3s", "restart": "web"}],
         "rules": ["max(recover_s) < 3s"]})
+    (plan.parent / "compose.yaml").write_text("services: {}\n")  # validation wants it
     try:
         proc = run_cli("run", str(plan), "--out", str(tmp_path / "runs"),
                        env={"PATH": f"{bin_dir}:{os.environ['PATH']}",

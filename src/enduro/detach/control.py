@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +17,20 @@ import psutil
 
 from enduro.detach.locate import list_runs, read_json
 from enduro.detach.runner import runner_alive, runner_state
-from enduro.errors import RunError
+from enduro.errors import EnduroError, RunError
+from enduro.faults.journal import Recovery, recover
 from enduro.run.rundir import RunDir, write_json_atomic
 from enduro.services.identity import ProcessIdentity, kill_group, processes_inside
 from enduro.services.ports import port_holder
 from enduro.units import format_duration
 
-__all__ = ["Started", "run_status", "runs_table", "start_detached", "stop_run"]
+__all__ = ["Started", "Stopped", "recover_run", "run_status", "runs_table", "start_detached",
+           "stop_run"]
 
-FINAL_STATES = ("completed", "failed", "stopped")
+FINAL_STATES = ("completed", "failed", "stopped", "dead")
+_LIVE = ("starting", "running")
+# Service states in which its process should be running.
+_RUNNING_SERVICE = ("up", "starting", "restarting", "building", "paused")
 
 
 @dataclass(frozen=True)
@@ -77,16 +84,52 @@ def start_detached(plan: Path, *, out: Path, plan_name: str, profile: str | None
                    f"{run_dir / 'logs' / 'runner.out'}")
 
 
+def _stamp(wall: Any) -> str | None:
+    if not isinstance(wall, int | float):
+        return None
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall))
+
+
+def _observed_service(run_dir: Path, name: str, svc: dict[str, Any]) -> dict[str, Any]:
+    """A service as state.json recorded it, corrected by what its process is now: a
+    SIGSTOPped process is ``paused``, not ``up``; one that is gone is ``gone``. The runner
+    may be dead (state.json then is as old as its last heartbeat), so this looks for itself."""
+    out = dict(svc)
+    pid, recorded = svc.get("pid"), svc.get("state")
+    if not isinstance(pid, int) or recorded not in _RUNNING_SERVICE:
+        return out
+    ident_data = read_json(run_dir / "services" / name / "pid.json")
+    try:
+        if ident_data is not None and ident_data.get("pid") == pid and \
+                not ProcessIdentity.from_json(ident_data).alive():
+            raise psutil.NoSuchProcess(pid)  # the pid now names another process
+        status = psutil.Process(pid).status()
+    except (psutil.Error, KeyError, ValueError, TypeError):
+        out.update(state="gone", process_state="not running", recorded_state=recorded)
+        return out
+    out["process_state"] = status
+    if status in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP):
+        out.update(state="paused", process_state=f"{status} (T)", recorded_state=recorded)
+    elif status == psutil.STATUS_ZOMBIE:
+        out.update(state="exited", recorded_state=recorded)
+    elif recorded == "paused":
+        out.update(state="up", recorded_state=recorded)
+    return out
+
+
 def run_status(run_dir: Path) -> dict[str, Any]:
-    """Everything ``enduro status`` shows, as data."""
+    """Everything ``enduro status`` shows, as data. Service and runner states are checked
+    against the processes themselves, not only read from state.json."""
     state = read_json(run_dir / "state.json") or {}
     runner = runner_state(state)
     results = read_json(run_dir / "results.json")
     word = state.get("state", "unknown")
     note = None
-    if word in ("starting", "running") and not runner.alive:
-        note = (f"the runner (pid {runner.pid}) is not running; last heartbeat "
-                f"{runner.heartbeat_age_s}s ago. 'enduro stop' cleans up what it left")
+    beat = _stamp(state.get("updated_at"))
+    if word in _LIVE and not runner.alive:
+        note = (f"the runner (pid {runner.pid}) is not running; last heartbeat at {beat} "
+                f"({runner.heartbeat_age_s}s ago). 'enduro stop' undoes its faults and stops "
+                "what it left; 'enduro report' rebuilds its results")
         word = "dead"
     elapsed = state.get("elapsed_s") or 0.0
     duration = state.get("duration_s") or 0.0
@@ -94,10 +137,11 @@ def run_status(run_dir: Path) -> dict[str, Any]:
         "run_id": run_dir.name, "run_dir": str(run_dir), "plan": state.get("plan"),
         "state": word, "recorded_state": state.get("state"),
         "runner": {"pid": runner.pid, "alive": runner.alive,
-                   "heartbeat_age_s": runner.heartbeat_age_s},
+                   "heartbeat_age_s": runner.heartbeat_age_s, "last_heartbeat": beat},
         "elapsed_s": elapsed, "remaining_s": max(0.0, duration - elapsed),
         "duration_s": duration, "live": state.get("live") or {},
-        "services": state.get("services") or {},
+        "services": {name: _observed_service(run_dir, name, svc) if isinstance(svc, dict)
+                     else svc for name, svc in (state.get("services") or {}).items()},
         "verdict": results.get("verdict") if results else None,
         "stop_reason": state.get("stop_reason"), "note": note,
     }
@@ -117,8 +161,10 @@ def format_status(s: dict[str, Any]) -> str:
     for name, svc in s["services"].items():
         rss = f"  rss {svc['rss_mb']}MB" if svc.get("rss_mb") is not None else ""
         crash = f"  last crash {svc['last_crash']}" if svc.get("last_crash") else ""
-        lines.append(f"  service {name}: {svc.get('state')}  pid {svc.get('pid')}  restarts "
-                     f"{svc.get('restarts', 0)}{rss}{crash}")
+        proc = (f" (process {svc['process_state']})"
+                if svc.get("recorded_state") and svc.get("process_state") else "")
+        lines.append(f"  service {name}: {svc.get('state')}{proc}  pid {svc.get('pid')}  "
+                     f"restarts {svc.get('restarts', 0)}{rss}{crash}")
     if s["stop_reason"]:
         lines.append(f"  reason: {s['stop_reason']}")
     if s["note"]:
@@ -142,6 +188,7 @@ def _plan_ports(run_dir: Path) -> list[int]:
 def _end(proc: psutil.Process, grace: float) -> None:
     try:
         proc.terminate()
+        proc.resume()  # a paused (SIGSTOPped) process would never act on the SIGTERM
         proc.wait(grace)
     except psutil.TimeoutExpired:
         try:
@@ -153,12 +200,55 @@ def _end(proc: psutil.Process, grace: float) -> None:
         pass
 
 
-def stop_run(run_dir: Path, *, grace: float = 30.0) -> list[str]:
-    """Stop a run: the runner gracefully, then forcefully; then whatever it left behind that
-    belongs to the run (pid files, the plan's ports, processes inside the run directory)."""
-    actions: list[str] = []
+@dataclass
+class Stopped:
+    """What ``stop_run`` did, and the undos that failed (their faults are still in force)."""
+
+    actions: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    state: str | None = None
+
+    def __iter__(self) -> Iterator[str]:  # callers that printed the former list of actions
+        return iter(self.actions)
+
+    def __bool__(self) -> bool:
+        return bool(self.actions)
+
+
+def recover_run(run_dir: Path) -> Recovery:
+    """Undo the faults a dead runner left in force (``enduro recover``). A live runner
+    undoes its own: this refuses to race it."""
+    state = read_json(run_dir / "state.json") or {}
+    if runner_alive(state):
+        raise RunError(f"the runner of {run_dir.name} (pid {state.get('pid')}) is alive and "
+                       "undoes its own faults; 'enduro stop' stops it")
+    return recover(run_dir)
+
+
+def _stop_service(ident: ProcessIdentity, name: str) -> str:
+    kill_group(ident.pid, signal.SIGTERM)
+    kill_group(ident.pid, signal.SIGCONT)  # a paused service must run to act on SIGTERM
+    try:
+        psutil.Process(ident.pid).wait(10)
+    except psutil.TimeoutExpired:
+        kill_group(ident.pid, signal.SIGKILL)
+        with contextlib.suppress(psutil.Error):
+            psutil.Process(ident.pid).wait(5)
+    except psutil.Error:
+        pass
+    return f"stopped service process {ident.pid} ({name})"
+
+
+def stop_run(run_dir: Path, *, grace: float = 30.0) -> Stopped:
+    """Stop a run: the runner gracefully, then forcefully. If the runner died (or had to be
+    killed), undo every fault its journal still holds, stop the service processes it
+    recorded and whatever else belongs to the run (the plan's ports, processes inside the
+    run directory), mark the run ``dead`` and rebuild its results from the store."""
+    out = Stopped()
+    actions = out.actions
     state = read_json(run_dir / "state.json") or {}
     pid = state.get("pid")
+    died = state.get("state") in _LIVE and not runner_alive(state)
     if isinstance(pid, int) and runner_alive(state):
         os.kill(pid, signal.SIGTERM)
         actions.append(f"sent SIGTERM to the runner (pid {pid})")
@@ -167,8 +257,17 @@ def stop_run(run_dir: Path, *, grace: float = 30.0) -> list[str]:
             time.sleep(0.1)
         if runner_alive(state):
             os.kill(pid, signal.SIGKILL)
+            died = True
             actions.append(f"the runner did not stop within {grace:g}s: SIGKILL")
-            time.sleep(0.2)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and runner_alive(state):
+                time.sleep(0.05)
+    # Faults a dead runner left in force, before its services stop (a paused service is
+    # continued first; a command fault's undo may need the service). A runner that stopped
+    # gracefully undid its own: whatever is still pending failed there, and is tried again.
+    recovery = recover(run_dir)
+    actions.extend(recovery.undone)
+    out.failed.extend(recovery.failed)
     # Service processes whose runner died: their pid files name them.
     for pid_file in sorted(run_dir.glob("services/*/pid.json")):
         data = read_json(pid_file)
@@ -178,14 +277,7 @@ def stop_run(run_dir: Path, *, grace: float = 30.0) -> list[str]:
             except (KeyError, ValueError, TypeError):
                 ident = None
             if ident is not None and ident.alive():
-                kill_group(ident.pid, signal.SIGTERM)
-                try:
-                    psutil.Process(ident.pid).wait(10)
-                except psutil.TimeoutExpired:
-                    kill_group(ident.pid, signal.SIGKILL)
-                except psutil.Error:
-                    pass
-                actions.append(f"stopped service process {ident.pid} ({pid_file.parent.name})")
+                actions.append(_stop_service(ident, pid_file.parent.name))
         pid_file.unlink(missing_ok=True)
     # Processes still holding the plan's ports, if they belong to this run.
     for port in _plan_ports(run_dir):
@@ -207,13 +299,27 @@ def stop_run(run_dir: Path, *, grace: float = 30.0) -> list[str]:
         _end(proc, 5)
         actions.append(f"stopped pid {proc.pid} ({desc}), which ran inside the run directory")
     state = read_json(run_dir / "state.json") or {}
-    if state.get("state") in ("starting", "running"):
-        state["state"] = "stopped"
-        state["stop_reason"] = "stopped by 'enduro stop' after the runner had died"
-        state["updated_at"] = time.time()
+    if state.get("state") in _LIVE or (died and state.get("state") != "dead"):
+        beat = _stamp(state.get("updated_at"))
+        state["state"] = "dead"
+        state["stop_reason"] = state.get("stop_reason") or (
+            f"the runner died (last heartbeat at {beat}); 'enduro stop' undid its faults "
+            "and stopped what it left")
+        state["stopped_at"] = time.time()
         write_json_atomic(run_dir / "state.json", state)
-        actions.append("marked the run stopped")
-    return actions
+        actions.append(f"marked the run dead (last heartbeat at {beat})")
+    out.state = str(state.get("state")) if state.get("state") else None
+    if out.state == "dead" and read_json(run_dir / "results.json") is None:
+        from enduro.detach.rebuild import report_run  # plotly and the engine: only here
+        try:
+            done = report_run(run_dir)
+            actions.append(f"rebuilt results.json, junit.xml and report.html from the store "
+                           f"(verdict {done.results['verdict']})")
+        except (EnduroError, OSError, ValueError) as exc:
+            actions.append(f"could not rebuild the results: {exc} (see 'enduro report')")
+    for line in out.failed:
+        actions.append(line)
+    return out
 
 
 def runs_table(runs_dir: Path) -> list[dict[str, Any]]:

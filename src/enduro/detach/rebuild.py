@@ -259,7 +259,8 @@ def rebuild_results(run_dir: Path) -> dict[str, Any]:
         started = next((e for e in events if e.get("event") == "run_started"), {})
         workers = started.get("workers")
         results = build_results(
-            run_id=run_dir.name, plan_name=plan.name, verdict=Verdict(False, judged),
+            run_id=run_dir.name, plan_name=plan.name,
+            verdict=Verdict(all(r.passed for r in judged), judged),
             metrics=metrics, ops=ops, elapsed_s=elapsed,
             seed=int(seed) if isinstance(seed, int) else (plan.seed or 0), state=run_state,
             started_wall=float(state.get("started_at") or 0.0), stop_reason=stop_reason,
@@ -280,4 +281,5 @@ def rebuild_results(run_dir: Path) -> dict[str, Any]:
     for item in results["rules"]:
         item["evaluated"] = item["rule"] not in not_judged
     results["verdict"] = VERDICT
+    results["complete"] = False
     return results

@@ -1,5 +1,6 @@
 """The undo journal: each fault's undo is written before the fault is applied, so that
-``enduro recover`` can undo what a killed runner left behind."""
+``enduro recover`` (and ``enduro stop`` of a dead runner) can undo what a killed runner left
+behind. An undo that fails stays pending, with its error, until one succeeds."""
 
 from __future__ import annotations
 
@@ -8,12 +9,19 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from enduro.errors import RunError
 from enduro.services.identity import ProcessIdentity, kill_group
 
-__all__ = ["Journal", "recover"]
+__all__ = ["Journal", "Recovery", "UndoFailed", "recover", "run_undo"]
+
+
+class UndoFailed(RunError):
+    """An undo did not do its job (its command failed, timed out or could not start)."""
 
 
 class Journal:
@@ -36,25 +44,35 @@ class Journal:
     def undone(self, fault_id: int, how: str = "undone") -> None:
         self._append({"op": how, "id": fault_id, "wall": time.time()})
 
+    def undo_failed(self, fault_id: int, error: str) -> None:
+        """The undo ran and failed: the fault stays pending, with this error."""
+        self._append({"op": "undo_failed", "id": fault_id, "error": error, "wall": time.time()})
+
     def pending(self) -> list[dict[str, Any]]:
-        """Applied faults with an undo that has not run."""
+        """Applied faults with an undo that has not succeeded; ``last_error`` says why when
+        an undo was tried and failed."""
         if not self.path.exists():
             return []
         applied: dict[int, dict[str, Any]] = {}
-        for line in self.path.read_text().splitlines():
+        for line in self.path.read_text(errors="replace").splitlines():
             try:
                 record = json.loads(line)
             except ValueError:
                 continue  # a torn last line from a killed runner
-            if record.get("op") == "apply" and record.get("undo"):
-                applied[record["id"]] = record
-            elif record.get("op") in ("undone", "recovered"):
-                applied.pop(record.get("id"), None)
+            if not isinstance(record, dict) or not isinstance(record.get("id"), int):
+                continue
+            op, fid = record.get("op"), int(record["id"])
+            if op == "apply" and record.get("undo"):
+                applied[fid] = record
+            elif op in ("undone", "recovered"):
+                applied.pop(fid, None)
+            elif op == "undo_failed" and fid in applied:
+                applied[fid] = {**applied[fid], "last_error": record.get("error")}
         return list(applied.values())
 
 
 def run_undo(undo: dict[str, Any]) -> str:
-    """Carry out one undo record; return what was done."""
+    """Carry out one undo record; return what was done, or raise ``UndoFailed``."""
     kind = undo.get("type")
     if kind == "signal":
         sig = getattr(signal, str(undo.get("signal", "SIGCONT")))
@@ -67,25 +85,59 @@ def run_undo(undo: dict[str, Any]) -> str:
     if kind == "command":
         argv = undo["argv"]
         shell = isinstance(argv, str)
-        proc = subprocess.run(argv, shell=shell, cwd=undo.get("cwd") or None,
-                              capture_output=True, text=True, timeout=undo.get("timeout", 60),
-                              check=False)
-        return f"ran {argv!r}: exit {proc.returncode}"
+        timeout = float(undo.get("timeout", 60))
+        try:
+            proc = subprocess.run(argv, shell=shell, cwd=undo.get("cwd") or None,
+                                  capture_output=True, text=True, timeout=timeout,
+                                  check=False, stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired as exc:
+            raise UndoFailed(f"{argv!r} timed out after {timeout:g}s") from exc
+        except OSError as exc:
+            raise UndoFailed(f"{argv!r} could not start: {exc.strerror or exc}") from exc
+        if proc.returncode != 0:
+            said = (proc.stderr or proc.stdout or "").strip()[-300:]
+            raise UndoFailed(f"{argv!r} exited with {proc.returncode}"
+                             + (f": {said}" if said else ""))
+        return f"ran {argv!r}: exit 0"
     if kind == "proxy":
+        # The proxy lived in the runner's process: with the runner gone, so is the fault.
         return "proxy faults ended with the runner's proxy"
     return f"unknown undo {kind!r}; left alone"
 
 
-def recover(run_dir: Path) -> list[str]:
-    """Undo every fault the journal says is still applied."""
+@dataclass
+class Recovery:
+    """What ``recover`` did: one line per fault undone, and per fault whose undo failed."""
+
+    undone: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    @property
+    def lines(self) -> list[str]:
+        return [*self.undone, *self.failed]
+
+    def __iter__(self) -> Iterator[str]:  # callers that printed the former list of lines
+        return iter(self.lines)
+
+    def __bool__(self) -> bool:
+        return bool(self.undone or self.failed)
+
+
+def recover(run_dir: Path) -> Recovery:
+    """Undo every fault the journal says is still applied. A failed undo stays pending in
+    the journal (``undo_failed``, with its error), so a later ``recover`` tries it again."""
     journal = Journal(run_dir / "faults.journal.jsonl")
-    actions = []
+    out = Recovery()
     for record in journal.pending():
+        what = (f"fault #{record['id']} ({record.get('kind')} "
+                f"{','.join(record.get('targets') or [])})").replace(" )", ")")
         try:
-            what = run_undo(record["undo"])
-        except (OSError, subprocess.SubprocessError, KeyError, ValueError) as exc:
-            what = f"failed: {exc}"
+            done = run_undo(record["undo"])
+        except (UndoFailed, KeyError, ValueError, TypeError) as exc:
+            journal.undo_failed(record["id"], str(exc))
+            out.failed.append(f"{what}: undo FAILED: {exc}; still pending in "
+                              f"{journal.path.name}")
+            continue
         journal.undone(record["id"], "recovered")
-        actions.append(f"fault #{record['id']} ({record['kind']} "
-                       f"{','.join(record.get('targets') or [])}): {what}")
-    return actions
+        out.undone.append(f"{what}: {done}")
+    return out

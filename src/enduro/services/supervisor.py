@@ -368,12 +368,27 @@ class ServiceSet:
 
     # -- status --------------------------------------------------------------------------
     def statuses(self) -> dict[str, dict[str, Any]]:
+        """Each service's status; an ``up`` process that is SIGSTOPped (a pause fault, a
+        debugger) is reported ``paused``, since it answers nothing."""
         out = {}
         for name, entry in self.entries.items():
             data = entry.status.to_json()
             data["rss_mb"] = self._rss(entry)
+            if data["state"] == "up" and self._stopped(entry):
+                data["state"] = "paused"
             out[name] = data
         return out
+
+    @staticmethod
+    def _stopped(entry: _Entry) -> bool:
+        proc = entry.process
+        if proc is None or proc.proc is None or proc.returncode is not None:
+            return False
+        try:
+            status = psutil.Process(proc.proc.pid).status()
+        except psutil.Error:
+            return False
+        return status in (psutil.STATUS_STOPPED, psutil.STATUS_TRACING_STOP)
 
     @staticmethod
     def _rss(entry: _Entry) -> float | None:
