@@ -8,6 +8,8 @@ seconds (alias bombs, 20,000-deep nesting and FIFOs included).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +18,9 @@ from pathlib import Path
 import pytest
 
 from enduro.cli import main
+from enduro.errors import RunError
+from enduro.plan.models import Service
+from enduro.services.stage import stage
 
 MARK = "# <-"
 HEAD = "name: corpus\nduration: 5s\n"
@@ -404,3 +409,63 @@ def test_a_good_plan_still_validates(tmp_path: Path, capsys: pytest.CaptureFixtu
     plan.write_text(text)
     code, output, _ = _validate(["validate", str(plan)], capsys)
     assert code == 0, output
+
+
+def _staged_service(fresh: list[str], config_path: str | None = None) -> Service:
+    data: dict[str, object] = {"command": ["true"], "stage": {"from": "dist", "fresh": fresh}}
+    if config_path is not None:
+        data["config"] = {"template": "c.j2", "path": config_path}
+    return Service.model_validate(data)
+
+
+def _symlinked_dist(tmp_path: Path) -> Path:
+    """A stage source whose ``data`` is a symlink to a directory outside the run."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "precious").write_text("keep me")
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / "data").symlink_to(outside)
+    (tmp_path / "c.j2").write_text("x = 1\n")
+    return outside
+
+
+def test_fresh_through_a_staged_symlink_deletes_nothing_outside(tmp_path: Path) -> None:
+    outside = _symlinked_dist(tmp_path)
+    service_dir = tmp_path / "run" / "services" / "api"
+    service_dir.mkdir(parents=True)
+    with pytest.raises(RunError, match="outside the service's directory"):
+        stage("api", _staged_service(["data/precious"]), tmp_path, service_dir, {})
+    assert (outside / "precious").read_text() == "keep me"
+
+
+def test_fresh_symlink_itself_is_unlinked_not_followed(tmp_path: Path) -> None:
+    outside = _symlinked_dist(tmp_path)
+    service_dir = tmp_path / "run" / "services" / "api"
+    service_dir.mkdir(parents=True)
+    stage("api", _staged_service(["data"]), tmp_path, service_dir, {})
+    assert not (service_dir / "data").exists()
+    assert (outside / "precious").read_text() == "keep me"
+
+
+def test_config_written_through_a_staged_symlink_is_refused(tmp_path: Path) -> None:
+    outside = _symlinked_dist(tmp_path)
+    service_dir = tmp_path / "run" / "services" / "api"
+    service_dir.mkdir(parents=True)
+    with pytest.raises(RunError, match="outside the service's directory"):
+        stage("api", _staged_service([], "data/precious"), tmp_path, service_dir, {})
+    assert (outside / "precious").read_text() == "keep me"
+
+
+def test_run_refuses_a_hostile_plan_before_anything_starts(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(BOMB)
+    out = tmp_path / "runs"
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "enduro", "run", str(plan), "--out", str(out)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert f"{plan}:6:" in proc.stderr and "alias bomb" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not out.exists()
+    assert time.monotonic() - start < 30

@@ -15,7 +15,7 @@ from enduro.errors import RunError
 from enduro.plan.models import Service
 from enduro.services.identity import ProcessIdentity, kill_group, signal_number
 from enduro.services.output import OutputLog
-from enduro.services.stage import argv, render_string
+from enduro.services.stage import argv, contained, render_string
 
 __all__ = ["ManagedProcess", "describe_exit"]
 
@@ -61,7 +61,12 @@ class ManagedProcess:
         env = {**os.environ, **{k: render_string(v, dict(self.variables))
                                 for k, v in self.service.env.items()}}
         cwd = self.cwd
-        cwd.mkdir(parents=True, exist_ok=True)
+        if cwd.is_absolute() and not cwd.is_relative_to(self.dir):
+            # An absolute cwd is used as it is (validation saw it exists), never created.
+            if not cwd.is_dir():
+                raise RunError(f"service {self.name}: cwd {cwd} is not a directory")
+        else:
+            contained(self.name, cwd, self.dir).mkdir(parents=True, exist_ok=True)
         self.start_line = self.output.lines_seen
         try:
             if isinstance(command, str):

@@ -14,7 +14,7 @@ import jinja2
 from enduro.errors import RunError
 from enduro.plan.models import Service
 
-__all__ = ["BuildFailed", "build", "render_string", "stage"]
+__all__ = ["BuildFailed", "build", "contained", "render_string", "stage"]
 
 
 class BuildFailed(RunError):
@@ -78,9 +78,14 @@ def stage(name: str, service: Service, base_dir: Path, service_dir: Path,
             shutil.copy2(source, service_dir / source.name)
         for rel in service.stage.fresh:
             target = service_dir / rel
-            if target.is_dir():
+            # Validation keeps fresh paths relative; a staged symlink must not lead outside.
+            contained(name, target.parent, service_dir)
+            if target.is_symlink():
+                target.unlink()
+            elif target.is_dir():
+                contained(name, target, service_dir)
                 shutil.rmtree(target)
-            elif target.exists() or target.is_symlink():
+            elif target.exists():
                 target.unlink()
     for cfg in service.configs():
         template_path = (base_dir / cfg.template)
@@ -95,6 +100,17 @@ def stage(name: str, service: Service, base_dir: Path, service_dir: Path,
             rendered = env.from_string(text).render(**variables)
         except jinja2.TemplateError as exc:
             raise RunError(f"service {name}: config template {template_path}: {exc}") from exc
-        out = service_dir / cfg.path
+        out = contained(name, service_dir / cfg.path, service_dir)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(rendered)
+
+
+def contained(name: str, path: Path, root: Path) -> Path:
+    """``path`` with symlinks resolved, if it is ``root`` or inside it; else ``RunError``.
+    Guards every delete and write a plan asks for in a service's directory."""
+    resolved = path.resolve()
+    base = root.resolve()
+    if resolved != base and base not in resolved.parents:
+        raise RunError(f"service {name}: {path} resolves to {resolved}, outside the service's "
+                       f"directory {base}; refusing to write or delete there")
+    return resolved
