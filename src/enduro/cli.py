@@ -1,48 +1,229 @@
-"""The ``enduro`` command: argument parsing only; each command calls one library function."""
+"""The ``enduro`` command: argument parsing only; each command calls one library function.
+
+Every command runs through :func:`handle`, the one place where errors become exit codes: a
+mistake of the user prints ``error: ...`` lines and exits 2, the world 3, an interruption 130,
+and anything unexpected is an enduro defect: its traceback goes to a file, the terminal gets one
+line naming that file, and the exit code is 70.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from enduro import __version__
-from enduro.errors import EXIT_PASS, EXIT_PLAN, EnduroError, PlanError
+from enduro.errors import (
+    EXIT_DEFECT,
+    EXIT_INTERRUPTED,
+    EXIT_PASS,
+    EXIT_PLAN,
+    Defect,
+    EnduroError,
+    PlanError,
+)
 from enduro.units import parse_duration
 
 if TYPE_CHECKING:
     from enduro.run.run import RunOptions
 
+__all__ = ["EXIT_CODES", "build_parser", "handle", "main", "make_console"]
+
 EXIT_CODES = """exit codes:
   0    pass: every rule held
   1    fail: a rule failed (or an abort_on_fail rule stopped the run)
-  2    plan or usage error: the message says file:line and what was expected
+  2    plan or usage error: the message says file:line (or the flag) and what was expected
   3    the run could not proceed: service never ready, target unreachable, worker crashed
+  70   enduro defect (a bug in enduro): one line names the file holding the traceback
+       (logs/traceback.txt in the run directory, else ~/.cache/enduro/defects/)
   130  interrupted (SIGINT/SIGTERM); results measured so far are still written
 """
 
+MAX_WORKERS = 1024  # processes; more is a typo, not a plan
+MAX_PORT = 65535
 
+
+def make_console(*, stderr: bool = False) -> Console:
+    """A console that never reads markup or highlights: everything printed through it (plan
+    names, paths, service output, server values) comes out exactly as written. Styles are
+    given with :class:`rich.text.Text` instead."""
+    stream = sys.stderr if stderr else sys.stdout
+    # Files and pipes get a wide console, so tables are not squeezed to 80 columns.
+    return Console(stderr=stderr, width=None if stream.isatty() else 120, markup=False,
+                   highlight=False, emoji=False)
+
+
+def _error_line(text: str) -> Text:
+    return Text.assemble(("error:", "red"), " ", text)
+
+
+def handle(command: Callable[[], int], err: Console) -> int:
+    """Run ``command`` and turn what it raises into an exit code: PlanError 2 (one line per
+    problem), RunError 3, Interrupted/KeyboardInterrupt 130, any other ``EnduroError`` its own
+    code; any other exception is a defect: its traceback is saved to a file (see
+    :func:`enduro.errors.save_traceback`), one line names that file, and the code is 70. No
+    traceback ever reaches the terminal."""
+    try:
+        return command()
+    except PlanError as exc:
+        for problem in exc.problems:
+            err.print(_error_line(str(problem)), soft_wrap=True)
+        return exc.exit_code
+    except EnduroError as exc:
+        err.print(_error_line(str(exc)), soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.print(_error_line("interrupted"), soft_wrap=True)
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # the defect boundary: nothing unexpected escapes as a traceback
+        try:
+            # A run saves the traceback in its run directory and says where on the exception.
+            saved = getattr(exc, "traceback_file", None)
+            defect = (Defect(saved, type(exc).__name__) if isinstance(saved, Path)
+                      and saved.is_file() else Defect.saved(exc))
+        except OSError:
+            err.print(_error_line(f"internal error in enduro ({type(exc).__name__}); this is a "
+                                  "bug, and no file could be written for its traceback"),
+                      soft_wrap=True)
+            return EXIT_DEFECT
+        err.print(_error_line(str(defect)), soft_wrap=True)
+        return EXIT_DEFECT
+
+
+# -- argument types: each rejects a bad value with a message argparse turns into exit 2 --------
 def _duration(text: str) -> float:
     try:
-        return parse_duration(text)
+        value = parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a duration above zero, got {text!r}")
+    return value
+
+
+def _grace(text: str) -> float:
+    """A duration that may be zero (stop at once)."""
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a duration of zero or more, got {text!r}")
+    return value
+
+
+def _bounded_int(low: int, high: int, what: str = "a whole number") -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected {what} from {low} to {high}, got {value}")
+        return value
+    return parse
 
 
 def _positive_int(text: str) -> int:
+    return _bounded_int(1, MAX_WORKERS)(text)
+
+
+_port = _bounded_int(1, MAX_PORT, "a TCP port number")
+_seed = _bounded_int(-(2**63), 2**63 - 1)
+
+
+def _tag(text: str) -> str:
+    if not text or len(text) > 64 or not all(c.isascii() and (c.isalnum() or c in "._-")
+                                             for c in text) or text.startswith("."):
+        raise argparse.ArgumentTypeError(
+            f"expected up to 64 letters, digits, '.', '_' or '-' (not starting with '.'), "
+            f"got {text!r}")
+    return text
+
+
+# -- paths: checked before anything runs, so a bad one is a usage error, not a traceback -------
+def _exists(path: Path) -> bool:
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
-    return value
+        return os.path.lexists(path)
+    except (OSError, ValueError):
+        return False
+
+
+def check_plan_file(path: Path, what: str = "plan") -> None:
+    """A plan argument must name a regular, readable file (a directory, FIFO or device is a
+    usage error: reading a FIFO would block forever)."""
+    import stat
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise PlanError(f"{path}: no such {what} file") from None
+    except (OSError, ValueError) as exc:
+        raise PlanError(f"{path}: cannot read the {what} file ({_reason(exc)})") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise PlanError(f"{path}: is a directory, not a {what} file")
+    if not stat.S_ISREG(st.st_mode):
+        raise PlanError(f"{path}: is not a regular file (a FIFO, socket or device); give the "
+                        f"{what} file itself")
+    if not os.access(path, os.R_OK):
+        raise PlanError(f"{path}: cannot read the {what} file (permission denied)")
+
+
+def _reason(exc: BaseException) -> str:
+    return (exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)) or \
+        type(exc).__name__
+
+
+def check_out_dir(path: Path, flag: str = "--out") -> None:
+    """``path`` must be a directory enduro can write, or one it can create. Nothing is left
+    behind by the check: directories it had to create to prove that are removed again."""
+    where = f"{flag} {path}"
+    if _exists(path):
+        if not path.is_dir():
+            raise PlanError(f"{where}: is a file, not a directory")
+        _probe_write(path, where)
+        return
+    existing = next((p for p in path.absolute().parents if _exists(p)), None)
+    if existing is not None and not existing.is_dir():
+        raise PlanError(f"{where}: {existing} is a file, not a directory")
+    created: list[Path] = []
+    try:
+        try:
+            for part in reversed([path.absolute(), *path.absolute().parents]):
+                if not _exists(part):
+                    part.mkdir()
+                    created.append(part)
+        except OSError as exc:
+            raise PlanError(f"{where}: cannot create the directory ({_reason(exc)})") from None
+        _probe_write(path, where)
+    finally:
+        for part in reversed(created):
+            try:
+                part.rmdir()
+            except OSError:
+                pass
+
+
+def _probe_write(directory: Path, where: str) -> None:
+    try:
+        with tempfile.TemporaryFile(dir=directory):
+            pass
+    except OSError as exc:
+        raise PlanError(f"{where}: cannot write there ({_reason(exc)})") from None
+
+
+def check_out_file(path: Path, flag: str = "--out") -> None:
+    """``path`` is a file enduro will write: not a directory, in a directory it can write."""
+    if _exists(path) and path.is_dir():
+        raise PlanError(f"{flag} {path}: is a directory; give a file name")
+    check_out_dir(path.absolute().parent, flag)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,11 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="where run directories go (default: ./runs)")
         p.add_argument("--workers", "-w", type=_positive_int, default=1,
                        help="shard the load over N processes (default 1)")
-        p.add_argument("--seed", type=int, help="override the plan's seed")
-        p.add_argument("--tag", help="appended to the run directory's name")
+        p.add_argument("--seed", type=_seed, help="override the plan's seed")
+        p.add_argument("--tag", type=_tag, help="appended to the run directory's name")
         p.add_argument("--no-live", action="store_true",
                        help="no live view; heartbeat lines only")
-        p.add_argument("--metrics-port", type=int, metavar="PORT",
+        p.add_argument("--metrics-port", type=_port, metavar="PORT",
                        help="serve the live figures in Prometheus text on 127.0.0.1:PORT")
         p.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)
 
@@ -92,7 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     plan_args(p)
     p.add_argument("--faults", action="store_true",
                    help="print the expanded fault schedule instead (nothing is run)")
-    p.add_argument("--seed", type=int, help="the seed for --faults (default: the plan's)")
+    p.add_argument("--seed", type=_seed, help="the seed for --faults (default: the plan's)")
     p.add_argument("--duration", "-d", type=_duration, help="the duration for --faults")
     p = sub.add_parser("run", help="run a plan in the foreground", epilog=EXIT_CODES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -117,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "loop":
             p.add_argument("--duration", "-d", type=_duration, default=3600.0,
                            help="how long to loop (default 1h)")
-            p.add_argument("--iterations", "-n", type=_positive_int)
+            p.add_argument("--iterations", "-n", type=_bounded_int(1, 10**9))
             p.add_argument("--no-live", action="store_true", help=argparse.SUPPRESS)
     p = sub.add_parser("start", help="start a run detached from the terminal",
                        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -129,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     runs_arg(p)
     p = sub.add_parser("stop", help="stop a run and everything it started")
     p.add_argument("run", nargs="?", help="run id or directory (default: the latest)")
-    p.add_argument("--grace", type=_duration, default=30.0,
+    p.add_argument("--grace", type=_grace, default=30.0,
                    help="how long the runner may take to stop gracefully (default 30s)")
     runs_arg(p)
     p = sub.add_parser("collect", help="a tarball of a run directory, secrets redacted")
@@ -205,61 +386,62 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``enduro`` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    # Files and pipes get a wide console, so tables are not squeezed to 80 columns.
-    out = Console(width=None if sys.stdout.isatty() else 120)
-    err = Console(stderr=True, width=None if sys.stderr.isatty() else 120)
+    out = make_console()
+    err = make_console(stderr=True)
     if args.command is None:
         parser.print_help()
         return EXIT_PLAN
-    try:
-        if args.command == "validate":
-            return _validate(args, out)
-        if args.command == "plan":
-            return _plan(args, out)
-        if args.command == "run":
-            return _run(args, err)
-        if args.command == "demo":
-            return _demo(args, out, err)
-        if args.command == "triage":
-            return _triage(args, out)
-        if args.command == "gate":
-            return _gate(args, out)
-        if args.command in ("suite", "loop", "cycles"):
-            return _suites(args, out, err)
-        if args.command == "supervise":
-            return _supervise(args, err)
-        if args.command in ("start", "status", "stop", "collect", "runs", "band", "recover",
-                            "report", "compare"):
-            handler = {"start": _start, "status": _status, "stop": _stop,
-                       "collect": _collect, "runs": _runs, "band": _band,
-                       "recover": _recover, "report": _report,
-                       "compare": _compare}[args.command]
-            return handler(args, out)
-    except PlanError as exc:
-        for problem in exc.problems:
-            # User text (names, paths) may look like Rich markup: print it as it is.
-            err.print(f"[red]error:[/] {escape(str(problem))}", highlight=False,
-                      soft_wrap=True)
-        return exc.exit_code
-    except EnduroError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
-    parser.error(f"unknown command {args.command!r}")
-    return EXIT_PLAN
+    command = _COMMANDS.get(args.command)
+    if command is None:
+        parser.error(f"unknown command {args.command!r}")
+        return EXIT_PLAN
+
+    def call() -> int:
+        check_args(args)
+        assert command is not None
+        return command(args, out, err)
+
+    return handle(call, err)
 
 
-def _validate(args: argparse.Namespace, out: Console) -> int:
+def check_args(args: argparse.Namespace) -> None:
+    """Checks argparse cannot make: the plan is a regular file, the output places are usable.
+    Raises PlanError (exit 2) naming the flag and what is wrong."""
+    name = args.command
+    if isinstance(getattr(args, "plan", None), Path):
+        check_plan_file(args.plan)
+    if name == "band":
+        from enduro.detach.band import Scenario
+        for text in args.scenarios:
+            check_plan_file(Scenario.parse(text).plan)
+    if name == "gate":
+        if args.gate_command == "snapshot":
+            for result in args.results:
+                if not _exists(result):
+                    raise PlanError(f"{result}: no such benchmark result")
+            check_out_file(args.out)
+            return
+        for flag in ("base", "head", "config"):
+            given = getattr(args, flag, None)
+            if given is not None and not _exists(given):
+                raise PlanError(f"--{flag} {given}: no such file")
+    out = getattr(args, "out", None)
+    if isinstance(out, Path):
+        check_out_dir(out)
+    runs = getattr(args, "runs", None)
+    if isinstance(runs, Path) and _exists(runs) and not runs.is_dir():
+        raise PlanError(f"--runs {runs}: is a file, not a directory")
+
+
+def _validate(args: argparse.Namespace, out: Console, err: Console) -> int:
     from enduro.api import load_checked
     plan = load_checked(args.plan, profile=args.profile, sets=args.sets).plan
     out.print(f"ok: {args.plan} is a valid plan {plan.name!r}: {len(plan.workloads)} "
-              f"workload(s), {len(plan.rules)} rule(s), duration {plan.duration:g}s",
-              highlight=False)
+              f"workload(s), {len(plan.rules)} rule(s), duration {plan.duration:g}s")
     return EXIT_PASS
 
 
-def _plan(args: argparse.Namespace, out: Console) -> int:
+def _plan(args: argparse.Namespace, out: Console, err: Console) -> int:
     from enduro.api import load_checked
     loaded = load_checked(args.plan, profile=args.profile, sets=args.sets)
     if args.faults:
@@ -271,10 +453,10 @@ def _plan(args: argparse.Namespace, out: Console) -> int:
         if seed is None:
             seed = random.SystemRandom().randrange(1, 2**31)
             out.print(f"the plan has no seed; this schedule used {seed} (pass --seed {seed} "
-                      "to see it again)", highlight=False)
+                      "to see it again)")
         duration = args.duration if args.duration is not None else plan.duration
         schedule, skipped = expand(plan, duration, seed)
-        out.print(format_schedule(schedule, skipped, seed), highlight=False, soft_wrap=True)
+        out.print(format_schedule(schedule, skipped, seed), soft_wrap=True)
         return EXIT_PASS
     sys.stdout.write(loaded.resolved_yaml())
     return EXIT_PASS
@@ -305,22 +487,21 @@ def _suites(args: argparse.Namespace, out: Console, err: Console) -> int:
     outdir = args.out / f"{plan.name}-{args.command}-{stamp}"
 
     def say(line: str) -> None:
-        err.print(line, highlight=False, soft_wrap=True)
+        err.print(line, soft_wrap=True)
 
     if args.command == "suite":
         results = run_layers(suite, args.layer, cwd=cwd, out=outdir, threads=args.threads,
                              say=say)
         failures = [(r.layer, c) for r in results for c in r.commands if not c.passed]
-        out.print(f"failures: {len(failures)}", highlight=False)
+        out.print(f"failures: {len(failures)}")
         for layer, c in failures:
             out.print(f"  {layer}: {c.command} (exit {c.exit_code}"
-                      + (", timed out" if c.timed_out else "") + f"; log {c.log})",
-                      highlight=False)
+                      + (", timed out" if c.timed_out else "") + f"; log {c.log})")
         return EXIT_PASS if not failures else EXIT_FAIL
     if args.command == "cycles":
         ok, csv_path = run_cycles(suite, cwd=cwd, out=outdir, threads=args.threads, say=say,
                                   read_perf=read_results)
-        out.print(f"{csv_path}\n{csv_path.parent / 'cycles.html'}", highlight=False)
+        out.print(f"{csv_path}\n{csv_path.parent / 'cycles.html'}")
         return EXIT_PASS if ok else EXIT_FAIL
 
     def job(stop: Any) -> Any:
@@ -333,17 +514,15 @@ def _suites(args: argparse.Namespace, out: Console, err: Console) -> int:
         options = RunOptions(out=args.out, duration=args.duration + 3600.0, live=False,
                              job=job)
         outcome = Run(loaded, options, console=err).main()
-        out.print(f"run directory: {outcome.run_dir}\nloop: {outdir}/loop.tsv",
-                  highlight=False)
+        out.print(f"run directory: {outcome.run_dir}\nloop: {outdir}/loop.tsv")
         return outcome.exit_code
     rows = job(lambda: False)
     failed = sum(1 for r in rows if not r["passed"])
-    out.print(f"{len(rows)} iteration(s), {failed} failed: {outdir}/loop.tsv",
-              highlight=False)
+    out.print(f"{len(rows)} iteration(s), {failed} failed: {outdir}/loop.tsv")
     return EXIT_PASS if not failed else EXIT_FAIL
 
 
-def _supervise(args: argparse.Namespace, err: Console) -> int:
+def _supervise(args: argparse.Namespace, out: Console, err: Console) -> int:
     from enduro.api import run_plan
     if args.duration is None:
         args.duration = 10 * 365 * 86400.0  # until stopped
@@ -352,7 +531,7 @@ def _supervise(args: argparse.Namespace, err: Console) -> int:
     return outcome.exit_code
 
 
-def _start(args: argparse.Namespace, out: Console) -> int:
+def _start(args: argparse.Namespace, out: Console, err: Console) -> int:
     from enduro.api import load_checked
     from enduro.detach.control import start_detached
     loaded = load_checked(args.plan, profile=args.profile, sets=args.sets)
@@ -361,11 +540,11 @@ def _start(args: argparse.Namespace, out: Console) -> int:
                              tag=args.tag, workers=args.workers, seed=args.seed,
                              metrics_port=args.metrics_port)
     out.print(f"started {started.run_id} (pid {started.pid})\nrun directory: "
-              f"{started.run_dir}", highlight=False)
+              f"{started.run_dir}")
     return EXIT_PASS
 
 
-def _status(args: argparse.Namespace, out: Console) -> int:
+def _status(args: argparse.Namespace, out: Console, err: Console) -> int:
     import json
 
     from enduro.detach.control import format_status, run_status
@@ -374,47 +553,49 @@ def _status(args: argparse.Namespace, out: Console) -> int:
     if args.json:
         sys.stdout.write(json.dumps(status, indent=2) + "\n")
     else:
-        out.print(format_status(status), highlight=False, soft_wrap=True)
+        out.print(format_status(status), soft_wrap=True)
     return EXIT_PASS
 
 
-def _stop(args: argparse.Namespace, out: Console) -> int:
+def _stop(args: argparse.Namespace, out: Console, err: Console) -> int:
     from enduro.detach.control import run_status, stop_run
     from enduro.detach.locate import find_run
+    from enduro.errors import EXIT_RUN
     run_dir = find_run(args.run, args.runs)
-    for action in stop_run(run_dir, grace=args.grace) or ["nothing was running"]:
-        out.print(action, highlight=False, soft_wrap=True)
-    out.print(f"{run_dir.name}: {run_status(run_dir)['state']}", highlight=False)
-    return EXIT_PASS
+    stopped = stop_run(run_dir, grace=args.grace)
+    for action in stopped.actions or ["nothing was running"]:
+        out.print(action, soft_wrap=True)
+    out.print(f"{run_dir.name}: {run_status(run_dir)['state']}")
+    # An undo that failed leaves a fault in force: the world is not as the run found it.
+    return EXIT_RUN if stopped.failed else EXIT_PASS
 
 
-def _collect(args: argparse.Namespace, out: Console) -> int:
+def _collect(args: argparse.Namespace, out: Console, err: Console) -> int:
     from enduro.detach.collect import collect_run
     from enduro.detach.locate import find_run, read_json
     run_dir = find_run(args.run, args.runs)
     plan_file = (read_json(run_dir / "state.json") or {}).get("plan_file")
     tarball = collect_run(run_dir, args.out,
                           plan_dir=Path(plan_file).parent if plan_file else None)
-    out.print(str(tarball), highlight=False)
+    out.print(str(tarball))
     return EXIT_PASS
 
 
-def _report(args: argparse.Namespace, out: Console) -> int:
+def _report(args: argparse.Namespace, out: Console, err: Console) -> int:
     from enduro.detach.locate import find_run
     from enduro.detach.rebuild import report_run
     run_dir = find_run(args.run, args.runs)
     done = report_run(run_dir)
     if done.rebuilt:
         out.print(f"{run_dir.name}: results rebuilt from the store (state "
-                  f"{done.results['state']}, verdict {done.results['verdict']})",
-                  highlight=False, markup=False, soft_wrap=True)
+                  f"{done.results['state']}, verdict {done.results['verdict']})", soft_wrap=True)
         for note in done.notes:
-            out.print(f"  {note}", highlight=False, markup=False, soft_wrap=True)
-    out.print(str(done.report), highlight=False, markup=False)
+            out.print(f"  {note}", soft_wrap=True)
+    out.print(str(done.report))
     return EXIT_PASS
 
 
-def _compare(args: argparse.Namespace, out: Console) -> int:
+def _compare(args: argparse.Namespace, out: Console, err: Console) -> int:
     from enduro.detach.locate import find_run
     from enduro.report.compare import compare_table
     a, b = find_run(args.run_a, args.runs), find_run(args.run_b, args.runs)
@@ -422,7 +603,7 @@ def _compare(args: argparse.Namespace, out: Console) -> int:
     return EXIT_PASS
 
 
-def _triage(args: argparse.Namespace, out: Console) -> int:
+def _triage(args: argparse.Namespace, out: Console, err: Console) -> int:
     import json
 
     from enduro.detach.locate import find_run
@@ -440,13 +621,13 @@ def _triage(args: argparse.Namespace, out: Console) -> int:
     return EXIT_PASS
 
 
-def _gate(args: argparse.Namespace, out: Console) -> int:
+def _gate(args: argparse.Namespace, out: Console, err: Console) -> int:
     import subprocess
 
     from enduro.errors import EXIT_FAIL
     from enduro.gate.run import baseline_from_ref, load_thresholds, run_compare, snapshot
     if args.gate_command == "snapshot":
-        out.print(str(snapshot(args.results, args.out)), highlight=False)
+        out.print(str(snapshot(args.results, args.out)))
         return EXIT_PASS
     if args.gate_command != "compare":
         raise PlanError("enduro gate snapshot|compare: say which")
@@ -465,21 +646,23 @@ def _gate(args: argparse.Namespace, out: Console) -> int:
         head = Path(args.result)
     outcome = run_compare(base, head, load_thresholds(args.config), args.out)
     sys.stdout.write(outcome.markdown())
-    out.print(f"reports: {args.out}/comparison.md, comparison.json", highlight=False)
+    out.print(f"reports: {args.out}/comparison.md, comparison.json")
     return EXIT_PASS if outcome.passed else EXIT_FAIL
 
 
-def _recover(args: argparse.Namespace, out: Console) -> int:
+def _recover(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from enduro.detach.control import recover_run
     from enduro.detach.locate import find_run
-    from enduro.faults.journal import recover
+    from enduro.errors import EXIT_RUN
     run_dir = find_run(args.run, args.runs)
-    actions = recover(run_dir)
-    for action in actions or [f"{run_dir.name}: no fault left to undo"]:
-        out.print(action, highlight=False, soft_wrap=True)
-    return EXIT_PASS
+    recovery = recover_run(run_dir)
+    for action in recovery.lines or [f"{run_dir.name}: no fault left to undo"]:
+        out.print(action, soft_wrap=True)
+    # A failed undo stays pending in the journal; the exit code says a fault is in force.
+    return EXIT_RUN if recovery.failed else EXIT_PASS
 
 
-def _runs(args: argparse.Namespace, out: Console) -> int:
+def _runs(args: argparse.Namespace, out: Console, err: Console) -> int:
     import json
 
     from enduro.detach.control import runs_table
@@ -488,14 +671,14 @@ def _runs(args: argparse.Namespace, out: Console) -> int:
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return EXIT_PASS
     if not rows:
-        out.print(f"no runs under {args.runs}", highlight=False)
+        out.print(f"no runs under {args.runs}")
     for r in rows:
         out.print(f"{r['run_id']:<48} {r['state']:<10} {r['verdict'] or '-':<6} "
-                  f"{r['elapsed_s']:>9.1f}s", highlight=False)
+                  f"{r['elapsed_s']:>9.1f}s")
     return EXIT_PASS
 
 
-def _band(args: argparse.Namespace, out: Console) -> int:
+def _band(args: argparse.Namespace, out: Console, err: Console) -> int:
     from enduro.api import load_checked
     from enduro.detach.band import Scenario, run_band
     scenarios = [Scenario.parse(s) for s in args.scenarios]
@@ -503,15 +686,15 @@ def _band(args: argparse.Namespace, out: Console) -> int:
         load_checked(sc.plan, profile=sc.profile)
     return run_band(scenarios, out=args.out, runs_dir=args.runs, fail_fast=args.fail_fast,
                     load=lambda sc: load_checked(sc.plan, profile=sc.profile).plan.name,
-                    poll_s=args.poll, say=lambda line: out.print(line, highlight=False))
+                    poll_s=args.poll, say=lambda line: out.print(line))
 
 
-def _run(args: argparse.Namespace, err: Console) -> int:
+def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
     from enduro.api import run_plan
     outcome = run_plan(args.plan, _options(args), profile=args.profile, sets=args.sets,
                        console=err)
     if outcome.run_dir is not None:
-        err.print(f"run directory: {outcome.run_dir}", highlight=False)
+        err.print(f"run directory: {outcome.run_dir}")
     return outcome.exit_code
 
 
@@ -524,8 +707,18 @@ def _demo(args: argparse.Namespace, out: Console, err: Console) -> int:
     outcome = run_demo(_options(args), profile=args.profile, sets=args.sets, console=err,
                        defect=args.defect, plan=args.demo_plan)
     if outcome.run_dir is not None:
-        out.print(f"run directory: {outcome.run_dir}", highlight=False)
+        out.print(f"run directory: {outcome.run_dir}")
     return outcome.exit_code
+
+
+_Command = Callable[[argparse.Namespace, Console, Console], int]
+_COMMANDS: dict[str, _Command] = {
+    "validate": _validate, "plan": _plan, "run": _run, "demo": _demo, "triage": _triage,
+    "gate": _gate, "suite": _suites, "loop": _suites, "cycles": _suites,
+    "supervise": _supervise, "start": _start, "status": _status, "stop": _stop,
+    "collect": _collect, "runs": _runs, "band": _band, "recover": _recover,
+    "report": _report, "compare": _compare,
+}
 
 
 if __name__ == "__main__":

@@ -6,21 +6,34 @@
     ├── RunError                the world broke: the run could not proceed: exit code 3
     │   ├── TargetUnreachable   a target did not answer when the run started
     │   └── FatalWorkerError    a worker failed in a way that retrying cannot mend
-    └── Interrupted             the user stopped the run (SIGINT/SIGTERM): exit code 130
+    ├── Interrupted             the user stopped the run (SIGINT/SIGTERM): exit code 130
+    └── Defect                  a bug in enduro itself: exit code 70 (EX_SOFTWARE); the
+                                traceback is saved to a file, never printed
+
+Exit codes: 0 pass, 1 a rule failed (``EXIT_FAIL``), 2 plan or usage error, 3 the run could not
+proceed, 70 an enduro defect, 130 interrupted. Any exception that is not an ``EnduroError`` is a
+defect: ``enduro.cli`` saves its traceback with :func:`save_traceback` and prints one line.
 
 Errors carry their context; wrap lower-level errors with ``raise ... from exc``.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
+import time
+import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 __all__ = [
+    "EXIT_DEFECT",
     "EXIT_FAIL",
     "EXIT_INTERRUPTED",
     "EXIT_PASS",
     "EXIT_PLAN",
     "EXIT_RUN",
+    "Defect",
     "EnduroError",
     "FatalWorkerError",
     "Interrupted",
@@ -29,12 +42,16 @@ __all__ = [
     "RuleSyntaxError",
     "RunError",
     "TargetUnreachable",
+    "defects_dir",
+    "is_user_error",
+    "save_traceback",
 ]
 
 EXIT_PASS = 0
 EXIT_FAIL = 1
 EXIT_PLAN = 2
 EXIT_RUN = 3
+EXIT_DEFECT = 70  # EX_SOFTWARE from sysexits.h: an internal software error
 EXIT_INTERRUPTED = 130
 
 
@@ -95,3 +112,59 @@ class Interrupted(EnduroError):
     """The user stopped the run."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+class Defect(EnduroError):
+    """A bug in enduro itself; ``traceback_file`` holds the traceback."""
+
+    exit_code = EXIT_DEFECT
+
+    def __init__(self, traceback_file: Path, summary: str = "") -> None:
+        self.traceback_file = traceback_file
+        what = f" ({summary})" if summary else ""
+        super().__init__(f"internal error in enduro{what}; this is a bug. The traceback is in "
+                         f"{traceback_file} (please attach it to a bug report)")
+
+    @classmethod
+    def saved(cls, exc: BaseException, directory: Path | None = None) -> Defect:
+        """Save the traceback of ``exc`` (see :func:`save_traceback`) and describe it."""
+        return cls(save_traceback(exc, directory), type(exc).__name__)
+
+
+def is_user_error(exc: BaseException) -> bool:
+    """True for mistakes the user must fix (plan, flags): retrying them cannot help."""
+    return isinstance(exc, PlanError)
+
+
+def defects_dir() -> Path:
+    """Where tracebacks go when no run directory exists: ``$XDG_CACHE_HOME/enduro/defects``
+    (``~/.cache/enduro/defects``), else the temporary directory."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(cache) / "enduro" / "defects"
+
+
+def save_traceback(exc: BaseException, directory: Path | None = None) -> Path:
+    """Write the traceback of ``exc`` to a new file in ``directory`` (``traceback.txt``) or,
+    without one, in :func:`defects_dir`; fall back to the temporary directory when the first
+    choice cannot be written. Returns the file's path."""
+    text = "".join(traceback.format_exception(exc))
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    header = f"enduro defect at {stamp} (pid {os.getpid()})\n\n"
+    candidates: list[tuple[Path, str]] = []
+    if directory is not None:
+        candidates.append((directory, "traceback"))
+    candidates.append((defects_dir(), f"defect-{stamp}-{os.getpid()}"))
+    candidates.append((Path(tempfile.gettempdir()), f"enduro-defect-{stamp}-{os.getpid()}"))
+    for where, stem in candidates:
+        try:
+            where.mkdir(parents=True, exist_ok=True)
+            path = where / f"{stem}.txt"
+            n = 1
+            while path.exists():  # never overwrite an earlier traceback
+                n += 1
+                path = where / f"{stem}-{n}.txt"
+            path.write_text(header + text, encoding="utf-8")
+            return path.resolve()
+        except OSError:
+            continue
+    raise OSError("no writable place for the traceback") from exc
