@@ -23,7 +23,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     run_dir = only_run(tmp_path / "runs")
     assert f"run directory: {run_dir}" in proc.stdout
     results = json.loads((run_dir / "results.json").read_text())
-    assert results["schema"] == 1 and results["verdict"] == "pass"
+    assert results["schema"] == 2 and results["verdict"] == "pass"
     assert results["state"] == "completed"
     assert 4.5 <= results["duration_s"] <= 6
     assert set(results["ops"]) == {"list", "get", "health", "create", "stats", "stream:connect",
@@ -153,7 +153,7 @@ def test_sigint_stops_gracefully_with_valid_results(tmp_path: Path,
     assert proc.returncode == 130
     run_dir = only_run(out)
     results = json.loads((run_dir / "results.json").read_text())
-    assert results["state"] == "stopped"
+    assert results["state"] == "stopped" and results["verdict"] == "incomplete"
     assert results["stop_reason"] == "interrupted by SIGINT"
     assert results["total"]["requests"] > 50 and results["total"]["errors"] == 0
     assert results["duration_s"] < 30

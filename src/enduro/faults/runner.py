@@ -17,6 +17,7 @@ from enduro.faults.timeline import ScheduledFault
 from enduro.plan.faults import PROCESS_KINDS, TOXIC_KINDS, CommandFault
 from enduro.plan.models import Plan
 from enduro.run.clock import Clock
+from enduro.services.identity import kill_group
 from enduro.services.supervisor import ServiceSet
 
 __all__ = ["FaultRecord", "FaultRunner", "available_kinds"]
@@ -187,6 +188,7 @@ class FaultRunner:
             return
         record.undone = True
         fault = record.fault
+        failed: str | None = "the undo was interrupted"
         try:
             if fault.kind in TOXIC_KINDS or fault.kind == "http":
                 if self.proxies is not None:
@@ -197,13 +199,23 @@ class FaultRunner:
                 code, out = await _run_command(record.undo["argv"], self.plan_dir,
                                                float(record.undo.get("timeout", 60)))
                 if code != 0:
-                    self._log(f"fault #{fault.id}: undo exited with {code}: {out.strip()[-200:]}")
+                    raise RunError(f"undo exited with {code}: {out.strip()[-200:]}")
             elif record.undo is not None:
                 await asyncio.to_thread(run_undo, record.undo)
+            failed = None
+        except (EnduroError, OSError) as exc:
+            failed = str(exc)
+            self._log(f"fault #{fault.id}: {failed}; 'enduro recover' tries it again")
         finally:
-            if record.undo is not None:
+            if record.undo is not None and failed is None:
                 self.journal.undone(fault.id)
                 self._event("fault_undone", id=fault.id, fault_kind=fault.kind)
+            elif record.undo is not None:
+                # Still in force: the journal keeps it pending for 'enduro recover'.
+                self.journal.undo_failed(fault.id, failed or "the undo failed")
+                record.error = record.error or f"undo failed: {failed}"
+                self._event("fault_undo_failed", id=fault.id, fault_kind=fault.kind,
+                            error=failed)
 
     async def undo_all(self) -> None:
         """Stop scheduling and undo every fault still in force (stop, error, Ctrl-C)."""
@@ -220,16 +232,22 @@ class FaultRunner:
 
 
 async def _run_command(argv: list[str] | str, cwd: Path, timeout: float) -> tuple[int, str]:
+    # In a session of its own, so that a stop ends the command and everything it started.
     if isinstance(argv, str):
         proc = await asyncio.create_subprocess_shell(
-            argv, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            argv, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True)
     else:
         proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+            *argv, cwd=cwd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True)
     try:
         out, _ = await asyncio.wait_for(proc.communicate(), timeout)
     except TimeoutError:
-        proc.kill()
+        kill_group(proc.pid, signal.SIGKILL)
         await proc.wait()
         return 124, f"timed out after {timeout:g}s"
+    except BaseException:
+        kill_group(proc.pid, signal.SIGKILL)  # cancelled by a stop: the command ends too
+        raise
     return proc.returncode or 0, out.decode(errors="replace")

@@ -25,6 +25,7 @@ header .meta{opacity:.8;margin-top:4px;font-size:14px}
 .verdict{display:inline-block;padding:3px 12px;border-radius:14px;font-weight:700;
 margin-left:12px;font-size:15px}
 .pass{background:#1f9d55;color:#fff}.fail{background:#d64545;color:#fff}
+.incomplete{background:#b7791f;color:#fff}
 main{padding:18px 28px;max-width:1400px}
 section{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.08);
 padding:14px 18px;margin-bottom:18px}

@@ -10,16 +10,22 @@ from enduro.observe.metrics import Metrics
 from enduro.run.rundir import write_json_atomic
 from enduro.verdict.evaluate import Verdict
 
-__all__ = ["SCHEMA", "build_results", "write_junit", "write_results"]
+__all__ = ["SCHEMA", "VERDICTS", "build_results", "write_junit", "write_results"]
 
-SCHEMA = 1
+# 2: ``verdict`` may be "incomplete" (a run that ended early: interrupted, crashed, or its
+# runner died); ``complete`` and ``rules_passed`` added; ``error`` when the run crashed.
+SCHEMA = 2
+VERDICTS = ("pass", "fail", "incomplete")
 
 
 def build_results(*, run_id: str, plan_name: str, verdict: Verdict, metrics: Metrics,
                   ops: dict[str, str], elapsed_s: float, seed: int, state: str,
                   started_wall: float, stop_reason: str | None, workers: int,
-                  profile: str | None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The results document of a run."""
+                  profile: str | None, extra: dict[str, Any] | None = None,
+                  incomplete: bool = False) -> dict[str, Any]:
+    """The results document of a run. ``incomplete``: the run ended early (interrupted,
+    crashed, overran its deadline), so its verdict is ``incomplete`` whatever its rules said
+    of the part that ran (kept as ``rules_passed``)."""
     per_op: dict[str, Any] = {}
     for op in ops:
         view = metrics.view({op}, elapsed_s=elapsed_s)
@@ -32,7 +38,9 @@ def build_results(*, run_id: str, plan_name: str, verdict: Verdict, metrics: Met
         "run_id": run_id,
         "plan": plan_name,
         "profile": profile,
-        "verdict": verdict.word,
+        "verdict": "incomplete" if incomplete else verdict.word,
+        "complete": not incomplete,
+        "rules_passed": verdict.passed,
         "state": state,
         "stop_reason": stop_reason,
         "started_at": started_wall,
@@ -54,11 +62,17 @@ def write_results(path: Path, results: dict[str, Any]) -> None:
 
 
 def write_junit(path: Path, results: dict[str, Any]) -> None:
-    """One test case per rule, so CI systems show which rule failed."""
-    rules = results["rules"]
+    """One test case per rule, so CI systems show which rule failed; a run that did not
+    complete adds a failed case saying why, so that CI never reads it as green."""
+    rules = list(results.get("rules", []))
+    if results.get("verdict") == "incomplete":
+        why = results.get("error") or results.get("stop_reason") or "the run ended early"
+        rules.append({"rule": "the run completed", "passed": False,
+                      "observed_text": "incomplete", "reason": f"incomplete: {why}"})
     failures = sum(1 for r in rules if not r["passed"])
     suite = ET.Element("testsuite", name=f"enduro.{results['plan']}", tests=str(len(rules)),
-                       failures=str(failures), time=f"{results['duration_s']:.3f}")
+                       failures=str(failures),
+                       time=f"{float(results.get('duration_s') or 0.0):.3f}")
     for rule in rules:
         case = ET.SubElement(suite, "testcase", classname=f"enduro.{results['plan']}",
                              name=rule["rule"], time="0")

@@ -1,5 +1,20 @@
 """One execution of a plan: the Run object owns the run directory, the task group, signals,
-heartbeats, snapshots, live rule evaluation and the final verdict."""
+heartbeats, snapshots, live rule evaluation and the final verdict.
+
+Every run ends, and ends with its results written. The stretches of a run and their bounds:
+
+- prepare (build, stage, start, readiness): bounded by the build and readiness timeouts;
+- load: ``duration`` + ``grace`` + 5 s from the load's start (+ 20 s with ``--workers``);
+- final phase: ``quiesce`` + ``FINAL_S``;
+- teardown (undo faults, stop services): ``TEARDOWN_S`` + the services' stop graces;
+- writing results, junit and report: ``FINISH_S``.
+
+A watchdog thread holds the run to those bounds even when the event loop is blocked. A first
+SIGINT/SIGTERM stops gracefully (in-flight requests get ``grace``); a second forces: drains are
+cut and services get SIGKILL, but faults are still undone and results still written. A run
+stopped early has the verdict ``incomplete`` (exit 130); an ``abort_on_fail`` abort is a
+``fail`` (exit 1).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +26,9 @@ import os
 import random
 import signal
 import sys
+import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +38,7 @@ from rich.console import Console
 from rich.live import Live
 
 from enduro.engine.burst import summarize_violations
+from enduro.engine.http import generator_hint
 from enduro.engine.load import LoadControl, LoadFiles, LoadShare, op_names, run_load
 from enduro.engine.sse import summarize_streams
 from enduro.engine.workers import WorkerPool
@@ -32,29 +50,40 @@ from enduro.errors import (
     FatalWorkerError,
     RunError,
 )
+from enduro.faults.journal import Journal, run_undo
 from enduro.faults.session import Chaos
 from enduro.observe.exposition import Exporter
 from enduro.observe.hist import percentiles_ms
 from enduro.observe.metrics import Metrics
 from enduro.observe.store import Store
 from enduro.observe.watch import Watch
-from enduro.observe.window import WindowStats
+from enduro.observe.window import GENERATOR, WindowStats
 from enduro.plan.resolve import LoadedPlan
 from enduro.plan.tokens import with_canaries, with_tokens
 from enduro.report.html import write_report
-from enduro.report.results import build_results, write_junit, write_results
+from enduro.report.results import SCHEMA, build_results, write_junit, write_results
 from enduro.report.terminal import heartbeat_line, live_view, services_view, summary_table
 from enduro.run.clock import Clock, SystemClock
 from enduro.run.loop import run_coroutine
 from enduro.run.probe import probe_tcp
 from enduro.run.rundir import RunDir
 from enduro.run.supervise import supervise
+from enduro.run.watchdog import Watchdog, end_children
+from enduro.services.identity import kill_group
 from enduro.services.supervisor import ServiceSet
 from enduro.verdict.evaluate import Abort, RuleBook, Verdict, compile_abort_if, compile_rules
 from enduro.verdict.final import Correctness
 from enduro.verdict.rules import RuleResult
 
-__all__ = ["Run", "RunOptions", "RunOutcome"]
+__all__ = ["FINAL_S", "FINISH_S", "LOAD_SLACK_S", "TEARDOWN_S", "WORKERS_SLACK_S", "Run",
+           "RunOptions", "RunOutcome"]
+
+LOAD_SLACK_S = 5.0  # beyond duration + grace: the drain is bounded by grace; this is slack
+WORKERS_SLACK_S = 20.0  # with --workers: joins take up to grace + 10 s, then 5 s forced
+FINAL_S = 60.0  # the final phase beyond its quiesce
+TEARDOWN_S = 30.0  # undoing faults and stopping services, beyond the services' stop graces
+FINISH_S = 120.0  # writing results.json, junit.xml and report.html
+EMERGENCY_STOP_S = 5.0  # what the watchdog gives processes between SIGTERM and SIGKILL
 
 
 @dataclass(frozen=True)
@@ -67,6 +96,8 @@ class RunOptions:
     seed: int | None = None
     tag: str | None = None
     live: bool | None = None  # None: a live view when stdout is a terminal
+    # The run owns the process: it handles SIGINT/SIGTERM, and its watchdog may end the
+    # process when the event loop is blocked past a deadline.
     handle_signals: bool = True
     run_dir: Path | None = None  # a directory chosen beforehand (detached runs)
     services_only: bool = False  # `enduro supervise`: services, no load, until stopped
@@ -84,6 +115,8 @@ class RunOutcome:
     run_dir: Path | None
     results: dict[str, Any] | None = None
     error: str | None = None
+    # An enduro defect: the file in the run directory holding its traceback.
+    traceback_file: Path | None = None
 
 
 @dataclass
@@ -93,6 +126,8 @@ class _Status:
     interrupted: bool = False
     aborts: list[Abort] = field(default_factory=list)
     fatal: BaseException | None = None
+    crash: BaseException | None = None  # an enduro defect (not an EnduroError)
+    traceback_file: Path | None = None
 
 
 class Run:
@@ -120,6 +155,18 @@ class Run:
         self.status = _Status()
         self.stop = asyncio.Event()
         self.force = asyncio.Event()
+        self.interrupt = asyncio.Event()  # a stop by signal or watchdog: skip the final phase
+        self.phase = "starting"  # prepare, load, final, teardown, finish
+        self._stop_asked = False
+        self._watchdog: Watchdog | None = None
+        self._previous_handlers: dict[int, Any] = {}
+        self._end_lock = threading.Lock()  # the loop and the watchdog never both finish
+        self._finished: RunOutcome | None = None
+        self._services_down = False
+        self._signal_seen: str | None = None  # set by the signal handler, in any state
+        self._side: list[asyncio.Task[Any]] = []
+        self._faults: list[dict[str, Any]] | None = None  # as the verdict saw them
+        self._canary_hits: list[dict[str, Any]] = []
         self.rundir: RunDir | None = None
         self._events: TextIO | None = None
         self._log: TextIO | None = None
@@ -143,7 +190,10 @@ class Run:
         return run_coroutine(self.execute())
 
     async def execute(self) -> RunOutcome:
-        """Run the plan; always write what was measured before returning."""
+        """Run the plan; always write what was measured before returning.
+
+        An enduro defect is raised again once results are written, with ``run_dir`` and
+        ``traceback_file`` (its traceback, saved in the run directory) set on it."""
         self._started_wall = self.clock.wall()
         self._started_mono = self.clock.now()
         if self.options.run_dir is not None:
@@ -151,44 +201,109 @@ class Run:
         else:
             self.rundir = RunDir.create(self.options.out, self.plan.name, self.options.tag,
                                         self._started_wall)
-        self.store = Store(self.rundir.file("metrics.sqlite"))
-        self.metrics.on_window = self.watch.store_window
-        self.rulebook.store = self.store
-        self._events = self.rundir.open_events()
-        self._log = self.rundir.open_log()
-        self.rundir.file("plan.resolved.yaml").write_text(self.loaded.resolved_yaml())
-        self._write_state()
+        try:
+            self.store = Store(self.rundir.file("metrics.sqlite"))
+            self.metrics.on_window = self.watch.store_window
+            self.rulebook.store = self.store
+            self._events = self.rundir.open_events()
+            self._log = self.rundir.open_log()
+            self.rundir.file("plan.resolved.yaml").write_text(self.loaded.resolved_yaml())
+            self._write_state()
+        except BaseException:
+            self._close_files()
+            raise
         self.event("run_started", plan=self.plan.name, seed=self.seed, duration_s=self.duration,
                    workers=self.options.workers, pid=os.getpid(), profile=self.loaded.profile)
         self._install_signals()
         try:
             try:
-                await self._prepare()
-            except RunError as exc:
-                self.status.state = "failed"
+                await self._body()
+            except RunError as exc:  # the world, after the load started
+                self.status.fatal = exc
                 self.status.stop_reason = str(exc)
                 self.event("run_failed", error=str(exc))
-                self._write_state()
-                self.console.print(f"[red]error:[/] {exc}", soft_wrap=True)
-                return RunOutcome(EXIT_RUN, self.rundir.path, error=str(exc))
-            if self.stop.is_set():
-                self.status.state = "stopped"
-                self._write_state()
-                return RunOutcome(EXIT_INTERRUPTED, self.rundir.path)
-            self.status.state = "running"
-            self._write_state()
-            await self._drive()
-            if not self.force.is_set() and self.status.fatal is None:
-                await self.correctness.final_phase()
-            await self._stop_services()
-            return self._finish()
+            except Exception as exc:  # an enduro defect: still tear down and write results
+                self._crashed(exc)
+            await self._teardown()
+            outcome = self._finish()
         finally:
-            await self._stop_services()
+            if self._watchdog is not None:
+                self._watchdog.stop()
             self._remove_signals()
-            for fh in (self._events, self._log):
-                if fh is not None:
+            self._close_files()
+        crash = self.status.crash
+        if crash is not None:
+            crash.run_dir = self.rundir.path  # type: ignore[attr-defined]
+            crash.traceback_file = self.status.traceback_file  # type: ignore[attr-defined]
+            raise crash
+        return outcome
+
+    async def _body(self) -> None:
+        """Prepare, load, final phase: each cut short by a stop."""
+        self._enter("prepare", None)
+        try:
+            await self._prepare()
+        except RunError as exc:
+            self.status.fatal = exc
+            self.status.stop_reason = str(exc)
+            self.event("run_failed", error=str(exc))
+            self.console.print(f"[red]error:[/] {exc}", soft_wrap=True, markup=False)
+            return
+        if self.stop.is_set():
+            return
+        self.status.state = "running"
+        self._write_state()
+        self._enter("load", None)  # armed when the load starts (after workers spawn)
+        await self._drive()
+        if self.force.is_set() or self.interrupt.is_set() or self.status.fatal is not None:
+            return
+        final = self.plan.final
+        self._enter("final", (final.quiesce if final is not None else 0.0) + FINAL_S)
+        await self._until(self.correctness.final_phase(), self.interrupt)
+
+    def _enter(self, phase: str, bound_s: float | None) -> None:
+        """Start a stretch of the run, bounded by ``bound_s`` seconds (None: by its own
+        timeouts)."""
+        self.phase = phase
+        self.event("phase", phase=phase, bound_s=bound_s)
+        if self._watchdog is not None:
+            self._watchdog.arm(bound_s, f"the {phase}" if phase != "load" else "the load")
+
+    def _load_slack(self) -> float:
+        return WORKERS_SLACK_S if self.options.workers > 1 else LOAD_SLACK_S
+
+    def teardown_bound(self) -> float:
+        """How long undoing faults and stopping services may take."""
+        return TEARDOWN_S + sum(s.stop.grace for s in self.plan.services.values())
+
+    def _crashed(self, exc: BaseException) -> None:
+        """An enduro defect: its traceback goes to the run directory, not the terminal."""
+        text = "".join(traceback.format_exception(exc))
+        if self.status.crash is None:
+            self.status.crash = exc
+        self.status.stop_reason = f"enduro crashed: {exc!r}"
+        try:
+            assert self.rundir is not None
+            path = self.rundir.path / "logs" / "traceback.txt"
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(text + "\n")
+            if self.status.traceback_file is None:
+                self.status.traceback_file = path
+        except OSError:
+            pass
+        self.event("run_crashed", error=repr(exc), phase=self.phase)
+        with contextlib.suppress(Exception):
+            self.log(f"enduro crashed ({exc!r}); traceback in logs/traceback.txt", echo=False)
+
+    def _close_files(self) -> None:
+        files = (self._events, self._log)
+        self._events = self._log = None
+        for fh in files:
+            if fh is not None:
+                with contextlib.suppress(OSError, ValueError):
                     fh.close()
-            if self.store is not None:
+        if self.store is not None:
+            with contextlib.suppress(Exception):
                 self.store.close()
 
     # -- events and state --------------------------------------------------------------
@@ -198,12 +313,14 @@ class Run:
             return
         record = {"t": round(self.elapsed(), 3), "wall": round(self.clock.wall(), 3),
                   "event": kind, **data}
-        self._events.write(json.dumps(record, default=str) + "\n")
+        with contextlib.suppress(OSError, ValueError):  # a full disk must not end the run
+            self._events.write(json.dumps(record, default=str) + "\n")
 
     def log(self, line: str, *, echo: bool = True) -> None:
         if self._log is not None:
             stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self.clock.wall()))
-            self._log.write(f"{stamp} {line}\n")
+            with contextlib.suppress(OSError, ValueError):
+                self._log.write(f"{stamp} {line}\n")
         if echo:
             self.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
@@ -246,34 +363,120 @@ class Run:
 
     # -- signals -----------------------------------------------------------------------
     def _install_signals(self) -> None:
+        """Python-level handlers rather than the loop's: they run in the main thread even
+        while the event loop is blocked, so that the watchdog hears every signal."""
         if not self.options.handle_signals:
             return
         loop = asyncio.get_running_loop()
+        self._watchdog = Watchdog(loop, on_overrun=self._overrun, emergency=self._emergency)
+
+        def handler(signum: int, _frame: Any) -> None:
+            name = signal.Signals(signum).name
+            self._signal_seen = name
+            if self._watchdog is not None:
+                self._watchdog.noted_signal()
+            with contextlib.suppress(RuntimeError):  # the loop closed: the run is over
+                loop.call_soon_threadsafe(self._signalled, name)
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self.request_stop, sig.name)
+            with contextlib.suppress(ValueError):  # not the main thread: no signals here
+                self._previous_handlers[sig] = signal.signal(sig, handler)
+        self._watchdog.start()
 
     def _remove_signals(self) -> None:
-        if not self.options.handle_signals:
-            return
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
+        for sig, previous in self._previous_handlers.items():
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(sig, previous)
+        self._previous_handlers.clear()
+
+    def _signalled(self, name: str) -> None:
+        if self._watchdog is not None:
+            self._watchdog.answered_signal()
+        self.request_stop(name)
 
     def request_stop(self, why: str = "SIGINT") -> None:
-        """First call: stop gracefully (in-flight requests get the plan's grace). Second: force."""
-        if self.stop.is_set():
+        """First call: stop gracefully (in-flight requests get the plan's grace); the verdict
+        is ``incomplete``. Second call (or one after an abort): force: drains are cut and
+        services get SIGKILL; faults are still undone and results written. A first call once
+        the run is tearing down only says so: the verdict stands."""
+        first = not self._stop_asked
+        self._stop_asked = True
+        if not first or self.stop.is_set():
             self.force.set()
-            self.event("stop_forced", signal=why)
+            self.interrupt.set()
+            self.event("stop_forced", signal=why, phase=self.phase)
             self.log(f"{why} again: stopping now")
+            return
+        if self.phase in ("teardown", "finish"):
+            self.event("stop_requested", signal=why, phase=self.phase)
+            self.log(f"{why}: the run is already ending; again to stop at once")
             return
         self.status.interrupted = True
         self.status.stop_reason = f"interrupted by {why}"
         self.stop.set()
-        self.event("stop_requested", signal=why)
+        self.interrupt.set()
+        self.event("stop_requested", signal=why, phase=self.phase)
+        if self._watchdog is not None and self.phase == "load":
+            self._watchdog.tighten(self.plan.grace + self._load_slack(), "the stopping load")
         self.log(f"{why}: stopping gracefully (up to {self.plan.grace:g}s for in-flight "
                  "requests); press Ctrl-C again to stop at once")
+
+    def _overrun(self, what: str) -> None:
+        """The watchdog: a stretch of the run overran its bound; stop at once (loop thread)."""
+        reason = f"{what} overran its deadline; stopped by the watchdog"
+        self.event("watchdog", what=what, phase=self.phase)
+        self.log(f"watchdog: {reason}")
+        if self.status.fatal is None:
+            self.status.fatal = RunError(reason)
+        self.status.stop_reason = reason
+        self.stop.set()
+        self.force.set()
+        self.interrupt.set()
+
+    def _emergency(self, why: str) -> int:
+        """The watchdog's end of a run whose event loop is blocked (its own thread): undo the
+        faults from the journal, stop every process the run started, write the results.
+        Returns the exit code."""
+        reason = f"the watchdog ended the run: {why}"
+        with contextlib.suppress(Exception):
+            self.event("watchdog_end", why=why, phase=self.phase)
+            self.log(f"watchdog: {why}; undoing faults, stopping processes, writing results")
+        if (self._stop_asked or self._signal_seen) and self.status.fatal is None:
+            self.status.interrupted = True
+            self.status.stop_reason = (self.status.stop_reason
+                                       or f"interrupted by {self._signal_seen}; {reason}")
+        else:
+            self.status.fatal = self.status.fatal or RunError(reason)
+            self.status.stop_reason = reason
+        with contextlib.suppress(Exception):
+            self._undo_journal()
+        with contextlib.suppress(Exception):
+            end_children(EMERGENCY_STOP_S)
+        if self.services is not None:
+            for entry in self.services.entries.values():
+                entry.status.state = "stopped" if entry.status.state != "failed" else "failed"
+        try:
+            outcome = self._finish()
+        except Exception:
+            return EXIT_RUN
+        self._close_files()
+        return outcome.exit_code
+
+    def _undo_journal(self) -> None:
+        """Undo, synchronously, every fault the journal says is in force."""
+        if self.rundir is None:
+            return
+        journal = Journal(self.rundir.file("faults.journal.jsonl"))
+        for record in journal.pending():
+            undo = dict(record["undo"])
+            undo["timeout"] = min(float(undo.get("timeout", 60)), 10.0)
+            try:
+                what = run_undo(undo)
+            except Exception as exc:
+                what = f"failed: {exc}"
+            journal.undone(record["id"])
+            self.event("fault_undone", id=record["id"], fault_kind=record.get("kind"),
+                       by="watchdog", result=what)
 
     # -- phases ------------------------------------------------------------------------
     def base_urls(self) -> dict[str, str]:
@@ -292,15 +495,19 @@ class Run:
                 self.rundir.run_id, tag=self.options.tag, clock=self.clock, event=self.event,
                 log=self.log)
             self.services.on_token = self._on_token
-            await self._until_stopped(self.services.start_all())
+            await self._until(self.services.start_all(), self.stop)
             if self.stop.is_set():
                 return
             if self.services.tokens:
                 self.plan = with_tokens(self.plan, self.services.tokens)
             self._write_state()
         await self.chaos.start()
+        if self.stop.is_set():
+            return
         for url in sorted(set(self.base_urls().values())):
-            await self._until_stopped(probe_tcp(url))
+            await self._until(probe_tcp(url), self.stop)
+            if self.stop.is_set():
+                return
             self.event("target_ok", url=url)
 
     def _on_token(self, service: str, token: str) -> None:
@@ -312,23 +519,66 @@ class Run:
             self._pool.send_all("plan", self.plan.model_dump(mode="json", by_alias=True))
         self.event("token_refreshed", service=service)
 
-    async def _stop_services(self) -> None:
-        await self.chaos.stop()
-        if self.services is not None and not self.services.stopping:
-            await self.services.stop_all()
-            self._write_state()
+    async def _teardown(self) -> None:
+        """Undo faults, stop proxies and services: gracefully, or at once when forced (a
+        second signal, the watchdog). Failures are recorded, never raised."""
+        self._enter("teardown", self.teardown_bound())
+        task = asyncio.ensure_future(self._stop_services())
+        await self._settle(task)
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            assert exc is not None
+            self.event("teardown_failed", error=repr(exc))
+            if isinstance(exc, Exception) and not isinstance(exc, RunError):
+                self._crashed(exc)
+            else:
+                self.log(f"teardown: {exc}")
 
-    async def _until_stopped(self, coro: Any) -> Any:
-        task = asyncio.ensure_future(coro)
-        stopper = asyncio.ensure_future(self.stop.wait())
+    async def _stop_services(self) -> None:
         try:
-            await asyncio.wait([task, stopper], return_when=asyncio.FIRST_COMPLETED)
+            await self.chaos.stop()
         finally:
-            stopper.cancel()
+            if self.services is not None and not self._services_down:
+                self._services_down = True
+                await self.services.stop_all()
+                self._write_state()
+
+    async def _until(self, coro: Any, event: asyncio.Event) -> Any:
+        """Run ``coro`` until it ends or ``event`` is set; then cancel it and wait until its
+        clean-up has run (so that nothing it started outlives the run)."""
+        task = asyncio.ensure_future(coro)
+        waiter = asyncio.ensure_future(event.wait())
+        try:
+            await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waiter.cancel()
         if task.done():
             return task.result()
         task.cancel()
+        await self._settle(task)
         return None
+
+    async def _settle(self, task: asyncio.Future[Any]) -> None:
+        """Wait for ``task`` to end; a forced stop sends SIGKILL to every service so that
+        graceful waits end at once (fault undos still run, bounded by their timeouts)."""
+        forcer = asyncio.ensure_future(self.force.wait())
+        try:
+            await asyncio.wait([task, forcer], return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():
+                self._kill_services()
+                await asyncio.wait([task])
+        finally:
+            forcer.cancel()
+
+    def _kill_services(self) -> None:
+        if self.services is None:
+            return
+        self.event("services_killed")
+        self.services.stopping = True  # a killed service is not restarted
+        for entry in self.services.entries.values():
+            proc = entry.process.proc if entry.process is not None else None
+            if proc is not None and proc.returncode is None:
+                kill_group(proc.pid, signal.SIGKILL)
 
     def _on_windows(self, source: int, windows: list[WindowStats]) -> None:
         """Windows sealed by a load process: merge, seal what every source has passed,
@@ -336,6 +586,11 @@ class Run:
         if not windows:
             return
         self.metrics.add(windows)
+        if self.metrics.first_seen(GENERATOR):
+            # The generator's own limits: noted when first seen, told after the summary
+            # (out of file descriptors, even printing may fail now).
+            self.event("generator_limit", hint=generator_hint())
+            self.log(f"warning: {generator_hint()}", echo=False)
         self._sources_last[source] = max(w.index for w in windows)
         sealed_upto = min(self._sources_last.values())
         if len(self._sources_last) < self.options.workers:
@@ -359,11 +614,24 @@ class Run:
                  + ("stopping the run" if isinstance(exc, FatalWorkerError)
                     else f"restart {attempt + 1}"), echo=True)
 
-    async def _drive(self) -> None:
+    def _begin_load(self, bounded: bool = True) -> float:
+        """The load starts now: one start time for the load's windows, its phases and the
+        fault timeline. Returns the start on ``time.monotonic``'s clock."""
         self.load_start = self.clock.now()
         start_mono = time.monotonic()
         self.event("load_started", workers=self.options.workers)
-        side = [
+        if self.chaos.runner is not None:
+            self._side.append(asyncio.create_task(self.chaos.runner.run(self.load_start)))
+        if self._watchdog is not None:
+            slack = self._load_slack()
+            self._watchdog.arm(self.duration + self.plan.grace + slack if bounded else None,
+                               "the load")
+            if self.stop.is_set():
+                self._watchdog.tighten(self.plan.grace + slack, "the stopping load")
+        return start_mono
+
+    async def _drive(self) -> None:
+        side = self._side = [
             asyncio.create_task(supervise("heartbeat", self._heartbeat, clock=self.clock,
                                           on_error=self._worker_error)),
             asyncio.create_task(supervise("snapshot", self._snapshots, clock=self.clock,
@@ -379,19 +647,19 @@ class Run:
                 side.append(asyncio.create_task(supervise(
                     f"scrape:{name}", functools.partial(self.watch.scraper, name), clock=self.clock,
                     on_error=self._worker_error)))
-        if self.chaos.runner is not None:
-            side.append(asyncio.create_task(self.chaos.runner.run(self.load_start)))
         live = self._live()
         try:
             if live is not None:
                 side.append(asyncio.create_task(self._live_updates(live)))
             if self.options.job is not None:
                 job = self.options.job
+                self._begin_load(bounded=False)  # the job's own limits bound it
                 self.job_result = await asyncio.to_thread(job, self.stop.is_set)
             elif self.options.services_only:
+                self._begin_load(bounded=False)  # supervision lasts until stopped
                 await self._supervise_only()
             elif self.options.workers <= 1:
-                await self._run_in_process(start_mono)
+                await self._run_in_process(self._begin_load())
             else:
                 await self._run_workers()
         except FatalWorkerError as exc:
@@ -431,7 +699,8 @@ class Run:
                            duration=self.duration, start_mono=start_mono, stop=self.stop,
                            force=self.force, grace=self.plan.grace, control=self._control,
                            files=self._load_files())
-        await supervise("load", work, clock=self.clock, on_error=self._worker_error)
+        await supervise("load", work, clock=self.clock, on_error=self._worker_error,
+                        stop=self.stop)
 
     async def _run_workers(self) -> None:
         pool = WorkerPool(self.plan, self.options.workers, self.seed, self.base_urls(),
@@ -439,9 +708,12 @@ class Run:
                           files=self._load_files())
         self._pool = pool
         try:
-            await pool.start()
-            self.load_start = self.clock.now()
-            pool.go(time.time())
+            await self._until(pool.start(), self.stop)
+            if self.stop.is_set():
+                return
+            # Faults, phases and windows count from the workers' common go.
+            self._begin_load()
+            pool.go(self.clock.wall())
             waiter = asyncio.ensure_future(pool.wait())
             stopper = asyncio.ensure_future(self.stop.wait())
             await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
@@ -532,13 +804,115 @@ class Run:
 
     # -- the end -----------------------------------------------------------------------
     def _finish(self) -> RunOutcome:
+        """Verdict, results.json, junit.xml, report.html, state.json: each written even when
+        another fails. Runs once, in the loop's thread or in the watchdog's."""
+        if not self._end_lock.acquire(timeout=FINISH_S):
+            return RunOutcome(EXIT_RUN, self.rundir.path if self.rundir else None,
+                              error="results are being written by another thread")
+        try:
+            if self._finished is None:
+                self._finished = self._write_end()
+            return self._finished
+        finally:
+            self._end_lock.release()
+
+    def _write_end(self) -> RunOutcome:
         assert self.rundir is not None
-        self.metrics.seal(max(self.metrics.latest, self.metrics.sealed))
-        elapsed = min(self.load_elapsed(), self.duration) if not self.status.interrupted \
-            else self.load_elapsed()
-        elapsed = max(elapsed, 1e-3)
+        self.phase = "finish"
+        if self._watchdog is not None:
+            self._watchdog.arm(FINISH_S, "writing the results")
+        early = (self.status.interrupted or self.status.fatal is not None
+                 or self.status.crash is not None)
+        incomplete = early and not self.status.aborts and not self.options.services_only
+        if self.status.crash is not None:
+            self.status.state = "failed"
+        elif self.status.fatal is not None:
+            self.status.state = "failed"
+            self.status.stop_reason = self.status.stop_reason or str(self.status.fatal)
+        elif self.status.interrupted or self.status.aborts:
+            self.status.state = "stopped"
+        else:
+            self.status.state = "completed"
+        elapsed = max(1e-3, min(self.load_elapsed(), self.duration)
+                      if not early else self.load_elapsed())
+        try:
+            verdict = self._verdict(elapsed)
+        except Exception as exc:  # a defect in verdict assembly: the results still go out
+            self._crashed(exc)
+            incomplete = True
+            self.status.state = "failed"
+            verdict = Verdict(False, [])
+        try:
+            results = self._results(verdict, elapsed, incomplete)
+        except Exception as exc:
+            self._crashed(exc)
+            incomplete = True
+            self.status.state = "failed"
+            results = self._bare_results(verdict, elapsed)
+        if self.status.crash is not None:
+            results["error"] = repr(self.status.crash)
+            results["verdict"] = "incomplete"
+            results["complete"] = False
+            if self.status.traceback_file is not None:
+                results["traceback"] = str(self.status.traceback_file.relative_to(
+                    self.rundir.path))
+        elif self.status.fatal is not None:
+            results.setdefault("error", str(self.status.fatal))
+        problems: list[str] = []
+        rundir = self.rundir
+        self._guarded(problems, "results.json",
+                      lambda: write_results(rundir.file("results.json"), results))
+        self._guarded(problems, "junit.xml",
+                      lambda: write_junit(rundir.file("junit.xml"), results))
+        if self.store is not None and threading.current_thread() is threading.main_thread():
+            store = self.store
+            self._guarded(problems, "metrics.sqlite",
+                          lambda: store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+        self._guarded(problems, "report.html", lambda: write_report(rundir.path))
+        self.event("run_finished", verdict=results.get("verdict"), state=self.status.state,
+                   problems=problems)
+        self._guarded(problems, "state.json", self._write_state)
+        with contextlib.suppress(Exception):
+            summary_table(results, self.console)
+            if results.get("errors_by_class", {}).get(GENERATOR):
+                self.console.print(f"warning: {generator_hint()}", markup=False,
+                                   highlight=False, soft_wrap=True)
+        error = None
+        if self.status.crash is not None:
+            code = EXIT_RUN  # the command line turns a raised defect into its own code
+            error = repr(self.status.crash)
+        elif self.status.fatal is not None:
+            code = EXIT_RUN
+            error = str(self.status.fatal)
+        elif self.options.services_only:
+            code = EXIT_PASS  # stopping is how supervision ends
+        elif self.status.aborts:
+            code = EXIT_FAIL
+        elif self.status.interrupted:
+            code = EXIT_INTERRUPTED
+        else:
+            code = EXIT_PASS if verdict.passed else EXIT_FAIL
+        if "results.json" in problems and code in (EXIT_PASS, EXIT_FAIL):
+            code = EXIT_RUN  # no verdict reached the disk: nothing can rely on this run
+            error = "results.json could not be written (see logs/enduro.log)"
+        return RunOutcome(code, self.rundir.path, results, error=error,
+                          traceback_file=self.status.traceback_file)
+
+    def _guarded(self, problems: list[str], what: str, write: Callable[[], object]) -> None:
+        """One artefact of the end: a failure is logged, and the others are still written."""
+        try:
+            write()
+        except Exception as exc:
+            problems.append(what)
+            self.event("write_failed", what=what, error=repr(exc))
+            with contextlib.suppress(Exception):
+                self.log(f"{what} could not be written: {exc}")
+
+    def _verdict(self, elapsed: float) -> Verdict:
         faults = self.chaos.results()
+        self._faults = faults
         self.rulebook.fault_values.update(Chaos.rule_values(faults))
+        self.metrics.seal(max(self.metrics.latest, self.metrics.sealed))
         verdict: Verdict = (Verdict(True, []) if self.options.services_only
                             else self.rulebook.final(self.metrics, elapsed))
         if self.options.job is not None and isinstance(self.job_result, list):
@@ -549,6 +923,7 @@ class Run:
         if self.status.aborts:
             verdict = Verdict(False, verdict.results)
         canary_hits = self.correctness.canary_hits()
+        self._canary_hits = canary_hits
         if self.plan.canaries.values:
             where = ", ".join(h["where"] for h in canary_hits[:5])
             verdict = Verdict(verdict.passed and not canary_hits, [*verdict.results, RuleResult(
@@ -565,50 +940,37 @@ class Run:
             verdict = Verdict(verdict.passed, [*verdict.results, *(
                 RuleResult(f"checker {name}", 0.0, "0 violations", True)
                 for name in self.correctness.violations)])
-        if self.status.fatal is not None:
-            self.status.state = "failed"
-            self.status.stop_reason = str(self.status.fatal)
-        elif self.status.interrupted or self.status.aborts:
-            self.status.state = "stopped"
-        else:
-            self.status.state = "completed"
-        results = build_results(
+        return verdict
+
+    def _results(self, verdict: Verdict, elapsed: float, incomplete: bool) -> dict[str, Any]:
+        assert self.rundir is not None
+        faults = self._faults if self._faults is not None else self.chaos.results()
+        return build_results(
             run_id=self.rundir.run_id, plan_name=self.plan.name, verdict=verdict,
             metrics=self.metrics, ops=self.ops, elapsed_s=elapsed, seed=self.seed,
             state=self.status.state, started_wall=self._started_wall,
             stop_reason=self.status.stop_reason, workers=self.options.workers,
-            profile=self.loaded.profile,
+            profile=self.loaded.profile, incomplete=incomplete,
             extra={"services": self.services.statuses() if self.services else {},
                    "resources": self.watch.resource_results(),
                    "generator": self.watch.generator_summary(),
                    "trends": self.rulebook.trend_details,
                    "checkers": self.correctness.violations,
                    "loop": self.job_result if isinstance(self.job_result, list) else None,
-                   "canaries": canary_hits,
+                   "canaries": self._canary_hits,
                    "streams": summarize_streams(self.rundir.file("sse_streams.jsonl")),
                    "bursts": summarize_violations(self.rundir.file("bursts.jsonl")),
                    "faults": faults, "faults_skipped": self.chaos.skipped,
                    "phases": {p: round(n * self.plan.window, 3)
                               for p, n in self.metrics.phase_windows.items()}})
-        write_results(self.rundir.file("results.json"), results)
-        write_junit(self.rundir.file("junit.xml"), results)
-        if self.store is not None:
-            self.store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        try:
-            write_report(self.rundir.path)
-        except (OSError, ValueError) as exc:
-            self.log(f"report.html could not be written: {exc}")
-        self.event("run_finished", verdict=verdict.word, state=self.status.state)
-        self._write_state()
-        summary_table(results, self.console)
-        if self.status.fatal is not None:
-            code = EXIT_RUN
-        elif self.options.services_only:
-            code = EXIT_PASS  # stopping is how supervision ends
-        elif self.status.interrupted:
-            code = EXIT_INTERRUPTED
-        else:
-            code = EXIT_PASS if verdict.passed else EXIT_FAIL
-        return RunOutcome(code, self.rundir.path, results)
 
-
+    def _bare_results(self, verdict: Verdict, elapsed: float) -> dict[str, Any]:
+        """What can always be said of a run, when the full results could not be assembled."""
+        assert self.rundir is not None
+        return {"schema": SCHEMA, "run_id": self.rundir.run_id, "plan": self.plan.name,
+                "profile": self.loaded.profile, "verdict": "incomplete", "complete": False,
+                "rules_passed": verdict.passed, "state": self.status.state,
+                "stop_reason": self.status.stop_reason, "started_at": self._started_wall,
+                "duration_s": round(elapsed, 3), "seed": self.seed,
+                "workers": self.options.workers, "ops": {}, "errors_by_class": {},
+                "rules": [r.to_json() for r in verdict.results], "faults": [], "services": {}}

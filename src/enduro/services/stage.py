@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import shlex
 import shutil
+import signal
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -55,14 +58,23 @@ async def build(name: str, service: Service, base_dir: Path, log_path: Path,
         try:
             code = await asyncio.wait_for(proc.wait(), timeout)
         except TimeoutError:
-            proc.kill()
+            _kill_build(proc.pid)
             await proc.wait()
             raise BuildFailed(f"service {name}: build timed out after {timeout:g}s") from None
+        except BaseException:
+            # The run was stopped mid-build: the build (its whole session) must not outlive it.
+            _kill_build(proc.pid)
+            raise
     if code != 0:
         tail = deque(log_path.read_text(errors="replace").splitlines(), maxlen=20)
         last = "\n    ".join(tail) or "(no output)"
         raise BuildFailed(f"service {name}: build {cmd!r} exited with {code}; last lines "
                           f"(full log {log_path}):\n    {last}")
+
+
+def _kill_build(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
 
 
 def stage(name: str, service: Service, base_dir: Path, service_dir: Path,
