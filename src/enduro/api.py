@@ -47,7 +47,7 @@ def run_demo(options: RunOptions, *, profile: str | None = None,
     turned on, if asked), run the bundled plan against it, stop the service."""
     from enduro.demo.launch import demo_service
 
-    console = console or Console(stderr=True)
+    console = console or Console(stderr=True, markup=False, highlight=False, emoji=False)
     if defect == "lost-write" or plan == "durability":
         return _run_managed("durability", options, defect=defect, profile=profile, sets=sets,
                             console=console)

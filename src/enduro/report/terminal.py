@@ -12,7 +12,14 @@ from enduro.observe.hist import percentiles_ms
 from enduro.observe.metrics import Metrics
 from enduro.units import format_duration
 
-__all__ = ["heartbeat_line", "live_view", "services_view", "summary_table"]
+__all__ = ["heartbeat_line", "live_view", "plain", "services_view", "summary_table"]
+
+
+def plain(value: object, style: str = "") -> Text:
+    """``value`` as text that Rich prints exactly as written: names, paths, rule texts and
+    service or server output may contain ``[bold]`` or ``[/api]``, which must never be read as
+    markup (a stray closing tag would even raise)."""
+    return Text(str(value), style=style)
 
 
 def _ms(value: float) -> str:
@@ -45,7 +52,7 @@ def live_view(metrics: Metrics, ops: dict[str, str], *, plan: str, elapsed_s: fl
         recent = metrics.view({op}, last_s=5)
         total = metrics.view({op}, elapsed_s=elapsed_s)
         pct = percentiles_ms(recent.latency)
-        table.add_row(op, f"{recent.rps:,.0f}", f"{recent.errors:,}", _ms(pct["p50"]),
+        table.add_row(plain(op), f"{recent.rps:,.0f}", f"{recent.errors:,}", _ms(pct["p50"]),
                       _ms(pct["p95"]), _ms(pct["p99"]), f"{total.requests:,}",
                       f"{total.errors:,}")
     parts: list[Any] = [head, table]
@@ -63,36 +70,37 @@ def live_view(metrics: Metrics, ops: dict[str, str], *, plan: str, elapsed_s: fl
 
 def summary_table(results: dict[str, Any], console: Console) -> None:
     """The end-of-run summary: per-op figures, errors by class, rules, verdict."""
-    table = Table(title=f"{results['plan']}  ({format_duration(results['duration_s'])})",
+    table = Table(title=plain(f"{results['plan']}  ({format_duration(results['duration_s'])})"),
                   header_style="bold")
     for col in ("op", "requests", "rps", "errors", "p50", "p95", "p99", "max", "svc p95"):
         table.add_column(col, justify="left" if col == "op" else "right")
     for op, s in results["ops"].items():
         lat = s["latency_ms"]
-        table.add_row(op, f"{s['requests']:,}", f"{s['rps']:,.1f}", f"{s['errors']:,}",
+        table.add_row(plain(op), f"{s['requests']:,}", f"{s['rps']:,.1f}", f"{s['errors']:,}",
                       _ms(lat["p50"]), _ms(lat["p95"]), _ms(lat["p99"]), _ms(lat["max"]),
                       _ms(s["service_time_ms"]["p95"]))
     console.print(table)
     total = results["total"]
     if total["late"] or total["dropped"]:
-        console.print(f"late arrivals: {total['late']:,}   dropped arrivals: "
-                      f"{total['dropped']:,}")
+        console.print(plain(f"late arrivals: {total['late']:,}   dropped arrivals: "
+                            f"{total['dropped']:,}"))
     if results["errors_by_class"]:
         parts = ", ".join(f"{k}={v:,}" for k, v in results["errors_by_class"].items())
-        console.print(f"errors by class: {parts}")
+        console.print(plain(f"errors by class: {parts}"))
     for name, st in (results.get("streams") or {}).items():
         trouble = ", ".join(f"{v} with {k}" for k, v in st["streams_with"].items() if v)
         spread = st["events_per_stream"]
-        console.print(f"streams of {name}: {st['streams']}, events per stream "
-                      f"{spread['min']:,}..{spread['max']:,} (median {spread['median']:,}), "
-                      f"{st['resumed_with_last_event_id']:,} resumed with Last-Event-ID"
-                      + (f"; {trouble}" if trouble else "; none in trouble"))
+        console.print(plain(f"streams of {name}: {st['streams']}, events per stream "
+                            f"{spread['min']:,}..{spread['max']:,} (median "
+                            f"{spread['median']:,}), {st['resumed_with_last_event_id']:,} "
+                            "resumed with Last-Event-ID"
+                            + (f"; {trouble}" if trouble else "; none in trouble")))
     for name, b in (results.get("bursts") or {}).items():
-        console.print(f"burst {name}: {b['violations']} failed post-condition(s) in "
-                      f"{b['rounds_failed']} round(s)")
+        console.print(plain(f"burst {name}: {b['violations']} failed post-condition(s) in "
+                            f"{b['rounds_failed']} round(s)"))
         for ex in b["examples"][:3]:
-            console.print(f"  round {ex['round']}: {ex['check']} ({ex['condition']}): "
-                          f"{ex['problem']}", markup=False, highlight=False)
+            console.print(plain(f"  round {ex['round']}: {ex['check']} ({ex['condition']}): "
+                                f"{ex['problem']}"))
     if results.get("faults"):
         faults = Table(title="faults", header_style="bold")
         for col in ("#", "kind", "target", "start", "end", "detect", "recover", "errors",
@@ -104,11 +112,12 @@ def summary_table(results: dict[str, Any], console: Console) -> None:
             return "-" if v is None else f"{v:.1f}s"
 
         for f in results["faults"]:
-            faults.add_row(str(f["id"]), f["kind"], f.get("target", ""), secs(f.get("start_s")),
-                           secs(f.get("end_s")), secs(f.get("detect_s")),
-                           secs(f.get("recover_s")), str(f.get("errors", "")),
+            faults.add_row(str(f["id"]), plain(f["kind"]), plain(f.get("target", "")),
+                           secs(f.get("start_s")), secs(f.get("end_s")),
+                           secs(f.get("detect_s")), secs(f.get("recover_s")),
+                           str(f.get("errors", "")),
                            _ms(f["worst_p99_ms"]) if f.get("worst_p99_ms") else "",
-                           f.get("error") or f.get("skipped") or "")
+                           plain(f.get("error") or f.get("skipped") or ""))
         console.print(faults)
     if results["rules"]:
         rules = Table(header_style="bold", box=None)
@@ -116,8 +125,8 @@ def summary_table(results: dict[str, Any], console: Console) -> None:
         rules.add_column("rule")
         rules.add_column("observed", justify="right")
         for r in results["rules"]:
-            mark = "[green]PASS[/]" if r["passed"] else "[red]FAIL[/]"
-            rules.add_row(mark, r["rule"], r["observed_text"])
+            mark = plain("PASS", "green") if r["passed"] else plain("FAIL", "red")
+            rules.add_row(mark, plain(r["rule"]), plain(r["observed_text"]))
         console.print(rules)
     word = results["verdict"]
     style = "bold green" if word == "pass" else "bold red"
@@ -135,8 +144,8 @@ def services_view(statuses: dict[str, dict[str, Any]], *, plan: str, elapsed_s: 
     for name, s in statuses.items():
         style = {"up": "green", "down": "red", "failed": "bold red",
                  "restarting": "yellow"}.get(str(s.get("state")), "")
-        table.add_row(name, str(s.get("kind")), Text(str(s.get("state")), style=style),
+        table.add_row(plain(name), plain(s.get("kind")), plain(s.get("state"), style),
                       str(s.get("pid") or ""), str(s.get("restarts", 0)),
-                      str(s.get("last_exit") or ""), str(s.get("last_crash") or ""),
+                      plain(s.get("last_exit") or ""), plain(s.get("last_crash") or ""),
                       f"{s['rss_mb']} MB" if s.get("rss_mb") is not None else "")
     return Group(head, table)
