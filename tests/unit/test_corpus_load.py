@@ -300,6 +300,20 @@ CASES: list[Case] = [
                                   "  " + MARK + "\n"), "control character"),
     Case("final-header-crlf", HEAD + "final: {base: 'http://127.0.0.1:9', headers: "
          "{X-A: \"\\n\"}}  " + MARK + "\n", "control character"),
+    Case("base-crlf", http(extra="      base: \"http://127.0.0.1:9\\r\\nX-Evil: 1\"  " + MARK
+                           + "\n").replace('      base: "http://127.0.0.1:9"\n', "", 1),
+         "control character"),
+    Case("base-space", http(extra="      base: 'http://exa mple:9'  " + MARK + "\n").replace(
+        '      base: "http://127.0.0.1:9"\n', "", 1), "space"),
+    Case("base-bad-ipv6", http(extra="      base: 'http://[::1'  " + MARK + "\n").replace(
+        '      base: "http://127.0.0.1:9"\n', "", 1), "does not parse"),
+    Case("base-port-range", http(extra="      base: 'http://127.0.0.1:99999'  " + MARK
+                                 + "\n").replace('      base: "http://127.0.0.1:9"\n', "", 1),
+         "port out of range"),
+    Case("service-url-ftp", HEAD + "services:\n  api: {url: 'ftp://x'}  " + MARK + "\n",
+         "http:// or https://"),
+    Case("ready-http-crlf", service("    ready: {http: \"http://127.0.0.1:1/\\r\\n\"}  " + MARK
+                                    + "\n"), "control character"),
     # --- profiles and --set ---------------------------------------------------------------
     Case("profile-unknown", HEAD + "profiles:  " + MARK + "\n  smoke: {duration: 1s}\n",
          "no profile 'nosuch'", args=("--profile", "nosuch")),

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from enduro.plan.fields import Count, Duration, HeaderMap, HttpStatus, Interval, StepName
+from enduro.plan.fields import Count, Duration, HeaderMap, HttpStatus, Interval, StepName, Url
 from enduro.plan.flows import CONDITION, FlowRequest, HistorySpec
 
 __all__ = ["BurstWorkload", "PostCondition", "SplitRule"]
@@ -64,7 +64,7 @@ class BurstWorkload(_Model):
     checks ``after``. ``{{prefix}}`` is unique per run, for isolating test data; ``cleanup``
     SQL runs before the first and after the last round."""
 
-    base: str | None = None
+    base: Url | None = None
     service: str | None = None
     size: Annotated[int, Field(gt=0, le=10_000)] = 100
     rounds: Count = 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 import posixpath
 import re
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
@@ -37,8 +38,10 @@ __all__ = [
     "Rate",
     "RelPath",
     "Size",
+    "Url",
     "UrlPath",
     "check_name",
+    "check_url",
     "check_url_path",
     "inside_path",
 ]
@@ -94,6 +97,24 @@ def _text(value: str, what: str) -> str:
     return value
 
 
+def check_url(value: str) -> str:
+    """An http(s) URL enduro can send to: a host, a port in range, no spaces or control
+    characters (they would end up in the request line or the Host header)."""
+    _text(value, "the URL")
+    if " " in value:
+        raise ValueError(f"the URL contains a space: {value!r}")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"URL {value!r} does not parse: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http:// or https:// URL with a host, got {value!r}")
+    if port == 0:
+        raise ValueError(f"URL {value!r}: port 0 cannot be connected to")
+    return value
+
+
 def check_url_path(value: str) -> str:
     """A request path: starts with '/', latin-1, no control characters, no spaces outside
     ``{{ }}`` templates."""
@@ -142,6 +163,7 @@ Percent = Annotated[float, BeforeValidator(parse_percent), Field(ge=0)]
 Fraction = Annotated[float, BeforeValidator(parse_percent), AfterValidator(_fraction)]
 Count = Annotated[int, Field(gt=0, le=1_000_000)]
 HttpStatus = Annotated[int, Field(ge=100, le=599)]
+Url = Annotated[str, AfterValidator(check_url)]
 UrlPath = Annotated[str, AfterValidator(check_url_path)]
 HeaderMap = Annotated[dict[str, str], AfterValidator(_check_headers)]
 RelPath = Annotated[str, AfterValidator(inside_path)]

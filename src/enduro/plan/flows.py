@@ -14,6 +14,7 @@ from enduro.plan.fields import (
     Interval,
     PositiveRate,
     StepName,
+    Url,
     UrlPath,
 )
 
@@ -35,7 +36,7 @@ class FlowRequest(_Model):
     method: Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"] = "GET"
     path: UrlPath = "/"
     service: str | None = None
-    base: str | None = None
+    base: Url | None = None
     query: dict[str, Any] = {}
     headers: HeaderMap = {}
     json_: Any = Field(default=None, alias="json")
@@ -114,7 +115,7 @@ class FlowStep(_Model):
 class FlowWorkload(_Model):
     """Flows started at ``rate`` (open model) or run in a loop on each of ``connections``."""
 
-    base: str | None = None
+    base: Url | None = None
     service: str | None = None
     rate: PositiveRate | None = None
     connections: Concurrency | None = None
@@ -155,7 +156,7 @@ class FinalPhase(_Model):
     """After the load: heal faults, wait ``quiesce``, run ``steps`` once (final reads), then
     run the ``checkers`` over ``history.jsonl``."""
 
-    base: str | None = None
+    base: Url | None = None
     service: str | None = None
     quiesce: Duration = 1.0
     headers: HeaderMap = {}

@@ -23,6 +23,7 @@ from enduro.plan.fields import (
     Rate,
     RelPath,
     Size,
+    Url,
     UrlPath,
 )
 from enduro.plan.flows import FinalPhase, FlowWorkload
@@ -64,7 +65,7 @@ class Ready(_Model):
     """How to tell that a service is ready: an HTTP answer, a TCP connect, a line in its
     output matching a regex, or a file that appears (relative to the service's directory)."""
 
-    http: str | None = None
+    http: Url | None = None
     tcp: str | None = Field(default=None, description="host:port that must accept a connection")
     log: str | None = None
     file: str | None = None
@@ -131,14 +132,14 @@ class Systemd(_Model):
 class JsonScrape(_Model):
     """A JSON monitoring endpoint and the figures to read from it by JSON path."""
 
-    url: str
+    url: Url
     paths: dict[str, str]
 
 
 class Scrape(_Model):
     """What to scrape from a service, and how often."""
 
-    prometheus: str | None = None
+    prometheus: Url | None = None
     json_: JsonScrape | None = Field(default=None, alias="json")
     every: Interval = 5.0
     headers: HeaderMap = {}
@@ -151,7 +152,7 @@ class Service(_Model):
     """A service under test: a managed local process (``command``), an external target
     (``url`` only), or a unit run by ``compose`` or ``systemd``."""
 
-    url: str | None = None
+    url: Url | None = None
     command: list[str] | str | None = None
     build: list[str] | str | None = None
     stage: StageFiles | None = None
@@ -302,7 +303,7 @@ class HttpWorkload(_Model):
     """Requests against one HTTP base URL, in the open model (``rate``/``stages``) or closed
     model (``connections``)."""
 
-    base: str | None = None
+    base: Url | None = None
     service: str | None = None
     rate: PositiveRate | None = None
     stages: list[Stage] | None = None
@@ -387,7 +388,7 @@ class Churn(_Model):
 class SseWorkload(_Model):
     """A pool of Server-Sent Events streams with churn and Last-Event-ID reconnects."""
 
-    base: str | None = None
+    base: Url | None = None
     service: str | None = None
     path: UrlPath = "/"
     headers: HeaderMap = {}
