@@ -4,6 +4,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# pip must not install into a Python the OS manages (PEP 668: Debian/Ubuntu's /usr/bin/python3):
+# that breaks system tools. A virtual environment, pyenv or a container's own Python is fine.
+if python3 - <<'PY'
+import os, sys, sysconfig
+in_venv = sys.prefix != sys.base_prefix
+marker = os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")
+sys.exit(0 if not in_venv and os.path.exists(marker) else 1)
+PY
+then
+  if [ -z "${PIP_BREAK_SYSTEM_PACKAGES:-}" ]; then
+    echo "scripts/test.sh: $(command -v python3) is the system's Python, managed by the OS;" \
+         "pip will not install enduro's test dependencies into it." >&2
+    echo "Create a virtual environment first, then run this script again:" >&2
+    echo "  python3 -m venv .venv && . .venv/bin/activate && bash scripts/test.sh" >&2
+    exit 2
+  fi
+fi
+
 missing=()
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,6 +13,41 @@ from enduro.demo.launch import demo_service
 from tests.helpers.procs import REPO, nginx, nginx_binary, python_server
 
 HELPERS = REPO / "tests" / "helpers"
+
+
+# -- in CI a skipped test is a failure: a missing server or tool must fail loudly -------------
+def in_ci() -> bool:
+    """True when the CI environment variable is set to anything but empty, 0, false or no."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _skipped(config: pytest.Config) -> list[str]:
+    """Skipped tests of this session, as "nodeid: reason" (expected failures excluded)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    found = []
+    for report in getattr(reporter, "stats", {}).get("skipped", []):
+        if hasattr(report, "wasxfail"):
+            continue
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        found.append(f"{report.nodeid}: {reason}")
+    return found
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if in_ci() and exitstatus == pytest.ExitCode.OK and _skipped(session.config):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int,
+                            config: pytest.Config) -> None:
+    skipped = _skipped(config)
+    if in_ci() and skipped:
+        terminalreporter.section("skipped tests fail the session in CI", sep="=", red=True)
+        for line in skipped:
+            terminalreporter.line(f"SKIPPED IN CI: {line}", red=True)
+        terminalreporter.line("CI is set: install what these tests need (scripts/test.sh "
+                              "installs the OS packages) instead of skipping them.", red=True)
 
 
 @pytest.fixture(scope="session")
@@ -24,7 +60,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
 @pytest.fixture(scope="session")
 def nginx_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if nginx_binary() is None:
-        if os.environ.get("CI"):
+        if in_ci():
             pytest.fail("nginx is missing; scripts/test.sh installs nginx-light")
         pytest.skip("nginx is not installed (apt-get install -y nginx-light)")
     with nginx(tmp_path_factory.mktemp("nginx")) as url:
