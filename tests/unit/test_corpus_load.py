@@ -314,6 +314,20 @@ CASES: list[Case] = [
          "http:// or https://"),
     Case("ready-http-crlf", service("    ready: {http: \"http://127.0.0.1:1/\\r\\n\"}  " + MARK
                                     + "\n"), "control character"),
+    # --- references -----------------------------------------------------------------------
+    Case("workload-unknown-service", HEAD + "services: {api: {url: 'http://127.0.0.1:1'}}\n"
+         "workloads:\n  w:\n    http:\n      service: apj  " + MARK + "\n      rate: 1/s\n"
+         "      requests: [{name: a}]\n", "names 'apj', which is not a service"),
+    Case("depends-on-unknown", service("    depends_on: [api, db]  " + MARK + "\n"),
+         "names 'db'"),
+    Case("fault-unknown-target", service("") + "faults:\n  - at: 1s\n    kill: nope  " + MARK
+         + "\n", "neither a service nor a group"),
+    Case("fault-unknown-proxy", HEAD + "faults:\n  - at: 1s\n    latency: {proxy: back}  "
+         + MARK + "\n", "proxy 'back' is not in proxies"),
+    Case("port-claimed-twice", HEAD + "services:\n  a: {command: x, ports: [8080]}\n"
+         "  b: {command: x, ports: [8080]}  " + MARK + "\n", "claimed by services 'a' and 'b'"),
+    Case("group-unknown-member", service("") + "groups:\n  g: [api, nope]  " + MARK + "\n",
+         "names 'nope'"),
     # --- profiles and --set ---------------------------------------------------------------
     Case("profile-unknown", HEAD + "profiles:  " + MARK + "\n  smoke: {duration: 1s}\n",
          "no profile 'nosuch'", args=("--profile", "nosuch")),
@@ -396,6 +410,17 @@ def test_every_problem_of_a_plan_is_reported_together(
     assert code == 2
     lines = {x.split(":")[2] for x in output.splitlines() if x.startswith("error:")}
     assert {"3", "8", "9"} <= lines, output
+
+
+def test_reference_problems_are_all_reported_at_their_lines(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = service("    depends_on: [db]\n") + "faults:\n  - {at: 1s, kill: nope}\n"
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(text)
+    code, output, _ = _validate(["validate", str(plan)], capsys)
+    assert code == 2
+    assert f"{plan}:6: services.api.depends_on[0]: names 'db'" in output
+    assert f"{plan}:11: faults[0].kill: kill targets 'nope'" in output
 
 
 def test_duplicate_keys_are_all_reported(tmp_path: Path,

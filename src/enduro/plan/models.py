@@ -6,7 +6,14 @@ import posixpath
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from enduro.plan.bursts import BurstWorkload
 from enduro.plan.faults import FaultPolicy, FaultSpec, Proxy
@@ -27,6 +34,7 @@ from enduro.plan.fields import (
     UrlPath,
 )
 from enduro.plan.flows import FinalPhase, FlowWorkload
+from enduro.plan.source import dotted
 from enduro.plan.suites import Suite
 
 __all__ = [
@@ -498,64 +506,73 @@ class Plan(_Model):
                            "monotonic_reads", "read_your_writes"]] = []
 
     @model_validator(mode="after")
-    def _references(self) -> Plan:
+    def _references(self, info: ValidationInfo) -> Plan:
+        # Plan loading asks for these itself, to report every one at its own line.
+        if info.context and info.context.get("defer_references"):
+            return self
+        problems = self.reference_problems()
+        if problems:
+            raise ValueError("; ".join(f"{dotted(loc)}: {msg}" for loc, msg in problems))
+        return self
+
+    def reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """Names that point at nothing (services, groups, proxies) and claims that clash
+        (ports), each with the location of the reference."""
+        out: list[tuple[tuple[str | int, ...], str]] = []
         for wname, workload in self.workloads.items():
             target = workload.http or workload.sse or workload.flow or workload.burst
             if target is None:
                 continue
             svc = target.service
             kind = next(k for k in ("http", "sse", "flow", "burst") if getattr(workload, k))
+            at: tuple[str | int, ...] = ("workloads", wname, kind, "service")
             if svc is not None and svc not in self.services:
                 known = ", ".join(sorted(self.services)) or "none defined"
-                raise ValueError(
-                    f"workloads.{wname}.{kind}.service names {svc!r}, which is not a service "
-                    f"(services: {known})"
-                )
-            if svc is not None and self.services[svc].url is None:
-                raise ValueError(f"workloads.{wname}.{kind}.service names {svc!r}, which has no "
-                                 "'url' to send to")
+                out.append((at, f"names {svc!r}, which is not a service (services: {known})"))
+            elif svc is not None and self.services[svc].url is None:
+                out.append((at, f"names {svc!r}, which has no 'url' to send to"))
         for sname, service in self.services.items():
-            for dep in service.depends_on:
+            for i, dep in enumerate(service.depends_on):
                 if dep not in self.services or dep == sname:
-                    raise ValueError(f"services.{sname}.depends_on names {dep!r}, which is not "
-                                     "another service")
+                    out.append((("services", sname, "depends_on", i),
+                                f"names {dep!r}, which is not another service"))
         for gname, members in self.groups.items():
-            for member in members:
+            for i, member in enumerate(members):
                 if member not in self.services:
-                    raise ValueError(f"groups.{gname} names {member!r}, which is not a service")
+                    out.append((("groups", gname, i), f"names {member!r}, which is not a "
+                                "service"))
             if gname in self.services:
-                raise ValueError(f"group {gname!r} has the name of a service")
+                out.append((("groups", gname), f"group {gname!r} has the name of a service"))
         for i, fault in enumerate(self.faults):
             spec = fault.spec
+            at = ("faults", i, fault.kind)
             target = getattr(spec, "target", spec) if fault.kind in (
                 "kill", "terminate", "restart", "pause") else None
             if isinstance(target, str) and target not in self.services \
                     and target not in self.groups:
-                raise ValueError(f"faults[{i}]: {fault.kind} targets {target!r}, which is "
-                                 "neither a service nor a group")
+                out.append((at, f"{fault.kind} targets {target!r}, which is neither a service "
+                            "nor a group"))
             if fault.kind in ("kill", "terminate", "restart", "pause") and not isinstance(
                     spec, str) and spec.choose == "all" and spec.target in self.groups \
                     and spec.rolling is None and not spec.allow_all \
                     and len(self.groups[spec.target]) > 1:
-                raise ValueError(f"faults[{i}]: {fault.kind} of all of group "
-                                 f"{spec.target!r} at once takes every replica down; add "
-                                 "'rolling: 2s' or, if that is the point, 'allow_all: true'")
+                out.append((at, f"{fault.kind} of all of group {spec.target!r} at once takes "
+                            "every replica down; add 'rolling: 2s' or, if that is the point, "
+                            "'allow_all: true'"))
             proxy = getattr(spec, "proxy", None)
             if proxy is not None and proxy not in self.proxies:
-                raise ValueError(f"faults[{i}]: proxy {proxy!r} is not in proxies "
-                                 f"({', '.join(sorted(self.proxies)) or 'none defined'})")
-            if fault.kind == "http" and proxy is not None and not self.proxies[proxy].http:
-                raise ValueError(f"faults[{i}]: http faults need proxies.{proxy}.http: true")
+                out.append(((*at, "proxy"), f"proxy {proxy!r} is not in proxies "
+                            f"({', '.join(sorted(self.proxies)) or 'none defined'})"))
+            elif fault.kind == "http" and proxy is not None and not self.proxies[proxy].http:
+                out.append(((*at, "proxy"), f"http faults need proxies.{proxy}.http: true"))
         ports: dict[int, str] = {}
         for sname, service in self.services.items():
-            for port in service.ports:
+            for i, port in enumerate(service.ports):
                 if port in ports:
-                    raise ValueError(f"port {port} is claimed by services {ports[port]!r} and "
-                                     f"{sname!r}")
+                    out.append((("services", sname, "ports", i), f"port {port} is claimed by "
+                                f"services {ports[port]!r} and {sname!r}"))
                 ports[port] = sname
-        if self.duration <= 0:
-            raise ValueError("duration must be positive")
-        return self
+        return out
 
     def rule_specs(self) -> list[RuleSpec]:
         """Every rule in its long form."""

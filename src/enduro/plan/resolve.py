@@ -72,10 +72,11 @@ def load_plan(
     for tree in (display, resolved):
         _anchor_inputs(tree, base_dir)
     try:
-        plan = Plan.model_validate(resolved)
+        plan = Plan.model_validate(resolved, context={"defer_references": True})
     except ValidationError as exc:
         raise PlanError(_problems_from(exc, lines)) from None
-    problems = _check_paths(plan, base_dir, lines)
+    problems = [lines.problem(loc, message) for loc, message in plan.reference_problems()]
+    problems += _check_paths(plan, base_dir, lines)
     if problems:
         raise PlanError(problems)
     return LoadedPlan(plan, display, source.path, profile, lines)
