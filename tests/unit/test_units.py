@@ -1,6 +1,15 @@
 import pytest
 
-from enduro.units import format_duration, parse_duration, parse_percent, parse_rate, parse_size
+from enduro.units import (
+    MAX_DURATION,
+    MAX_RATE,
+    MAX_SIZE,
+    format_duration,
+    parse_duration,
+    parse_percent,
+    parse_rate,
+    parse_size,
+)
 
 
 @pytest.mark.parametrize(("text", "seconds"), [
@@ -54,3 +63,42 @@ def test_format_duration() -> None:
     assert format_duration(42) == "42s"
     assert format_duration(725) == "12m05s"
     assert format_duration(7380) == "2h03m"
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "31d", "1000000000000000000000d",
+                                 2_592_001, "721h"])
+def test_durations_are_finite_and_at_most_30_days(bad: object) -> None:
+    with pytest.raises(ValueError, match="duration"):
+        parse_duration(bad)  # type: ignore[arg-type]
+
+
+def test_thirty_days_is_the_longest_duration() -> None:
+    assert parse_duration("30d") == MAX_DURATION == 30 * 86400
+
+
+@pytest.mark.parametrize(("bad", "why"), [
+    ("5/0s", "interval of a rate must be positive"), ("5/0ms", "interval"),
+    (float("nan"), "finite"), (float("inf"), "finite"), ("2000000/s", "at most"),
+    (-1, "negative"),
+])
+def test_bad_rates_never_divide_by_zero(bad: object, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        parse_rate(bad)  # type: ignore[arg-type]
+
+
+def test_a_zero_rate_parses_for_ramps_to_zero() -> None:
+    assert parse_rate("0/s") == 0.0
+    assert parse_rate(MAX_RATE) == MAX_RATE
+
+
+@pytest.mark.parametrize(("bad", "why"), [(-5, "negative"), ("2TiB", "at most"),
+                                          (MAX_SIZE + 1, "at most"), ("nan", "size")])
+def test_sizes_are_bounded(bad: object, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        parse_size(bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), "nan%", "inf"])
+def test_percentages_are_finite(bad: object) -> None:
+    with pytest.raises(ValueError, match="finite"):
+        parse_percent(bad)  # type: ignore[arg-type]
