@@ -147,6 +147,13 @@ CASES: list[Case] = [
     Case("window-zero", HEAD + "window: 0  " + MARK + "\n", "greater than or equal"),
     Case("window-nan", HEAD + "window: .nan  " + MARK + "\n", "finite"),
     Case("grace-nan", HEAD + "grace: .nan  " + MARK + "\n", "finite"),
+    Case("grace-30d", HEAD + "grace: 30d  " + MARK + "\n", "less than or equal to 3600"),
+    Case("stop-grace-huge", service("    stop: {grace: 2h}  " + MARK + "\n"),
+         "less than or equal to 3600"),
+    Case("command-fault-timeout-huge", HEAD + "faults:\n  - {at: 1s, command: {run: 'true', "
+         "timeout: 2d}}  " + MARK + "\n", "less than or equal to 3600"),
+    Case("ready-interval-tiny", service("    ready: {tcp: '127.0.0.1:1', interval: 1us}  "
+                                        + MARK + "\n"), "at least 1ms"),
     Case("weight-inf", http("{name: a, weight: .inf}  " + MARK), "finite"),
     Case("weight-negative", http("{name: a, weight: -1}  " + MARK), "greater than 0"),
     Case("request-timeout-negative", http("{name: a, timeout: -1s}  " + MARK), "duration"),

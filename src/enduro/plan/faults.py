@@ -87,7 +87,7 @@ class CommandFault(_Model):
 
     run: list[str] | str
     undo: list[str] | str | None = None
-    timeout: Interval = 60.0
+    timeout: Annotated[Interval, Field(le=3600)] = 60.0
 
 
 class FaultSpec(_Model):

@@ -28,6 +28,7 @@ __all__ = [
     "Count",
     "Duration",
     "Fraction",
+    "Grace",
     "HeaderMap",
     "HttpStatus",
     "Interval",
@@ -76,6 +77,15 @@ def _check_step(value: str) -> str:
 def _finite_positive(value: float) -> float:
     if value <= 0:
         raise ValueError(f"must be positive, got {value:g}")
+    return value
+
+
+def _interval(value: float) -> float:
+    # Timeouts and polling intervals: below a millisecond a loop polls as fast as it can.
+    if value <= 0:
+        raise ValueError(f"must be positive, got {value:g}")
+    if value < 0.001:
+        raise ValueError(f"must be at least 1ms, got {value:g}s")
     return value
 
 
@@ -155,7 +165,9 @@ Name = Annotated[str, AfterValidator(check_name)]
 OpName = Annotated[str, AfterValidator(check_name)]
 StepName = Annotated[str, AfterValidator(_check_step)]
 Duration = Annotated[float, BeforeValidator(parse_duration)]
-Interval = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_finite_positive)]
+Interval = Annotated[float, BeforeValidator(parse_duration), AfterValidator(_interval)]
+# Stop grace, command timeouts: what teardown may wait for, so at most an hour.
+Grace = Annotated[float, BeforeValidator(parse_duration), Field(le=3600)]
 Rate = Annotated[float, BeforeValidator(parse_rate)]
 PositiveRate = Annotated[float, BeforeValidator(parse_rate), AfterValidator(_finite_positive)]
 Size = Annotated[int, BeforeValidator(parse_size)]

@@ -20,6 +20,7 @@ from enduro.plan.faults import FaultPolicy, FaultSpec, Proxy
 from enduro.plan.fields import (
     Duration,
     Fraction,
+    Grace,
     HeaderMap,
     HttpStatus,
     Interval,
@@ -119,7 +120,7 @@ class StopPolicy(_Model):
     ``grace``."""
 
     signal: Literal["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2"] = "SIGTERM"
-    grace: Duration = 10.0
+    grace: Grace = 10.0
 
 
 class Compose(_Model):
@@ -488,7 +489,7 @@ class Plan(_Model):
     duration: Interval = 60.0
     seed: Annotated[int, Field(ge=-(2**63), lt=2**63)] | None = None
     window: Annotated[Duration, Field(ge=0.01, le=3600)] = 1.0
-    grace: Duration = 5.0
+    grace: Grace = 5.0
     profiles: dict[Name, dict[str, Any]] = {}
     services: dict[Name, Service] = {}
     workloads: dict[Name, Workload] = {}
