@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from enduro.engine.client import HttpClient
-from enduro.engine.flow import FlowContext, HistoryLog, check_condition, render
+from enduro.engine.flow import FlowContext, HistoryLog, check_condition, render, render_target
 from enduro.engine.http import classify
 from enduro.engine.request import _json_path, split_base
-from enduro.observe.window import OpCounter, Recorder
+from enduro.engine.tasks import InFlight
+from enduro.engine.wire import UnsafeValue, request_head
+from enduro.observe.window import UNSAFE_VALUE, OpCounter, Recorder
 from enduro.plan.bursts import BurstWorkload, PostCondition, SplitRule
 
 __all__ = ["BurstDriver", "check_rows", "summarize_violations"]
@@ -86,6 +88,7 @@ class BurstDriver:
         self.splits = {s: recorder.counter(f"{name}.{s}") for s in workload.split}
         self.sending = False
         self.violations: list[dict[str, Any]] = []
+        self.in_flight = InFlight()
 
     async def run(self, duration: float) -> None:
         if not self.active:
@@ -131,7 +134,7 @@ class BurstDriver:
         req = w.request
         base = render(req.base, ctx) if req.base else self.urls[req.service or ""]
         target = split_base(base)
-        path = target.prefix + render(req.path, ctx)
+        path = target.prefix + render_target(req.path, ctx)
         if req.query:
             from urllib.parse import urlencode
             path += "?" + urlencode(render(req.query, ctx))
@@ -142,12 +145,19 @@ class BurstDriver:
             headers.setdefault("Content-Type", "application/json")
         elif req.body is not None:
             body = str(render(req.body, ctx)).encode()
-        lines = [f"{req.method} {path} HTTP/1.1", f"Host: {target.host_header}",
-                 "User-Agent: enduro", "Connection: close", *(f"{k}: {v}" for k, v in
-                                                              headers.items())]
+        lines: list[tuple[str, object]] = [
+            ("Host", target.host_header), ("User-Agent", "enduro"), ("Connection", "close"),
+            *headers.items()]
         if body or req.method in ("POST", "PUT", "PATCH"):
-            lines.append(f"Content-Length: {len(body)}")
-        wire = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+            lines.append(("Content-Length", len(body)))
+        try:
+            wire = request_head(req.method, path, lines) + body
+        except UnsafeValue:
+            # Not one request of the round goes out; each counts as not sent.
+            self.op.requests += w.size
+            self.op.errors += w.size
+            self.op.classes[UNSAFE_VALUE] = self.op.classes.get(UNSAFE_VALUE, 0) + w.size
+            return
         # Every connection is open before any request goes: the barrier.
         opened = await asyncio.gather(
             *(asyncio.wait_for(asyncio.open_connection(target.host, target.port), w.timeout)
@@ -196,6 +206,8 @@ class BurstDriver:
                       method: str, released: float, process: str, key: Any) -> None:
         c = self.op
         spec = self.workload.history
+        # Still unanswered when the run is stopped: counted ``unfinished`` by close_all.
+        token = self.in_flight.begin((c, released, released))
         try:
             status, headers, payload, _ = await asyncio.wait_for(
                 HttpClient._read(reader, method), self.workload.timeout)
@@ -206,6 +218,7 @@ class BurstDriver:
                 self.history.record(process, "info", spec.f, key, None)
             return
         finally:
+            self.in_flight.end(token)
             writer.close()
         if spec is not None and self.history is not None:
             value: Any = None
@@ -231,10 +244,10 @@ class BurstDriver:
             base = render(req.base, ctx) if req.base else self.urls[req.service or ""]
             try:
                 response = await client.request(
-                    req.method, base.rstrip("/") + render(req.path, ctx),
+                    req.method, base.rstrip("/") + render_target(req.path, ctx),
                     headers={**self.workload.headers, **render(req.headers, ctx)},
                     query=render(req.query, ctx) or None)
-            except (OSError, TimeoutError) as exc:
+            except (OSError, TimeoutError, UnsafeValue) as exc:
                 return f"request failed: {exc!r}"
             if check_condition(render(post.check, ctx), response):
                 return None
@@ -254,7 +267,9 @@ class BurstDriver:
         self.sending = False
 
     def close_all(self) -> None:
+        """Stop; requests of a round still unanswered are counted, class ``unfinished``."""
         self.sending = False
+        self.in_flight.close(_monotonic())
 
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from enduro.engine.request import Target, split_base
+from enduro.engine.wire import request_head
 
 __all__ = ["HttpClient", "Response"]
 
@@ -52,7 +53,8 @@ class HttpClient:
                       json_body: Any = None, body: bytes | str | None = None,
                       query: dict[str, Any] | None = None,
                       timeout: float | None = None) -> Response:
-        """Send one request; raises OSError/TimeoutError on transport failures."""
+        """Send one request; raises OSError/TimeoutError on transport failures, and
+        ``UnsafeValue`` (nothing sent) when a header would carry control characters."""
         scheme, rest = url.split("://", 1)
         hostport, _, path = rest.partition("/")
         t = split_base(f"{scheme}://{hostport}")
@@ -73,18 +75,19 @@ class HttpClient:
                     data: bytes, url: str) -> Response:
         key = (t.scheme, t.host, t.port)
         loop = asyncio.get_running_loop()
+        lines: list[tuple[str, object]] = [("Host", t.host_header), ("User-Agent", "enduro")]
+        lines += hdrs.items()
+        if data or method in ("POST", "PUT", "PATCH"):
+            lines.append(("Content-Length", len(data)))
+        # Before any connection is taken: an unsafe value sends nothing.
+        wire = request_head(method, path, lines) + data
         for attempt in range(2):
             pool = self._idle.setdefault(key, [])
             reused = bool(pool)
             conn = pool.pop() if pool else await self._open(t)
-            lines = [f"{method} {path} HTTP/1.1", f"Host: {t.host_header}",
-                     "User-Agent: enduro"]
-            lines += [f"{k}: {v}" for k, v in hdrs.items()]
-            if data or method in ("POST", "PUT", "PATCH"):
-                lines.append(f"Content-Length: {len(data)}")
             started = loop.time()
             try:
-                conn.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data)
+                conn.writer.write(wire)
                 status, headers, body, keep = await self._read(conn.reader, method)
             except (OSError, asyncio.IncompleteReadError) as exc:
                 conn.writer.close()

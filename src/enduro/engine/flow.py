@@ -19,11 +19,17 @@ from enduro.engine.python import load_function
 from enduro.engine.request import _json_path
 from enduro.engine.schedule import ArrivalSchedule
 from enduro.engine.tasks import TaskDriver, closed_loops, open_arrivals
-from enduro.observe.window import OpCounter, Recorder
+from enduro.engine.wire import (
+    UnsafeValue,
+    encode_path,
+    encode_path_value,
+    encode_query_value,
+)
+from enduro.observe.window import UNSAFE_VALUE, OpCounter, Recorder
 from enduro.plan.flows import CONDITION, Branch, FlowStep, FlowWorkload, StepExpect
 
 __all__ = ["FlowContext", "FlowDriver", "FlowFailed", "HistoryLog", "check_condition",
-           "condition_holds", "render"]
+           "condition_holds", "render", "render_target"]
 
 _monotonic = time.monotonic
 _VAR = re.compile(r"\{\{\s*([A-Za-z_][\w]*)(?:\(([^)]*)\))?\s*\}\}")
@@ -51,6 +57,8 @@ class FlowContext:
         self.client = client
         self.urls = urls
         self.last: Response | None = None
+        # The iteration's intended start (counted from here if it is cut off by the end).
+        self.intended = 0.0
 
 
 def render(value: Any, ctx: FlowContext) -> Any:
@@ -62,28 +70,50 @@ def render(value: Any, ctx: FlowContext) -> Any:
         return [render(v, ctx) for v in value]
     if not isinstance(value, str) or "{{" not in value:
         return value
-
-    def one(name: str, args: str | None) -> Any:
-        if name in ctx.vars:
-            return ctx.vars[name]
-        if name == "seq":
-            return ctx.seq
-        if name == "vu":
-            return ctx.vu
-        if name == "uuid":
-            return str(uuid.uuid4())  # unique across runs (see engine.request)
-        if name == "randint" and args:
-            lo, hi = (int(a) for a in args.split(","))
-            return ctx.rng.randint(lo, hi)
-        if name == "choice" and args:
-            return ctx.rng.choice(args.split("|"))
-        raise FlowFailed("?", "template", f"no variable {name!r} (captured: "
-                         f"{', '.join(ctx.vars) or 'none'})")
-
     whole = _VAR.fullmatch(value.strip())
     if whole:
-        return one(whole.group(1), whole.group(2))
-    return _VAR.sub(lambda m: str(one(m.group(1), m.group(2))), value)
+        return _lookup(whole.group(1), whole.group(2), ctx)
+    return _VAR.sub(lambda m: str(_lookup(m.group(1), m.group(2), ctx)), value)
+
+
+def render_target(template: str, ctx: FlowContext) -> str:
+    """A path template (``/items/{{id}}?after={{cursor}}``) rendered for the request line:
+    every substituted value is percent-encoded, as one path segment before the ``?`` and as
+    a query value after it, so a value from a response can neither add a path segment or a
+    query parameter nor reach the wire with CR/LF. A placeholder that begins the template
+    (``{{location}}``) stands for a whole path: its slashes and query are kept, and only
+    what cannot stand in a request target (controls, spaces, ``#``) is encoded."""
+    if "{{" not in template:
+        return template
+    query_at = template.find("?")
+
+    def one(m: re.Match[str]) -> str:
+        value = _lookup(m.group(1), m.group(2), ctx)
+        if m.start() == 0:
+            return encode_path(value)
+        if 0 <= query_at < m.start():
+            return encode_query_value(value)
+        return encode_path_value(value)
+
+    return _VAR.sub(one, template)
+
+
+def _lookup(name: str, args: str | None, ctx: FlowContext) -> Any:
+    if name in ctx.vars:
+        return ctx.vars[name]
+    if name == "seq":
+        return ctx.seq
+    if name == "vu":
+        return ctx.vu
+    if name == "uuid":
+        return str(uuid.uuid4())  # unique across runs (see engine.request)
+    if name == "randint" and args:
+        lo, hi = (int(a) for a in args.split(","))
+        return ctx.rng.randint(lo, hi)
+    if name == "choice" and args:
+        return ctx.rng.choice(args.split("|"))
+    raise FlowFailed("?", "template", f"no variable {name!r} (captured: "
+                     f"{', '.join(ctx.vars) or 'none'})")
 
 
 def _literal(text: str) -> Any:
@@ -200,7 +230,7 @@ class FlowDriver(TaskDriver):
         self.sending = True
         end = _monotonic() + duration
         if self.connections is not None:
-            await closed_loops(self.connections, self._vu, end)
+            await closed_loops(self.connections, self._vu, end, self.tasks)
             return
         assert self.workload.rate is not None
         client = HttpClient(timeout=self.workload.timeout)
@@ -209,7 +239,9 @@ class FlowDriver(TaskDriver):
                 ArrivalSchedule(rate=self.workload.rate, share=self.share, rng=self.rng),
                 end=end, sending=lambda: self.sending, tasks=self.tasks,
                 max_concurrency=self.workload.max_concurrency,
-                start=lambda intended: self._iteration(0, client, intended))
+                start=lambda intended: self._iteration(0, client, intended),
+                on_unstarted=lambda intended: self.flow_op.unfinished(intended, None,
+                                                                      _monotonic()))
         finally:
             await client.close()
 
@@ -226,6 +258,7 @@ class FlowDriver(TaskDriver):
     async def _iteration(self, vu: int, client: HttpClient, intended: float) -> None:
         self.seq += 1
         ctx = FlowContext(self.seq, vu, self.rng, dict(self.workload.vars), client, self.urls)
+        ctx.intended = intended
         f = self.flow_op
         try:
             await self._steps(self.workload.steps, ctx)
@@ -242,9 +275,9 @@ class FlowDriver(TaskDriver):
 
     # -- steps ---------------------------------------------------------------------------
     async def _steps(self, steps: list[FlowStep], ctx: FlowContext) -> None:
+        # An iteration under way when the load ends runs on within the grace (its
+        # steps still counted); what the grace cuts off is counted ``unfinished``.
         for step in steps:
-            if not self.sending and step.request is not None:
-                raise asyncio.CancelledError
             if step.sleep is not None:
                 await asyncio.sleep(step.sleep)
             elif step.branch is not None:
@@ -287,8 +320,17 @@ class FlowDriver(TaskDriver):
         c = self.steps_ops[step.name]
         started = _monotonic()
         self._history(step, ctx, "invoke")
+        # If the run ends while this step is out, both it and its iteration are counted
+        # ``unfinished`` (by close_all, before the last window is sealed).
+        token = self.in_flight.begin((c, started, started),
+                                     (self.flow_op, ctx.intended, ctx.intended))
         try:
             await work
+        except UnsafeValue as exc:
+            c.requests += 1
+            c.error(UNSAFE_VALUE)
+            self._history(step, ctx, "fail")  # never sent
+            raise FlowFailed(step.name, UNSAFE_VALUE, str(exc)) from exc
         except FlowFailed as exc:
             c.requests += 1
             c.error(exc.cls)
@@ -312,6 +354,8 @@ class FlowDriver(TaskDriver):
             c.error("check_failed")
             self._history(step, ctx, "info")
             raise FlowFailed(step.name, "check_failed", str(exc)) from exc
+        finally:
+            self.in_flight.end(token)
         self._history(step, ctx, "ok")
         took = _monotonic() - started
         c.requests += 1
@@ -325,7 +369,7 @@ class FlowDriver(TaskDriver):
             base = render(req.base, ctx)
         else:
             base = ctx.urls[req.service or ""]
-        url = base.rstrip("/") + render(req.path, ctx)
+        url = base.rstrip("/") + render_target(req.path, ctx)
         response = await ctx.client.request(
             req.method, url, headers={**self.workload.headers, **render(req.headers, ctx)},
             json_body=render(req.json_, ctx) if req.json_ is not None else None,
@@ -389,7 +433,7 @@ class FlowDriver(TaskDriver):
             fn = self._python[step.python] = load_function(step.python, self.plan_dir)
         try:
             await fn(ctx.client, ctx)
-        except (FlowFailed, OSError, TimeoutError, asyncio.CancelledError):
+        except (FlowFailed, OSError, TimeoutError, UnsafeValue, asyncio.CancelledError):
             raise
         except Exception as exc:  # the user's code may raise anything
             raise FlowFailed(step.name or "?", f"error:{type(exc).__name__}", str(exc)) \

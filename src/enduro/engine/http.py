@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import errno
 import random
+import resource
 import socket
 import ssl
 import time
@@ -22,19 +24,30 @@ import httptools
 
 from enduro.engine.request import PreparedRequest, Target
 from enduro.engine.schedule import ArrivalSchedule, RateStage
-from enduro.observe.window import OpCounter, Recorder
+from enduro.engine.wire import UnsafeValue
+from enduro.observe.window import GENERATOR, UNSAFE_VALUE, OpCounter, Recorder
 from enduro.plan.models import HttpWorkload
 
-__all__ = ["ClosedDriver", "Connection", "HttpDriver", "OpenDriver", "classify", "make_driver",
-           "ssl_context"]
+__all__ = ["ClosedDriver", "Connection", "HttpDriver", "OpenDriver", "classify",
+           "generator_hint", "make_driver", "raise_fd_limit", "ssl_context"]
 
 _monotonic = time.monotonic
 _SWEEP_S = 0.1
 _TICK_S = 0.001
+# A generator out of file descriptors or ports waits this long before trying again, so the
+# errors it records stay few and the loop stays free.
+_GENERATOR_PAUSE_S = 0.25
+
+# Failures that come from this machine's limits, not from the target: too many open files
+# (per process or system-wide), no local port left, no socket buffer or memory.
+_GENERATOR_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.EADDRNOTAVAIL, errno.ENOBUFS,
+                               errno.ENOMEM})
 
 
 def classify(exc: BaseException | None) -> str:
     """The error class of a transport failure."""
+    if isinstance(exc, OSError) and exc.errno in _GENERATOR_ERRNOS:
+        return GENERATOR
     if isinstance(exc, ConnectionRefusedError):
         return "refused"
     if isinstance(exc, TimeoutError):
@@ -50,6 +63,38 @@ def classify(exc: BaseException | None) -> str:
     if isinstance(exc, OSError):
         return "connect"
     return "other"
+
+
+def raise_fd_limit() -> tuple[int, int]:
+    """Raise this process's soft limit on open files to its hard limit (as wrk and k6 users
+    do with ``ulimit -n``); return the (soft, hard) limits now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    # An unlimited hard limit cannot be the soft one; the kernel's nr_open (2^20) can.
+    want = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            soft = want
+        except (ValueError, OSError):
+            pass
+    return soft, hard
+
+
+def generator_hint() -> str:
+    """What to tell the user when errors of class ``generator`` appear: the limits in force
+    and the fix."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+
+    def text(n: int) -> str:
+        return "unlimited" if n == resource.RLIM_INFINITY else str(n)
+
+    return (f"the load generator hit its own limits (open files, local ports or socket "
+            f"buffers); those errors are counted as class 'generator', not against the "
+            f"target. Open files: soft limit {text(soft)}, hard limit {text(hard)} (enduro "
+            f"raises the soft limit to the hard one for its load). Fix: raise the hard limit "
+            f"before the run (`ulimit -n 65536` as root, `prlimit --nofile=65536:65536`, or "
+            f"LimitNOFILE= in a systemd unit), use fewer connections, or widen "
+            f"net.ipv4.ip_local_port_range if local ports ran out.")
 
 
 def ssl_context(verify: bool, ca: str | None) -> ssl.SSLContext:
@@ -203,11 +248,21 @@ class HttpDriver:
             return 0
         return bisect.bisect_right(self._cum, self.rng.random() * self._total_weight)
 
-    def dispatch(self, conn: Connection, intended: float, now: float) -> None:
+    def dispatch(self, conn: Connection, intended: float, now: float) -> bool:
+        """Send the next request on ``conn``; False when it could not be sent (a templated
+        value would have put control characters on the wire: counted, never sent)."""
         i = self.pick()
         req = self.requests[i]
         self.seq += 1
-        conn.send(req, self.counters[i], req.bytes_for(self.seq), intended, now)
+        try:
+            data = req.bytes_for(self.seq)
+        except UnsafeValue:
+            c = self.counters[i]
+            c.requests += 1
+            c.error(UNSAFE_VALUE)
+            return False
+        conn.send(req, self.counters[i], data, intended, now)
+        return True
 
     def open_connection(self) -> None:
         self.connecting += 1
@@ -254,10 +309,14 @@ class HttpDriver:
         self.close_all()
 
     def close_all(self) -> None:
+        """Close everything; a request still unanswered is counted, class ``unfinished``."""
         self.sending = False
         if self._sweeper is not None:
             self._sweeper.cancel()
+        now = _monotonic()
         for conn in list(self.conns):
+            if conn.busy and conn.counter is not None:
+                conn.counter.unfinished(conn.intended, conn.sent, now)
             conn.busy = False
             conn.close()
         for task in list(self._tasks):
@@ -299,13 +358,15 @@ class ClosedDriver(HttpDriver):
             return
         if self.think > 0:
             self.loop.call_later(self.think, self._send_after_think, conn)
-        else:
-            self.dispatch(conn, now, now)
+        elif not self.dispatch(conn, now, now):
+            # Not sent: try the next request a little later rather than in a tight loop.
+            self.loop.call_later(0.01, self._send_after_think, conn)
 
     def _send_after_think(self, conn: Connection) -> None:
         if self.sending and conn.transport is not None and not conn.busy:
             now = _monotonic()
-            self.dispatch(conn, now, now)
+            if not self.dispatch(conn, now, now):
+                self.loop.call_later(0.01, self._send_after_think, conn)
 
     def lost(self, conn: Connection) -> None:
         self.conns.discard(conn)
@@ -320,7 +381,8 @@ class ClosedDriver(HttpDriver):
         c.requests += 1
         c.error(cls)
         if self.sending:
-            self.loop.call_later(0.01, self._reconnect)
+            self.loop.call_later(_GENERATOR_PAUSE_S if cls == GENERATOR else 0.01,
+                                 self._reconnect)
 
     def _reconnect(self) -> None:
         if self.sending:
@@ -339,6 +401,7 @@ class OpenDriver(HttpDriver):
         self.idle: list[Connection] = []
         self.backlog: deque[float] = deque()
         self.start = 0.0
+        self.end = float("inf")
         self.next_at = 0.0
         self.late_after = self.workload.late_after
         self.max_conns = self.workload.max_connections
@@ -348,10 +411,15 @@ class OpenDriver(HttpDriver):
     async def run(self, duration: float) -> None:
         self.sending = True
         self.start = _monotonic()
+        # Arrivals are meant for [start, end): a late wake-up must not add any after it.
+        self.end = self.start + duration
         self.next_at = self.start + self.schedule.next()
         self.start_sweeper()
         self._tick()
         await asyncio.sleep(duration)
+        if self._ticker is not None:
+            self._ticker.cancel()
+        self._tick()  # the arrivals due since the last tick, up to the end
         if self._ticker is not None:
             self._ticker.cancel()
 
@@ -363,13 +431,16 @@ class OpenDriver(HttpDriver):
         start = self.start
         schedule = self.schedule
         next_at = self.next_at
-        while next_at <= now:
+        until = min(now, self.end)
+        while next_at <= until and next_at < self.end:
             backlog.append(next_at)
             self.arrivals += 1
             next_at = start + schedule.next()
         self.next_at = next_at
         if backlog:
             self._flush(now)
+        if next_at >= self.end:
+            return  # no arrival left (past the end, a zero rate, or after the last stage)
         self._ticker = self.loop.call_later(_TICK_S, self._tick)
 
     def _flush(self, now: float) -> None:
@@ -387,7 +458,9 @@ class OpenDriver(HttpDriver):
                 self._drop()
                 idle.append(conn)
                 continue
-            self.dispatch(conn, intended, now)
+            if not self.dispatch(conn, intended, now):
+                idle.append(conn)
+                continue
             if now - intended > late_after:
                 counter = conn.counter
                 assert counter is not None
@@ -407,11 +480,24 @@ class OpenDriver(HttpDriver):
         c.error("dropped")
 
     def ready(self, conn: Connection, now: float) -> None:
-        if not self.sending:
+        # While draining, arrivals already due still go out; nothing new arrives.
+        if not self.sending and not self.backlog:
             return
         self.idle.append(conn)
         if self.backlog:
             self._flush(now)
+
+    def in_flight(self) -> int:
+        return super().in_flight() + len(self.backlog)
+
+    def close_all(self) -> None:
+        """Also count arrivals that were due but never sent, class ``unfinished``."""
+        if self._ticker is not None:
+            self._ticker.cancel()
+        now = _monotonic()
+        while self.backlog:
+            self.counters[self.pick()].unfinished(self.backlog.popleft(), None, now)
+        super().close_all()
 
     def lost(self, conn: Connection) -> None:
         self.conns.discard(conn)

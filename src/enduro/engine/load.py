@@ -15,7 +15,7 @@ from pathlib import Path
 
 from enduro.engine.burst import BurstDriver
 from enduro.engine.flow import FlowDriver, HistoryLog
-from enduro.engine.http import HttpDriver, make_driver
+from enduro.engine.http import HttpDriver, make_driver, raise_fd_limit
 from enduro.engine.python import PythonDriver
 from enduro.engine.request import prepare_requests, split_base
 from enduro.engine.sse import SseDriver, write_streams
@@ -144,6 +144,7 @@ async def run_load(plan: Plan, *, seed: int, share: LoadShare, base_urls: dict[s
                    files: LoadFiles = LoadFiles()) -> None:
     """Drive the load until ``duration`` passes or ``stop`` is set; seal a window every
     ``plan.window`` seconds measured from ``start_mono`` (shared by all workers)."""
+    raise_fd_limit()  # as wrk and k6 users do with `ulimit -n`; see generator_hint
     recorder = Recorder(list(op_names(plan)))
     history = HistoryLog(files.history, share.index) if files.history is not None else None
     named = build_drivers(plan, recorder, seed, share, base_urls, files, history)

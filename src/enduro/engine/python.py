@@ -19,8 +19,9 @@ from typing import Any
 from enduro.engine.http import classify
 from enduro.engine.schedule import ArrivalSchedule, RateStage
 from enduro.engine.tasks import TaskDriver, closed_loops, open_arrivals
+from enduro.engine.wire import UnsafeValue
 from enduro.errors import PlanError, PlanProblem
-from enduro.observe.window import OpCounter, Recorder
+from enduro.observe.window import UNSAFE_VALUE, OpCounter, Recorder
 from enduro.plan.models import PythonWorkload
 
 __all__ = ["OpContext", "PythonDriver", "load_function"]
@@ -131,6 +132,8 @@ def _error_class(exc: BaseException) -> str:
         return "timeout"
     if isinstance(exc, OSError):
         return classify(exc)
+    if isinstance(exc, UnsafeValue):
+        return UNSAFE_VALUE
     return f"error:{type(exc).__name__}"
 
 
@@ -157,6 +160,8 @@ class PythonDriver(TaskDriver):
         c = self.counter
         if sent - intended > self.workload.late_after:
             c.late += 1
+        # Still out when the run ends: counted ``unfinished`` by close_all.
+        token = self.in_flight.begin((c, intended, sent))
         try:
             await asyncio.wait_for(self.fn(ctx), self.workload.timeout)
         except asyncio.CancelledError:
@@ -165,6 +170,8 @@ class PythonDriver(TaskDriver):
             c.requests += 1
             c.error(_error_class(exc))
             return
+        finally:
+            self.in_flight.end(token)
         now = _monotonic()
         c.requests += 1
         c.lat.append(int((now - intended) * 1_000_000))
@@ -178,7 +185,7 @@ class PythonDriver(TaskDriver):
         self.sending = True
         end = _monotonic() + duration
         if self.connections is not None:
-            await closed_loops(self.connections, self._vu, end)
+            await closed_loops(self.connections, self._vu, end, self.tasks)
             return
         w = self.workload
         stages = [RateStage(s.duration, s.target) for s in w.stages or []]
@@ -187,7 +194,9 @@ class PythonDriver(TaskDriver):
         await open_arrivals(
             schedule, end=end, sending=lambda: self.sending, tasks=self.tasks,
             max_concurrency=w.max_concurrency, expire_after=w.timeout, on_drop=self._drop,
-            start=lambda intended: self._call(self._ctx(0, self.shared_state), intended))
+            start=lambda intended: self._call(self._ctx(0, self.shared_state), intended),
+            on_unstarted=lambda intended: self.counter.unfinished(intended, None,
+                                                                  _monotonic()))
 
     def _drop(self) -> None:
         self.counter.dropped += 1

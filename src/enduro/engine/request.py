@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
+from enduro.engine.wire import UnsafeValue, request_head
 from enduro.errors import PlanError
 from enduro.plan.models import Expect, HttpWorkload, RequestSpec
 
@@ -197,7 +198,10 @@ class PreparedRequest:
             "host": target.host_header,
         }
         self._parts = parts
-        self.static_bytes: bytes | None = self._build(0) if _is_static(parts) else None
+        try:
+            self.static_bytes: bytes | None = self._build(0) if _is_static(parts) else None
+        except UnsafeValue as exc:
+            raise PlanError(f"request {spec.name!r}: {exc}") from None
 
     def bytes_for(self, seq: int) -> bytes:
         """The request on the wire; ``seq`` feeds ``{{seq}}``."""
@@ -217,14 +221,15 @@ class PreparedRequest:
             headers.setdefault("Content-Type", "application/json")
         elif p["body"] is not None:
             body = _render(p["body"], seq).encode()
-        lines = [f"{p['method']} {path} HTTP/1.1", f"Host: {p['host']}"]
+        lines = [("Host", p["host"])]
         lower = {k.lower() for k in headers}
-        lines.extend(f"{k}: {v}" for k, v in headers.items())
+        lines.extend(headers.items())
         if body or p["method"] in ("POST", "PUT", "PATCH"):
-            lines.append(f"Content-Length: {len(body)}")
+            lines.append(("Content-Length", str(len(body))))
         if "user-agent" not in lower:
-            lines.append("User-Agent: enduro")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+            lines.append(("User-Agent", "enduro"))
+        # The one serializer: no control character reaches the wire (UnsafeValue).
+        return request_head(p["method"], path, lines) + body
 
 
 def prepare_requests(workload: HttpWorkload, target: Target, rng: random.Random,

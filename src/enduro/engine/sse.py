@@ -24,7 +24,8 @@ from typing import Any
 
 from enduro.engine.http import classify, ssl_context
 from enduro.engine.request import Target, _json_path
-from enduro.observe.window import OpCounter, Recorder
+from enduro.engine.wire import UnsafeValue, request_head
+from enduro.observe.window import UNSAFE_VALUE, OpCounter, Recorder
 from enduro.plan.models import SseWorkload
 
 __all__ = ["SseDriver", "StreamStats", "churn_count", "summarize_streams", "write_streams"]
@@ -79,6 +80,8 @@ class _Client:
         self.task: asyncio.Task[None] | None = None
         self.kick: asyncio.Event = asyncio.Event()
         self.stalled = False
+        # When its connect request went out, while the response head is awaited.
+        self.connecting_since: float | None = None
 
     def remember(self, event_id: str) -> bool:
         """False when the id was seen before (a duplicate)."""
@@ -115,14 +118,15 @@ class SseDriver:
         self.connected: set[int] = set()
 
     def _request(self, client: _Client) -> bytes:
+        """The connect request; ``UnsafeValue`` when a header (such as a Last-Event-ID the
+        server chose) would put control characters on the wire."""
         w = self.workload
-        lines = [f"GET {self.target.prefix}{w.path} HTTP/1.1", f"Host: {self.target.host_header}",
-                 "Accept: text/event-stream", "Cache-Control: no-cache",
-                 "User-Agent: enduro"]
-        lines += [f"{k}: {v}" for k, v in w.headers.items()]
+        lines: list[tuple[str, object]] = [
+            ("Host", self.target.host_header), ("Accept", "text/event-stream"),
+            ("Cache-Control", "no-cache"), ("User-Agent", "enduro"), *w.headers.items()]
         if client.last_id is not None:
-            lines.append(f"Last-Event-ID: {client.last_id}")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+            lines.append(("Last-Event-ID", client.last_id))
+        return request_head("GET", f"{self.target.prefix}{w.path}", lines)
 
     async def run(self, duration: float) -> None:
         self.sending = True
@@ -179,23 +183,35 @@ class SseDriver:
         if client.last_id is not None:
             client.stats.resumed += 1
         try:
+            wire = self._request(client)
+        except UnsafeValue:
+            c.requests += 1
+            client.stats.failed += 1
+            c.error(UNSAFE_VALUE)
+            # An id the server chose that cannot be sent back: resume without it.
+            client.last_id = None
+            return
+        client.connecting_since = started
+        try:
             reader, opened = await asyncio.wait_for(
                 asyncio.open_connection(self.target.host, self.target.port, ssl=self._ssl,
                                         server_hostname=self.target.host if self._ssl else None,
                                         limit=1 << 20),
                 self.workload.connect_timeout)
             writer = opened
-            opened.write(self._request(client))
+            opened.write(wire)
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"),
                                           self.workload.connect_timeout)
         except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
                 ssl.SSLError) as exc:
+            client.connecting_since = None
             c.requests += 1
             client.stats.failed += 1
             c.error(classify(exc) if isinstance(exc, OSError | TimeoutError) else "protocol")
             if writer is not None:
                 writer.close()
             return
+        client.connecting_since = None
         assert writer is not None
         status_line, _, rest = head.partition(b"\r\n")
         parts = status_line.split()
@@ -312,11 +328,23 @@ class SseDriver:
                 e.lat.append(max(1, int(delay * 1_000_000)))
 
     async def drain(self, grace: float) -> None:
+        """No new connects; connects awaiting their answer get up to ``grace``."""
+        self.sending = False
+        deadline = _monotonic() + grace
+        while _monotonic() < deadline and any(
+                c.connecting_since is not None for c in self.clients):
+            await asyncio.sleep(0.01)
         self.close_all()
 
     def close_all(self) -> None:
+        """Stop every stream; a connect still unanswered is counted, class ``unfinished``."""
         self.sending = False
+        now = _monotonic()
         for c in self.clients:
+            if c.connecting_since is not None:
+                self.connect.unfinished(c.connecting_since, c.connecting_since, now)
+                c.stats.failed += 1
+                c.connecting_since = None
             if c.task is not None:
                 c.task.cancel()
 

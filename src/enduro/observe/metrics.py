@@ -153,6 +153,7 @@ class Metrics:
         self.phase_of: Callable[[int, list[WindowStats]], str] | None = None
         self.phase_totals: dict[tuple[str, str], WindowStats] = {}
         self.phase_windows: dict[str, int] = {}
+        self._noted: set[str] = set()
 
     def add(self, windows: Iterable[WindowStats]) -> None:
         """Merge windows (from any worker, in any order) into the totals and pending slots.
@@ -223,6 +224,14 @@ class Metrics:
                 if ops is None or op in ops:
                     view.add(cw)
         return view
+
+    def first_seen(self, cls: str) -> bool:
+        """True the first time errors of class ``cls`` are in the totals (to say something
+        about them once), False before and ever after."""
+        if cls in self._noted or not any(w.classes.get(cls) for w in self.totals.values()):
+            return False
+        self._noted.add(cls)
+        return True
 
     @property
     def ring_size(self) -> int:

@@ -10,7 +10,12 @@ from hdrh.histogram import HdrHistogram
 
 from enduro.observe.hist import decode, encode, fold, new_histogram
 
-__all__ = ["OpCounter", "Recorder", "WindowStats"]
+__all__ = ["GENERATOR", "UNFINISHED", "UNSAFE_VALUE", "OpCounter", "Recorder", "WindowStats"]
+
+# Error classes the engine records beside the transport and response classes.
+UNFINISHED = "unfinished"  # still unanswered when the run ended (after the grace)
+GENERATOR = "generator"  # the load generator's own limit (open files, ports, buffers)
+UNSAFE_VALUE = "unsafe_value"  # not sent: a value would have put CR/LF/controls on the wire
 
 
 class OpCounter:
@@ -36,6 +41,16 @@ class OpCounter:
     def error(self, cls: str) -> None:
         self.errors += 1
         self.classes[cls] = self.classes.get(cls, 0) + 1
+
+    def unfinished(self, intended: float, sent: float | None, now: float) -> None:
+        """Count an operation still unanswered at the end of the run: an error of class
+        ``unfinished`` whose latency is the time it waited so far (from ``intended``), and
+        whose service time counts from ``sent`` (None: it never left the queue)."""
+        self.requests += 1
+        self.lat.append(max(0, int((now - intended) * 1_000_000)))
+        if sent is not None:
+            self.svc.append(max(0, int((now - sent) * 1_000_000)))
+        self.error(UNFINISHED)
 
 
 @dataclass
