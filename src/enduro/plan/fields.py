@@ -129,7 +129,8 @@ def check_url_path(value: str) -> str:
     """A request path: starts with '/', latin-1, no control characters, no spaces outside
     ``{{ }}`` templates."""
     _text(value, "the path")
-    if not value.startswith("/"):
+    # A path that is one template (a captured Location header) is checked when it is sent.
+    if not value.startswith(("/", "{{")):
         raise ValueError(f"path must start with '/', got {value!r}")
     if " " in _TEMPLATE.sub("", value):
         raise ValueError(f"the path contains a space (write %20): {value!r}")
