@@ -426,7 +426,10 @@ def check_args(args: argparse.Namespace) -> None:
             if given is not None and not _exists(given):
                 raise PlanError(f"--{flag} {given}: no such file")
     out = getattr(args, "out", None)
-    if isinstance(out, Path):
+    run_dir = getattr(args, "run_dir", None)
+    if isinstance(run_dir, Path):  # `enduro start` names the run directory beforehand
+        check_out_dir(run_dir.absolute().parent, "--run-dir")
+    elif isinstance(out, Path):
         check_out_dir(out)
     runs = getattr(args, "runs", None)
     if isinstance(runs, Path) and _exists(runs) and not runs.is_dir():

@@ -279,3 +279,23 @@ def test_test_script_refuses_an_os_managed_python(tmp_path: Path) -> None:
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "python3 -m venv .venv && . .venv/bin/activate" in proc.stderr
     assert "installing" not in proc.stdout
+
+
+def test_errors_the_event_loop_reports_itself_are_one_line(tmp_path: Path) -> None:
+    """A task exception nobody retrieved used to print asyncio's traceback on the terminal."""
+    script = ("import asyncio\n"
+              "from enduro.run.loop import run_coroutine\n"
+              "async def main() -> None:\n"
+              "    def fail() -> None:\n"
+              "        raise ValueError('boom in a callback')\n"
+              "    asyncio.get_running_loop().call_soon(fail)\n"
+              "    await asyncio.sleep(0.05)\n"
+              "run_coroutine(main())\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, env={**os.environ, "XDG_CACHE_HOME": str(tmp_path)})
+    assert proc.returncode == 0, proc.stderr
+    _no_traceback(proc)
+    (line,) = proc.stderr.splitlines()
+    assert "ValueError: boom in a callback" in line
+    saved = Path(line.split("traceback in ")[1])
+    assert "Traceback (most recent call last)" in saved.read_text()
