@@ -79,6 +79,8 @@ def test_report_rebuilds_the_results_of_a_sigkilled_run(tmp_path: Path,
             proc.wait(10)
     assert not (run_dir / "results.json").exists()
     assert json.loads((run_dir / "state.json").read_text())["state"] == "running"
+    before = run_cli("compare", str(run_dir), str(run_dir))
+    assert before.returncode == 3 and "enduro report" in before.stderr, before.stderr
 
     done = run_cli("report", str(run_dir))
     assert done.returncode == 0, done.stderr
@@ -108,6 +110,8 @@ def test_report_rebuilds_the_results_of_a_sigkilled_run(tmp_path: Path,
     assert int(suite.get("failures") or 0) >= 1  # never green: the run did not complete
     assert (run_dir / "report.html").stat().st_size > 10_000
 
+    compared = run_cli("compare", str(run_dir), str(run_dir))
+    assert compared.returncode == 0 and "(incomplete)" in compared.stdout, compared.stderr
     # A results.json that exists is kept: report only regenerates the page.
     again = run_cli("report", str(run_dir))
     assert again.returncode == 0 and "rebuilt" not in again.stdout, again.stderr

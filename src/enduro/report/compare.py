@@ -18,7 +18,8 @@ def _load(run_dir: Path) -> dict[str, Any]:
     try:
         return json.loads((run_dir / "results.json").read_text())  # type: ignore[no-any-return]
     except (OSError, ValueError) as exc:
-        raise RunError(f"{run_dir}: no readable results.json") from exc
+        raise RunError(f"{run_dir}: no readable results.json (if its runner died, "
+                       f"'enduro report {run_dir.name}' rebuilds it from the store)") from exc
 
 
 def _delta(a: float, b: float, lower_is_better: bool) -> Text:
