@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 
 from tests.conftest import HELPERS, run_cli
 from tests.helpers.plans import write_plan
-from tests.helpers.procs import wait_for
+from tests.helpers.procs import free_port, wait_for
 
 CHATTY = [sys.executable, str(HELPERS / "chatty_service.py")]
 
@@ -166,3 +167,46 @@ def test_status_calls_a_sigstopped_service_paused(tmp_path: Path, runs: Path) ->
     wait_for(lambda: status(runs)["services"]["svc"]["state"] == "up", 10, "up again")
     assert run_cli("stop", "--runs", str(runs), "--grace", "10s").returncode == 0
     wait_for(lambda: gone(pid), 15, "the service to be gone")
+
+
+def test_an_undo_that_fails_in_a_live_run_stays_pending(tmp_path: Path, runs: Path) -> None:
+    undone, allow = tmp_path / "undone", tmp_path / "allow"
+    plan = write_plan(tmp_path, {
+        "name": "live-bad-undo", "duration": "3s", "seed": 1,
+        "faults": [{"at": "0.5s", "for": "1s", "command": {
+            "run": "true", "undo": f"test -e {allow} && touch {undone} || exit 5"}}]})
+    proc = run_cli("run", str(plan), "--out", str(runs))
+    assert "Traceback" not in proc.stderr, proc.stderr
+    (run_dir,) = list(runs.iterdir())
+    assert [r["op"] for r in journal(run_dir)] == ["apply", "undo_failed"]
+    (fault,) = json.loads((run_dir / "results.json").read_text())["faults"]
+    assert "undo failed" in fault["error"] and "exited with 5" in fault["error"]
+    again = run_cli("recover", str(run_dir))
+    assert again.returncode == 3 and "exited with 5" in again.stdout, again.stdout
+    allow.touch()
+    assert run_cli("recover", str(run_dir)).returncode == 0 and undone.exists()
+
+
+def test_stop_of_a_dead_runner_accounts_for_its_proxy_faults(
+        tmp_path: Path, runs: Path, demo: tuple[str, Path]) -> None:
+    url, _ = demo
+    front = free_port()
+    plan = write_plan(tmp_path, {
+        "name": "dead-proxy", "duration": "120s", "seed": 1,
+        "proxies": {"front": {"listen": f"127.0.0.1:{front}", "upstream": url.split("//")[1]}},
+        "workloads": {"w": {"http": {"base": f"http://127.0.0.1:{front}", "rate": "20/s",
+                                     "requests": [{"name": "health", "path": "/health"}]}}},
+        "faults": [{"at": "1s", "for": "100s", "latency": {"proxy": "front", "add": "50ms"}}]})
+    run_dir = start(plan, runs)
+    wait_for(lambda: fault_started(run_dir, 1), 30, "the latency fault")
+    kill_runner(runs)
+    stop = run_cli("stop", "--runs", str(runs), "--grace", "5s")
+    assert stop.returncode == 0, stop.stdout + stop.stderr
+    assert "latency" in stop.stdout and "ended with the runner's proxy" in stop.stdout
+    assert [r["op"] for r in journal(run_dir)] == ["apply", "recovered"]
+    with socket.socket() as s:  # the proxy (and so its fault) is gone with the runner
+        assert s.connect_ex(("127.0.0.1", front)) != 0
+    results = json.loads((run_dir / "results.json").read_text())
+    (fault,) = results["faults"]
+    assert fault["kind"] == "latency" and fault["in_force_at_end"] is True
+    assert results["ops"]["health"]["requests"] > 0
