@@ -91,6 +91,39 @@ def test_unanswered_flow_steps_are_counted(tmp_path: Path) -> None:
     assert ops["f"]["errors_by_class"] == {"unfinished": 2}
 
 
+def test_unanswered_sse_connects_are_counted(tmp_path: Path) -> None:
+    with hostile_server("silent") as server:
+        plan = {"name": "t", "duration": "2s", "seed": 1, "grace": "1s",
+                "workloads": {"s": {"sse": {"base": server.url, "path": "/events",
+                                            "clients": 3, "connect_timeout": "60s"}}},
+                "rules": ["errors == 0"]}
+        outcome = run_plan(tmp_path, plan)
+        seen = server.snapshot()
+    results = outcome.results
+    assert results is not None and outcome.exit_code == 1
+    connect = results["ops"]["s:connect"]
+    assert connect["requests"] == seen["received"] == 3
+    assert connect["errors_by_class"] == {"unfinished": 3}
+
+
+@pytest.mark.parametrize("model", [{"connections": 2}, {"rate": "10/s"}])
+def test_python_ops_still_running_at_the_end_are_counted(tmp_path: Path,
+                                                         model: dict[str, object]) -> None:
+    (tmp_path / "hang.py").write_text(
+        "import asyncio\n\n\nasync def op(ctx):\n    await asyncio.sleep(3600)\n")
+    plan = {"name": "t", "duration": "2s", "seed": 1, "grace": "1s",
+            "workloads": {"p": {"python": {"function": "hang:op", "timeout": "60s",
+                                           **model}}},
+            "rules": ["errors == 0"]}
+    outcome = run_plan(tmp_path, plan)
+    results = outcome.results
+    assert results is not None and outcome.exit_code == 1
+    op = results["ops"]["p"]
+    started = 2 if "connections" in model else 20
+    assert op["requests"] == started
+    assert op["errors_by_class"] == {"unfinished": started}
+
+
 def test_a_captured_value_never_reaches_the_wire_raw(tmp_path: Path) -> None:
     """A response's ``id`` carries CR/LF and a whole second request. Used in a path and a
     query it is percent-encoded; used in a header the request is not sent (class

@@ -93,7 +93,7 @@ async def open_arrivals(schedule: ArrivalSchedule, *, end: float,
     next_at = begin + schedule.next()
     backlog: deque[float] = deque()
     try:
-        while sending() and _monotonic() < end:
+        while sending():
             now = _monotonic()
             while next_at <= now and next_at < end:  # none after the end, however late
                 backlog.append(next_at)
@@ -107,6 +107,8 @@ async def open_arrivals(schedule: ArrivalSchedule, *, end: float,
                 task = asyncio.ensure_future(start(intended))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
+            if now >= end:
+                break  # after a last pass, so every arrival due before the end is seen
             await asyncio.sleep(0.002)
     finally:
         if on_unstarted is not None:
