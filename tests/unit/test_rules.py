@@ -180,3 +180,11 @@ def test_labels_are_checked_against_the_plan(text: str, message: str) -> None:
 ])
 def test_labels_naming_what_the_plan_has_pass(text: str) -> None:
     assert parse_rule(text, context=CONTEXT).text == text
+
+
+def test_trend_rule_with_min_parses_without_a_plan_context() -> None:
+    # parse_rule without a plan checks only the min= size, not whose series it is.
+    rule = parse_rule("leak(rss{service=api, min=10MB}) == false", ops={})
+    assert rule.trend == "leak" and rule.labels["min"] == "10MB"
+    with pytest.raises(RuleSyntaxError, match="min=lots is not a size"):
+        parse_rule("leak(rss{service=api, min=lots}) == false", ops={})

@@ -202,17 +202,20 @@ def check_labels(text: str, metric: str, trend: str | None, labels: Mapping[str,
         raise _fail(text, f"the plan has no fault of kind {labels['kind']!r}"
                     f"{_hint(labels['kind'], kinds)}; kinds: {', '.join(kinds) or 'no faults'}")
     if "min" in labels:
-        raw = labels["min"]
-        try:
-            from enduro.units import parse_size
-            # As Rule._series_value reads it.
-            value = (parse_size(raw) / 1e6 if metric in ("rss", "uss") and not raw.isdigit()
-                     else float(raw))
-        except (ValueError, TypeError):
-            value = float("nan")
-        if not math.isfinite(value) or value < 0:
-            raise _fail(text, f"min={raw} is not "
-                        + ("a size such as 10MB" if metric in ("rss", "uss") else "a number"))
+        _check_min(text, metric, labels["min"])
+
+
+def _check_min(text: str, metric: str, raw: str) -> None:
+    """A trend rule's ``min=`` reads as Rule._series_value reads it."""
+    from enduro.units import parse_size
+    try:
+        value = (parse_size(raw) / 1e6 if metric in ("rss", "uss") and not raw.isdigit()
+                 else float(raw))
+    except (ValueError, TypeError):
+        value = float("nan")
+    if not math.isfinite(value) or value < 0:
+        raise _fail(text, f"min={raw} is not "
+                    + ("a size such as 10MB" if metric in ("rss", "uss") else "a number"))
 
 
 @dataclass(frozen=True)
@@ -579,7 +582,7 @@ def _parse_trend(text: str, match: re.Match[str], ops: Mapping[str, str] | None,
     if context is not None:
         check_labels(text, metric, trend, labels, context)
     elif "min" in labels:
-        check_labels(text, metric, trend, {"min": labels["min"]}, RuleContext(ops or {}))
+        _check_min(text, metric, labels["min"])
     threshold = _threshold(match.group("value"), kind, text)
     return Rule(text=text.strip(), metric=metric, func=func, labels=MappingProxyType(labels),
                 op=match.group("op"), threshold=threshold, abort_on_fail=abort_on_fail,
