@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from rich.console import Console
@@ -14,7 +15,7 @@ from enduro.plan import load_plan
 from enduro.run.run import Run, RunOptions
 from tests.conftest import HELPERS
 from tests.helpers.plans import http_plan, run_plan, write_plan
-from tests.helpers.procs import python_server
+from tests.helpers.procs import free_port, python_server
 
 
 def token(demo: tuple[str, Path]) -> str:
@@ -116,3 +117,107 @@ def test_authorized_demo_flow(tmp_path: Path, demo: tuple[str, Path]) -> None:
                                 "expect": {"status": 201, "json": {"$.parts": 4}}}],
                      rules=["availability == 100%"])
     assert run_plan(tmp_path, plan).exit_code == 0
+
+
+class _BrokenFinal:
+    """A final phase with a defect: it raises after the load."""
+
+    def __init__(self, real: object) -> None:
+        self.real = real
+        self.violations: dict[str, list[dict[str, object]]] = {}
+
+    async def final_phase(self) -> None:
+        raise KeyError("no such service")
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.real, name)
+
+
+def _results_of(run_dir: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((run_dir / "results.json").read_text())
+    return data
+
+
+def test_a_crash_in_the_final_phase_still_writes_every_result(
+        tmp_path: Path, demo: tuple[str, Path]) -> None:
+    url, _ = demo
+    plan = http_plan(url, rate="20/s", duration="1s", requests=[{"name": "health",
+                                                                  "path": "/health"}],
+                     rules=["availability == 100%"])
+    run = Run(load_plan(write_plan(tmp_path, plan)),
+              RunOptions(out=tmp_path / "runs", live=False, handle_signals=False))
+    run.correctness = _BrokenFinal(run.correctness)  # type: ignore[assignment]
+    with pytest.raises(KeyError) as caught:
+        run.main()
+    run_dir = getattr(caught.value, "run_dir", None)
+    saved = getattr(caught.value, "traceback_file", None)
+    assert isinstance(run_dir, Path) and isinstance(saved, Path)
+    assert "final_phase" in saved.read_text() and saved.is_relative_to(run_dir.resolve())
+    results = _results_of(run_dir)
+    assert results["verdict"] == "incomplete" and results["state"] == "failed"
+    assert "KeyError" in results["error"] and results["total"]["requests"] > 0
+    assert results["rules_passed"] is True  # what the rules said of the part that ran
+    junit = (run_dir / "junit.xml").read_text()
+    assert "the run completed" in junit and 'failures="1"' in junit
+    assert (run_dir / "report.html").stat().st_size > 1000
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["state"] == "failed" and "KeyError" in state["stop_reason"]
+
+
+def test_a_defect_in_verdict_assembly_still_writes_results(tmp_path: Path,
+                                                           demo: tuple[str, Path]) -> None:
+    url, _ = demo
+    plan = http_plan(url, rate="20/s", duration="1s", requests=[{"name": "health",
+                                                                  "path": "/health"}],
+                     rules=["availability == 100%"])
+    run = Run(load_plan(write_plan(tmp_path, plan)),
+              RunOptions(out=tmp_path / "runs", live=False, handle_signals=False))
+
+    def broken(*_args: object) -> None:
+        raise ZeroDivisionError("in verdict assembly")
+
+    run.rulebook.final = broken  # type: ignore[method-assign]
+    with pytest.raises(ZeroDivisionError) as caught:
+        run.main()
+    run_dir = getattr(caught.value, "run_dir", None)
+    assert isinstance(run_dir, Path)
+    results = _results_of(run_dir)
+    assert results["verdict"] == "incomplete" and "ZeroDivisionError" in results["error"]
+    assert (run_dir / "junit.xml").exists()
+    assert json.loads((run_dir / "state.json").read_text())["state"] == "failed"
+
+
+def test_an_unwritable_results_file_costs_no_other_artefact(tmp_path: Path,
+                                                            demo: tuple[str, Path]) -> None:
+    url, _ = demo
+    run_dir = tmp_path / "runs" / "chosen"
+    (run_dir / "results.json").mkdir(parents=True)  # results.json cannot be written
+    plan = http_plan(url, rate="20/s", duration="1s", requests=[{"name": "health",
+                                                                  "path": "/health"}])
+    outcome = run_plan(tmp_path, plan, run_dir=run_dir)
+    assert outcome.exit_code == 3 and outcome.error is not None
+    assert "results.json" in outcome.error
+    assert "the run completed" not in (run_dir / "junit.xml").read_text()
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["state"] == "completed"
+    assert any(json.loads(line).get("event") == "write_failed"
+               for line in (run_dir / "events.jsonl").read_text().splitlines())
+
+
+def test_faults_with_workers_start_at_the_workers_go(tmp_path: Path,
+                                                     demo: tuple[str, Path]) -> None:
+    """The restart-like outage at 1.5 s must land in windows labelled chaos, not in the
+    baseline: with --workers the fault timeline starts when the workers go, not before they
+    are spawned."""
+    url, _ = demo
+    front = free_port()
+    plan = http_plan(f"http://127.0.0.1:{front}", rate="100/s", duration="5s",
+                     requests=[{"name": "health", "path": "/health"}],
+                     rules=["errors{phase=baseline} == 0", "errors{phase=chaos} > 0"])
+    plan["proxies"] = {"front": {"listen": f"127.0.0.1:{front}",
+                                 "upstream": url.split("//")[1], "http": True}}
+    plan["faults"] = [{"at": "1.5s", "for": "1s", "http": {"proxy": "front", "status": 503}}]
+    outcome = run_plan(tmp_path, plan, workers=2)
+    assert outcome.results is not None
+    assert outcome.results["errors_by_class"], "the fault caused no error at all"
+    assert outcome.exit_code == 0, outcome.results["rules"]

@@ -69,6 +69,7 @@ class FaultRunner:
         self._log = log
         self.records = {f.id: FaultRecord(f) for f in schedule}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._undoing: dict[int, asyncio.Task[None]] = {}
         self._origin = 0.0
 
     def now(self) -> float:
@@ -184,9 +185,19 @@ class FaultRunner:
             raise RunError(f"command {spec.run!r} exited with {code}: {out.strip()[-300:]}")
 
     async def _undo(self, record: FaultRecord) -> None:
-        if record.undone:
-            return
-        record.undone = True
+        """Undo a fault once. The undo runs in a task of its own that a stop does not cancel
+        (a fault ending as the load ends is undone while the run winds down); ``undo_all``
+        waits for it."""
+        task = self._undoing.get(record.fault.id)
+        if task is None:
+            if record.undone:
+                return
+            record.undone = True
+            task = asyncio.get_running_loop().create_task(self._carry_out_undo(record))
+            self._undoing[record.fault.id] = task
+        await asyncio.shield(task)
+
+    async def _carry_out_undo(self, record: FaultRecord) -> None:
         fault = record.fault
         failed: str | None = "the undo was interrupted"
         try:
@@ -224,6 +235,9 @@ class FaultRunner:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        for undo in list(self._undoing.values()):  # undos under way finish first
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await asyncio.shield(undo)
         for record in self.records.values():
             if record.start_s is not None and not record.undone and record.undo is not None:
                 await self._undo(record)

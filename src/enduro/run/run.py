@@ -28,7 +28,6 @@ import signal
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any, TextIO
 
 from rich.console import Console
 from rich.live import Live
+from rich.text import Text
 
 from enduro.engine.burst import summarize_violations
 from enduro.engine.http import generator_hint
@@ -49,6 +49,7 @@ from enduro.errors import (
     EXIT_RUN,
     FatalWorkerError,
     RunError,
+    save_traceback,
 )
 from enduro.faults.journal import Journal, run_undo
 from enduro.faults.session import Chaos
@@ -139,7 +140,8 @@ class Run:
         self.plan = loaded.plan
         self.options = options
         self.clock = clock or SystemClock()
-        self.console = console or Console(stderr=True)
+        # No markup: plan names, rule texts and service output are printed as they are.
+        self.console = console or Console(stderr=True, markup=False, highlight=False, emoji=False)
         self.duration = options.duration if options.duration is not None else self.plan.duration
         self.seed = (options.seed if options.seed is not None else
                      self.plan.seed if self.plan.seed is not None else
@@ -229,8 +231,8 @@ class Run:
         finally:
             if self._watchdog is not None:
                 self._watchdog.stop()
-            self._remove_signals()
             self._close_files()
+            self._remove_signals()
         crash = self.status.crash
         if crash is not None:
             crash.run_dir = self.rundir.path  # type: ignore[attr-defined]
@@ -247,7 +249,7 @@ class Run:
             self.status.fatal = exc
             self.status.stop_reason = str(exc)
             self.event("run_failed", error=str(exc))
-            self.console.print(f"[red]error:[/] {exc}", soft_wrap=True, markup=False)
+            self.console.print(Text.assemble(("error:", "red"), f" {exc}"), soft_wrap=True)
             return
         if self.stop.is_set():
             return
@@ -278,22 +280,17 @@ class Run:
 
     def _crashed(self, exc: BaseException) -> None:
         """An enduro defect: its traceback goes to the run directory, not the terminal."""
-        text = "".join(traceback.format_exception(exc))
         if self.status.crash is None:
             self.status.crash = exc
         self.status.stop_reason = f"enduro crashed: {exc!r}"
-        try:
-            assert self.rundir is not None
-            path = self.rundir.path / "logs" / "traceback.txt"
-            with path.open("a", encoding="utf-8") as fh:
-                fh.write(text + "\n")
-            if self.status.traceback_file is None:
-                self.status.traceback_file = path
-        except OSError:
-            pass
-        self.event("run_crashed", error=repr(exc), phase=self.phase)
+        path: Path | None = None
+        with contextlib.suppress(OSError):
+            path = save_traceback(exc, self.rundir.path / "logs" if self.rundir else None)
+        if self.status.traceback_file is None:
+            self.status.traceback_file = path
+        self.event("run_crashed", error=repr(exc), phase=self.phase, traceback=str(path))
         with contextlib.suppress(Exception):
-            self.log(f"enduro crashed ({exc!r}); traceback in logs/traceback.txt", echo=False)
+            self.log(f"enduro crashed ({exc!r}); traceback in {path}", echo=False)
 
     def _close_files(self) -> None:
         files = (self._events, self._log)
@@ -854,8 +851,7 @@ class Run:
             results["verdict"] = "incomplete"
             results["complete"] = False
             if self.status.traceback_file is not None:
-                results["traceback"] = str(self.status.traceback_file.relative_to(
-                    self.rundir.path))
+                results["traceback"] = str(self.status.traceback_file)
         elif self.status.fatal is not None:
             results.setdefault("error", str(self.status.fatal))
         problems: list[str] = []
