@@ -83,7 +83,7 @@ LOAD_SLACK_S = 5.0  # beyond duration + grace: the drain is bounded by grace; th
 WORKERS_SLACK_S = 20.0  # with --workers: joins take up to grace + 10 s, then 5 s forced
 FINAL_S = 60.0  # the final phase beyond its quiesce
 TEARDOWN_S = 30.0  # undoing faults and stopping services, beyond the services' stop graces
-FINISH_S = 120.0  # writing results.json, junit.xml and report.html
+FINISH_S = 300.0  # writing results.json, junit.xml and report.html (a day's charts)
 EMERGENCY_STOP_S = 5.0  # what the watchdog gives processes between SIGTERM and SIGKILL
 
 
@@ -453,7 +453,7 @@ class Run:
             for entry in self.services.entries.values():
                 entry.status.state = "stopped" if entry.status.state != "failed" else "failed"
         try:
-            outcome = self._finish()
+            outcome = self._finish(wait_s=10.0)
         except Exception:
             return EXIT_RUN
         self._close_files()
@@ -800,10 +800,11 @@ class Run:
             live.update(self._render())
 
     # -- the end -----------------------------------------------------------------------
-    def _finish(self) -> RunOutcome:
+    def _finish(self, wait_s: float = -1) -> RunOutcome:
         """Verdict, results.json, junit.xml, report.html, state.json: each written even when
-        another fails. Runs once, in the loop's thread or in the watchdog's."""
-        if not self._end_lock.acquire(timeout=FINISH_S):
+        another fails. Runs once, in the loop's thread or in the watchdog's (which waits at
+        most ``wait_s`` for the loop's to end)."""
+        if not self._end_lock.acquire(timeout=wait_s):
             return RunOutcome(EXIT_RUN, self.rundir.path if self.rundir else None,
                               error="results are being written by another thread")
         try:
@@ -817,7 +818,8 @@ class Run:
         assert self.rundir is not None
         self.phase = "finish"
         if self._watchdog is not None:
-            self._watchdog.arm(FINISH_S, "writing the results")
+            # Patient: writing the report may hold the loop for seconds; a signal now waits.
+            self._watchdog.arm(FINISH_S, "writing the results", patient=True)
         early = (self.status.interrupted or self.status.fatal is not None
                  or self.status.crash is not None)
         incomplete = early and not self.status.aborts and not self.options.services_only

@@ -72,6 +72,7 @@ class Watchdog:
         self._forced = False  # the loop took that request: the next overrun is the last
         self._signal_at: float | None = None  # a signal the loop has not answered yet
         self._unanswered = 0
+        self._patient = False
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="enduro-watchdog", daemon=True)
 
@@ -85,12 +86,14 @@ class Watchdog:
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(5.0)
 
-    def arm(self, seconds: float | None, what: str) -> None:
+    def arm(self, seconds: float | None, what: str, *, patient: bool = False) -> None:
         """The current stretch of the run must be over within ``seconds`` (None: no bound of
-        its own, such as a readiness wait bounded by its timeout)."""
+        its own, such as a readiness wait bounded by its timeout). ``patient``: the stretch
+        may hold the loop (writing results); a signal does not end it early."""
         with self._lock:
             self._deadline = None if seconds is None else time.monotonic() + seconds
             self._what = what
+            self._patient = patient
 
     def tighten(self, seconds: float, what: str) -> None:
         """Like ``arm``, unless the deadline already armed comes sooner."""
@@ -131,7 +134,7 @@ class Watchdog:
     def _check(self, now: float) -> str | None:
         """Why the run must end now, from this thread; None while all is well."""
         with self._lock:
-            if self._signal_at is not None:
+            if self._signal_at is not None and not self._patient:
                 if self._unanswered >= 2:
                     return "a second signal while the event loop did not answer the first"
                 if now - self._signal_at > self.stall_s:
