@@ -280,3 +280,36 @@ def test_a_signal_ends_a_run_whose_event_loop_is_blocked(tmp_path: Path, how: st
         assert results["stop_reason"].startswith("interrupted by SIGTERM")
     finally:
         _kill_left(case)
+
+
+def test_ctrl_c_to_the_process_group_with_workers_keeps_every_window(tmp_path: Path) -> None:
+    """A terminal's Ctrl-C reaches every process of its group: the load workers must leave
+    the stop to the runner, and still hand over their last windows."""
+    plan = _plan("load", tmp_path)
+    path = write_plan(tmp_path, plan)
+    proc = subprocess.Popen([sys.executable, "-m", "enduro", "run", str(path), "--out",
+                             str(tmp_path / "runs"), "--no-live", "--workers", "2"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    case = Case("load", tmp_path, proc)
+    try:
+        wait_for(lambda: case.state() == "running" and case.has_event("load_started"), 60,
+                 "the workers to start")
+        wait_for(lambda: case.has_event("heartbeat") or _live_requests(case) > 20, 30,
+                 "some load")
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(30)
+        results = _check_ended(case, code=130, verdict="incomplete", state="stopped")
+        assert not case.has_event("worker_exit"), "a worker died of the Ctrl-C"
+        assert results["total"]["requests"] > 20 and results["workers"] == 2
+    finally:
+        _kill_left(case)
+
+
+def _live_requests(case: Case) -> int:
+    run_dir = case.run_dir()
+    try:
+        live = json.loads((run_dir / "state.json").read_text())["live"] if run_dir else {}
+        return int(live.get("requests_total", 0))
+    except (OSError, ValueError, KeyError, TypeError):
+        return 0

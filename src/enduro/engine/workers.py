@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing as mp
+import signal
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -26,6 +27,9 @@ __all__ = ["WorkerPool"]
 def _worker_main(plan_data: dict[str, Any], index: int, count: int, seed: int,
                  base_urls: dict[str, str], duration: float, grace: float,
                  conn: Connection, files: LoadFiles) -> None:
+    # A Ctrl-C reaches the whole process group; the parent decides how the load stops (and
+    # this worker still sends its last windows).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     plan = Plan.model_validate(plan_data)
 
     async def main() -> None:
