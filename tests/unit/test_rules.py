@@ -188,3 +188,20 @@ def test_trend_rule_with_min_parses_without_a_plan_context() -> None:
     assert rule.trend == "leak" and rule.labels["min"] == "10MB"
     with pytest.raises(RuleSyntaxError, match="min=lots is not a size"):
         parse_rule("leak(rss{service=api, min=lots}) == false", ops={})
+
+
+def test_judging_a_rule_live_imports_nothing_heavy() -> None:
+    # A first import of scipy takes ~1 s; done on the engine's loop mid-run it stalled every
+    # request (demo p95 went from 10 ms to 800 ms). Live judging must not import it.
+    import subprocess
+    import sys
+    code = (
+        "import sys\n"
+        "from enduro.observe.metrics import Metrics\n"
+        "from enduro.verdict.rules import parse_rule\n"
+        "m = Metrics(1.0, keep_s=60.0)\n"
+        "parse_rule('p95(latency) < 1s', ops={'a': 'w'}).judge(m.view())\n"
+        "print('scipy' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == "False", out.stdout + out.stderr

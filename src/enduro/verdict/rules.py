@@ -218,6 +218,12 @@ def _check_min(text: str, metric: str, raw: str) -> None:
                     + ("a size such as 10MB" if metric in ("rss", "uss") else "a number"))
 
 
+class NotEnoughData(Exception):
+    """A trend rule's series is too short for its statistic; the message says how short.
+    (Defined here, not beside the trend code, so that judging a rule live never imports
+    scipy on the engine's event loop.)"""
+
+
 @dataclass(frozen=True)
 class RuleResult:
     """The outcome of one rule: the figure observed and whether it passed. ``insufficient``:
@@ -385,7 +391,6 @@ class Rule:
     def judge(self, view: MetricView) -> RuleResult:
         """Evaluate against ``view``. Too little data for the rule's statistic is neither a
         pass nor a guess: the result is marked ``insufficient`` (not passed) and says why."""
-        from enduro.verdict.series import NotEnoughData
         try:
             observed = self.value(view)
         except NotEnoughData as exc:

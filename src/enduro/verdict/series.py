@@ -17,6 +17,7 @@ from __future__ import annotations
 import statistics
 from typing import TYPE_CHECKING, Any
 
+from enduro.verdict.rules import NotEnoughData
 from enduro.verdict.trends import (
     DRIFT_MIN_POINTS,
     drift_verdict,
@@ -34,8 +35,6 @@ __all__ = ["PARTIAL_WINDOW_SHARE", "NotEnoughData", "trend_value"]
 PARTIAL_WINDOW_SHARE = 0.25
 
 
-class NotEnoughData(Exception):
-    """A trend rule's series is too short for its statistic; the message says how short."""
 
 
 def trend_value(rule: Rule, view: MetricView) -> float | None:
