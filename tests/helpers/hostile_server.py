@@ -11,6 +11,12 @@ Modes:
   into a request line or a header, would smuggle a ``DELETE /admin/everything`` and a forged
   header; everything else answers ``200 {}``.
 
+- ``garbage``, ``status0``, ``status999``, ``hugelength``, ``neglength``, ``nocolon``,
+  ``badchunk``, ``twolengths``, ``bighead``: answers every request with a response that is not
+  HTTP/1.1 (``RAW[mode]``: a garbled status line, status 000 or 999, a Content-Length of 10^23
+  or -5, a header line without a colon, a chunk size that is not hex, two different
+  Content-Lengths, a 5 MiB header) and keeps the connection open.
+
 The server parses what arrives byte by byte as HTTP/1.1, so a smuggled request shows up in
 ``methods`` and a forged header in ``header_names``, exactly as a real server would see them.
 """
@@ -25,11 +31,25 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-__all__ = ["INJECTED", "HostileServer", "hostile_server"]
+__all__ = ["INJECTED", "RAW", "HostileServer", "hostile_server"]
 
 INJECTED = "1 HTTP/1.1\r\nX-Forged: 1\r\n\r\nDELETE /admin/everything"
 
-_MODES = ("ok", "silent", "drop10", "inject")
+# Answers that are not HTTP/1.1, by mode.
+RAW: dict[str, bytes] = {
+    "garbage": b"GARBAGE\r\n\r\n",
+    "status0": b"HTTP/1.1 000 Zero\r\nContent-Length: 2\r\n\r\n{}",
+    "status999": b"HTTP/1.1 999 Weird\r\nContent-Length: 2\r\n\r\n{}",
+    "hugelength": b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n{}",
+    "neglength": b"HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n{}",
+    "nocolon": b"HTTP/1.1 200 OK\r\nNoColonHere\r\nContent-Length: 2\r\n\r\n{}",
+    "badchunk": b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nZZZ\r\n{}\r\n0\r\n\r\n",
+    "twolengths": b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\n{}",
+    "bighead": (b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (5 << 20)
+                + b"\r\nContent-Length: 2\r\n\r\n{}"),
+}
+
+_MODES = ("ok", "silent", "drop10", "inject", *RAW)
 
 
 @dataclass
@@ -81,6 +101,12 @@ class HostileServer:
                     # Never answer; the client's request stays unanswered for good.
                     await reader.read()
                     return
+                if self.mode in RAW:
+                    writer.write(RAW[self.mode])
+                    await writer.drain()
+                    with self._lock:
+                        self.answered += 1
+                    continue
                 body = b"{}"
                 if self.mode == "inject" and target.startswith(b"/items"):
                     body = json.dumps({"id": INJECTED}).encode()

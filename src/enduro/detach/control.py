@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import subprocess
@@ -87,7 +88,17 @@ def start_detached(plan: Path, *, out: Path, plan_name: str, profile: str | None
 def _stamp(wall: Any) -> str | None:
     if not isinstance(wall, int | float):
         return None
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall))
+    try:
+        return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall))
+    except (OverflowError, ValueError, OSError):  # a corrupt state.json: 1e308, nan
+        return None
+
+
+def _seconds(value: Any) -> float:
+    """A figure of state.json as seconds; 0 for what is not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0.0
+    return float(value) if math.isfinite(value) else 0.0
 
 
 def _observed_service(run_dir: Path, name: str, svc: dict[str, Any]) -> dict[str, Any]:
@@ -120,28 +131,41 @@ def _observed_service(run_dir: Path, name: str, svc: dict[str, Any]) -> dict[str
 def run_status(run_dir: Path) -> dict[str, Any]:
     """Everything ``enduro status`` shows, as data. Service and runner states are checked
     against the processes themselves, not only read from state.json."""
-    state = read_json(run_dir / "state.json") or {}
+    state = read_json(run_dir / "state.json")
+    unreadable = state is None
+    state = state or {}
     runner = runner_state(state)
     results = read_json(run_dir / "results.json")
-    word = state.get("state", "unknown")
+    word = state.get("state")
+    word = word if isinstance(word, str) else "unknown"
     note = None
+    if unreadable:
+        note = ("state.json cannot be read (not a JSON object enduro wrote); 'enduro report' "
+                "rebuilds the results from the store")
     beat = _stamp(state.get("updated_at"))
     if word in _LIVE and not runner.alive:
-        note = (f"the runner (pid {runner.pid}) is not running; last heartbeat at {beat} "
-                f"({runner.heartbeat_age_s}s ago). 'enduro stop' undoes its faults and stops "
+        heard = (f"last heartbeat at {beat} ({runner.heartbeat_age_s}s ago)" if beat
+                 else "no heartbeat recorded")
+        note = (f"the runner (pid {runner.pid or 'unknown'}) is not running; {heard}. "
+                "'enduro stop' undoes its faults and stops "
                 "what it left; 'enduro report' rebuilds its results")
         word = "dead"
-    elapsed = state.get("elapsed_s") or 0.0
-    duration = state.get("duration_s") or 0.0
+    elapsed = _seconds(state.get("elapsed_s"))
+    duration = _seconds(state.get("duration_s"))
+    services = state.get("services")
+    live = state.get("live")
+    plan = state.get("plan")
     return {
-        "run_id": run_dir.name, "run_dir": str(run_dir), "plan": state.get("plan"),
+        "run_id": run_dir.name, "run_dir": str(run_dir),
+        "plan": plan if isinstance(plan, str) else None,
         "state": word, "recorded_state": state.get("state"),
         "runner": {"pid": runner.pid, "alive": runner.alive,
                    "heartbeat_age_s": runner.heartbeat_age_s, "last_heartbeat": beat},
         "elapsed_s": elapsed, "remaining_s": max(0.0, duration - elapsed),
-        "duration_s": duration, "live": state.get("live") or {},
-        "services": {name: _observed_service(run_dir, name, svc) if isinstance(svc, dict)
-                     else svc for name, svc in (state.get("services") or {}).items()},
+        "duration_s": duration, "live": live if isinstance(live, dict) else {},
+        "services": {str(name): _observed_service(run_dir, name, svc)
+                     if isinstance(svc, dict) else {"state": str(svc)} for name, svc in
+                     (services.items() if isinstance(services, dict) else [])},
         "verdict": results.get("verdict") if results else None,
         "stop_reason": state.get("stop_reason"), "note": note,
     }
@@ -150,14 +174,17 @@ def run_status(run_dir: Path) -> dict[str, Any]:
 def format_status(s: dict[str, Any]) -> str:
     lines = [f"run {s['run_id']}  plan {s['plan']}  state {s['state']}"
              + (f"  verdict {s['verdict']}" if s["verdict"] else "")]
+    age = s["runner"]["heartbeat_age_s"]
     lines.append(f"  elapsed {format_duration(s['elapsed_s'])}  remaining "
                  f"{format_duration(s['remaining_s'])}  heartbeat "
-                 f"{s['runner']['heartbeat_age_s']}s ago  runner pid {s['runner']['pid']} "
+                 f"{'unknown' if age is None else f'{age}s ago'}  runner pid "
+                 f"{s['runner']['pid'] or 'unknown'} "
                  f"({'alive' if s['runner']['alive'] else 'not running'})")
     live = s["live"]
     if live:
-        lines.append(f"  rps {live.get('rps', 0):,.1f}  errors (10s) {live.get('errors', 0)}  "
-                     f"p95 {live.get('p95_ms', 0)}ms  requests {live.get('requests_total', 0):,}")
+        lines.append(f"  rps {_seconds(live.get('rps')):,.1f}  errors (10s) "
+                     f"{live.get('errors', 0)}  p95 {live.get('p95_ms', 0)}ms  requests "
+                     f"{_seconds(live.get('requests_total')):,.0f}")
     for name, svc in s["services"].items():
         rss = f"  rss {svc['rss_mb']}MB" if svc.get("rss_mb") is not None else ""
         crash = f"  last crash {svc['last_crash']}" if svc.get("last_crash") else ""
@@ -173,13 +200,15 @@ def format_status(s: dict[str, Any]) -> str:
 
 
 def _plan_ports(run_dir: Path) -> list[int]:
-    import yaml
-    try:
-        plan = yaml.safe_load((run_dir / "plan.resolved.yaml").read_text()) or {}
-    except (OSError, yaml.YAMLError):
+    from enduro.errors import PlanError
+    from enduro.plan.source import read_source
+    try:  # bounded in size, depth and aliases: the file may be anything by now
+        plan = read_source(run_dir / "plan.resolved.yaml").data
+    except PlanError:
         return []
+    services = plan.get("services")
     ports: list[int] = []
-    for svc in (plan.get("services") or {}).values():
+    for svc in (services.values() if isinstance(services, dict) else []):
         if isinstance(svc, dict):
             ports += [p for p in svc.get("ports") or [] if isinstance(p, int)]
     return ports
@@ -301,13 +330,14 @@ def stop_run(run_dir: Path, *, grace: float = 30.0) -> Stopped:
     state = read_json(run_dir / "state.json") or {}
     if state.get("state") in _LIVE or (died and state.get("state") != "dead"):
         beat = _stamp(state.get("updated_at"))
+        heard = f"last heartbeat at {beat}" if beat else "no heartbeat recorded"
         state["state"] = "dead"
         state["stop_reason"] = state.get("stop_reason") or (
-            f"the runner died (last heartbeat at {beat}); 'enduro stop' undid its faults "
+            f"the runner died ({heard}); 'enduro stop' undid its faults "
             "and stopped what it left")
         state["stopped_at"] = time.time()
         write_json_atomic(run_dir / "state.json", state)
-        actions.append(f"marked the run dead (last heartbeat at {beat})")
+        actions.append(f"marked the run dead ({heard})")
     out.state = str(state.get("state")) if state.get("state") else None
     if out.state == "dead" and read_json(run_dir / "results.json") is None:
         from enduro.detach.rebuild import report_run  # plotly and the engine: only here

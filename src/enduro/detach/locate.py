@@ -7,14 +7,22 @@ from pathlib import Path
 from typing import Any
 
 from enduro.errors import PlanError
+from enduro.plan.source import read_bounded
 
 __all__ = ["find_run", "list_runs", "read_json"]
 
 
+# A state.json or results.json larger than this is not one enduro wrote; it is not read.
+MAX_JSON_BYTES = 256 << 20
+
+
 def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None when it is missing, unreadable, not a regular
+    file, too large, not JSON, nested too deep to parse, or not an object (one corrupt file
+    must not stop a command over every run)."""
     try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = json.loads(read_bounded(path, MAX_JSON_BYTES))
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         return None
     return data if isinstance(data, dict) else None
 
@@ -43,4 +51,7 @@ def find_run(run: str | None, runs_dir: Path) -> Path:
         return matches[0]
     if len(matches) > 1:
         raise PlanError(f"run {run!r} is ambiguous: {', '.join(p.name for p in matches)}")
+    for candidate in (Path(run), runs_dir / run):
+        if candidate.is_dir():
+            raise PlanError(f"{candidate}: not a run directory (it has no state.json)")
     raise PlanError(f"no run {run!r} under {runs_dir}")

@@ -120,7 +120,8 @@ def _events(run_dir: Path) -> list[dict[str, Any]]:
             record = json.loads(line)
         except ValueError:
             continue  # the torn last line of a killed runner
-        if isinstance(record, dict):
+        # A record whose time is not a number is not one the runner wrote.
+        if isinstance(record, dict) and isinstance(record.get("t", 0.0), int | float):
             out.append(record)
     return out
 
@@ -156,6 +157,11 @@ def _faults(events: list[dict[str, Any]], load_t: float,
     return [faults[k] for k in sorted(faults)]
 
 
+def _unreadable_store(run_dir: Path, exc: sqlite3.DatabaseError) -> RunError:
+    return RunError(f"{run_dir.name}: metrics.sqlite cannot be read ({exc}), so no results can "
+                    "be rebuilt from it; events.jsonl and logs/ still hold what the run saw")
+
+
 def _not_judged(text: str, why: str) -> RuleResult:
     return RuleResult(text, None, "not evaluated", False, f"not evaluated: {why}")
 
@@ -189,7 +195,10 @@ def rebuild_results(run_dir: Path) -> dict[str, Any]:
     metrics.phase_of = lambda index, _ws: phases.get(index, "unlabelled")
     rulebook = RuleBook(rules, ops, abort_if)
     # The store is opened read-write: a WAL left by a killed writer is replayed on open.
-    store = Store(db_path)
+    try:
+        store = Store(db_path)
+    except sqlite3.DatabaseError as exc:
+        raise _unreadable_store(run_dir, exc) from exc
     rows = 0
     extent = 0.0
     rolled = 0
@@ -276,6 +285,8 @@ def rebuild_results(run_dir: Path) -> dict[str, Any]:
                                "stored_until_s": round(extent, 3),
                                "last_heartbeat": last_beat,
                                "rules_not_evaluated": not_judged, "notes": notes}})
+    except sqlite3.DatabaseError as exc:  # corrupt pages found while reading
+        raise _unreadable_store(run_dir, exc) from exc
     finally:
         store.close()
     for item in results["rules"]:

@@ -21,10 +21,18 @@ class RunnerState:
     heartbeat_age_s: float | None
 
 
-def runner_alive(state: dict[str, Any]) -> bool:
+def _pid(state: dict[str, Any]) -> int | None:
+    """The runner's pid as recorded, or None when it is not a positive integer (a corrupt
+    state.json must never make enduro signal pid 0 or -1, which name process groups)."""
     pid = state.get("pid")
+    return pid if isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 else None
+
+
+def runner_alive(state: dict[str, Any]) -> bool:
+    """Whether the process named by ``state["pid"]`` is this run's enduro runner."""
+    pid = _pid(state)
     started = state.get("started_at")
-    if not isinstance(pid, int):
+    if pid is None:
         return False
     try:
         proc = psutil.Process(pid)
@@ -40,7 +48,10 @@ def runner_alive(state: dict[str, Any]) -> bool:
 
 
 def runner_state(state: dict[str, Any]) -> RunnerState:
+    """The runner's pid, whether it is alive, and the age of its last heartbeat."""
     updated = state.get("updated_at")
     age = time.time() - updated if isinstance(updated, int | float) else None
-    pid = state.get("pid") if isinstance(state.get("pid"), int) else None
-    return RunnerState(pid, runner_alive(state), round(age, 1) if age is not None else None)
+    if age is not None and not abs(age) < 1e10:  # nan, inf, 1e308: not a time enduro wrote
+        age = None
+    return RunnerState(_pid(state), runner_alive(state),
+                       round(age, 1) if age is not None else None)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from enduro.engine.client import HttpClient
+from enduro.engine.client import MAX_HEAD_BYTES, HttpClient
 from enduro.engine.flow import FlowContext, HistoryLog, check_condition, render, render_target
 from enduro.engine.http import classify
 from enduro.engine.request import _json_path, split_base
@@ -89,6 +89,8 @@ class BurstDriver:
         self.sending = False
         self.violations: list[dict[str, Any]] = []
         self.in_flight = InFlight()
+        # The round still out at the end: the drain gives it the grace, close_all cancels it.
+        self.tasks: set[asyncio.Task[None]] = set()
 
     async def run(self, duration: float) -> None:
         if not self.active:
@@ -97,19 +99,39 @@ class BurstDriver:
         end = _monotonic() + duration
         db = await self._database()
         client = HttpClient(timeout=self.workload.timeout)
+        late = False
         try:
             await self._cleanup(db)
             for n in range(self.workload.rounds):
                 if not self.sending or _monotonic() >= end:
                     break
                 started = _monotonic()
-                await self._round(n, client, db)
-                await asyncio.sleep(max(0.0, self.workload.every - (_monotonic() - started)))
+                task = asyncio.ensure_future(self._round(n, client, db))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+                # Return at the end however long a round takes (a silent server, a 30 s
+                # timeout): the run's deadline is the plan's, not the round's.
+                done, _ = await asyncio.wait([task], timeout=max(0.0, end - _monotonic()))
+                if not done:
+                    late = True
+                    task.add_done_callback(lambda _t: self._release(client, db))
+                    return
+                task.result()
+                pause = self.workload.every - (_monotonic() - started)
+                await asyncio.sleep(max(0.0, min(pause, end - _monotonic())))
             await self._cleanup(db)
         finally:
-            await client.close()
-            if db is not None:
-                await db.close()
+            if not late:
+                await client.close()
+                if db is not None:
+                    await db.close()
+
+    @staticmethod
+    def _release(client: HttpClient, db: Any) -> None:
+        """Close what a round that outlived the run used, once it has ended."""
+        client.close_now()
+        if db is not None:
+            asyncio.get_running_loop().create_task(db.close())
 
     async def _database(self) -> Any:
         if self.workload.database is None:
@@ -160,7 +182,8 @@ class BurstDriver:
             return
         # Every connection is open before any request goes: the barrier.
         opened = await asyncio.gather(
-            *(asyncio.wait_for(asyncio.open_connection(target.host, target.port), w.timeout)
+            *(asyncio.wait_for(asyncio.open_connection(target.host, target.port,
+                                                      limit=MAX_HEAD_BYTES), w.timeout)
               for _ in range(w.size)), return_exceptions=True)
         conns = [c for c in opened if isinstance(c, tuple)]
         for failure in (c for c in opened if not isinstance(c, tuple)):
@@ -265,11 +288,16 @@ class BurstDriver:
 
     async def drain(self, grace: float) -> None:
         self.sending = False
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=grace)
+        self.close_all()
 
     def close_all(self) -> None:
         """Stop; requests of a round still unanswered are counted, class ``unfinished``."""
         self.sending = False
         self.in_flight.close(_monotonic())
+        for task in list(self.tasks):
+            task.cancel()
 
 
 

@@ -5,15 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import ssl
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
 from enduro.engine.request import Target, split_base
-from enduro.engine.wire import request_head
+from enduro.engine.wire import ProtocolError, request_head
 
-__all__ = ["HttpClient", "Response"]
+__all__ = ["MAX_BODY_BYTES", "MAX_HEAD_BYTES", "HttpClient", "Response"]
+
+# A response head (status line and headers) larger than this is refused as a protocol error
+# (it is the reader's buffer limit); a body announced larger than MAX_BODY_BYTES likewise,
+# before any of it is read.
+MAX_HEAD_BYTES = 1 << 22
+MAX_BODY_BYTES = 256 << 20
+_STATUS_LINE = re.compile(r"HTTP/1\.[01] (\d{3})(?: .*)?")
 
 
 @dataclass
@@ -91,7 +99,8 @@ class HttpClient:
                 status, headers, body, keep = await self._read(conn.reader, method)
             except (OSError, asyncio.IncompleteReadError) as exc:
                 conn.writer.close()
-                if reused and attempt == 0:
+                # A garbled answer proves the server had the request: never sent again.
+                if reused and attempt == 0 and not isinstance(exc, ProtocolError):
                     continue  # a kept-alive connection the server had closed: retry once
                 if isinstance(exc, asyncio.IncompleteReadError):
                     raise ConnectionResetError("connection closed mid-response") from exc
@@ -111,40 +120,96 @@ class HttpClient:
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE
         reader, writer = await asyncio.open_connection(
-            t.host, t.port, ssl=ctx, server_hostname=t.host if ctx else None, limit=1 << 22)
+            t.host, t.port, ssl=ctx, server_hostname=t.host if ctx else None,
+            limit=MAX_HEAD_BYTES)
         return _Conn(reader, writer)
 
     @staticmethod
     async def _read(reader: asyncio.StreamReader,
                     method: str) -> tuple[int, dict[str, str], bytes, bool]:
-        head = await reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        parts = lines[0].split(" ", 2)
-        status = int(parts[1])
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            if ":" in line:
-                k, v = line.split(":", 1)
-                headers[k.strip().lower()] = v.strip()
-        keep = headers.get("connection", "").lower() != "close" and parts[0] == "HTTP/1.1"
-        if method == "HEAD" or status in (204, 304) or 100 <= status < 200:
+        """One response: status, headers, body, keep-alive. Raises ``ProtocolError`` for
+        anything that is not HTTP/1.1 (so it is counted as class ``protocol``, never as a
+        success or an enduro defect)."""
+        while True:
+            status, version, headers = await _read_head(reader)
+            # An interim answer (100 Continue, 103 Early Hints) precedes the real one.
+            if not 100 <= status < 200:
+                break
+            if status == 101:
+                raise ProtocolError("the server switched protocols (101), which was not asked")
+        keep = headers.get("connection", "").lower() != "close" and version == "HTTP/1.1"
+        if method == "HEAD" or status in (204, 304):
             return status, headers, b"", keep
-        if headers.get("transfer-encoding", "").lower() == "chunked":
-            chunks = []
-            while True:
-                size = int((await reader.readline()).split(b";")[0].strip() or b"0", 16)
-                if size == 0:
-                    await reader.readline()
-                    break
-                chunks.append(await reader.readexactly(size))
-                await reader.readexactly(2)
-            return status, headers, b"".join(chunks), keep
-        if "content-length" in headers:
-            return status, headers, await reader.readexactly(int(headers["content-length"])), keep
-        return status, headers, await reader.read(-1), False
+        try:
+            if headers.get("transfer-encoding", "").lower() == "chunked":
+                chunks = []
+                total = 0
+                while True:
+                    raw = (await reader.readline()).split(b";")[0].strip()
+                    if not re.fullmatch(rb"[0-9A-Fa-f]{1,16}", raw):
+                        raise ProtocolError(f"bad chunk size {raw[:20]!r}")
+                    size = int(raw, 16)
+                    total += size
+                    if total > MAX_BODY_BYTES:
+                        raise ProtocolError(f"a chunked body over {MAX_BODY_BYTES} bytes")
+                    if size == 0:
+                        for _ in range(100):  # trailer lines, up to the blank one
+                            if (await reader.readline()).strip() == b"":
+                                break
+                        else:
+                            raise ProtocolError("more than 100 trailer lines")
+                        break
+                    chunks.append(await reader.readexactly(size))
+                    await reader.readexactly(2)
+                return status, headers, b"".join(chunks), keep
+            if "content-length" in headers:
+                return (status, headers,
+                        await reader.readexactly(_content_length(headers["content-length"])),
+                        keep)
+            return status, headers, await reader.read(MAX_BODY_BYTES), False
+        except (asyncio.LimitOverrunError, ValueError) as exc:
+            raise ProtocolError(f"a malformed response body ({exc})") from exc
 
     async def close(self) -> None:
+        """Close every idle connection."""
+        self.close_now()
+
+    def close_now(self) -> None:
+        """``close`` for a callback, where nothing can be awaited."""
         for pool in self._idle.values():
             for conn in pool:
                 conn.writer.close()
         self._idle.clear()
+
+
+async def _read_head(reader: asyncio.StreamReader) -> tuple[int, str, dict[str, str]]:
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.LimitOverrunError as exc:
+        raise ProtocolError("a response head larger than the reader's limit "
+                            f"({MAX_HEAD_BYTES} bytes)") from exc
+    lines = head[:-4].decode("latin-1").split("\r\n")
+    match = _STATUS_LINE.fullmatch(lines[0])
+    status = int(match.group(1)) if match else 0
+    if not 100 <= status <= 599:
+        raise ProtocolError(f"not an HTTP/1.1 status line: {lines[0][:60]!r}")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        if not colon or not name or name != name.strip():
+            raise ProtocolError(f"a header line without 'name:': {line[:60]!r}")
+        key = name.lower()
+        value = value.strip()
+        if key == "content-length" and key in headers and headers[key] != value:
+            raise ProtocolError("two different Content-Length headers")
+        headers[key] = value
+    return status, lines[0][:8], headers
+
+
+def _content_length(value: str) -> int:
+    if not value.isdigit() or not value.isascii():
+        raise ProtocolError(f"Content-Length {value[:30]!r} is not a number")
+    length = int(value)
+    if length > MAX_BODY_BYTES:
+        raise ProtocolError(f"Content-Length {length} is over {MAX_BODY_BYTES} bytes")
+    return length

@@ -24,7 +24,7 @@ import httptools
 
 from enduro.engine.request import PreparedRequest, Target
 from enduro.engine.schedule import ArrivalSchedule, RateStage
-from enduro.engine.wire import UnsafeValue
+from enduro.engine.wire import ProtocolError, UnsafeValue
 from enduro.observe.window import GENERATOR, UNSAFE_VALUE, OpCounter, Recorder
 from enduro.plan.models import HttpWorkload
 
@@ -46,6 +46,8 @@ _GENERATOR_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.EADDRNOTAVAIL, 
 
 def classify(exc: BaseException | None) -> str:
     """The error class of a transport failure."""
+    if isinstance(exc, ProtocolError):
+        return "protocol"
     if isinstance(exc, OSError) and exc.errno in _GENERATOR_ERRNOS:
         return GENERATOR
     if isinstance(exc, ConnectionRefusedError):

@@ -406,6 +406,8 @@ def compile_check(expect: Expect, forbidden: tuple[bytes, ...] = ()) -> tuple[Ch
         body_checks.append(json_ok)
 
     def check(code: int, body: bytes) -> str | None:
+        if not 100 <= code <= 599:
+            return "protocol"  # "HTTP/1.1 000", "999": not an answer HTTP defines
         for canary in forbidden:
             if canary in body:
                 return "canary"

@@ -15,8 +15,8 @@ import re
 from collections.abc import Iterable
 from urllib.parse import quote
 
-__all__ = ["UnsafeValue", "encode_path", "encode_path_value", "encode_query_value",
-           "request_head"]
+__all__ = ["ProtocolError", "UnsafeValue", "encode_path", "encode_path_value",
+           "encode_query_value", "request_head"]
 
 # RFC 9110 token (methods, header names).
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -38,6 +38,12 @@ _WHOLE_PATH_SAFE = "!$&'()*+,;=:@/?%"
 class UnsafeValue(ValueError):
     """A request could not be sent as it stood: a method, header name or header value holds a
     character (CR, LF, NUL, another control) that would change the request on the wire."""
+
+
+class ProtocolError(OSError):
+    """A response that is not HTTP/1.1 as RFC 9112 writes it (a garbled status line, a
+    status outside 100-599, a header line without a colon, a bad Content-Length or chunk
+    size, a head too large): the engine counts it as an error of class ``protocol``."""
 
 
 def encode_path_value(value: object) -> str:

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from enduro.errors import PlanError, PlanProblem
 from enduro.plan.models import Plan
-from enduro.plan.source import Lines, Path_, dotted, read_bounded, read_source
+from enduro.plan.source import Lines, Path_, dotted, read_bounded, read_source, read_value
 
 __all__ = ["MAX_FILE_BYTES", "LoadedPlan", "apply_set", "load_plan", "substitute"]
 
@@ -182,9 +182,10 @@ def apply_set(data: dict[str, Any], item: str, lines: Lines) -> None:
                         "workloads.browse.http.rate=20/s")
     raw_path, raw_value = item.split("=", 1)
     try:
-        value = yaml.safe_load(raw_value) if raw_value.strip() else ""
-    except yaml.YAMLError as exc:
-        raise PlanError(f"--set {raw_path}: the value does not parse: {exc}") from exc
+        value = read_value(raw_value, f"--set {raw_path}")
+    except PlanError as exc:
+        raise PlanError([PlanProblem(f"the value does not parse: {p.message}", p.file)
+                         for p in exc.problems]) from None
     parts: list[str | int] = []
     for piece in re.findall(r"[^.\[\]]+|\[\d+\]", raw_path.strip()):
         parts.append(int(piece[1:-1]) if piece.startswith("[") else piece)
@@ -220,7 +221,7 @@ def apply_set(data: dict[str, Any], item: str, lines: Lines) -> None:
         node[index] = value
     else:
         raise PlanError(f"--set {raw_path}: the parent is not a mapping or list")
-    lines.by_path[tuple(parts)] = 0  # 0 marks "from the command line"
+    lines.replace(tuple(parts), 0)  # 0 marks "from the command line"
 
 
 def substitute(text: str, env: Mapping[str, str], base_dir: Path) -> str:

@@ -22,7 +22,7 @@ import yaml
 from enduro.errors import PlanError, PlanProblem
 
 __all__ = ["MAX_DEPTH", "MAX_NODES", "MAX_PLAN_BYTES", "Lines", "PlanSource", "read_bounded",
-           "read_source"]
+           "read_source", "read_value"]
 
 Path_ = tuple[str | int, ...]
 
@@ -46,7 +46,17 @@ class Lines:
         return None
 
     def problem(self, path: Path_, message: str) -> PlanProblem:
-        return PlanProblem(message, self.file, self.line_of(path), dotted(path))
+        line = self.line_of(path)
+        if line == 0:  # the value came from --set, not from the file
+            return PlanProblem(message, "--set", None, dotted(path))
+        return PlanProblem(message, self.file, line, dotted(path))
+
+    def replace(self, path: Path_, line: int) -> None:
+        """``path`` now holds a value from elsewhere (``line``; 0 for --set): the lines of
+        what it held before no longer describe it."""
+        for key in [k for k in self.by_path if k[:len(path)] == path]:
+            del self.by_path[key]
+        self.by_path[path] = line
 
 
 def dotted(path: Path_) -> str:
@@ -203,6 +213,20 @@ def _read_yaml(text: str, lines: Lines) -> Any:
         constructor.dispose()
 
 
+def read_value(text: str, where: str) -> Any:
+    """One YAML value given on the command line (``--set path=value``), read with the plan's
+    own limits: depth, alias expansion, duplicate keys. Problems are reported at ``where``."""
+    lines = Lines(where)
+    if not text.strip():
+        return ""
+    try:
+        return _read_yaml(text, lines)
+    except PlanError as exc:
+        if [p.message for p in exc.problems] == ["the plan is empty"]:
+            return None  # a comment alone, as yaml.safe_load reads it
+        raise PlanError([PlanProblem(p.message, where) for p in exc.problems]) from None
+
+
 def _children(node: yaml.Node) -> list[yaml.Node]:
     if isinstance(node, yaml.MappingNode):
         return [n for pair in node.value for n in pair]
@@ -285,8 +309,16 @@ def _index_node(node: yaml.Node, path: Path_, out: dict[Path_, int]) -> None:
             _index_node(item, (*path, i), out)
 
 
-_TOML_TABLE = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_TOML_KEY = re.compile(r"^\s*([A-Za-z0-9_\-\"'.]+)\s*=")
+# One part of a dotted TOML key: "quoted", 'literal' or bare.
+_TOML_PART = r"""(?:"(?:[^"\\]|\\.)*"|'[^']*'|[A-Za-z0-9_\-]+)"""
+_TOML_TABLE = re.compile(rf"^\s*\[\[?\s*({_TOML_PART}(?:\s*\.\s*{_TOML_PART})*)\s*\]\]?\s*(#.*)?$")
+_TOML_KEY = re.compile(rf"^\s*({_TOML_PART}(?:\s*\.\s*{_TOML_PART})*)\s*=")
+
+
+def _toml_key(text: str) -> tuple[str, ...]:
+    """``a."b.c".d`` as ``("a", "b.c", "d")``: dots inside quotes do not split."""
+    parts = re.findall(rf"\s*({_TOML_PART})\s*(?:\.|$)", text)
+    return tuple(p[1:-1] if p[:1] in "\"'" and len(p) > 1 else p for p in parts)
 
 
 def _read_toml(text: str, lines: Lines) -> Any:
@@ -313,11 +345,10 @@ def _read_toml(text: str, lines: Lines) -> Any:
     lines.by_path[()] = 1
     for number, raw in enumerate(text.splitlines(), start=1):
         if m := _TOML_TABLE.match(raw):
-            table = tuple(p.strip().strip("\"'") for p in m.group(1).split("."))
+            table = _toml_key(m.group(1))
             lines.by_path.setdefault(table, number)
         elif m := _TOML_KEY.match(raw):
-            key = tuple(p.strip().strip("\"'") for p in m.group(1).split("."))
-            lines.by_path.setdefault((*table, *key), number)
+            lines.by_path.setdefault((*table, *_toml_key(m.group(1))), number)
     return data
 
 

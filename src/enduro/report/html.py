@@ -84,11 +84,14 @@ def write_report(run_dir: Path) -> Path:
     results = json.loads((run_dir / "results.json").read_text())
     events = []
     if (run_dir / "events.jsonl").exists():
-        for line in (run_dir / "events.jsonl").read_text().splitlines():
+        # errors="replace": a torn or corrupt line must not cost the whole page.
+        for line in (run_dir / "events.jsonl").read_text(errors="replace").splitlines():
             try:
-                events.append(json.loads(line))
+                event = json.loads(line)
             except ValueError:
                 continue
+            if isinstance(event, dict) and isinstance(event.get("t", 0.0), int | float):
+                events.append(event)
     load_start = next((e["t"] for e in events if e.get("event") == "load_started"), 0.0)
     shapes = _shapes(results, events, load_start)
     db = sqlite3.connect(f"file:{run_dir / 'metrics.sqlite'}?mode=ro", uri=True) \

@@ -447,7 +447,25 @@ def format_value(value: float, kind: str) -> str:
     return f"{value:,.0f}" if value == int(value) else f"{value:,.2f}"
 
 
-def _threshold(raw: str, kind: str, text: str) -> float:
+# Metrics that are shares of a whole: a threshold outside 0%-100% could never decide.
+_SHARES = frozenset({"availability", "error_rate", "sse_reconnect_success"})
+
+
+def _threshold(raw: str, kind: str, text: str, metric: str = "") -> float:
+    """The threshold of a rule in the metric's unit; finite, and not one that no measurement
+    could ever cross (a negative count or time, a share above 100%)."""
+    value = _threshold_value(raw, kind, text)
+    shown = raw.replace(" ", "")
+    if not math.isfinite(value):
+        raise _fail(text, f"threshold {shown!r} is not a finite number")
+    if metric in _SHARES and not 0.0 <= value <= 1.0:
+        raise _fail(text, f"threshold {shown!r}: {metric} is a share from 0% to 100%")
+    if value < 0 and metric not in ("", "drift", "scrape"):
+        raise _fail(text, f"threshold {shown!r}: {metric} is never below zero")
+    return value
+
+
+def _threshold_value(raw: str, kind: str, text: str) -> float:
     raw = raw.replace(" ", "")
     try:
         if kind == "time":
@@ -476,7 +494,7 @@ def _threshold(raw: str, kind: str, text: str) -> float:
                 return float(count) / parse_duration("1" + per if per[0].isalpha() else per)
             return float(raw)
         return float(raw)
-    except (ValueError, IndexError):
+    except (ValueError, IndexError, ZeroDivisionError, OverflowError):
         expected = {"time": "a duration such as 300ms", "fraction": "a percentage such as 99.9%",
                     "rate": "a rate such as 50/s", "count": "a number",
                     "bool": "true or false", "mb": "a size such as 512MB",
@@ -530,7 +548,7 @@ def parse_rule(text: str, *, ops: Mapping[str, str] | None = None, abort_on_fail
             raise RuleSyntaxError([PlanProblem(f"rule {text!r}: after 'over': {exc}")]) from None
         if not math.isfinite(over_s) or over_s <= 0:
             raise _fail(text, f"'over {match.group('over')}' must be a positive duration")
-    threshold = _threshold(match.group("value"), kind, text)
+    threshold = _threshold(match.group("value"), kind, text, metric)
     return Rule(text=text.strip(), metric=metric, func=func, labels=MappingProxyType(labels),
                 op=match.group("op"), threshold=threshold, over_s=over_s,
                 abort_on_fail=abort_on_fail, grace_s=grace_s, kind=kind)
@@ -546,6 +564,9 @@ def _labels(text: str, raw: str | None) -> dict[str, str]:
         if key not in _LABELS:
             raise RuleSyntaxError([PlanProblem(
                 f"rule {text!r}: unknown label {key!r} (known: {', '.join(sorted(_LABELS))})")])
+        if key in labels:
+            raise _fail(text, f"label {key!r} is given twice; a rule selects one value of "
+                        "each label (write one rule per value)")
         labels[key] = value
     return labels
 
@@ -588,7 +609,8 @@ def _parse_trend(text: str, match: re.Match[str], ops: Mapping[str, str] | None,
         check_labels(text, metric, trend, labels, context)
     elif "min" in labels:
         _check_min(text, metric, labels["min"])
-    threshold = _threshold(match.group("value"), kind, text)
+    threshold = _threshold(match.group("value"), kind, text, "drift" if trend == "drift"
+                           else metric)
     return Rule(text=text.strip(), metric=metric, func=func, labels=MappingProxyType(labels),
                 op=match.group("op"), threshold=threshold, abort_on_fail=abort_on_fail,
                 grace_s=grace_s, kind=kind, trend=trend)
@@ -600,7 +622,7 @@ def _check_labels(text: str, labels: Mapping[str, str], ops: Mapping[str, str]) 
         raise RuleSyntaxError([PlanProblem(
             f"rule {text!r}: no op named {labels['op']!r}"
             + (f" (did you mean {hint[0]!r}?)" if hint else "")
-            + f"; ops: {', '.join(ops)}")])
+            + (f"; ops: {', '.join(ops)}" if ops else "; the plan has no ops (no workloads)"))])
     workloads = set(ops.values())
     if "workload" in labels and labels["workload"] not in workloads:
         raise RuleSyntaxError([PlanProblem(
