@@ -9,6 +9,7 @@ line naming that file, and the exit code is 70.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import os
 import sys
@@ -45,7 +46,9 @@ EXIT_CODES = """exit codes:
   70   enduro defect (a bug in enduro): one line names the file holding the traceback
        (logs/traceback.txt in the run directory, else ~/.cache/enduro/defects/)
   130  interrupted (SIGINT/SIGTERM); results measured so far are still written
+  141  the output's reader went away (a closed pipe, as with `| head`)
 """
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a process the pipe ended
 
 MAX_WORKERS = 1024  # processes; more is a typo, not a plan
 MAX_PORT = 65535
@@ -83,6 +86,13 @@ def handle(command: Callable[[], int], err: Console) -> int:
     except KeyboardInterrupt:
         err.print(_error_line("interrupted"), soft_wrap=True)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (`enduro runs | head`): not a defect. Further writes go nowhere,
+        # and the code is the one a shell gives a process ended by SIGPIPE.
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception as exc:  # the defect boundary: nothing unexpected escapes as a traceback
         try:
             # A run saves the traceback in its run directory and says where on the exception.

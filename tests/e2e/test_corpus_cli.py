@@ -125,7 +125,7 @@ def test_checks_leave_nothing_behind(hostile: Path) -> None:
 def test_help_documents_every_exit_code() -> None:
     proc = run_cli("--help")
     assert proc.returncode == 0
-    for code in ("0 ", "1 ", "2 ", "3 ", "70 ", "130"):
+    for code in ("0 ", "1 ", "2 ", "3 ", "70 ", "130", "141"):
         assert f"\n  {code}" in proc.stdout
     assert "traceback" in proc.stdout
 
@@ -154,6 +154,27 @@ def test_a_defect_exits_70_with_one_line_naming_the_traceback_file(tmp_path: Pat
     text = saved.read_text()
     assert "Traceback (most recent call last)" in text and "deep_inside" in text
     assert "KeyError: 'no such key'" in text
+
+
+def test_a_reader_that_goes_away_is_not_a_defect(tmp_path: Path) -> None:
+    # `enduro runs | head`: the pipe closes while enduro writes. Exit 141, as a shell reports
+    # SIGPIPE, with no defect file and no traceback.
+    script = ("import sys\nfrom enduro.cli import handle, make_console\n"
+              "def command() -> int:\n"
+              "    for i in range(100000):\n"
+              "        print('run', i, flush=True)\n"
+              "    return 0\n"
+              "sys.exit(handle(command, make_console(stderr=True)))\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline().startswith("run 0")
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141, err
+    assert "Traceback" not in err and "internal error" not in err
+    assert not (tmp_path / "cache" / "enduro").exists()
 
 
 def test_a_defect_in_a_run_names_the_run_directorys_traceback(tmp_path: Path) -> None:
