@@ -153,6 +153,9 @@ CASES: list[Case] = [
     Case("yaml-binary-junk", bytes(range(256)) * 8, 2, "not UTF-8", "2"),  # a LF at byte 10
     Case("plan-symlink-to-passwd", "", 2, "a plan must be a mapping", "1",
          setup=_symlink_to_passwd),
+    # was: reported at line 1 (a null key was indexed as "~", the models name it "None")
+    Case("null-key", HEAD + "~: 3\n", 2, "keys should be strings (got None)", "3"),
+    Case("null-workload-name", HEAD + "workloads:\n  null: {}\n", 2, "workloads.None", "4"),
     Case("number-as-workload-name", HEAD + "workloads:\n  1:\n    http: {base: "
          "'http://127.0.0.1:9', rate: 1/s, requests: [{name: a}]}\n", 2,
          "input should be a valid string", "3"),

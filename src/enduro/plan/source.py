@@ -296,11 +296,22 @@ def _duplicate_keys(root: yaml.Node, file: str) -> list[PlanProblem]:
     return sorted(problems, key=lambda p: p.line or 0)
 
 
+def _key_text(node: yaml.Node) -> str:
+    """A key as the models' errors name it: ``str()`` of the value it loads as (``~`` and
+    ``null`` load as None, ``yes`` as True)."""
+    text = str(node.value)
+    if node.tag.endswith(":null"):
+        return "None"
+    if node.tag.endswith(":bool"):
+        return str(text.lower() in ("yes", "true", "on", "y"))
+    return text
+
+
 def _index_node(node: yaml.Node, path: Path_, out: dict[Path_, int]) -> None:
     out.setdefault(path, node.start_mark.line + 1)
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
-            key = str(key_node.value)
+            key = _key_text(key_node)
             out[(*path, key)] = key_node.start_mark.line + 1
             _index_node(value_node, (*path, key), out)
     elif isinstance(node, yaml.SequenceNode):
