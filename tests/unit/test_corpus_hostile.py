@@ -183,6 +183,14 @@ CASES: list[Case] = [
     Case("toml-empty", "", 2, "name: required key is missing", "1", suffix=".toml"),
     Case("toml-workloads-list", 'name = "t"\nduration = "2s"\nworkloads = [1, 2]\n', 2,
          "valid dictionary", "3", suffix=".toml"),
+    # --- ${file:...} of kernel files that claim to be regular (was: exit 70) ----------------
+    # (root reads "it would block"; others are refused at open: either way, exit 2)
+    Case("file-proc-kmsg", HEAD + "description: '${file:/proc/kmsg}'\n", 2,
+         "cannot read /proc/kmsg: ", "3"),
+    Case("file-proc-self-mem", HEAD + "description: '${file:/proc/self/mem}'\n", 2,
+         "cannot read /proc/self/mem: ", "3"),
+    Case("file-dev-stdin", HEAD + "description: '${file:/dev/stdin}'\n", 2,
+         "not a regular file", "3"),
     # --- ${env:...} holding CR/LF or YAML: values, never syntax -----------------------------
     Case("env-header-crlf", HEAD + HTTP.replace("{name: a, path: /x}",
                                                 "{name: a, path: /x, headers: {X-A: '${env:V}'}}"),

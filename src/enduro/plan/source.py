@@ -98,7 +98,12 @@ def read_bounded(path: Path, limit: int) -> bytes:
         raise ValueError(exc.strerror or str(exc)) from None
     with os.fdopen(fd, "rb") as fh:
         _check_regular(os.fstat(fd), limit)
-        data = fh.read(limit + 1)
+        try:
+            data = fh.read(limit + 1)
+        except OSError as exc:  # /proc/self/mem: EIO
+            raise ValueError(exc.strerror or str(exc)) from None
+    if data is None:  # a "regular" file with nothing to read yet, such as /proc/kmsg
+        raise ValueError("it would block (it is not a file that holds its content)")
     if len(data) > limit:
         raise ValueError(f"larger than {_size(limit)}")
     return data
