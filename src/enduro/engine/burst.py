@@ -23,6 +23,7 @@ from enduro.engine.tasks import InFlight
 from enduro.engine.wire import UnsafeValue, request_head
 from enduro.observe.window import UNSAFE_VALUE, OpCounter, Recorder
 from enduro.plan.bursts import BurstWorkload, PostCondition, SplitRule
+from enduro.plan.tokens import Credentials, Filled
 
 __all__ = ["BurstDriver", "check_rows", "summarize_violations"]
 
@@ -73,8 +74,11 @@ class BurstDriver:
     def __init__(self, workload: BurstWorkload, name: str, base_url: str, recorder: Recorder,
                  rng: random.Random, *, service_urls: dict[str, str], prefix: str,
                  active: bool, history: HistoryLog | None = None,
-                 violations_path: Path | None = None) -> None:
+                 violations_path: Path | None = None,
+                 credentials: Credentials | None = None) -> None:
         self.history = history
+        # Each round takes the current tokens (a restarted service wrote new ones).
+        self._filled = Filled(workload, credentials)
         self.violations_path = violations_path
         self.workload = workload
         self.name = name
@@ -151,7 +155,7 @@ class BurstDriver:
         return ctx
 
     async def _round(self, n: int, client: HttpClient, db: Any) -> None:
-        w = self.workload
+        w = self.workload = self._filled.get()
         ctx = self._ctx(n, client)
         req = w.request
         base = render(req.base, ctx) if req.base else self.urls[req.service or ""]

@@ -27,6 +27,7 @@ from enduro.engine.wire import (
 )
 from enduro.observe.window import UNSAFE_VALUE, OpCounter, Recorder
 from enduro.plan.flows import CONDITION, Branch, FlowStep, FlowWorkload, StepExpect
+from enduro.plan.tokens import Credentials, Filled, has_token_refs
 
 __all__ = ["FlowContext", "FlowDriver", "FlowFailed", "HistoryLog", "check_condition",
            "condition_holds", "render", "render_target"]
@@ -208,8 +209,14 @@ class FlowDriver(TaskDriver):
     def __init__(self, workload: FlowWorkload, name: str, base_url: str, recorder: Recorder,
                  rng: random.Random, *, share: float, connections: int | None,
                  plan_dir: Path | None, service_urls: dict[str, str],
-                 history: HistoryLog | None = None, canaries: tuple[str, ...] = ()) -> None:
+                 history: HistoryLog | None = None, canaries: tuple[str, ...] = (),
+                 credentials: Credentials | None = None) -> None:
         self.history = history
+        # The current tokens at each request: the workload's headers filled again only when
+        # they change; a step naming a token is filled per request.
+        self._headers = Filled(workload.headers, credentials)
+        self._step_tokens = credentials if credentials is not None and has_token_refs(
+            [s.model_dump(mode="json", by_alias=True) for s in workload.steps]) else None
         self.canaries = tuple(c.encode() for c in canaries)
         self.workload = workload
         self.name = name
@@ -370,11 +377,17 @@ class FlowDriver(TaskDriver):
         else:
             base = ctx.urls[req.service or ""]
         url = base.rstrip("/") + render_target(req.path, ctx)
+        headers = {**self._headers.get(), **render(req.headers, ctx)}
+        json_body = render(req.json_, ctx) if req.json_ is not None else None
+        body = render(req.body, ctx) if req.body is not None else None
+        query = render(req.query, ctx) or None
+        creds = self._step_tokens
+        if creds is not None:
+            url, headers, json_body, body, query = creds.fill(
+                (url, headers, json_body, body, query))
         response = await ctx.client.request(
-            req.method, url, headers={**self.workload.headers, **render(req.headers, ctx)},
-            json_body=render(req.json_, ctx) if req.json_ is not None else None,
-            body=render(req.body, ctx) if req.body is not None else None,
-            query=render(req.query, ctx) or None, timeout=req.timeout)
+            req.method, url, headers=headers, json_body=json_body, body=body, query=query,
+            timeout=req.timeout)
         ctx.last = response
         for canary in self.canaries:
             if canary in response.body:

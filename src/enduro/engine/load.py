@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from enduro.engine.request import prepare_requests, split_base
 from enduro.engine.sse import SseDriver, write_streams
 from enduro.observe.window import Recorder, WindowStats
 from enduro.plan.models import Plan
+from enduro.plan.tokens import Credentials, Filled, has_token_refs
 
 Driver = HttpDriver | PythonDriver | SseDriver | FlowDriver | BurstDriver
 
@@ -41,23 +42,25 @@ class LoadFiles:
 
 
 class LoadControl:
-    """A handle on running drivers: new request bytes when the plan changes mid-run (a
-    restarted service wrote a new token)."""
+    """A handle on running drivers and the process's credentials: a restarted service wrote a
+    new token, so every driver builds its next request with it."""
 
     def __init__(self) -> None:
         self.drivers: list[tuple[str, Driver]] = []
         self.plan: Plan | None = None
+        self.credentials = Credentials()
 
-    def update_plan(self, plan: Plan) -> None:
-        self.plan = plan
+    def update_tokens(self, tokens: Mapping[str, str]) -> None:
+        """New tokens: the drivers that read credentials per request see them at once; the
+        ``http`` engine's compiled requests are compiled again."""
+        if not self.credentials.update(tokens) or self.plan is None:
+            return
         for wname, driver in self.drivers:
-            http = plan.workloads[wname].http
-            if http is not None and isinstance(driver, HttpDriver):
-                forbidden = tuple(v.encode() for v in plan.canaries.values)
-                driver.requests = prepare_requests(http, driver.target, driver.rng, forbidden)
-            flow = plan.workloads[wname].flow
-            if flow is not None and isinstance(driver, FlowDriver):
-                driver.workload = flow
+            http = self.plan.workloads[wname].http
+            if http is not None and isinstance(driver, HttpDriver) and has_token_refs(http):
+                forbidden = tuple(v.encode() for v in self.plan.canaries.values)
+                driver.requests = prepare_requests(self.credentials.fill(http), driver.target,
+                                                   driver.rng, forbidden)
 
 
 @dataclass(frozen=True)
@@ -79,8 +82,10 @@ def op_names(plan: Plan) -> dict[str, str]:
 
 def build_drivers(plan: Plan, recorder: Recorder, seed: int, share: LoadShare,
                   base_urls: dict[str, str], files: LoadFiles | None = None,
-                  history: HistoryLog | None = None) -> list[tuple[str, Driver]]:
-    """A driver per workload, seeded per worker so that schedules are reproducible."""
+                  history: HistoryLog | None = None,
+                  credentials: Credentials | None = None) -> list[tuple[str, Driver]]:
+    """A driver per workload, seeded per worker so that schedules are reproducible; each
+    fills ``${token:name}`` from ``credentials`` when it builds a request."""
     files = files or LoadFiles()
     plan_dir = files.plan_dir
     drivers: list[tuple[str, Driver]] = []
@@ -93,7 +98,8 @@ def build_drivers(plan: Plan, recorder: Recorder, seed: int, share: LoadShare,
                 continue
             drivers.append((wname, PythonDriver(
                 py, py.op or wname, recorder, rng, share=1.0 / share.count,
-                connections=conns, plan_dir=plan_dir, worker=share.index)))
+                connections=conns, plan_dir=plan_dir, worker=share.index,
+                credentials=credentials)))
             continue
         if workload.burst is not None:
             urls = {n: svc.url for n, svc in plan.services.items() if svc.url}
@@ -102,7 +108,8 @@ def build_drivers(plan: Plan, recorder: Recorder, seed: int, share: LoadShare,
                                                recorder, rng, service_urls=urls,
                                                prefix=prefix, active=share.index == 0,
                                                history=history,
-                                               violations_path=files.bursts)))
+                                               violations_path=files.bursts,
+                                               credentials=credentials)))
             continue
         if workload.flow is not None:
             flow = workload.flow
@@ -114,7 +121,8 @@ def build_drivers(plan: Plan, recorder: Recorder, seed: int, share: LoadShare,
                                               share=1.0 / share.count, connections=conns,
                                               plan_dir=plan_dir, service_urls=urls,
                                               history=history,
-                                              canaries=tuple(plan.canaries.values))))
+                                              canaries=tuple(plan.canaries.values),
+                                              credentials=credentials)))
             continue
         if workload.sse is not None:
             sse = workload.sse
@@ -122,13 +130,14 @@ def build_drivers(plan: Plan, recorder: Recorder, seed: int, share: LoadShare,
             if clients == 0:
                 continue
             drivers.append((wname, SseDriver(sse, wname, split_base(base_urls[wname]),
-                                             recorder, rng, clients=clients)))
+                                             recorder, rng, clients=clients,
+                                             credentials=credentials)))
             continue
         http = workload.http
         assert http is not None
         target = split_base(base_urls[wname])
         forbidden = tuple(v.encode() for v in plan.canaries.values)
-        requests = prepare_requests(http, target, rng, forbidden)
+        requests = prepare_requests(Filled(http, credentials).get(), target, rng, forbidden)
         connections = share.connections(http.connections) if http.connections else None
         if connections == 0:
             continue
@@ -147,12 +156,12 @@ async def run_load(plan: Plan, *, seed: int, share: LoadShare, base_urls: dict[s
     raise_fd_limit()  # as wrk and k6 users do with `ulimit -n`; see generator_hint
     recorder = Recorder(list(op_names(plan)))
     history = HistoryLog(files.history, share.index) if files.history is not None else None
-    named = build_drivers(plan, recorder, seed, share, base_urls, files, history)
+    named = build_drivers(plan, recorder, seed, share, base_urls, files, history,
+                          control.credentials if control is not None else None)
     drivers = [d for _, d in named]
     if control is not None:
         control.drivers = named
-        if control.plan is not None:
-            control.update_plan(control.plan)
+        control.plan = plan
     window = plan.window
     recorder.index = max(0, int((time.monotonic() - start_mono) / window))
 

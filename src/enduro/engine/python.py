@@ -23,6 +23,7 @@ from enduro.engine.wire import UnsafeValue
 from enduro.errors import PlanError, PlanProblem
 from enduro.observe.window import UNSAFE_VALUE, OpCounter, Recorder
 from enduro.plan.models import PythonWorkload
+from enduro.plan.tokens import Credentials, Filled
 
 __all__ = ["OpContext", "PythonDriver", "load_function"]
 
@@ -142,8 +143,11 @@ class PythonDriver(TaskDriver):
 
     def __init__(self, workload: PythonWorkload, op: str, recorder: Recorder,
                  rng: random.Random, *, share: float, connections: int | None,
-                 plan_dir: Path | None, worker: int) -> None:
+                 plan_dir: Path | None, worker: int,
+                 credentials: Credentials | None = None) -> None:
         self.workload = workload
+        # ``${token:name}`` in params: the current token at each call.
+        self._params = Filled(workload.params, credentials)
         self.fn = load_function(workload.function, plan_dir)
         self.counter: OpCounter = recorder.counter(op)
         self.rng = rng
@@ -179,7 +183,7 @@ class PythonDriver(TaskDriver):
 
     def _ctx(self, vu: int, state: dict[str, Any]) -> OpContext:
         self.seq += 1
-        return OpContext(self.seq, self.rng, state, self.workload.params, vu, self.worker)
+        return OpContext(self.seq, self.rng, state, self._params.get(), vu, self.worker)
 
     async def run(self, duration: float) -> None:
         self.sending = True

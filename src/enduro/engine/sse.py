@@ -27,6 +27,7 @@ from enduro.engine.request import Target, _json_path
 from enduro.engine.wire import UnsafeValue, request_head
 from enduro.observe.window import UNSAFE_VALUE, OpCounter, Recorder
 from enduro.plan.models import SseWorkload
+from enduro.plan.tokens import Credentials, Filled
 
 __all__ = ["SseDriver", "StreamStats", "churn_count", "summarize_streams", "write_streams"]
 
@@ -104,8 +105,12 @@ class SseDriver:
     """Drives one SSE workload in this process."""
 
     def __init__(self, workload: SseWorkload, name: str, target: Target, recorder: Recorder,
-                 rng: random.Random, *, clients: int) -> None:
+                 rng: random.Random, *, clients: int,
+                 credentials: Credentials | None = None) -> None:
         self.workload = workload
+        # Every connect and reconnect takes the current tokens.
+        self._headers = Filled(workload.headers, credentials)
+        self._path = Filled(workload.path, credentials)
         self.target = target
         self.rng = rng
         self.connect: OpCounter = recorder.counter(f"{name}:connect")
@@ -120,13 +125,13 @@ class SseDriver:
     def _request(self, client: _Client) -> bytes:
         """The connect request; ``UnsafeValue`` when a header (such as a Last-Event-ID the
         server chose) would put control characters on the wire."""
-        w = self.workload
         lines: list[tuple[str, object]] = [
             ("Host", self.target.host_header), ("Accept", "text/event-stream"),
-            ("Cache-Control", "no-cache"), ("User-Agent", "enduro"), *w.headers.items()]
+            ("Cache-Control", "no-cache"), ("User-Agent", "enduro"),
+            *self._headers.get().items()]
         if client.last_id is not None:
             lines.append(("Last-Event-ID", client.last_id))
-        return request_head("GET", f"{self.target.prefix}{w.path}", lines)
+        return request_head("GET", f"{self.target.prefix}{self._path.get()}", lines)
 
     async def run(self, duration: float) -> None:
         self.sending = True

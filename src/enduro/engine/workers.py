@@ -55,8 +55,8 @@ def _worker_main(plan_data: dict[str, Any], index: int, count: int, seed: int,
             elif kind == "force":
                 stop.set()
                 force.set()
-            elif kind == "plan":
-                control.update_plan(Plan.model_validate(value))
+            elif kind == "tokens":
+                control.update_tokens(value)
 
         loop.add_reader(conn.fileno(), on_message)
         conn.send(("ready", index))

@@ -12,7 +12,7 @@ from enduro.observe.hist import percentiles_ms
 from enduro.observe.sampler import CpuRate, LoopLag, sample_tree
 from enduro.observe.scrape import scrape_once
 from enduro.observe.window import WindowStats
-from enduro.plan.tokens import TOKEN_REF
+from enduro.plan.tokens import Filled
 
 if TYPE_CHECKING:
     from enduro.run.run import Run
@@ -95,12 +95,11 @@ class Watch:
         assert spec is not None
         from enduro.engine.client import HttpClient
         client = HttpClient(timeout=5.0)
-        headers = {k: TOKEN_REF.sub(lambda m: (self.run.services.tokens.get(m.group(1), "")
-                                                if self.run.services else ""), v)
-                   for k, v in spec.headers.items()}
+        # The current token at each scrape (a restarted service wrote a new one).
+        headers = Filled(dict(spec.headers), self.run.credentials)
         try:
             while True:
-                values = await scrape_once(client, spec, headers)
+                values = await scrape_once(client, spec, headers.get())
                 t = round(self.run.load_elapsed(), 3)
                 if self.run.store is not None:
                     self.run.store.add_scrapes(t, name, values)

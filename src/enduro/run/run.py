@@ -60,7 +60,7 @@ from enduro.observe.store import Store
 from enduro.observe.watch import Watch
 from enduro.observe.window import GENERATOR, WindowStats
 from enduro.plan.resolve import LoadedPlan
-from enduro.plan.tokens import with_canaries, with_tokens
+from enduro.plan.tokens import with_canaries
 from enduro.report.html import write_report
 from enduro.report.results import SCHEMA, build_results, write_junit, write_results
 from enduro.report.terminal import heartbeat_line, live_view, services_view, summary_table
@@ -182,6 +182,8 @@ class Run:
         self.correctness = Correctness(self)
         self.job_result: Any = None
         self._control = LoadControl()
+        # The current token of each service, read by every path that sends a request.
+        self.credentials = self._control.credentials
         self._pool: WorkerPool | None = None
         self.chaos = Chaos(self)
         self.metrics.phase_of = self.chaos.phase_of
@@ -495,8 +497,9 @@ class Run:
             await self._until(self.services.start_all(), self.stop)
             if self.stop.is_set():
                 return
-            if self.services.tokens:
-                self.plan = with_tokens(self.plan, self.services.tokens)
+            # The plan keeps its ${token:name} references; every driver and the scraper
+            # fill them from the credentials when they build a request.
+            self.credentials.update(self.services.tokens)
             self._write_state()
         await self.chaos.start()
         if self.stop.is_set():
@@ -510,10 +513,9 @@ class Run:
     def _on_token(self, service: str, token: str) -> None:
         """A restarted service wrote a new token: requests use it from now on."""
         assert self.services is not None
-        self.plan = with_tokens(self._base_plan, self.services.tokens)
-        self._control.update_plan(self.plan)
+        self._control.update_tokens(self.services.tokens)
         if self._pool is not None:
-            self._pool.send_all("plan", self.plan.model_dump(mode="json", by_alias=True))
+            self._pool.send_all("tokens", dict(self.services.tokens))
         self.event("token_refreshed", service=service)
 
     async def _teardown(self) -> None:
@@ -708,6 +710,7 @@ class Run:
             await self._until(pool.start(), self.stop)
             if self.stop.is_set():
                 return
+            pool.send_all("tokens", dict(self.credentials.tokens))
             # Faults, phases and windows count from the workers' common go.
             self._begin_load()
             pool.go(self.clock.wall())
