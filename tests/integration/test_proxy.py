@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import statistics
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,6 +16,7 @@ from enduro.plan.faults import HttpFault, Proxy, Toxic
 from tests.helpers.procs import free_port
 
 BULK = 200_000
+BIG = 10_000_000
 
 
 async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -29,6 +31,8 @@ async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
             elif line == b"bulk\n":
                 writer.write(b"x" * BULK)
+            elif line == b"big\n":
+                writer.write(b"x" * BIG)
             else:
                 writer.write(b"pong\n")
             await writer.drain()
@@ -80,6 +84,36 @@ def test_latency_adds_the_delay_per_direction() -> None:
         proxy.remove_toxic(1)
         proxy.remove_toxic(2)
         assert await ping_time(port) < base + 0.02
+    with_proxy(test)
+
+
+async def big_time(port: int) -> float:
+    """Seconds from asking for BIG bytes on a new connection to having read them all."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        started = time.monotonic()
+        writer.write(b"big\n")
+        await writer.drain()
+        await reader.readexactly(BIG)
+        return time.monotonic() - started
+    finally:
+        writer.close()
+
+
+def test_latency_shifts_a_large_response_once() -> None:
+    """Toxiproxy's rule: each chunk leaves ``add`` after it arrived, so 10 MB through
+    ``add: 50ms`` takes the transfer time plus 50 ms, not 50 ms per 64 KB chunk (8 s)."""
+    async def test(proxy: TcpProxy, port: int) -> None:
+        base = statistics.median([await big_time(port) for _ in range(5)])
+        proxy.add_toxic(1, "latency", toxic(add=0.05))
+        slow = statistics.median([await big_time(port) for _ in range(5)])
+        assert slow >= 0.05, (base, slow)
+        # One delay, and room for a busy machine: far below a delay per chunk.
+        assert slow - base <= 0.05 + max(0.15, base), (base, slow)
+        proxy.add_toxic(2, "latency", toxic(add=0.05, direction="upstream"))
+        both = statistics.median([await big_time(port) for _ in range(3)])
+        assert 0.1 <= both <= base + 0.1 + max(0.15, base), (base, both)
+
     with_proxy(test)
 
 
@@ -204,7 +238,7 @@ def test_http_faults_answer_in_the_proxy() -> None:
         codes = await get(port, 200)
         assert 35 <= codes.count(500) <= 85 and codes.count(200) == 200 - codes.count(500)
         proxy.remove_http(2)
-        proxy.add_http(3, HttpFault(proxy="p", status=0, delay=0.1))
+        proxy.add_http(3, HttpFault(proxy="p", fraction=0.0, delay=0.1))  # a delay only
         started = time.monotonic()
         assert await get(port, 3) == [200, 200, 200]
         assert time.monotonic() - started >= 0.29

@@ -1,7 +1,9 @@
 """A user-space TCP proxy with Toxiproxy-compatible toxics and HTTP-level faults.
 
 Toxics (per direction, each applied to a connection with probability ``toxicity``):
-latency (add ± jitter per chunk), bandwidth (bytes/s), slow_close (delay the close),
+latency (each chunk leaves ``add`` ± ``jitter`` after it arrived, as in Toxiproxy: a response
+of many chunks is shifted by ``add`` once, not delayed ``add`` per chunk; a request and its
+response each cross one direction), bandwidth (bytes/s), slow_close (delay the close),
 timeout (drop data; close after ``after`` unless 0), reset_peer (RST after ``after``),
 slicer (split chunks, ``delay`` between slices), limit_data (close after ``bytes``),
 blackhole (drop data, keep the connection), down (refuse and cut every connection).
@@ -10,6 +12,7 @@ blackhole (drop data, keep the connection), down (refuse and cut every connectio
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import random
 import socket
@@ -70,6 +73,41 @@ class _Link:
                 _reset(w)
             else:
                 w.close()
+
+
+# A delay line holds at most this many bytes per direction before the reader waits.
+_LINE_BYTES = 32 << 20
+
+
+class _DelayLine:
+    """Chunks stamped with their arrival time, in order, with a byte bound."""
+
+    def __init__(self) -> None:
+        self.items: collections.deque[tuple[float, bytes]] = collections.deque()
+        self.size = 0
+        self.ready = asyncio.Event()
+        self.below = asyncio.Event()
+        self.below.set()
+
+    def put(self, arrived: float, data: bytes) -> None:
+        self.items.append((arrived, data))
+        self.size += len(data)
+        self.ready.set()
+        if self.full():
+            self.below.clear()
+
+    def full(self) -> bool:
+        return self.size >= _LINE_BYTES
+
+    async def get(self) -> tuple[float, bytes]:
+        while not self.items:
+            self.ready.clear()
+            await self.ready.wait()
+        item = self.items.popleft()
+        self.size -= len(item[1])
+        if not self.full():
+            self.below.set()
+        return item
 
 
 class TcpProxy:
@@ -188,18 +226,59 @@ class TcpProxy:
 
     async def _pump(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                     direction: str, link: _Link) -> None:
+        """Copy one direction through a delay line: a reader stamps each chunk with its
+        arrival time, a sender delivers it (and at last the EOF) once the latency toxics'
+        delay has passed since that arrival, so reading never waits on the delay."""
+        line = _DelayLine()
+        sender = asyncio.ensure_future(self._deliver(line, writer, direction, link))
+        loop = asyncio.get_running_loop()
+        try:
+            with contextlib.suppress(ConnectionError, OSError, asyncio.IncompleteReadError):
+                while not link.closed and not sender.done():
+                    data = await reader.read(65536)
+                    if not data:
+                        break
+                    line.put(loop.time(), data)
+                    if line.full():
+                        # Bounded memory: a slow or delayed peer holds the reader back.
+                        await asyncio.wait([asyncio.ensure_future(line.below.wait()), sender],
+                                           return_when=asyncio.FIRST_COMPLETED)
+            # The end (EOF, or a read error) follows the data, with the same delay.
+            line.put(loop.time(), b"")
+            await sender
+        finally:
+            sender.cancel()
+
+    async def _deliver(self, line: _DelayLine, writer: asyncio.StreamWriter, direction: str,
+                       link: _Link) -> None:
         sent = 0
         with contextlib.suppress(ConnectionError, OSError, asyncio.IncompleteReadError):
             while not link.closed:
-                data = await reader.read(65536)
+                arrived, data = await line.get()
                 if not data:
+                    await self._delay(link, direction, arrived)
                     with contextlib.suppress(OSError, RuntimeError):
                         writer.write_eof()
                     return
-                sent = await self._forward(data, writer, direction, link, sent)
+                sent = await self._forward(data, writer, direction, link, sent, arrived)
+
+    async def _delay(self, link: _Link, direction: str, arrived: float) -> None:
+        """Wait until the latency toxics' delay has passed since ``arrived``."""
+        delay = 0.0
+        for toxic in list(self.toxics.values()):
+            if toxic.kind == "latency" and self._applies(link, toxic, direction):
+                spec = toxic.spec
+                jitter = self.rng.uniform(-spec.jitter, spec.jitter) if spec.jitter else 0.0
+                delay += max(0.0, spec.add + jitter)
+        if delay > 0:
+            wait = arrived + delay - asyncio.get_running_loop().time()
+            if wait > 0:
+                await asyncio.sleep(wait)
 
     async def _forward(self, data: bytes, writer: asyncio.StreamWriter, direction: str,
-                       link: _Link, sent: int) -> int:
+                       link: _Link, sent: int, arrived: float | None = None) -> int:
+        await self._delay(link, direction,
+                          asyncio.get_running_loop().time() if arrived is None else arrived)
         slices: list[bytes] = [data]
         pace = 0.0
         slice_delay = 0.0
@@ -208,10 +287,7 @@ class TcpProxy:
                 continue
             spec = toxic.spec
             kind = toxic.kind
-            if kind == "latency":
-                jitter = self.rng.uniform(-spec.jitter, spec.jitter) if spec.jitter else 0.0
-                await asyncio.sleep(max(0.0, spec.add + jitter))
-            elif kind in ("blackhole", "timeout"):
+            if kind in ("blackhole", "timeout"):
                 return sent  # dropped
             elif kind == "bandwidth" and spec.rate > 0:
                 pace = float(spec.rate)
