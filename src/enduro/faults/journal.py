@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,11 +18,24 @@ from typing import Any
 from enduro.errors import RunError
 from enduro.services.identity import ProcessIdentity, kill_group
 
-__all__ = ["Journal", "Recovery", "UndoFailed", "recover", "run_undo"]
+__all__ = ["Journal", "Recovery", "UndoFailed", "recover", "run_undo", "this_host"]
 
 
 class UndoFailed(RunError):
     """An undo did not do its job (its command failed, timed out or could not start)."""
+
+
+def this_host() -> str:
+    """This machine's identity, written with every applied fault: an undo command is run only
+    on the machine whose run wrote it, never from a run directory copied from elsewhere."""
+    for path in ("/etc/machine-id", "/var/lib/dbus/machine-id"):
+        try:
+            ident = Path(path).read_text(encoding="ascii", errors="replace").strip()
+        except OSError:
+            continue
+        if ident:
+            return ident
+    return f"host:{socket.gethostname()}"
 
 
 class Journal:
@@ -39,7 +53,7 @@ class Journal:
     def applying(self, fault_id: int, kind: str, targets: list[str],
                  undo: dict[str, Any] | None) -> None:
         self._append({"op": "apply", "id": fault_id, "kind": kind, "targets": targets,
-                      "undo": undo, "wall": time.time()})
+                      "undo": undo, "host": this_host(), "wall": time.time()})
 
     def undone(self, fault_id: int, how: str = "undone") -> None:
         self._append({"op": how, "id": fault_id, "wall": time.time()})
@@ -71,9 +85,15 @@ class Journal:
         return list(applied.values())
 
 
-def run_undo(undo: dict[str, Any]) -> str:
-    """Carry out one undo record; return what was done, or raise ``UndoFailed``."""
+def run_undo(undo: dict[str, Any], host: object = None) -> str:
+    """Carry out one undo record; return what was done, or raise ``UndoFailed``. ``host``:
+    the machine that wrote the record; an undo command from another machine (or from a
+    journal without one) is never run."""
     kind = undo.get("type")
+    if kind == "command" and host != this_host():
+        raise UndoFailed(f"{undo.get('argv')!r} was written by a run on another machine (or "
+                         "by a journal without a machine id), so enduro does not run it here; "
+                         "run it by hand if it is yours")
     if kind == "signal":
         sig = getattr(signal, str(undo.get("signal", "SIGCONT")))
         done = []
@@ -132,7 +152,7 @@ def recover(run_dir: Path) -> Recovery:
         what = (f"fault #{record['id']} ({record.get('kind')} "
                 f"{','.join(record.get('targets') or [])})").replace(" )", ")")
         try:
-            done = run_undo(record["undo"])
+            done = run_undo(record["undo"], record.get("host"))
         except (UndoFailed, KeyError, ValueError, TypeError) as exc:
             journal.undo_failed(record["id"], str(exc))
             out.failed.append(f"{what}: undo FAILED: {exc}; still pending in "
