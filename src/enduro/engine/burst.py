@@ -20,6 +20,7 @@ from enduro.engine.flow import FlowContext, HistoryLog, check_condition, render,
 from enduro.engine.http import classify
 from enduro.engine.request import _json_path, split_base
 from enduro.engine.tasks import InFlight
+from enduro.engine.tls import client_context, server_hostname
 from enduro.engine.wire import UnsafeValue, request_head
 from enduro.observe.window import UNSAFE_VALUE, OpCounter, Recorder
 from enduro.plan.bursts import BurstWorkload, PostCondition, SplitRule
@@ -85,6 +86,9 @@ class BurstDriver:
         self.base = base_url
         self.rng = rng
         self.urls = {**service_urls, "": base_url}
+        # One TLS context for the workload, shared by every client and connection.
+        self._ssl = client_context(workload.tls) if any(
+            u.startswith("https:") for u in self.urls.values()) else None
         self.prefix = prefix
         self.active = active
         self.op: OpCounter = recorder.counter(name)
@@ -102,7 +106,8 @@ class BurstDriver:
         self.sending = True
         end = _monotonic() + duration
         db = await self._database()
-        client = HttpClient(timeout=self.workload.timeout)
+        client = HttpClient(timeout=self.workload.timeout, tls=self.workload.tls,
+                            context=self._ssl)
         late = False
         try:
             await self._cleanup(db)
@@ -186,8 +191,11 @@ class BurstDriver:
             return
         # Every connection is open before any request goes: the barrier.
         opened = await asyncio.gather(
-            *(asyncio.wait_for(asyncio.open_connection(target.host, target.port,
-                                                      limit=MAX_HEAD_BYTES), w.timeout)
+            *(asyncio.wait_for(asyncio.open_connection(
+                target.host, target.port, limit=MAX_HEAD_BYTES,
+                ssl=self._ssl if target.tls else None,
+                server_hostname=server_hostname(w.tls, target.host) if target.tls else None),
+                w.timeout)
               for _ in range(w.size)), return_exceptions=True)
         conns = [c for c in opened if isinstance(c, tuple)]
         for failure in (c for c in opened if not isinstance(c, tuple)):

@@ -12,7 +12,9 @@ from typing import Any
 from urllib.parse import urlencode
 
 from enduro.engine.request import Target, split_base
+from enduro.engine.tls import client_context, server_hostname
 from enduro.engine.wire import ProtocolError, request_head
+from enduro.plan.tls import Tls
 
 __all__ = ["MAX_BODY_BYTES", "MAX_HEAD_BYTES", "HttpClient", "Response"]
 
@@ -55,6 +57,10 @@ class HttpClient:
     headers: dict[str, str] = field(default_factory=dict)
     timeout: float = 30.0
     verify: bool = True
+    # One TLS context for every connection of this client: the workload's ``tls``, built
+    # once (by the driver, shared by its clients, or here at the first https connection).
+    tls: Tls | None = None
+    context: ssl.SSLContext | None = None
     _idle: dict[tuple[str, str, int], list[_Conn]] = field(default_factory=dict)
 
     async def request(self, method: str, url: str, *, headers: dict[str, str] | None = None,
@@ -114,13 +120,13 @@ class HttpClient:
 
     async def _open(self, t: Target) -> _Conn:
         ctx = None
+        tls = self.tls or Tls(verify=self.verify)
         if t.tls:
-            ctx = ssl.create_default_context()
-            if not self.verify:
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
+            if self.context is None:
+                self.context = client_context(tls)
+            ctx = self.context
         reader, writer = await asyncio.open_connection(
-            t.host, t.port, ssl=ctx, server_hostname=t.host if ctx else None,
+            t.host, t.port, ssl=ctx, server_hostname=server_hostname(tls, t.host) if ctx else None,
             limit=MAX_HEAD_BYTES)
         return _Conn(reader, writer)
 

@@ -19,6 +19,7 @@ from enduro.engine.python import load_function
 from enduro.engine.request import _json_path
 from enduro.engine.schedule import ArrivalSchedule
 from enduro.engine.tasks import TaskDriver, closed_loops, open_arrivals
+from enduro.engine.tls import client_context
 from enduro.engine.wire import (
     UnsafeValue,
     encode_path,
@@ -226,6 +227,9 @@ class FlowDriver(TaskDriver):
         self.flow_op: OpCounter = recorder.counter(name)
         self.steps_ops = {s: recorder.counter(f"{name}.{s}") for s in workload.step_names()}
         self.urls = {**service_urls, "": base_url}
+        # One TLS context for the workload, shared by every client and connection.
+        self._ssl = client_context(workload.tls) if any(
+            u.startswith("https:") for u in self.urls.values()) else None
         self.plan_dir = plan_dir
         self.sending = False
         self.seq = 0
@@ -240,7 +244,8 @@ class FlowDriver(TaskDriver):
             await closed_loops(self.connections, self._vu, end, self.tasks)
             return
         assert self.workload.rate is not None
-        client = HttpClient(timeout=self.workload.timeout)
+        client = HttpClient(timeout=self.workload.timeout, tls=self.workload.tls,
+                            context=self._ssl)
         try:
             await open_arrivals(
                 ArrivalSchedule(rate=self.workload.rate, share=self.share, rng=self.rng),
@@ -253,7 +258,8 @@ class FlowDriver(TaskDriver):
             await client.close()
 
     async def _vu(self, vu: int, end: float) -> None:
-        client = HttpClient(timeout=self.workload.timeout)
+        client = HttpClient(timeout=self.workload.timeout, tls=self.workload.tls,
+                            context=self._ssl)
         try:
             while self.sending and _monotonic() < end:
                 await self._iteration(vu, client, _monotonic())

@@ -24,9 +24,11 @@ import httptools
 
 from enduro.engine.request import PreparedRequest, Target
 from enduro.engine.schedule import ArrivalSchedule, RateStage
+from enduro.engine.tls import client_context
 from enduro.engine.wire import ProtocolError, UnsafeValue
 from enduro.observe.window import GENERATOR, UNSAFE_VALUE, OpCounter, Recorder
 from enduro.plan.models import HttpWorkload
+from enduro.plan.tls import Tls
 
 __all__ = ["ClosedDriver", "Connection", "HttpDriver", "OpenDriver", "classify",
            "generator_hint", "make_driver", "raise_fd_limit", "ssl_context"]
@@ -101,11 +103,7 @@ def generator_hint() -> str:
 
 def ssl_context(verify: bool, ca: str | None) -> ssl.SSLContext:
     """A client TLS context; ``verify=False`` accepts any certificate (test targets)."""
-    ctx = ssl.create_default_context(cafile=ca)
-    if not verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+    return client_context(Tls(verify=verify, ca=ca))
 
 
 class Connection(asyncio.Protocol):
@@ -238,7 +236,8 @@ class HttpDriver:
         self.connecting = 0
         self.sending = False
         self.seq = 0
-        self._ssl = (ssl_context(workload.tls.verify, workload.tls.ca) if target.tls else None)
+        # One context per workload, shared by its connections.
+        self._ssl = client_context(workload.tls) if target.tls else None
         self._server_hostname = workload.tls.server_name or target.host if target.tls else None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._sweeper: asyncio.TimerHandle | None = None

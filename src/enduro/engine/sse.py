@@ -22,8 +22,9 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from enduro.engine.http import classify, ssl_context
+from enduro.engine.http import classify
 from enduro.engine.request import Target, _json_path
+from enduro.engine.tls import client_context, server_hostname
 from enduro.engine.wire import UnsafeValue, request_head
 from enduro.observe.window import UNSAFE_VALUE, OpCounter, Recorder
 from enduro.plan.models import SseWorkload
@@ -118,7 +119,7 @@ class SseDriver:
         self.clients = [_Client(i) for i in range(clients)]
         self.sending = False
         self._ssl: ssl.SSLContext | None = (
-            ssl_context(workload.tls.verify, workload.tls.ca) if target.tls else None)
+            client_context(workload.tls) if target.tls else None)
         self._tasks: set[asyncio.Task[Any]] = set()
         self.connected: set[int] = set()
 
@@ -200,7 +201,9 @@ class SseDriver:
         try:
             reader, opened = await asyncio.wait_for(
                 asyncio.open_connection(self.target.host, self.target.port, ssl=self._ssl,
-                                        server_hostname=self.target.host if self._ssl else None,
+                                        server_hostname=server_hostname(
+                                            self.workload.tls, self.target.host)
+                                        if self._ssl else None,
                                         limit=1 << 20),
                 self.workload.connect_timeout)
             writer = opened

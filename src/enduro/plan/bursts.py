@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from enduro.plan.fields import Count, Duration, HeaderMap, HttpStatus, Interval, StepName, Url
 from enduro.plan.flows import CONDITION, FlowRequest, HistorySpec
+from enduro.plan.tls import Tls
 
 __all__ = ["BurstWorkload", "PostCondition", "SplitRule"]
 
@@ -78,6 +79,7 @@ class BurstWorkload(_Model):
     after: list[PostCondition] = []
     database: Database | None = None
     cleanup: list[str] = []
+    tls: Tls = Tls()
     history: HistorySpec | None = None
 
     @model_validator(mode="after")

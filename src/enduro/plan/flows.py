@@ -17,6 +17,7 @@ from enduro.plan.fields import (
     Url,
     UrlPath,
 )
+from enduro.plan.tls import Tls
 
 __all__ = ["Branch", "Eventually", "FinalPhase", "FlowRequest", "FlowStep", "FlowWorkload",
            "HistorySpec"]
@@ -125,6 +126,7 @@ class FlowWorkload(_Model):
     headers: HeaderMap = {}
     vars: dict[str, Any] = {}
     steps: Annotated[list[FlowStep], Field(min_length=1)]
+    tls: Tls = Tls()
 
     @model_validator(mode="after")
     def _shape(self) -> FlowWorkload:

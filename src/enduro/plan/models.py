@@ -37,6 +37,7 @@ from enduro.plan.fields import (
 from enduro.plan.flows import FinalPhase, FlowWorkload
 from enduro.plan.source import dotted
 from enduro.plan.suites import Suite
+from enduro.plan.tls import Tls
 
 __all__ = [
     "ConfigTemplate",
@@ -225,14 +226,6 @@ class Service(_Model):
         if self.config is None:
             return []
         return self.config if isinstance(self.config, list) else [self.config]
-
-
-class Tls(_Model):
-    """TLS settings of an HTTP workload."""
-
-    verify: bool = True
-    ca: str | None = None
-    server_name: str | None = None
 
 
 class Expect(_Model):

@@ -95,13 +95,16 @@ def _anchor_inputs(data: dict[str, Any], base_dir: Path) -> None:
     for workload in workloads.values():
         if not isinstance(workload, dict):
             continue
-        for kind in ("http", "sse"):
+        for kind in ("http", "sse", "flow", "burst"):
             spec = workload.get(kind)
             tls = spec.get("tls") if isinstance(spec, dict) else None
-            ca = tls.get("ca") if isinstance(tls, dict) else None
-            if isinstance(tls, dict) and isinstance(ca, str) and ca and not _is_template(ca):
-                path = Path(ca).expanduser()
-                tls["ca"] = str(path if path.is_absolute() else (base_dir / path).absolute())
+            for key in ("ca", "cert", "key"):
+                value = tls.get(key) if isinstance(tls, dict) else None
+                if isinstance(tls, dict) and isinstance(value, str) and value \
+                        and not _is_template(value):
+                    path = Path(value).expanduser()
+                    tls[key] = str(path if path.is_absolute()
+                                   else (base_dir / path).absolute())
 
 
 def _check_paths(plan: Plan, base_dir: Path, lines: Lines) -> list[PlanProblem]:
@@ -138,10 +141,12 @@ def _check_paths(plan: Plan, base_dir: Path, lines: Lines) -> list[PlanProblem]:
         if service.compose is not None:
             need((*at, "compose", "file"), service.compose.file, "file")
     for wname, workload in plan.workloads.items():
-        for kind in ("http", "sse"):
+        for kind in ("http", "sse", "flow", "burst"):
             spec = getattr(workload, kind)
-            if spec is not None and spec.tls.ca is not None:
-                need(("workloads", wname, kind, "tls", "ca"), spec.tls.ca, "file")
+            for key in ("ca", "cert", "key"):
+                value = getattr(spec.tls, key) if spec is not None else None
+                if value is not None:
+                    need(("workloads", wname, kind, "tls", key), value, "file")
     return problems
 
 
