@@ -89,9 +89,23 @@ async def open_arrivals(schedule: ArrivalSchedule, *, end: float,
     ``max_concurrency`` at once; arrivals that waited longer than ``expire_after`` are
     dropped (``on_drop``). Latency counts from the intended time, so waiting shows.
     Arrivals due but still waiting for a free slot at the end go to ``on_unstarted``."""
+    loop = asyncio.get_running_loop()
     begin = _monotonic()
     next_at = begin + schedule.next()
     backlog: deque[float] = deque()
+    # The loop sleeps until the next arrival is due, or until a task ends while arrivals wait
+    # for a free slot: no polling, whatever the rate.
+    waiter: list[asyncio.Future[None]] = []
+
+    def wake(_: object = None) -> None:
+        if waiter and not waiter[0].done():
+            waiter[0].set_result(None)
+
+    def ended(task: asyncio.Task[None]) -> None:
+        tasks.discard(task)
+        if backlog:
+            wake()
+
     try:
         while sending():
             now = _monotonic()
@@ -106,10 +120,17 @@ async def open_arrivals(schedule: ArrivalSchedule, *, end: float,
                     continue
                 task = asyncio.ensure_future(start(intended))
                 tasks.add(task)
-                task.add_done_callback(tasks.discard)
+                task.add_done_callback(ended)
             if now >= end:
                 break  # after a last pass, so every arrival due before the end is seen
-            await asyncio.sleep(0.002)
+            future: asyncio.Future[None] = loop.create_future()
+            waiter[:] = [future]
+            timer = loop.call_later(max(0.0, min(next_at, end) - _monotonic()), wake)
+            try:
+                await future
+            finally:
+                timer.cancel()
+                waiter.clear()
     finally:
         if on_unstarted is not None:
             for intended in backlog:

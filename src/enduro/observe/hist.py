@@ -1,71 +1,302 @@
-"""HDR histograms of latency in microseconds: creation, bulk folding, encoding for transfer."""
+"""HDR histograms of latency in microseconds: creation, bulk folding, encoding for transfer.
+
+``Histogram`` is hdrh's histogram with its bulk operations done by numpy over a view of the
+same counts (hdrh walks its 23,552 counters in Python: ~2 ms per percentile lookup, ~1.5 ms
+per reset, ~0.8 ms to fold a thousand values). Results are identical to hdrh's; the tests
+compare them. A sealed histogram's encoding and percentiles are computed once and cached
+(any change clears them), so whoever needs them first (the metrics' writer thread) pays.
+"""
 
 from __future__ import annotations
 
+import sys
 import weakref
 from array import array
+from typing import Any
 
 import numpy as np
+from hdrh.codec import HdrHistogramEncoder
 from hdrh.histogram import HdrHistogram
 
-__all__ = ["HIGHEST_US", "decode", "encode", "fold", "new_histogram", "percentiles_ms"]
+__all__ = ["HIGHEST_US", "PERCENTILES", "Histogram", "HistogramPool", "decode", "encode", "fold",
+           "fold_many", "new_histogram", "percentiles_ms", "prepare"]
 
 # One hour in microseconds: a longer latency is clamped (and is an outage anyway).
 HIGHEST_US = 3_600_000_000
 PERCENTILES = (50.0, 90.0, 95.0, 99.0, 99.9)
+_EMPTY_MS = {"p50": 0.0, "p90": 0.0, "p95": 0.0, "p99": 0.0, "p999": 0.0, "max": 0.0}
 
 
-def _acyclic(hist: HdrHistogram) -> HdrHistogram:
-    """hdrh's histogram and its encoder refer to each other, so every histogram is a
-    reference cycle that only the cyclic GC frees: ~190 KB each, piling up in the oldest
-    generation between full collections (a saw-tooth of megabytes). A weak back reference
-    lets reference counting free it at once."""
-    hist.encoder.histogram = weakref.proxy(hist)
-    return hist
+class Histogram(HdrHistogram):  # type: ignore[misc]  # hdrh is untyped
+    """An ``HdrHistogram`` whose counters are also a numpy array (``np_counts``, the same
+    memory), with numpy percentiles, resets and merges, and cached encoding/percentiles."""
+
+    def __init__(self, lowest: int, highest: int, digits: int,
+                 hdr_payload: Any = None) -> None:
+        super().__init__(lowest, highest, digits, hdr_payload=hdr_payload)
+        # Signed, so that numpy adds bincounts without a cast (no count nears 2**63).
+        self.np_counts: np.ndarray[Any, np.dtype[np.int64]] = np.ctypeslib.as_array(
+            self.counts).view(np.int64)
+        self._encoded: str | None = None
+        self._pct: dict[str, float] | None = None
+        # hdrh's histogram and its encoder refer to each other, so every histogram would be
+        # a reference cycle that only the cyclic GC frees (~190 KB each, piling up between
+        # full collections). A weak back reference lets reference counting free it at once.
+        self.encoder.histogram = weakref.proxy(self)
+
+    # -- changes clear the caches --------------------------------------------------------
+    def record_value(self, value: int, count: int = 1) -> bool:
+        self._encoded = self._pct = None
+        return bool(super().record_value(value, count))
+
+    def reset(self) -> None:
+        self._encoded = self._pct = None
+        lo, hi = self._span()  # every count lies in it: min and max are kept by all writers
+        self.np_counts[lo:hi] = 0
+        self.total_count = 0
+        self.min_value = sys.maxsize  # hdrh's "none yet"
+        self.max_value = 0
+        self.start_time_stamp_msec = sys.maxsize
+        self.end_time_stamp_msec = 0
+
+    def _span(self) -> tuple[int, int]:
+        """The index range [lo, hi) that holds every recorded value."""
+        if not self.total_count:
+            return 0, 0
+        lo = self.get_counts_array_index(self.min_value) if self.min_value <= self.max_value \
+            else 0
+        return lo, self.get_counts_array_index(self.max_value) + 1
+
+    def add(self, other: HdrHistogram) -> None:
+        self._encoded = self._pct = None
+        if not (isinstance(other, Histogram) and self._same_layout(other)):
+            super().add(other)
+            return
+        if other.total_count:
+            lo, hi = other._span()
+            view = self.np_counts[lo:hi]
+            view += other.np_counts[lo:hi]
+            self.total_count += other.total_count
+            # As hdrh does: the other's extremes as their bucket's equivalent values.
+            self.max_value = max(self.max_value, other.get_max_value())
+            self.min_value = min(self.get_min_value(), other.get_min_value())
+        self.start_time_stamp_msec = min(self.start_time_stamp_msec,
+                                         other.start_time_stamp_msec)
+        self.end_time_stamp_msec = max(self.end_time_stamp_msec, other.end_time_stamp_msec)
+
+    def _same_layout(self, other: Histogram) -> bool:
+        return bool(self.counts_len == other.counts_len and self.unit_magnitude ==
+                    other.unit_magnitude and self.sub_bucket_count == other.sub_bucket_count
+                    and self.word_size == other.word_size)
+
+    # -- bulk recording ------------------------------------------------------------------
+    def indices(self, values: np.ndarray[Any, np.dtype[np.int64]]
+                ) -> np.ndarray[Any, np.dtype[np.int64]]:
+        """hdrh's ``_counts_index_for`` of each value (1 .. highest), vectorised: the bit
+        length of (value | mask) is float64's exponent, exact for values below 2**53."""
+        as_float = (values | self.sub_bucket_mask).astype(np.float64)
+        bits = (as_float.view(np.int64) >> 52) - 1022  # the exponent field, unbiased, + 1
+        bucket = bits - (self.unit_magnitude + self.sub_bucket_half_count_magnitude + 1)
+        # value >> shift as a product by 2**-shift, built from its exponent bits: numpy's
+        # shift by an array of counts is ~20x slower than a product.
+        scale = ((1023 - (bucket + self.unit_magnitude)) << 52).view(np.float64)
+        sub = (values.astype(np.float64) * scale).astype(np.int64)
+        index: np.ndarray[Any, np.dtype[np.int64]] = (
+            ((bucket + 1) << self.sub_bucket_half_count_magnitude)
+            + (sub - self.sub_bucket_half_count))
+        return index
+
+    def record_many(self, values: np.ndarray[Any, np.dtype[np.int64]],
+                    index: np.ndarray[Any, np.dtype[np.int64]] | None = None,
+                    low: int | None = None, high: int | None = None) -> None:
+        """Record each value of an int64 array (all within 1 .. highest) once; ``index``,
+        ``low`` and ``high`` are the values' indices, minimum and maximum when known."""
+        if not len(values):
+            return
+        self._encoded = self._pct = None
+        if index is None:
+            index = self.indices(values)
+        lo = int(index.min())
+        counts = np.bincount(index - lo)
+        view = self.np_counts[lo:lo + len(counts)]
+        view += counts
+        self.total_count += len(values)
+        self.min_value = min(self.min_value, int(values.min()) if low is None else low)
+        self.max_value = max(self.max_value, int(values.max()) if high is None else high)
+
+    # -- reading -------------------------------------------------------------------------
+    def _values_at(self, percentiles: tuple[float, ...]) -> list[int]:
+        hi = self._span()[1]
+        cum = np.cumsum(self.np_counts[:hi])
+        if not len(cum) or int(cum[-1]) < self.total_count:
+            # Counts set behind our back (min/max not kept): read them all.
+            cum = np.cumsum(self.np_counts)
+        # hdrh's walk: the first index whose running count reaches the target count.
+        targets = np.array([self.get_target_count_at_percentile(p) for p in percentiles],
+                           dtype=np.int64)
+        found = np.searchsorted(cum, targets, side="left").tolist()
+        out = []
+        for p, i in zip(percentiles, found, strict=True):
+            if i >= len(cum):
+                out.append(0)
+                continue
+            value = self.get_value_from_index(i)
+            out.append(int(self.get_highest_equivalent_value(value) if p
+                           else self.get_lowest_equivalent_value(value)))
+        return out
+
+    def get_value_at_percentile(self, percentile: float) -> int:
+        return self._values_at((percentile,))[0]
+
+    def percentiles_ms(self) -> dict[str, float]:
+        """p50 .. p999 and max in ms, computed once while the histogram is unchanged."""
+        if self._pct is None:
+            if not self.total_count:
+                self._pct = dict(_EMPTY_MS)
+            else:
+                values = self._values_at(PERCENTILES)
+                out = {("p999" if p == 99.9 else f"p{int(p)}"): round(v / 1000.0, 3)
+                       for p, v in zip(PERCENTILES, values, strict=True)}
+                out["max"] = round(self.get_max_value() / 1000.0, 3)
+                self._pct = out
+        return dict(self._pct)
+
+    def encoded(self) -> str:
+        """The compressed text form, computed once while the histogram is unchanged."""
+        if self._encoded is None:
+            raw = self.encode()
+            self._encoded = raw.decode("ascii") if isinstance(raw, bytes) else str(raw)
+        return self._encoded
 
 
-def new_histogram() -> HdrHistogram:
+def new_histogram() -> Histogram:
     """An empty histogram with 3 significant digits over 1 µs .. 1 h."""
-    return _acyclic(HdrHistogram(1, HIGHEST_US, 3))
+    return Histogram(1, HIGHEST_US, 3)
 
 
-def fold(values: array[int], into: HdrHistogram | None = None) -> HdrHistogram:
-    """Record a buffer of microsecond values into a histogram.
+def fold(values: array[int], into: HdrHistogram | None = None) -> Histogram:
+    """Record a buffer of microsecond values into a histogram (a new one by default).
 
-    The hot path appends to a plain ``array('q')``; folding once per window with ``np.unique``
-    costs a few ms per 100k values, where recording each value would cost ~1.7 µs apiece.
+    The hot path appends to a plain ``array('q')``; folding once per window is one numpy pass
+    (~30 µs per thousand values), where recording each value would cost ~1.7 µs apiece.
     """
-    hist = into if into is not None else new_histogram()
+    hist: Histogram = into if into is not None else new_histogram()
     if not values:
         return hist
-    arr = np.frombuffer(values, dtype=np.int64)
-    uniq, counts = np.unique(np.clip(arr, 1, HIGHEST_US), return_counts=True)
-    record = hist.record_value
+    arr = np.minimum(np.maximum(np.frombuffer(values, dtype=np.int64), 1), HIGHEST_US)
+    if isinstance(hist, Histogram):
+        hist.record_many(arr)
+        return hist
+    uniq, counts = np.unique(arr, return_counts=True)  # a plain hdrh histogram
     for value, count in zip(uniq.tolist(), counts.tolist(), strict=True):
-        record(value, count)
+        hist.record_value(value, count)
     return hist
+
+
+class HistogramPool:
+    """Histograms handed out for windows and taken back once nothing refers to them.
+
+    A fresh histogram is 188 KB of zeroed memory: with a hundred made per window, the page
+    faults alone cost ~20 ms. ``reclaim`` (once per window) takes back every histogram handed
+    out whose only references are the pool's own, which reference counting tells exactly
+    (whoever still reads a window, on any thread, holds a reference)."""
+
+    def __init__(self, keep: int = 1024) -> None:
+        self._out: list[Histogram] = []
+        self._free: list[Histogram] = []
+        self._keep = keep
+        probe = [new_histogram()]
+        self._base = self._count(probe)[0]  # references held by the pool alone
+
+    @staticmethod
+    def _count(hists: list[Histogram]) -> list[int]:
+        return [sys.getrefcount(h) for h in hists]
+
+    def acquire(self) -> Histogram:
+        """An empty histogram: a reclaimed one when there is one."""
+        hist = self._free.pop() if self._free else new_histogram()
+        self._out.append(hist)
+        return hist
+
+    def reclaim(self) -> int:
+        """Take back the histograms nobody else refers to; how many there were."""
+        out, base = self._out, self._base
+        counts = self._count(out)
+        self._out = [h for h, n in zip(out, counts, strict=True) if n > base]
+        taken = 0
+        for h, n in zip(out, counts, strict=True):
+            if n <= base and len(self._free) < self._keep:
+                h.reset()
+                self._free.append(h)
+                taken += 1
+        return taken
+
+    @property
+    def made(self) -> int:
+        """Histograms this pool holds or has handed out."""
+        return len(self._out) + len(self._free)
+
+
+def fold_many(buffers: list[array[int]], pool: HistogramPool | None = None) -> list[Histogram]:
+    """``fold`` of each buffer into a new histogram (from ``pool`` when given), in one numpy
+    pass over them all (the per-call overhead, not the values, is what folding a window of
+    many ops costs)."""
+    if not buffers:
+        return []
+    out = [pool.acquire() if pool is not None else new_histogram() for _ in buffers]
+    lengths = np.array([len(b) for b in buffers])
+    values = np.concatenate([np.frombuffer(b, dtype=np.int64) for b in buffers])
+    values = np.minimum(np.maximum(values, 1), HIGHEST_US)
+    index = out[0].indices(values)
+    ends = np.cumsum(lengths).tolist()
+    starts = [0, *ends[:-1]]
+    full = [s for s, n in zip(starts, lengths.tolist(), strict=True) if n]
+    # Per-buffer minimum and maximum in one call each (reduceat needs non-empty segments).
+    lows = iter(np.minimum.reduceat(values, full).tolist()) if full else iter(())
+    highs = iter(np.maximum.reduceat(values, full).tolist()) if full else iter(())
+    for hist, start, end in zip(out, starts, ends, strict=True):
+        if end > start:
+            hist.record_many(values[start:end], index[start:end], next(lows), next(highs))
+    return out
 
 
 def encode(hist: HdrHistogram) -> str:
     """A compact text form (HdrHistogram's compressed base64) for pipes, files and SQLite."""
+    if isinstance(hist, Histogram):
+        return hist.encoded()
     raw = hist.encode()
     return raw.decode("ascii") if isinstance(raw, bytes) else str(raw)
 
 
-def decode(text: str) -> HdrHistogram:
+def decode(text: str) -> Histogram:
     """The histogram encoded by ``encode``."""
     if not text:
         return new_histogram()
-    return _acyclic(HdrHistogram.decode(text))
+    payload = HdrHistogramEncoder.decode(text, True)
+    head = payload.payload
+    hist = Histogram(head.lowest_trackable_value, head.highest_trackable_value,
+                     head.significant_figures, hdr_payload=payload)
+    hist._encoded = text
+    return hist
 
 
 def percentiles_ms(hist: HdrHistogram) -> dict[str, float]:
     """p50, p90, p95, p99, p999 and max in milliseconds (0 for an empty histogram)."""
+    if isinstance(hist, Histogram):
+        return hist.percentiles_ms()
     if hist.get_total_count() == 0:
-        return {"p50": 0.0, "p90": 0.0, "p95": 0.0, "p99": 0.0, "p999": 0.0, "max": 0.0}
+        return dict(_EMPTY_MS)
     out = {}
     for p in PERCENTILES:
         key = "p999" if p == 99.9 else f"p{int(p)}"
         out[key] = round(hist.get_value_at_percentile(p) / 1000.0, 3)
     out["max"] = round(hist.get_max_value() / 1000.0, 3)
     return out
+
+
+def prepare(hist: HdrHistogram) -> None:
+    """Compute and cache what readers of a sealed histogram ask for (its encoding and
+    percentiles), off the event loop."""
+    if isinstance(hist, Histogram) and hist.total_count:
+        hist.encoded()
+        hist.percentiles_ms()
