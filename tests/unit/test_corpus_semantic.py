@@ -220,8 +220,8 @@ workloads:
           capture: {id: $.id}
         - name: b
           request: {path: /z}
-          until: '$.id == "{{id}}"'  # <-
-"""), {}, "'until' conditions are compared as written"),
+          until: '$.id == "{{idd}}"'  # <-
+"""), {}, "no variable 'idd' in scope here (did you mean 'id'?)"),
     ("flow-step-unknown-service", flow("""\
         - name: a
           request:

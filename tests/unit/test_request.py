@@ -42,7 +42,8 @@ def test_templates_render_per_request() -> None:
     one, two = req.bytes_for(1).decode(), req.bytes_for(2).decode()
     assert one.startswith("POST /api/items/1 ") and two.startswith("POST /api/items/2 ")
     body = json.loads(one.split("\r\n\r\n", 1)[1])
-    assert len(body["id"]) == 36 and body["n"] in ("1", "2", "3")
+    # One template engine: a JSON value that is one placeholder keeps its type, as in flows.
+    assert len(body["id"]) == 36 and body["n"] in (1, 2, 3)
     length = int(one.split("Content-Length: ")[1].split("\r\n")[0])
     assert length == len(one.split("\r\n\r\n", 1)[1].encode())
     assert "Content-Type: application/json" in one

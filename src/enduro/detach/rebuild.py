@@ -25,7 +25,7 @@ from enduro.detach.runner import runner_alive
 from enduro.errors import EnduroError, RunError
 from enduro.faults.journal import Journal
 from enduro.observe.hist import decode
-from enduro.observe.metrics import Metrics
+from enduro.observe.metrics import Metrics, op_kinds
 from enduro.observe.store import Store
 from enduro.observe.window import WindowStats
 from enduro.plan.models import Plan
@@ -190,7 +190,7 @@ def rebuild_results(run_dir: Path) -> dict[str, Any]:
     except EnduroError as exc:
         rules, abort_if, rules_error = [], [], str(exc).splitlines()[0]
     keep = max([60.0, *(r.over_s or 0.0 for r in rules)])
-    metrics = Metrics(window, keep_s=keep)
+    metrics = Metrics(window, keep_s=keep, kinds=op_kinds(plan))
     phases: dict[int, str] = {}
     metrics.phase_of = lambda index, _ws: phases.get(index, "unlabelled")
     rulebook = RuleBook(rules, ops, abort_if)

@@ -16,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from enduro.engine.client import MAX_HEAD_BYTES, HttpClient
-from enduro.engine.flow import FlowContext, HistoryLog, check_condition, render, render_target
+from enduro.engine.conditions import Answer, Condition, JsonPath
+from enduro.engine.flow import FlowContext, HistoryLog, render
 from enduro.engine.http import classify
-from enduro.engine.request import _json_path, split_base
+from enduro.engine.request import split_base
 from enduro.engine.tasks import InFlight
+from enduro.engine.templates import Template
 from enduro.engine.tls import client_context, server_hostname
 from enduro.engine.wire import UnsafeValue, request_head
 from enduro.observe.window import UNSAFE_VALUE, OpCounter, Recorder
@@ -97,6 +99,13 @@ class BurstDriver:
         self.sending = False
         self.violations: list[dict[str, Any]] = []
         self.in_flight = InFlight()
+        # Post-conditions and the history path compiled once (their values may hold
+        # {{var}}, filled in per round).
+        self._conditions = {p.check: Condition(p.check, templated=True)
+                            for p in workload.after if p.http is not None}
+        spec = workload.history
+        self._history_path = (JsonPath(spec.value) if spec is not None and spec.value
+                              is not None and spec.value.startswith("$") else None)
         # The round still out at the end: the drain gives it the grace, close_all cancels it.
         self.tasks: set[asyncio.Task[None]] = set()
 
@@ -165,7 +174,7 @@ class BurstDriver:
         req = w.request
         base = render(req.base, ctx) if req.base else self.urls[req.service or ""]
         target = split_base(base)
-        path = target.prefix + render_target(req.path, ctx)
+        path = target.prefix + Template(req.path).render_target(ctx)
         if req.query:
             from urllib.parse import urlencode
             path += "?" + urlencode(render(req.query, ctx))
@@ -257,9 +266,9 @@ class BurstDriver:
             writer.close()
         if spec is not None and self.history is not None:
             value: Any = None
-            if spec.value is not None and spec.value.startswith("$"):
+            if self._history_path is not None:
                 with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):
-                    value = _json_path(json.loads(payload), spec.value)
+                    value = self._history_path.get(json.loads(payload))
             kind = "ok" if status < 400 else "fail" if status < 500 else "info"
             self.history.record(process, kind, spec.f, key, value)
         now = _monotonic()
@@ -279,12 +288,12 @@ class BurstDriver:
             base = render(req.base, ctx) if req.base else self.urls[req.service or ""]
             try:
                 response = await client.request(
-                    req.method, base.rstrip("/") + render_target(req.path, ctx),
+                    req.method, base.rstrip("/") + Template(req.path).render_target(ctx),
                     headers={**self.workload.headers, **render(req.headers, ctx)},
                     query=render(req.query, ctx) or None)
             except (OSError, TimeoutError, UnsafeValue) as exc:
                 return f"request failed: {exc!r}"
-            if check_condition(render(post.check, ctx), response):
+            if self._conditions[post.check].holds(Answer(response.status, response.body), ctx):
                 return None
             return f"{post.check} does not hold: {response.text[:200]}"
         assert post.sql is not None

@@ -7,35 +7,26 @@ from __future__ import annotations
 import asyncio
 import json
 import random
-import re
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 from enduro.engine.client import HttpClient, Response
+from enduro.engine.conditions import Answer, Condition, JsonPath, ResponseCheck
 from enduro.engine.http import classify
 from enduro.engine.python import load_function
-from enduro.engine.request import _json_path
 from enduro.engine.schedule import ArrivalSchedule
 from enduro.engine.tasks import TaskDriver, closed_loops, open_arrivals
+from enduro.engine.templates import MissingVariable, Template, compile_value, render_value
 from enduro.engine.tls import client_context
-from enduro.engine.wire import (
-    UnsafeValue,
-    encode_path,
-    encode_path_value,
-    encode_query_value,
-)
+from enduro.engine.wire import UnsafeValue
 from enduro.observe.window import UNSAFE_VALUE, OpCounter, Recorder
-from enduro.plan.flows import CONDITION, Branch, FlowStep, FlowWorkload, StepExpect
+from enduro.plan.flows import Branch, FlowRequest, FlowStep, FlowWorkload
 from enduro.plan.tokens import Credentials, Filled, has_token_refs
 
-__all__ = ["FlowContext", "FlowDriver", "FlowFailed", "HistoryLog", "check_condition",
-           "condition_holds", "render", "render_target"]
+__all__ = ["FlowContext", "FlowDriver", "FlowFailed", "HistoryLog", "render"]
 
 _monotonic = time.monotonic
-_VAR = re.compile(r"\{\{\s*([A-Za-z_][\w]*)(?:\(([^)]*)\))?\s*\}\}")
-_MISSING = object()
 
 
 class FlowFailed(Exception):
@@ -59,129 +50,68 @@ class FlowContext:
         self.client = client
         self.urls = urls
         self.last: Response | None = None
+        # The last response as checks read it (its JSON parsed once for every reader).
+        self.answer: Answer | None = None
+        # Requests sent so far in this iteration (a poll sends several per step).
+        self.sends = 0
         # The iteration's intended start (counted from here if it is cut off by the end).
         self.intended = 0.0
 
 
 def render(value: Any, ctx: FlowContext) -> Any:
-    """Fill ``{{var}}``, ``{{seq}}``, ``{{uuid}}``, ``{{randint(a,b)}}``, ``{{choice(a|b)}}``.
-    A string that is exactly one placeholder keeps the captured value's type."""
-    if isinstance(value, dict):
-        return {k: render(v, ctx) for k, v in value.items()}
-    if isinstance(value, list):
-        return [render(v, ctx) for v in value]
-    if not isinstance(value, str) or "{{" not in value:
-        return value
-    whole = _VAR.fullmatch(value.strip())
-    if whole:
-        return _lookup(whole.group(1), whole.group(2), ctx)
-    return _VAR.sub(lambda m: str(_lookup(m.group(1), m.group(2), ctx)), value)
+    """``value`` (a string or JSON-like data) with its placeholders filled in from ``ctx``,
+    by the one template engine (compiled on the spot: the engines compile theirs once)."""
+    return render_value(compile_value(value), ctx)
 
 
-def render_target(template: str, ctx: FlowContext) -> str:
-    """A path template (``/items/{{id}}?after={{cursor}}``) rendered for the request line:
-    every substituted value is percent-encoded, as one path segment before the ``?`` and as
-    a query value after it, so a value from a response can neither add a path segment or a
-    query parameter nor reach the wire with CR/LF. A placeholder that begins the template
-    (``{{location}}``) stands for a whole path: its slashes and query are kept, and only
-    what cannot stand in a request target (controls, spaces, ``#``) is encoded."""
-    if "{{" not in template:
-        return template
-    query_at = template.find("?")
+class _Request:
+    """A step's request compiled once: its templates, ready to fill in per iteration."""
 
-    def one(m: re.Match[str]) -> str:
-        value = _lookup(m.group(1), m.group(2), ctx)
-        if m.start() == 0:
-            return encode_path(value)
-        if 0 <= query_at < m.start():
-            return encode_query_value(value)
-        return encode_path_value(value)
+    __slots__ = ("base", "body", "headers", "json", "method", "path", "query", "service",
+                 "timeout")
 
-    return _VAR.sub(one, template)
+    def __init__(self, req: FlowRequest) -> None:
+        self.method = req.method
+        self.service = req.service or ""
+        self.base = Template(req.base) if req.base is not None else None
+        self.path = Template(req.path)
+        self.query = compile_value(req.query)
+        self.headers = compile_value(req.headers)
+        self.json = compile_value(req.json_) if req.json_ is not None else None
+        self.body = Template(req.body) if req.body is not None else None
+        self.timeout = req.timeout
 
 
-def _lookup(name: str, args: str | None, ctx: FlowContext) -> Any:
-    if name in ctx.vars:
-        return ctx.vars[name]
-    if name == "seq":
-        return ctx.seq
-    if name == "vu":
-        return ctx.vu
-    if name == "uuid":
-        return str(uuid.uuid4())  # unique across runs (see engine.request)
-    if name == "randint" and args:
-        lo, hi = (int(a) for a in args.split(","))
-        return ctx.rng.randint(lo, hi)
-    if name == "choice" and args:
-        return ctx.rng.choice(args.split("|"))
-    raise FlowFailed("?", "template", f"no variable {name!r} (captured: "
-                     f"{', '.join(ctx.vars) or 'none'})")
+class _Step:
+    """What a request step checks, polls and captures, compiled once."""
 
+    __slots__ = ("captures", "check", "eventually", "history_key", "history_path",
+                 "history_value", "request", "until")
 
-def _literal(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text.strip("'\"")
-
-
-def check_condition(condition: str, response: Response) -> bool:
-    """``$.state == "completed"``, ``status == 200``, ``$.items.length >= 3``,
-    ``$.state in ["done", "failed"]``."""
-    try:
-        doc = response.json() if not condition.lstrip().startswith("status") else None
-    except ValueError:
-        return False
-    return condition_holds(condition, doc, response.status)
-
-
-def condition_holds(condition: str, doc: Any, status: int) -> bool:
-    """A condition over a parsed JSON document (and the status code)."""
-    match = CONDITION.match(condition)
-    assert match is not None
-    path, op, raw = match.groups()
-    try:
-        actual = status if path == "status" else _json_path(doc, path)
-    except (KeyError, IndexError, TypeError):
-        return False
-    expected = _literal(raw)
-    try:
-        return bool({"==": actual == expected, "!=": actual != expected,
-                     "in": actual in expected if isinstance(expected, list) else False,
-                     "<": op == "<" and actual < expected, "<=": op == "<=" and actual <= expected,
-                     ">": op == ">" and actual > expected,
-                     ">=": op == ">=" and actual >= expected}[op])
-    except TypeError:
-        return False
-
-
-def _expect_ok(expect: StepExpect | None, r: Response) -> str | None:
-    """None when the response passes; else the error class."""
-    if expect is None:
-        return None if r.status < 400 else ("5xx" if r.status >= 500 else "4xx")
-    if expect.status is not None:
-        allowed = expect.status if isinstance(expect.status, list) else [expect.status]
-        if r.status not in allowed:
-            return "5xx" if r.status >= 500 else "4xx" if r.status >= 400 else "status"
-    elif r.status >= 400:
-        return "5xx" if r.status >= 500 else "4xx"
-    if expect.contains is not None and expect.contains.encode() not in r.body:
-        return "check_failed"
-    if expect.json_:
-        try:
-            doc = r.json()
-            if not all(_json_path(doc, k) == v for k, v in expect.json_.items()):
-                return "check_failed"
-        except (ValueError, KeyError, IndexError, TypeError):
-            return "check_failed"
-    return None
-
-
-def _rendered(expect: Any, ctx: FlowContext) -> Any:
-    """An expectation with ``{{var}}`` filled in (captured ids in checks)."""
-    if expect is None:
-        return None
-    return type(expect).model_validate(render(expect.model_dump(by_alias=True), ctx))
+    def __init__(self, step: FlowStep, forbidden: tuple[bytes, ...]) -> None:
+        self.request = _Request(step.request) if step.request is not None else None
+        # Canaries are checked on every response of the step, before its expectation.
+        self.check = ResponseCheck.of(step.expect, forbidden=forbidden, templated=True)
+        ev = step.expect_eventually
+        self.eventually = (ResponseCheck.of(ev, forbidden=forbidden, templated=True)
+                           if ev is not None else None)
+        self.until = (Condition(step.until, templated=True) if step.until is not None
+                      else None)
+        self.captures: list[tuple[str, str, JsonPath | str]] = []
+        for var, source in step.capture.items():
+            if source == "status":
+                self.captures.append((var, "status", ""))
+            elif source.startswith("header:"):
+                self.captures.append((var, "header", source[7:].strip().lower()))
+            else:
+                self.captures.append((var, "json", JsonPath(source)))
+        spec = step.history
+        self.history_key = Template(spec.key) if spec is not None else None
+        value = spec.value if spec is not None else None
+        self.history_path = JsonPath(value) if value is not None and value.startswith("$") \
+            else None
+        self.history_value = Template(value) if value is not None and \
+            self.history_path is None else None
 
 
 class HistoryLog:
@@ -235,6 +165,16 @@ class FlowDriver(TaskDriver):
         self.seq = 0
         self.tasks: set[asyncio.Task[None]] = set()
         self._python: dict[str, Any] = {}
+        # Every step's templates and checks, compiled once (keyed by the step's identity).
+        self._plans: dict[int, _Step] = {}
+        forbidden: tuple[bytes, ...] = ()
+
+        def compile_steps(steps: list[FlowStep]) -> None:
+            for step in steps:
+                self._plans[id(step)] = _Step(step, forbidden)
+                for b in step.branch or []:
+                    compile_steps(b.steps)
+        compile_steps(workload.steps)
 
     # -- iterations ----------------------------------------------------------------------
     async def run(self, duration: float) -> None:
@@ -313,16 +253,17 @@ class FlowDriver(TaskDriver):
         spec = step.history
         if spec is None or self.history is None:
             return
+        plan = self._plans[id(step)]
+        assert plan.history_key is not None
         try:
-            key = render(spec.key, ctx)
+            key = plan.history_key.value(ctx)
             value: Any = None
-            if spec.value is not None:
-                if spec.value.startswith("$"):
-                    if type_ == "ok" and ctx.last is not None:
-                        value = _json_path(ctx.last.json(), spec.value)
-                else:
-                    value = render(spec.value, ctx)
-        except (FlowFailed, ValueError, KeyError, IndexError, TypeError):
+            if plan.history_path is not None:
+                if type_ == "ok" and ctx.answer is not None:
+                    value = plan.history_path.get(ctx.answer.doc())
+            elif plan.history_value is not None:
+                value = plan.history_value.value(ctx)
+        except (MissingVariable, ValueError, KeyError, IndexError, TypeError):
             return
         if type_ == "invoke" and spec.f == "read":
             value = None
@@ -332,6 +273,7 @@ class FlowDriver(TaskDriver):
         assert step.name is not None
         c = self.steps_ops[step.name]
         started = _monotonic()
+        sends = ctx.sends
         self._history(step, ctx, "invoke")
         # If the run ends while this step is out, both it and its iteration are counted
         # ``unfinished`` (by close_all, before the last window is sealed).
@@ -340,12 +282,12 @@ class FlowDriver(TaskDriver):
         try:
             await work
         except UnsafeValue as exc:
-            c.requests += 1
+            c.requests += max(1, ctx.sends - sends)
             c.error(UNSAFE_VALUE)
             self._history(step, ctx, "fail")  # never sent
             raise FlowFailed(step.name, UNSAFE_VALUE, str(exc)) from exc
         except FlowFailed as exc:
-            c.requests += 1
+            c.requests += max(1, ctx.sends - sends)
             c.error(exc.cls)
             if exc.cls in ("until_timeout", "eventually_failed"):
                 # Never held: the time it waited is its latency (a lower bound; rules read
@@ -357,13 +299,13 @@ class FlowDriver(TaskDriver):
             self._history(step, ctx, "fail" if exc.cls == "4xx" else "info")
             raise FlowFailed(step.name, exc.cls, str(exc)) from exc
         except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
-            c.requests += 1
+            c.requests += max(1, ctx.sends - sends)
             cls = classify(exc) if isinstance(exc, OSError | TimeoutError) else "reset"
             c.error(cls)
             self._history(step, ctx, "info")
             raise FlowFailed(step.name, cls) from exc
         except (ValueError, KeyError, TypeError) as exc:
-            c.requests += 1
+            c.requests += max(1, ctx.sends - sends)
             c.error("check_failed")
             self._history(step, ctx, "info")
             raise FlowFailed(step.name, "check_failed", str(exc)) from exc
@@ -371,78 +313,96 @@ class FlowDriver(TaskDriver):
             self.in_flight.end(token)
         self._history(step, ctx, "ok")
         took = _monotonic() - started
-        c.requests += 1
+        # One latency per step (a poll: the time until it held), one request per send.
+        c.requests += max(1, ctx.sends - sends)
         c.lat.append(int(took * 1_000_000))
         c.svc.append(int(took * 1_000_000))
 
-    async def _send(self, step: FlowStep, ctx: FlowContext) -> Response:
-        req = step.request
+    async def _send(self, step: FlowStep, ctx: FlowContext) -> Answer:
+        req = self._plans[id(step)].request
         assert req is not None
-        if req.base is not None:
-            base = render(req.base, ctx)
-        else:
-            base = ctx.urls[req.service or ""]
-        url = base.rstrip("/") + render_target(req.path, ctx)
-        headers = {**self._headers.get(), **render(req.headers, ctx)}
-        json_body = render(req.json_, ctx) if req.json_ is not None else None
-        body = render(req.body, ctx) if req.body is not None else None
-        query = render(req.query, ctx) or None
+        try:
+            base = req.base.render(ctx) if req.base is not None else ctx.urls[req.service]
+            url = base.rstrip("/") + req.path.render_target(ctx)
+            headers = {**self._headers.get(),
+                       **{k: v.render(ctx) for k, v in req.headers.items()}}
+            json_body = render_value(req.json, ctx) if req.json is not None else None
+            body = req.body.render(ctx) if req.body is not None else None
+            query = {k: render_value(v, ctx) for k, v in req.query.items()} or None
+        except MissingVariable as exc:
+            raise FlowFailed(step.name or "?", "template", str(exc)) from None
         creds = self._step_tokens
         if creds is not None:
             url, headers, json_body, body, query = creds.fill(
                 (url, headers, json_body, body, query))
+        # Counted as sent before it goes: a poll's every attempt is a request the server saw.
+        ctx.sends += 1
         response = await ctx.client.request(
             req.method, url, headers=headers, json_body=json_body, body=body, query=query,
             timeout=req.timeout)
         ctx.last = response
+        answer = ctx.answer = Answer(response.status, response.body)
         for canary in self.canaries:
             if canary in response.body:
                 raise FlowFailed(step.name or "?", "canary", "a canary appeared in a response")
-        return response
+        return answer
 
     async def _request_step(self, step: FlowStep, ctx: FlowContext) -> None:
         name = step.name or "?"
-        if step.until is not None:
+        plan = self._plans[id(step)]
+        if plan.until is not None:
             deadline = _monotonic() + step.within
             while True:
-                response = await self._send(step, ctx)
-                if check_condition(step.until, response):
+                answer = await self._send(step, ctx)
+                if answer.status < 100 or answer.status > 599:
+                    raise FlowFailed(name, "protocol", f"status {answer.status}")
+                if plan.until.holds(answer, ctx):
                     break
                 if _monotonic() + step.every > deadline:
                     raise FlowFailed(name, "until_timeout",
                                      f"{step.until} did not hold within {step.within:g}s")
                 await asyncio.sleep(step.every)
-        elif step.expect_eventually is not None:
-            ev = _rendered(step.expect_eventually, ctx)
+        elif plan.eventually is not None:
+            ev = step.expect_eventually
+            assert ev is not None
             for attempt in range(ev.attempts):
-                response = await self._send(step, ctx)
-                if _expect_ok(ev, response) is None:
+                answer = await self._send(step, ctx)
+                cls = plan.eventually.answer(answer, ctx)
+                if cls is None:
                     break
+                if cls == "protocol":
+                    raise FlowFailed(name, cls, f"status {answer.status}")
                 if attempt == ev.attempts - 1:
                     raise FlowFailed(name, "eventually_failed",
                                      f"not true after {ev.attempts} attempts")
                 await asyncio.sleep(ev.delay)
         else:
-            response = await self._send(step, ctx)
-            cls = _expect_ok(_rendered(step.expect, ctx), response)
+            answer = await self._send(step, ctx)
+            try:
+                cls = plan.check.answer(answer, ctx)
+            except MissingVariable as exc:
+                raise FlowFailed(name, "template", str(exc)) from None
             if cls is not None:
-                raise FlowFailed(name, cls, f"status {response.status}")
-        for var, source in step.capture.items():
-            ctx.vars[var] = self._capture(name, source, response)
+                raise FlowFailed(name, cls, f"status {answer.status}")
+        for var, kind, source in plan.captures:
+            ctx.vars[var] = self._capture(name, kind, source, answer, ctx)
 
     @staticmethod
-    def _capture(step: str, source: str, r: Response) -> Any:
-        if source == "status":
-            return r.status
-        if source.startswith("header:"):
-            value = r.headers.get(source[7:].strip().lower())
+    def _capture(step: str, kind: str, source: JsonPath | str, answer: Answer,
+                 ctx: FlowContext) -> Any:
+        if kind == "status":
+            return answer.status
+        if kind == "header":
+            assert isinstance(source, str) and ctx.last is not None
+            value = ctx.last.headers.get(source)
             if value is None:
-                raise FlowFailed(step, "capture_failed", f"no header {source[7:]}")
+                raise FlowFailed(step, "capture_failed", f"no header {source}")
             return value
+        assert isinstance(source, JsonPath)
         try:
-            return _json_path(r.json(), source)
+            return source.get(answer.doc())
         except (ValueError, KeyError, IndexError, TypeError):
-            raise FlowFailed(step, "capture_failed", f"{source} is not in the response") \
+            raise FlowFailed(step, "capture_failed", f"{source.text} is not in the response") \
                 from None
 
     async def _python_step(self, step: FlowStep, ctx: FlowContext) -> None:
@@ -451,7 +411,9 @@ class FlowDriver(TaskDriver):
         if fn is None:
             fn = self._python[step.python] = load_function(step.python, self.plan_dir)
         try:
-            await fn(ctx.client, ctx)
+            # Every step kind has a timeout: a python step awaiting forever would hold its
+            # iteration (and the run's end) forever. The flow's ``timeout`` bounds it.
+            await asyncio.wait_for(fn(ctx.client, ctx), self.workload.timeout)
         except (FlowFailed, OSError, TimeoutError, UnsafeValue, asyncio.CancelledError):
             raise
         except Exception as exc:  # the user's code may raise anything

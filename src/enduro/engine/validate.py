@@ -9,16 +9,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from enduro.engine.conditions import ResponseCheck, condition_problem, json_path_problem
 from enduro.engine.python import load_function
-from enduro.engine.request import (
-    FLOW_PLACEHOLDER,
-    compile_check,
-    condition_problem,
-    flow_template_problems,
-    json_path_problem,
-    split_base,
-    template_problems,
-)
+from enduro.engine.request import flow_template_problems, split_base, template_problems
 from enduro.errors import PlanError, PlanProblem
 from enduro.plan.bursts import BurstWorkload
 from enduro.plan.flows import FlowRequest, FlowStep, StepExpect
@@ -118,11 +111,16 @@ class _Checker:
                     self.add((*rat, key, *path), message)
             self.expect(spec.expect, (*rat, "expect"))
 
-    def expect(self, expect: Expect, at: Path_) -> None:
-        try:
-            compile_check(expect)
-        except re.error as exc:
-            self.add((*at, "regex"), f"regex does not compile: {exc}")
+    def expect(self, expect: Expect | StepExpect, at: Path_, *, templated: bool = False
+               ) -> None:
+        """The keys every expectation has (engine.conditions), each at its own line; then the
+        whole compiled as the run compiles it."""
+        before = len(self.problems)
+        if expect.regex is not None:
+            try:
+                re.compile(expect.regex.encode())
+            except re.error as exc:
+                self.add((*at, "regex"), f"regex does not compile: {exc}")
         for key in expect.json_ or {}:
             problem = json_path_problem(key)
             if problem is not None:
@@ -131,8 +129,14 @@ class _Checker:
             problem = condition_problem(condition)
             if problem is not None:
                 self.add((*at, "that", j), problem)
-        self.not_templated(expect.model_dump(by_alias=True, exclude_none=True), at,
-                           "expectations of http requests are compared as written")
+        if len(self.problems) == before:
+            try:
+                ResponseCheck.of(expect, templated=templated)
+            except PlanError as exc:
+                self.add_error(at, exc)
+        if not templated:
+            self.not_templated(expect.model_dump(by_alias=True, exclude_none=True), at,
+                               "expectations of http requests are compared as written")
 
     def sse(self, w: SseWorkload, at: Path_) -> None:
         why = "SSE requests are sent as written"
@@ -174,12 +178,14 @@ class _Checker:
                     names: set[str] | frozenset[str], open_scope: bool) -> None:
         if expect is None:
             return
-        for key in expect.json_ or {}:
-            problem = json_path_problem(key)
-            if problem is not None:
-                self.add((*at, "json", key), problem)
-        self.template(expect.model_dump(by_alias=True, exclude_none=True), at, names,
-                      open_scope)
+        self.expect(expect, at, templated=True)
+        # Filled in per response: json values, contains and the values of 'that'; a regex is
+        # matched as written.
+        dump = expect.model_dump(by_alias=True, exclude_none=True)
+        regex = dump.pop("regex", None)
+        if regex is not None:
+            self.not_templated(regex, (*at, "regex"), "a regex is matched as written")
+        self.template(dump, at, names, open_scope)
 
     def history(self, step_history: Any, at: Path_, names: set[str] | frozenset[str],
                 open_scope: bool) -> None:
@@ -210,8 +216,7 @@ class _Checker:
                     problem = condition_problem(step.until)
                     if problem is not None:
                         self.add((*sat, "until"), problem)
-                    self.not_templated(step.until, (*sat, "until"),
-                                       "'until' conditions are compared as written")
+                    self.template(step.until, (*sat, "until"), names, open_scope)
                 for var, source in step.capture.items():
                     problem = _capture_problem(source)
                     if problem is not None:
@@ -257,8 +262,8 @@ class _Checker:
             if post.http is not None:
                 self.request(post.http, (*pat, "http"), names, False)
                 self.template(post.check, (*pat, "check"), names, False)
-                # The check is filled in, then read as a condition.
-                problem = condition_problem(FLOW_PLACEHOLDER.sub("0", post.check))
+                # Compiled once; placeholders in its value are filled in per round.
+                problem = condition_problem(post.check)
                 if problem is not None:
                     self.add((*pat, "check"), problem)
 

@@ -7,16 +7,44 @@ the windows that sliding rules need are kept.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hdrh.histogram import HdrHistogram
 
 from enduro.observe.hist import decode, encode, new_histogram, percentiles_ms
 from enduro.observe.window import WindowStats
 
-__all__ = ["MetricView", "Metrics"]
+if TYPE_CHECKING:
+    from enduro.plan.models import Plan
+
+__all__ = ["EVENT", "ITERATION", "REQUEST", "ROUND", "SPLIT", "MetricView", "Metrics",
+           "op_kinds"]
+
+# The kinds of figure an op holds. Only requests (what a server would see in its access log:
+# http requests, flow steps, burst requests, SSE connects, python calls) are summed into the
+# run's totals, heartbeats, phase and fault counts; the others are their own figures.
+REQUEST = "request"
+ITERATION = "iteration"  # a flow iteration, op <flow> (its steps are the requests)
+ROUND = "round"  # a burst round, op <burst>:round
+SPLIT = "split"  # burst responses that matched a split, op <burst>.<split> (a subset)
+EVENT = "event"  # SSE events received, op <sse>:event
+
+
+def op_kinds(plan: Plan) -> dict[str, str]:
+    """The ops of ``plan`` that are not requests, with their kind (every other op is a
+    request)."""
+    out: dict[str, str] = {}
+    for name, w in plan.workloads.items():
+        if w.flow is not None:
+            out[name] = ITERATION
+        elif w.burst is not None:
+            out[f"{name}:round"] = ROUND
+            out.update({f"{name}.{s}": SPLIT for s in w.burst.split})
+        elif w.sse is not None:
+            out[f"{name}:event"] = EVENT
+    return out
 
 
 class MetricView:
@@ -138,9 +166,11 @@ class Metrics:
     """
 
     def __init__(self, window_s: float, keep_s: float = 900.0,
-                 on_window: Callable[[int, list[WindowStats], str | None], None] | None = None
-                 ) -> None:
+                 on_window: Callable[[int, list[WindowStats], str | None], None] | None = None,
+                 kinds: Mapping[str, str] | None = None) -> None:
         self.window_s = window_s
+        # op -> kind for the ops that are not requests (``op_kinds``); the rest are requests.
+        self.kinds = {op: k for op, k in (kinds or {}).items() if k != REQUEST}
         self.keep = max(2, int(keep_s / window_s) + 2)
         self.totals: dict[str, WindowStats] = {}
         self._pending: dict[int, dict[str, WindowStats]] = {}
@@ -183,7 +213,9 @@ class Metrics:
             slot = self._pending.pop(index)
             phase = None
             if self.phase_of is not None:
-                phase = self.phase_of(index, list(slot.values()))
+                # Phases (and so fault detection and recovery) are judged on requests alone.
+                phase = self.phase_of(index, [w for op, w in slot.items()
+                                              if op not in self.kinds])
                 self.phase_windows[phase] = self.phase_windows.get(phase, 0) + 1
                 for op, w in slot.items():
                     total = self.phase_totals.get((phase, op))
@@ -200,9 +232,15 @@ class Metrics:
 
     def view(self, ops: set[str] | None = None, last_s: float | None = None,
              elapsed_s: float | None = None, phase: str | None = None) -> MetricView:
-        """Merged figures for ``ops`` (all when None) over the whole run, the last ``last_s``
-        seconds of sealed windows, or the windows of one ``phase``. ``elapsed_s`` is the run's
-        length, for whole-run rates."""
+        """Merged figures for ``ops`` over the whole run, the last ``last_s`` seconds of sealed
+        windows, or the windows of one ``phase``. ``elapsed_s`` is the run's length, for
+        whole-run rates.
+
+        ``ops`` None means every request (never flow iterations, burst rounds and splits or
+        SSE events, which are figures of their own); a set that mixes requests with such
+        figures (a workload's ops) means its requests; a set of such figures alone (``op=`` a
+        flow) reads them."""
+        ops = self._selected(ops)
         if phase is not None:
             view = MetricView(seconds=self.phase_windows.get(phase, 0) * self.window_s)
             for (p, op), w in self.phase_totals.items():
@@ -224,6 +262,21 @@ class Metrics:
                 if ops is None or op in ops:
                     view.add(cw)
         return view
+
+    def _selected(self, ops: set[str] | None) -> set[str] | None:
+        kinds = self.kinds
+        if not kinds:
+            return ops
+        if ops is None:
+            # Every op of the ring, phases and pending windows is in the totals too.
+            return {op for op in self.totals if op not in kinds}
+        requests = {op for op in ops if op not in kinds}
+        return requests if requests else ops
+
+    def is_request(self, op: str) -> bool:
+        """Whether ``op`` counts requests (not a flow iteration, burst round or split, SSE
+        events)."""
+        return op not in self.kinds
 
     def first_seen(self, cls: str) -> bool:
         """True the first time errors of class ``cls`` are in the totals (to say something

@@ -9,7 +9,7 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 from enduro.engine.client import HttpClient
-from enduro.engine.request import _json_path
+from enduro.engine.conditions import json_path
 from enduro.plan.models import Scrape
 
 __all__ = ["parse_prometheus", "scrape_once"]
@@ -43,7 +43,7 @@ async def scrape_once(client: HttpClient, spec: Scrape,
             doc: Any = r.json()
             for name, path in spec.json_.paths.items():
                 try:
-                    values.append((name, "", float(_json_path(doc, path))))
+                    values.append((name, "", float(json_path(doc, path))))
                 except (KeyError, IndexError, TypeError, ValueError):
                     continue
         except (OSError, TimeoutError, ValueError):

@@ -46,11 +46,30 @@ class FlowRequest(_Model):
 
 
 class StepExpect(_Model):
-    """Checks on a step's response."""
+    """Checks on a step's response: the keys of an http request's ``expect`` (engine
+    .conditions reads both), their values may hold ``{{var}}``."""
 
-    status: HttpStatus | list[HttpStatus] | None = None
+    status: HttpStatus | list[HttpStatus] | str | None = None
     json_: dict[str, Any] | None = Field(default=None, alias="json")
     contains: str | None = None
+    regex: str | None = None
+    that: list[str] = Field(default=[], description="conditions such as '$.state == \"done\"'")
+
+    @model_validator(mode="after")
+    def _valid(self) -> StepExpect:
+        for condition in self.that:
+            if not CONDITION.match(condition):
+                raise ValueError(f"that {condition!r}: expected PATH OP VALUE, such as "
+                                 "'$.state == \"done\"'")
+        if isinstance(self.status, str) and not re.fullmatch(r"[1-5]xx", self.status):
+            raise ValueError(
+                f"status must be a code, a list of codes or '2xx', got {self.status!r}")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise ValueError(f"regex does not compile: {exc}") from exc
+        return self
 
 
 class Eventually(StepExpect):

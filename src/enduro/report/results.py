@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
-from enduro.observe.metrics import Metrics
+from enduro.observe.metrics import REQUEST, Metrics
 from enduro.run.rundir import write_json_atomic
 from enduro.verdict.evaluate import Verdict
 
@@ -31,8 +31,16 @@ def build_results(*, run_id: str, plan_name: str, verdict: Verdict, metrics: Met
         view = metrics.view({op}, elapsed_s=elapsed_s)
         summary = view.summary()
         summary["workload"] = ops[op]
+        # What ``requests`` counts here: requests, or a figure of its own (a flow's
+        # iterations, a burst's rounds or splits, SSE events), never part of ``total``.
+        summary["kind"] = metrics.kinds.get(op, REQUEST)
         per_op[op] = summary
+    # Requests only: what the servers saw (flow steps, not their iterations).
     total = metrics.view(elapsed_s=elapsed_s).summary()
+    # Arrivals late or dropped are counted on whatever the workload starts (a flow: its
+    # iterations), so they are summed over every op.
+    total["late"] = sum(w.late for w in metrics.totals.values())
+    total["dropped"] = sum(w.dropped for w in metrics.totals.values())
     return {
         "schema": SCHEMA,
         "run_id": run_id,

@@ -28,8 +28,12 @@ def _ms(value: float) -> str:
     return f"{value:.1f}ms" if value >= 1 else f"{value * 1000:.0f}µs"
 
 
+_PLURAL = {"iteration": "iterations", "round": "rounds", "split": "split", "event": "events"}
+
+
 def heartbeat_line(metrics: Metrics, elapsed_s: float, last_s: float) -> str:
-    """``alive t=12m rps=… errors=… p95=…`` over the last interval."""
+    """``alive t=12m rps=… errors=… p95=…`` over the last interval, over requests (not flow
+    iterations, burst rounds or SSE events)."""
     view = metrics.view(last_s=last_s)
     p95 = percentiles_ms(view.latency)["p95"]
     return (f"alive t={format_duration(elapsed_s)} rps={view.rps:,.0f} errors={view.errors} "
@@ -52,7 +56,9 @@ def live_view(metrics: Metrics, ops: dict[str, str], *, plan: str, elapsed_s: fl
         recent = metrics.view({op}, last_s=5)
         total = metrics.view({op}, elapsed_s=elapsed_s)
         pct = percentiles_ms(recent.latency)
-        table.add_row(plain(op), f"{recent.rps:,.0f}", f"{recent.errors:,}", _ms(pct["p50"]),
+        kind = metrics.kinds.get(op)
+        label = op if kind is None else f"{op} ({_PLURAL.get(kind, kind)})"
+        table.add_row(plain(label), f"{recent.rps:,.0f}", f"{recent.errors:,}", _ms(pct["p50"]),
                       _ms(pct["p95"]), _ms(pct["p99"]), f"{total.requests:,}",
                       f"{total.errors:,}")
     parts: list[Any] = [head, table]
@@ -76,7 +82,10 @@ def summary_table(results: dict[str, Any], console: Console) -> None:
         table.add_column(col, justify="left" if col == "op" else "right")
     for op, s in results["ops"].items():
         lat = s["latency_ms"]
-        table.add_row(plain(op), f"{s['requests']:,}", f"{s['rps']:,.1f}", f"{s['errors']:,}",
+        kind = s.get("kind", "request")
+        # A flow's iterations (its steps are the requests), burst rounds, SSE events.
+        label = op if kind == "request" else f"{op} ({_PLURAL.get(kind, kind)})"
+        table.add_row(plain(label), f"{s['requests']:,}", f"{s['rps']:,.1f}", f"{s['errors']:,}",
                       _ms(lat["p50"]), _ms(lat["p95"]), _ms(lat["p99"]), _ms(lat["max"]),
                       _ms(s["service_time_ms"]["p95"]))
     console.print(table)

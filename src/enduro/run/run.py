@@ -55,7 +55,7 @@ from enduro.faults.journal import Journal, run_undo
 from enduro.faults.session import Chaos
 from enduro.observe.exposition import Exporter
 from enduro.observe.hist import percentiles_ms
-from enduro.observe.metrics import Metrics
+from enduro.observe.metrics import Metrics, op_kinds
 from enduro.observe.store import Store
 from enduro.observe.watch import Watch
 from enduro.observe.window import GENERATOR, WindowStats
@@ -153,7 +153,7 @@ class Run:
         # The ring holds what sliding rules and the live view read; heartbeats read at most
         # its last minute.
         keep = max([60.0, *(r.over_s or 0.0 for r in self.rulebook.rules)])
-        self.metrics = Metrics(self.plan.window, keep_s=keep)
+        self.metrics = Metrics(self.plan.window, keep_s=keep, kinds=op_kinds(self.plan))
         self.status = _Status()
         self.stop = asyncio.Event()
         self.force = asyncio.Event()
