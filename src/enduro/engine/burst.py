@@ -23,7 +23,7 @@ from enduro.engine.request import split_base
 from enduro.engine.tasks import InFlight
 from enduro.engine.templates import Template
 from enduro.engine.tls import client_context, server_hostname
-from enduro.engine.wire import UnsafeValue, request_head
+from enduro.engine.wire import UnsafeValue, build_request
 from enduro.observe.window import UNSAFE_VALUE, OpCounter, Recorder
 from enduro.plan.bursts import BurstWorkload, PostCondition, SplitRule
 from enduro.plan.tokens import Credentials, Filled
@@ -179,19 +179,18 @@ class BurstDriver:
             from urllib.parse import urlencode
             path += "?" + urlencode(render(req.query, ctx))
         body = b""
-        headers = {**w.headers, **render(req.headers, ctx)}
+        content_type = None
         if req.json_ is not None:
             body = json.dumps(render(req.json_, ctx), separators=(",", ":")).encode()
-            headers.setdefault("Content-Type", "application/json")
+            content_type = "application/json"
         elif req.body is not None:
             body = str(render(req.body, ctx)).encode()
-        lines: list[tuple[str, object]] = [
-            ("Host", target.host_header), ("User-Agent", "enduro"), ("Connection", "close"),
-            *headers.items()]
-        if body or req.method in ("POST", "PUT", "PATCH"):
-            lines.append(("Content-Length", len(body)))
         try:
-            wire = request_head(req.method, path, lines) + body
+            # Plan headers replace the defaults of the same name, in any case.
+            wire = build_request(
+                req.method, path, target.host_header,
+                [*w.headers.items(), *render(req.headers, ctx).items()], body,
+                content_type=content_type, close=True)
         except UnsafeValue:
             # Not one request of the round goes out; each counts as not sent.
             self.op.requests += w.size

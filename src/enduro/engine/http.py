@@ -25,7 +25,7 @@ import httptools
 from enduro.engine.request import PreparedRequest, Target
 from enduro.engine.schedule import ArrivalSchedule, RateStage
 from enduro.engine.tls import client_context
-from enduro.engine.wire import ProtocolError, UnsafeValue
+from enduro.engine.wire import ProtocolError, UnsafeValue, final_head
 from enduro.observe.window import GENERATOR, UNSAFE_VALUE, OpCounter, Recorder
 from enduro.plan.models import HttpWorkload
 from enduro.plan.tls import Tls
@@ -35,7 +35,7 @@ __all__ = ["ClosedDriver", "Connection", "HttpDriver", "OpenDriver", "classify",
 
 _monotonic = time.monotonic
 _SWEEP_S = 0.1
-_TICK_S = 0.001
+_BACKLOG_S = 0.01  # how often arrivals waiting for a connection are looked at
 # A generator out of file descriptors or ports waits this long before trying again, so the
 # errors it records stay few and the loop stays free.
 _GENERATOR_PAUSE_S = 0.25
@@ -107,10 +107,16 @@ def ssl_context(verify: bool, ca: str | None) -> ssl.SSLContext:
 
 
 class Connection(asyncio.Protocol):
-    """One keep-alive connection; sends one request at a time and reports to its driver."""
+    """One keep-alive connection; sends one request at a time and reports to its driver.
 
-    __slots__ = ("body", "busy", "complete", "counter", "driver", "head", "intended", "parser",
-                 "req", "sent", "transport")
+    Responses are framed as ``engine.wire`` frames them (RFC 9112), with httptools called
+    directly to keep the hot path lean: 1xx interim answers are skipped, HEAD/204/304 have no
+    body, and an answer that will not keep the connection (``Connection: close``, HTTP/1.0,
+    or no length at all) takes the rare path, which reads its head again with
+    ``wire.final_head`` to learn whether its body ends at the close."""
+
+    __slots__ = ("body", "busy", "complete", "counter", "driver", "eof_body", "head",
+                 "intended", "parser", "raw", "req", "sent", "status", "transport")
 
     def __init__(self, driver: HttpDriver) -> None:
         self.driver = driver
@@ -123,6 +129,12 @@ class Connection(asyncio.Protocol):
         self.sent = 0.0
         self.body: list[bytes] | None = None
         self.head = False
+        self.status = 0
+        # The bytes of the response head while it is awaited (None once it is parsed): only
+        # read again on the rare path, so keeping a reference costs nothing.
+        self.raw: bytes | None = None
+        # The answer's body ends when the server closes the connection (no length).
+        self.eof_body = False
 
     # asyncio.Protocol -------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -135,55 +147,101 @@ class Connection(asyncio.Protocol):
                 pass
 
     def data_received(self, data: bytes) -> None:
+        raw = self.raw
+        if raw is not None:
+            # b"" + data is data itself: no copy unless a head spans several reads.
+            self.raw = raw + data if len(raw) < 65536 else raw
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError:
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):
             self._fail("protocol")
             self.close()
 
     def eof_received(self) -> bool | None:
+        if self.busy and self.eof_body:
+            # The server closed the connection: a body without length ends here.
+            self._complete(self.status, False)
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         if self.busy:
-            self._fail(classify(exc))
+            if exc is None and self.eof_body:
+                self._complete(self.status, False)  # closed cleanly: the body ended
+            else:
+                self._fail(classify(exc))
         self.driver.lost(self)
 
     # httptools callbacks ----------------------------------------------------------------
     def on_headers_complete(self) -> None:
+        if not self.busy:
+            return
+        parser = self.parser
+        status = parser.get_status_code()
+        if 100 <= status < 200 and status != 101:
+            return  # 100 Continue, 103 Early Hints: the real answer follows
+        self.status = status
+        if self.head or not parser.should_keep_alive():
+            self._rare_head(status)
+        else:
+            self.raw = None
+
+    def _rare_head(self, status: int) -> None:
+        """A HEAD answer, or one that will not keep the connection: read its head again with
+        the wire module to know how its body ends."""
+        raw = self.raw or b""
+        self.raw = None
+        try:
+            head = final_head(raw, "HEAD" if self.head else "GET")
+        except (ProtocolError, ConnectionError):
+            return  # httptools judges the rest as it comes
+        if not head.head_done:
+            return
         if self.head:
-            # A HEAD answer has no body whatever Content-Length says; httptools cannot be told.
+            # A HEAD answer has no body whatever Content-Length says; httptools cannot be
+            # told, so a fresh parser reads what comes next.
             self.parser = httptools.HttpResponseParser(self)
-            self.on_message_complete(True)
+            self._complete(status, head.keep_alive)
+        elif head.framing == "eof":
+            self.eof_body = True
 
     def on_body(self, body: bytes) -> None:
         if self.body is not None:
             self.body.append(body)
 
-    def on_message_complete(self, head_done: bool = False) -> None:
+    def on_message_complete(self) -> None:
         if not self.busy:
             return
+        status = self.status
+        if status < 200 and status != 101 and 100 <= self.parser.get_status_code() < 200:
+            return  # the end of an interim answer
+        self._complete(status, self.parser.should_keep_alive())
+
+    def _complete(self, status: int, keep: bool) -> None:
         now = _monotonic()
         self.busy = False
+        self.eof_body = False
         req = self.req
         c = self.counter
         assert req is not None and c is not None
         c.requests += 1
         c.lat.append(int((now - self.intended) * 1_000_000))
         c.svc.append(int((now - self.sent) * 1_000_000))
-        status = self.parser.get_status_code() if not head_done else 200
         body = b"".join(self.body) if self.body is not None else b""
         cls = req.check(status, body)
         if cls is not None:
             c.error(cls)
-        keep = head_done or self.parser.should_keep_alive()
         if not keep:
             self.close()
             return
         self.driver.ready(self, now)
 
     # driver side ------------------------------------------------------------------------
+    def usable(self) -> bool:
+        """Open and not closed by the server meanwhile: a request written now is sent."""
+        t = self.transport
+        return t is not None and not t.is_closing()
+
     def send(self, req: PreparedRequest, counter: OpCounter, data: bytes, intended: float,
              now: float) -> None:
         self.req = req
@@ -192,6 +250,8 @@ class Connection(asyncio.Protocol):
         self.sent = now
         self.busy = True
         self.head = req.head
+        self.status = 0
+        self.raw = b""
         self.body = [] if req.needs_body else None
         assert self.transport is not None
         self.transport.write(data)
@@ -364,7 +424,8 @@ class ClosedDriver(HttpDriver):
             self.loop.call_later(0.01, self._send_after_think, conn)
 
     def _send_after_think(self, conn: Connection) -> None:
-        if self.sending and conn.transport is not None and not conn.busy:
+        # A connection the server closed meanwhile is not written to (it is being replaced).
+        if self.sending and conn.usable() and not conn.busy:
             now = _monotonic()
             if not self.dispatch(conn, now, now):
                 self.loop.call_later(0.01, self._send_after_think, conn)
@@ -442,7 +503,13 @@ class OpenDriver(HttpDriver):
             self._flush(now)
         if next_at >= self.end:
             return  # no arrival left (past the end, a zero rate, or after the last stage)
-        self._ticker = self.loop.call_later(_TICK_S, self._tick)
+        # Wake for the next arrival, not on a fixed tick: at 10/s the loop sleeps between
+        # arrivals; at high rates the timer is due at once and each wake takes every arrival
+        # due by then. Arrivals waiting for a connection are looked at every 10 ms.
+        delay = next_at - _monotonic()
+        if backlog:
+            delay = min(delay, _BACKLOG_S)
+        self._ticker = self.loop.call_later(max(0.0, delay), self._tick)
 
     def _flush(self, now: float) -> None:
         backlog = self.backlog
@@ -452,7 +519,9 @@ class OpenDriver(HttpDriver):
         while backlog and idle:
             intended = backlog.popleft()
             conn = idle.pop()
-            if conn.transport is None:
+            if not conn.usable():
+                # Closed by the server while idle: never written to; the arrival waits for
+                # another connection.
                 backlog.appendleft(intended)
                 continue
             if now - intended > timeout:

@@ -21,7 +21,7 @@ from enduro.engine.templates import (
     malformed_placeholders,
     render_value,
 )
-from enduro.engine.wire import UnsafeValue, request_head
+from enduro.engine.wire import UnsafeValue, build_request
 from enduro.errors import PlanError
 from enduro.plan.models import Expect, HttpWorkload, RequestSpec
 
@@ -124,18 +124,13 @@ class PreparedRequest:
         body = b""
         if p["json"] is not None:
             body = json.dumps(render_value(p["json"], scope), separators=(",", ":")).encode()
-            headers.setdefault("Content-Type", "application/json")
         elif p["body"] is not None:
             body = p["body"].render(scope).encode()
-        lines = [("Host", p["host"])]
-        lower = {k.lower() for k in headers}
-        lines.extend(headers.items())
-        if body or p["method"] in ("POST", "PUT", "PATCH"):
-            lines.append(("Content-Length", str(len(body))))
-        if "user-agent" not in lower:
-            lines.append(("User-Agent", "enduro"))
-        # The one serializer: no control character reaches the wire (UnsafeValue).
-        return request_head(p["method"], path, lines) + body
+        # The one serializer: plan headers replace enduro's defaults of the same name in any
+        # case, and no control character reaches the wire (UnsafeValue).
+        return build_request(p["method"], path, p["host"], headers.items(), body,
+                             content_type="application/json" if p["json"] is not None
+                             else None)
 
 
 def prepare_requests(workload: HttpWorkload, target: Target, rng: random.Random,

@@ -26,7 +26,7 @@ from enduro.engine.conditions import json_path
 from enduro.engine.http import classify
 from enduro.engine.request import Target
 from enduro.engine.tls import client_context, server_hostname
-from enduro.engine.wire import UnsafeValue, request_head
+from enduro.engine.wire import StreamResponse, UnsafeValue, merge_headers, request_head
 from enduro.observe.window import UNSAFE_VALUE, OpCounter, Recorder
 from enduro.plan.models import SseWorkload
 from enduro.plan.tokens import Credentials, Filled
@@ -133,7 +133,9 @@ class SseDriver:
             *self._headers.get().items()]
         if client.last_id is not None:
             lines.append(("Last-Event-ID", client.last_id))
-        return request_head("GET", f"{self.target.prefix}{self._path.get()}", lines)
+        # Plan headers replace the defaults of the same name, in any case.
+        return request_head("GET", f"{self.target.prefix}{self._path.get()}",
+                            merge_headers((), lines))
 
     async def run(self, duration: float) -> None:
         self.sending = True
@@ -209,31 +211,28 @@ class SseDriver:
                 self.workload.connect_timeout)
             writer = opened
             opened.write(wire)
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"),
-                                          self.workload.connect_timeout)
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
-                ssl.SSLError) as exc:
+            # The response head as the wire module frames it (1xx interim answers skipped).
+            response = StreamResponse(reader, "GET")
+            head = await asyncio.wait_for(response.read_head(), self.workload.connect_timeout)
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
             client.connecting_since = None
             c.requests += 1
             client.stats.failed += 1
-            c.error(classify(exc) if isinstance(exc, OSError | TimeoutError) else "protocol")
+            c.error(classify(exc))
             if writer is not None:
                 writer.close()
             return
         client.connecting_since = None
         assert writer is not None
-        status_line, _, rest = head.partition(b"\r\n")
-        parts = status_line.split()
-        status = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+        status = head.status
         if status != 200:
             c.requests += 1
             client.stats.failed += 1
             c.error("4xx" if 400 <= status < 500 else "5xx" if status >= 500 else "status")
             writer.close()
             return
-        chunked = b"transfer-encoding: chunked" in rest.lower()
         self.connected.add(client.index)
-        reading = asyncio.ensure_future(self._consume(client, reader, chunked, started))
+        reading = asyncio.ensure_future(self._consume(client, response, started))
         kicked = asyncio.ensure_future(client.kick.wait())
         try:
             await asyncio.wait([reading, kicked], return_when=asyncio.FIRST_COMPLETED)
@@ -243,12 +242,12 @@ class SseDriver:
             self.connected.discard(client.index)
             writer.close()
 
-    async def _consume(self, client: _Client, reader: asyncio.StreamReader, chunked: bool,
+    async def _consume(self, client: _Client, response: StreamResponse,
                        started: float) -> None:
         c = self.connect
         first = True
-        with contextlib.suppress(OSError, asyncio.IncompleteReadError, ValueError):
-            async for event in self._events(reader, chunked):
+        with contextlib.suppress(OSError, ValueError):
+            async for event in self._events(response):
                 if first:
                     first = False
                     c.requests += 1
@@ -261,26 +260,14 @@ class SseDriver:
             client.stats.failed += 1
             c.error("closed")  # the stream ended before its first event
 
-    async def _events(self, reader: asyncio.StreamReader, chunked: bool) -> Any:
-        """Yield events as dicts (id, event, data) parsed per the SSE format."""
+    async def _events(self, response: StreamResponse) -> Any:
+        """Yield events as dicts (id, event, data) parsed per the SSE format, from the body
+        as the wire module decodes it (chunked, by length, or up to the close)."""
         buffer = b""
         event: dict[str, str] = {}
         data_lines: list[str] = []
-        while True:
-            if chunked:
-                size_line = await reader.readline()
-                if not size_line:
-                    return
-                size = int(size_line.strip().split(b";")[0] or b"0", 16)
-                if size == 0:
-                    return
-                chunk = await reader.readexactly(size + 2)
-                buffer += chunk[:-2]
-            else:
-                chunk = await reader.read(65536)
-                if not chunk:
-                    return
-                buffer += chunk
+        async for chunk in response.body_chunks():
+            buffer += chunk
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
                 text = line.decode("utf-8", "replace").rstrip("\r")

@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from enduro.engine.request import Target
+from enduro.engine.wire import build_request, read_response
 from enduro.errors import RunError, TargetUnreachable
 from enduro.plan.models import Ready
 from enduro.services.output import OutputLog
@@ -30,19 +32,21 @@ async def _http_status(url: str, timeout: float) -> int:
     if ctx is not None:
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    # The engine's one serializer and response framing (ProtocolError, an OSError, when the
+    # answer is not HTTP/1.1). The whole answer is read, so the server sees a clean close.
+    wire = build_request("GET", path, Target(parts.scheme, host, port, "").host_header,
+                         [("User-Agent", "enduro-probe")], close=True)
     reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(host, port, ssl=ctx), timeout)
+        asyncio.open_connection(host, port, ssl=ctx, server_hostname=host if ctx else None),
+        timeout)
     try:
-        path = parts.path or "/"
-        if parts.query:
-            path += "?" + parts.query
-        writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n"
-                     "User-Agent: enduro-probe\r\n\r\n".encode())
-        line = await asyncio.wait_for(reader.readline(), timeout)
-        fields = line.split()
-        if len(fields) < 2 or not fields[1].isdigit():
-            raise OSError(f"not an HTTP answer: {line[:60]!r}")
-        return int(fields[1])
+        writer.write(wire)
+        answer = await asyncio.wait_for(read_response(reader, "GET", max_body=1 << 20),
+                                        timeout)
+        return answer.status
     finally:
         writer.close()
 
