@@ -79,6 +79,9 @@ def test_a_failed_flow_counts_once_and_totals_equal_the_server(tmp_path: Path,
     # A workload's ops mixing steps and iterations read the steps (the requests).
     assert rules["error_rate{workload=f} < 15%"]["observed"] == pytest.approx(failed / served)
     assert code == 0, err
+    # The page stacks requests only; the iterations are drawn apart, named as such.
+    page = (only_run(tmp_path / "runs") / "report.html").read_text()
+    assert "f (iterations)" in page
 
 
 def test_a_python_step_that_never_returns_times_out(tmp_path: Path, counting_url: str) -> None:

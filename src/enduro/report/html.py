@@ -102,8 +102,15 @@ def write_report(run_dir: Path) -> Path:
     for row in windows:
         by_op[row[2]].append(row)
     charts: list[str] = []
+    # Requests are stacked; flow iterations, burst rounds and SSE events are drawn apart
+    # (stacked, they would count the same requests twice).
+    kinds = {op: s.get("kind", "request") for op, s in (results.get("ops") or {}).items()
+             if isinstance(s, dict)}
     charts.append(_figure([go.Scatter(x=[r[0] for r in rows], y=[r[3] / r[1] for r in rows],
-                                      name=op, mode="lines", stackgroup="rps")
+                                      name=op if kinds.get(op, "request") == "request"
+                                      else f"{op} ({kinds[op]}s)", mode="lines",
+                                      stackgroup="rps" if kinds.get(op, "request") == "request"
+                                      else None)
                            for op, rows in by_op.items()], "Throughput", "requests/s", shapes))
     lat = []
     for op, rows in by_op.items():
