@@ -259,6 +259,21 @@ class ResponseCheck:
                    regex=getattr(expect, "regex", None), that=getattr(expect, "that", ()),
                    forbidden=forbidden, templated=templated)
 
+    def function(self) -> Callable[[int, bytes], str | None]:
+        """The check as a plain function of (status, body): for a check of the status alone,
+        a closure with nothing else to look at (the http engine's hot path)."""
+        if not self._simple:
+            return self.__call__
+        status_ok = self._status_ok
+
+        def check(code: int, _body: bytes) -> str | None:
+            if not 100 <= code <= 599:
+                return "protocol"
+            if status_ok(code):
+                return None
+            return "5xx" if code >= 500 else "4xx" if code >= 400 else "status"
+        return check
+
     def __call__(self, status: int, body: bytes, scope: Scope | None = None) -> str | None:
         if self._simple:  # the common case on the hot path: the status alone
             if not 100 <= status <= 599:

@@ -194,4 +194,4 @@ def compile_check(expect: Expect, forbidden: tuple[bytes, ...] = ()) -> tuple[Ch
     """A function giving the error class of a response (None when it passes), and whether it
     needs the body. A body holding a ``forbidden`` string (a canary) is class ``canary``."""
     check = ResponseCheck.of(expect, forbidden=forbidden)
-    return check, check.needs_body
+    return check.function(), check.needs_body
