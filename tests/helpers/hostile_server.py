@@ -48,8 +48,12 @@ RAW: dict[str, bytes] = {
     "bighead": (b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * (5 << 20)
                 + b"\r\nContent-Length: 2\r\n\r\n{}"),
 }
+# Valid HTTP whose JSON body is nested deeper than any parser's recursion limit.
+_DEEP = b'{"id":' * 100_000 + b"1" + b"}" * 100_000
+DEEP_JSON = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+             + str(len(_DEEP)).encode() + b"\r\n\r\n" + _DEEP)
 
-_MODES = ("ok", "silent", "drop10", "inject", *RAW)
+_MODES = ("ok", "silent", "drop10", "inject", "deepjson", *RAW)
 
 
 @dataclass
@@ -101,8 +105,8 @@ class HostileServer:
                     # Never answer; the client's request stays unanswered for good.
                     await reader.read()
                     return
-                if self.mode in RAW:
-                    writer.write(RAW[self.mode])
+                if self.mode in RAW or self.mode == "deepjson":
+                    writer.write(RAW.get(self.mode, DEEP_JSON))
                     await writer.drain()
                     with self._lock:
                         self.answered += 1

@@ -304,6 +304,28 @@ def test_a_response_that_is_not_http_is_a_protocol_error(
                                                                                   seen)
 
 
+def test_json_nested_deeper_than_the_parser_fails_its_request_not_the_driver(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """Before: a RecursionError in the JSON parser killed every flow iteration (0 requests,
+    verdict pass). Now each such answer fails its capture, counted once per request."""
+    with hostile_server("deepjson") as server:
+        plan = {"name": "deep", "duration": "1500ms", "seed": 1, "grace": "1s",
+                "workloads": {"w": _workload("flow", server.url)}, "rules": ["errors == 0"]}
+        path = tmp_path / "plan.yaml"
+        path.write_text(yaml.safe_dump(plan, sort_keys=False))
+        code = main(["run", str(path), "--out", str(tmp_path / "runs"), "--no-live"])
+        seen = server.snapshot()
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err and "Task exception" not in err, err
+    assert code == 1, out + err
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    results = json.loads((run_dir / "results.json").read_text())
+    step = results["ops"]["w.get"]
+    assert step["requests"] == seen["received"] > 0
+    assert set(step["errors_by_class"]) <= {"capture_failed", "unfinished"}, step
+    assert step["errors_by_class"].get("capture_failed", 0) > 0
+
+
 def test_a_burst_round_longer_than_the_run_ends_with_it(tmp_path: Path) -> None:
     """Before: a round waiting on a silent server (or ``every: 1h``) kept the load going until
     the watchdog stopped it: verdict incomplete, exit 3, 10 s for a 2 s plan."""

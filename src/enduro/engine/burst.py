@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from enduro.engine.client import MAX_HEAD_BYTES, HttpClient
-from enduro.engine.conditions import Answer, Condition, JsonPath
+from enduro.engine.conditions import Answer, Condition, JsonPath, parse_json
 from enduro.engine.flow import FlowContext, HistoryLog, render
 from enduro.engine.http import classify
 from enduro.engine.request import split_base
@@ -267,7 +267,7 @@ class BurstDriver:
             value: Any = None
             if self._history_path is not None:
                 with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):
-                    value = self._history_path.get(json.loads(payload))
+                    value = self._history_path.get(parse_json(payload))
             kind = "ok" if status < 400 else "fail" if status < 500 else "info"
             self.history.record(process, kind, spec.f, key, value)
         now = _monotonic()

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
+from enduro.engine.conditions import parse_json
 from enduro.engine.request import Target, split_base
 from enduro.engine.tls import client_context, server_hostname
 from enduro.engine.wire import MAX_BODY_BYTES, MAX_HEAD_BYTES, build_request, read_response
@@ -36,7 +37,7 @@ class Response:
     url: str = ""
 
     def json(self) -> Any:
-        return json.loads(self.body)
+        return parse_json(self.body)
 
     @property
     def text(self) -> str:

@@ -19,7 +19,7 @@ from enduro.errors import PlanError
 from enduro.plan.flows import CONDITION
 
 __all__ = ["Answer", "Condition", "JsonPath", "ResponseCheck", "condition_problem",
-           "json_path", "json_path_problem"]
+           "json_path", "json_path_problem", "parse_json"]
 
 _PATH_STEP = re.compile(r"\.([A-Za-z0-9_\-]+)|\[(\d+|\*)\]")
 _NOT_JSON = object()
@@ -77,6 +77,16 @@ def _walk(node: Any, steps: tuple[tuple[str, str], ...], start: int) -> Any:
         else:
             raise TypeError(f".{name} of a {type(node).__name__}")
     return node
+
+
+def parse_json(data: bytes | str) -> Any:
+    """A response body as JSON. ValueError when it is not JSON, including a document nested
+    too deeply for the parser (a hostile ``[[[[...``), which must fail its request, not the
+    driver."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("the JSON document is nested too deeply") from None
 
 
 def json_path(doc: Any, path: str) -> Any:
@@ -150,7 +160,7 @@ class Answer:
         if not self._parsed:
             self._parsed = True
             try:
-                self._doc = json.loads(self.body)
+                self._doc = parse_json(self.body)
             except ValueError:
                 self._doc = _NOT_JSON
         if self._doc is _NOT_JSON:

@@ -22,7 +22,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from enduro.engine.conditions import json_path
+from enduro.engine.conditions import json_path, parse_json
 from enduro.engine.http import classify
 from enduro.engine.request import Target
 from enduro.engine.tls import client_context, server_hostname
@@ -317,7 +317,7 @@ class SseDriver:
         path = self.workload.ts_path
         if path is not None:
             with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):
-                ts = float(json_path(json.loads(event.get("data", "")), path))
+                ts = float(json_path(parse_json(event.get("data", "")), path))
                 if self.workload.ts_unit == "ms":
                     ts /= 1000.0
                 delay = time.time() - ts
