@@ -8,8 +8,10 @@ encoding and the runner's decoding. Each op records ``--per-op`` latencies per w
     python benchmarks/window_bench.py                 # this tree
     python benchmarks/window_bench.py --src /tmp/old/src   # another tree (before/after)
 
-Prints, per op count, the loop's time per seal (median and worst of ``--windows``), the CPU
-spent per seal on other threads (work handed off the loop), and the worker-process path.
+Prints, per op count, the loop's time per seal (median and worst of ``--windows``; wall and
+the loop thread's CPU), the CPU spent per seal on other threads (work handed off the loop),
+the worker-process path, and apart from the seal the cost of the live figures (the last 10 s
+p95 that state.json carries every 2 s).
 Run it on an idle machine: the figures are wall-clock times of one thread.
 """
 
@@ -46,6 +48,8 @@ from enduro.observe.metrics import Metrics, MetricView  # noqa: E402
 from enduro.observe.store import Store  # noqa: E402
 from enduro.observe.window import Recorder, WindowStats  # noqa: E402
 
+LIVE: list[float] = []  # ms of the live figures (last 10 s p95) per measurement
+
 
 def phase_of(window_s: float) -> Any:
     """What the run's phase labeller reads of each sealed window (faults/session.py)."""
@@ -79,9 +83,10 @@ def flush(metrics: Metrics) -> None:
 
 
 async def measure(n_ops: int, workers: bool, samples: list[array[int]],
-                  work: Path) -> tuple[list[float], list[float], float, int]:
+                  work: Path) -> tuple[list[float], list[float], list[float], float, int]:
     """Loop ms per seal (the engine's loop: in-process, or a worker's), the runner's loop ms
-    per seal with workers, other threads' CPU ms per seal, windows stored."""
+    per seal with workers, the engine loop's CPU ms per seal, other threads' CPU ms per seal,
+    windows stored."""
     ops = [f"op{i}" for i in range(n_ops)]
     idle = [f"idle{i}" for i in range(ARGS.idle)]
     store = Store(work / f"metrics-{n_ops}-{workers}.sqlite")
@@ -95,29 +100,38 @@ async def measure(n_ops: int, workers: bool, samples: list[array[int]],
     recorder = Recorder(ops + idle)
     loop_ms: list[float] = []
     runner_ms: list[float] = []
+    loop_cpu: list[float] = []
+    live_ms: list[float] = []
     cpu0, main0 = time.process_time(), time.thread_time()
     for n in range(ARGS.windows):
         fill(recorder, ops, samples, n)
+        c0 = time.thread_time()
         t0 = time.perf_counter()
         sealed = recorder.rotate(n + 1)
         if workers:
             wire = [w.to_wire() for w in sealed]
             t1 = time.perf_counter()
             loop_ms.append((t1 - t0) * 1000)  # the worker's loop
+            loop_cpu.append((time.thread_time() - c0) * 1000)
             t0 = t1
             sealed = [WindowStats.from_wire(w) for w in wire]
         metrics.add(sealed)
         metrics.seal(n)
-        view = metrics.view(last_s=10)
-        percentiles_ms(view.latency)  # the live figures (state.json, live view)
         (runner_ms if workers else loop_ms).append((time.perf_counter() - t0) * 1000)
+        if not workers:
+            loop_cpu.append((time.thread_time() - c0) * 1000)
+        if n % 2 == 1:  # the live figures of state.json (every 2 s): not part of the seal
+            t2 = time.perf_counter()
+            percentiles_ms(metrics.view(last_s=10).latency)
+            live_ms.append((time.perf_counter() - t2) * 1000)
         await asyncio.sleep(0.05)
     flush(metrics)
     cpu = time.process_time() - cpu0
     main = time.thread_time() - main0
     stored = store.db.execute("SELECT COUNT(*) FROM windows").fetchone()[0]
+    LIVE.append(statistics.median(live_ms))
     store.close()
-    return loop_ms, runner_ms, max(0.0, cpu - main) * 1000 / ARGS.windows, stored
+    return loop_ms, runner_ms, loop_cpu, max(0.0, cpu - main) * 1000 / ARGS.windows, stored
 
 
 async def main() -> int:
@@ -128,16 +142,19 @@ async def main() -> int:
     print(f"source: {sys.modules['enduro.observe.window'].__file__}")
     print(f"{ARGS.per_op} latencies per op per window, {ARGS.idle} idle ops, "
           f"{ARGS.windows} windows\n")
-    print(f"{'loop':<22}{'ops':>5}{'ms/seal p50':>13}{'worst':>9}"
-          f"{'other threads ms/seal':>23}{'rows':>7}")
+    print(f"{'loop':<22}{'ops':>5}{'ms/seal p50':>13}{'worst':>9}{'CPU ms p50':>12}"
+          f"{'other threads CPU ms/seal':>27}{'rows':>7}{'live figures ms':>17}")
     for workers in (False, True):
         for n_ops in (int(x) for x in ARGS.ops.split(",")):
-            loop_ms, runner_ms, other, stored = await measure(n_ops, workers, samples, work)
+            loop_ms, runner_ms, cpu, other, stored = await measure(n_ops, workers, samples,
+                                                                   work)
             rows = [("engine (in-process)", loop_ms)] if not workers else [
                 ("--workers: worker", loop_ms), ("--workers: runner", runner_ms)]
             for name, times in rows:
+                own = f"{statistics.median(cpu):>12.2f}" if name != "--workers: runner" \
+                    else f"{'':>12}"
                 print(f"{name:<22}{n_ops:>5}{statistics.median(times):>13.2f}"
-                      f"{max(times):>9.2f}{other:>23.2f}{stored:>7}")
+                      f"{max(times):>9.2f}{own}{other:>27.2f}{stored:>7}{LIVE[-1]:>17.2f}")
     return 0
 
 

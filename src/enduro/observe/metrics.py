@@ -2,18 +2,25 @@
 
 Memory stays flat however long the run: totals are one merged histogram pair per op, and only
 the windows that sliding rules need are kept.
+
+Sealing stays cheap on the event loop: counts and histogram merges (numpy, a few µs each) are
+done there, and the rest of a sealed window's bookkeeping (its encoding, percentiles, the ring's
+compression and the window store) is finished by one writer thread, in order.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import queue
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hdrh.histogram import HdrHistogram
 
-from enduro.observe.hist import decode, encode, new_histogram, percentiles_ms
+from enduro.observe.hist import decode, encode, new_histogram, percentiles_ms, prepare
 from enduro.observe.window import WindowStats
 
 if TYPE_CHECKING:
@@ -79,12 +86,11 @@ class MetricView:
         for cls, n in w.classes.items():
             self.classes[cls] = self.classes.get(cls, 0) + n
         if w.requests:
-            if isinstance(w, WindowStats):
-                self._lat_parts.append(w.latency)
-                self._svc_parts.append(w.service)
-            else:
-                self._lat_parts.append(w.latency_enc)
-                self._svc_parts.append(w.service_enc)
+            lat, svc = w.histograms() if isinstance(w, WindowStats) else w.parts()
+            if lat is not None:
+                self._lat_parts.append(lat)
+            if svc is not None:
+                self._svc_parts.append(svc)
         self._lat = self._svc = None
 
     @staticmethod
@@ -136,26 +142,88 @@ class MetricView:
         }
 
 
-@dataclass(frozen=True)
 class CompactWindow:
     """A sealed window as the ring keeps it: counts, and histograms compressed (~2 KB
-    instead of ~190 KB each)."""
+    instead of ~190 KB each). Made on the loop holding the histograms; ``compact`` (on the
+    writer thread) swaps them for their encodings. Readers take ``parts()``, which is one or
+    the other whatever the interleaving: the encoding is set before the histogram is let go."""
 
-    op: str
-    index: int
-    requests: int
-    errors: int
-    late: int
-    dropped: int
-    classes: dict[str, int]
-    latency_enc: str
-    service_enc: str
+    __slots__ = ("_lat", "_svc", "classes", "dropped", "errors", "index", "late", "latency_enc",
+                 "op", "requests", "service_enc")
+
+    def __init__(self, w: WindowStats) -> None:
+        self.op, self.index = w.op, w.index
+        self.requests, self.errors, self.late, self.dropped = (w.requests, w.errors, w.late,
+                                                               w.dropped)
+        self.classes = dict(w.classes)
+        self._lat, self._svc = w.histograms() if w.requests else (None, None)
+        self.latency_enc = self.service_enc = ""
 
     @classmethod
     def of(cls, w: WindowStats) -> CompactWindow:
-        has = w.requests > 0
-        return cls(w.op, w.index, w.requests, w.errors, w.late, w.dropped, dict(w.classes),
-                   encode(w.latency) if has else "", encode(w.service) if has else "")
+        """A compacted window, at once."""
+        out = cls(w)
+        out.compact()
+        return out
+
+    def compact(self) -> None:
+        """Keep the encodings, let the histograms go."""
+        if self._lat is not None:
+            self.latency_enc = encode(self._lat) if self._lat.get_total_count() else ""
+            self._lat = None
+        if self._svc is not None:
+            self.service_enc = encode(self._svc) if self._svc.get_total_count() else ""
+            self._svc = None
+
+    def parts(self) -> tuple[HdrHistogram | str, HdrHistogram | str]:
+        """(latency, service): the histogram while it is held, else its encoding."""
+        lat, svc = self._lat, self._svc
+        return (lat if lat is not None else self.latency_enc,
+                svc if svc is not None else self.service_enc)
+
+
+class _SealWriter:
+    """One daemon thread running sealed windows' bookkeeping in the order it was handed in.
+    The first error is kept for ``flush`` (the run reports it); later windows still run."""
+
+    def __init__(self) -> None:
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._pending = 0
+        self._cv = threading.Condition()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._work, name="enduro-seal", daemon=True)
+        self._thread.start()
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._cv:
+            self._pending += 1
+        self._jobs.put(job)
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            try:
+                job()
+            except BaseException as exc:  # kept for flush: the run says it, then goes on
+                if self.error is None:
+                    self.error = exc
+            finally:
+                del job  # its windows' histograms can go back to the recorder's pool
+                with self._cv:
+                    self._pending -= 1
+                    if not self._pending:
+                        self._cv.notify_all()
+
+    def flush(self, timeout: float) -> bool:
+        with self._cv:
+            return self._cv.wait_for(lambda: self._pending == 0, timeout)
+
+    def close(self, timeout: float) -> None:
+        self.flush(timeout)
+        self._jobs.put(None)
+        self._thread.join(timeout)
 
 
 class Metrics:
@@ -167,7 +235,8 @@ class Metrics:
 
     def __init__(self, window_s: float, keep_s: float = 900.0,
                  on_window: Callable[[int, list[WindowStats], str | None], None] | None = None,
-                 kinds: Mapping[str, str] | None = None) -> None:
+                 kinds: Mapping[str, str] | None = None,
+                 background: bool | None = None) -> None:
         self.window_s = window_s
         # op -> kind for the ops that are not requests (``op_kinds``); the rest are requests.
         self.kinds = {op: k for op, k in (kinds or {}).items() if k != REQUEST}
@@ -184,6 +253,10 @@ class Metrics:
         self.phase_totals: dict[tuple[str, str], WindowStats] = {}
         self.phase_windows: dict[str, int] = {}
         self._noted: set[str] = set()
+        # Finish sealed windows on a writer thread: always (True), never (False), or when
+        # sealing runs on an event loop (None).
+        self.background = background
+        self._writer: _SealWriter | None = None
 
     def add(self, windows: Iterable[WindowStats]) -> None:
         """Merge windows (from any worker, in any order) into the totals and pending slots.
@@ -201,14 +274,16 @@ class Metrics:
             if have is None:
                 # The first part of a window is adopted as is (a copy of its counters, the
                 # histograms shared): no new 190 KB histograms per window.
-                slot[w.op] = WindowStats(w.op, w.index, w.requests, w.errors, w.late,
-                                         w.dropped, dict(w.classes), w.latency, w.service)
+                slot[w.op] = w.adopt()
                 continue
             have.merge(w)
 
     def seal(self, upto: int) -> None:
         """Declare windows up to ``upto`` complete: hand them to ``on_window``, keep them
-        compressed in the ring, trim the ring to ``keep`` windows."""
+        compressed in the ring, trim the ring to ``keep`` windows.
+
+        On an event loop, encoding, percentiles, compression and ``on_window`` run on the
+        writer thread (in window order; ``flush`` waits for them): the loop only merges."""
         for index in sorted(i for i in self._pending if i <= upto):
             slot = self._pending.pop(index)
             phase = None
@@ -222,13 +297,59 @@ class Metrics:
                     if total is None:
                         total = self.phase_totals[(phase, op)] = WindowStats(op=op, index=-1)
                     total.merge(w)
-            if self.on_window is not None:
-                self.on_window(index, list(slot.values()), phase)
-            self._ring[index] = {op: CompactWindow.of(w) for op, w in slot.items()}
+            windows = list(slot.values())
+            ring = self._ring[index] = {op: CompactWindow(w) for op, w in slot.items()}
             self._order.append(index)
+            job = functools.partial(self._finish, index, windows, phase, list(ring.values()))
+            if self._deferred():
+                if self._writer is None:
+                    self._writer = _SealWriter()
+                self._writer.submit(job)
+            else:
+                job()
         self.sealed = max(self.sealed, upto)
         while self._order and self._order[0] <= self.sealed - self.keep:
             self._ring.pop(self._order.popleft(), None)
+
+    def _deferred(self) -> bool:
+        if self.background is not None:
+            return self.background
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return False
+        return True
+
+    def _finish(self, index: int, windows: list[WindowStats], phase: str | None,
+                ring: list[CompactWindow]) -> None:
+        """A sealed window's bookkeeping: what readers will ask of its histograms (encoding,
+        percentiles) computed once, the ring's entries compressed, ``on_window`` told."""
+        for w in windows:
+            for hist in w.histograms():
+                if hist is not None:
+                    prepare(hist)
+        for entry in ring:
+            entry.compact()
+        if self.on_window is not None:
+            self.on_window(index, windows, phase)
+
+    def flush(self, timeout: float = 60.0) -> BaseException | None:
+        """Wait until every sealed window's bookkeeping is done (the window store is
+        complete); the first error it met since the last flush, if any."""
+        writer = self._writer
+        if writer is None:
+            return None
+        writer.flush(timeout)
+        error, writer.error = writer.error, None
+        return error
+
+    def close(self, timeout: float = 60.0) -> BaseException | None:
+        """``flush``, then end the writer thread."""
+        error = self.flush(timeout)
+        if self._writer is not None:
+            self._writer.close(timeout)
+            self._writer = None
+        return error
 
     def view(self, ops: set[str] | None = None, last_s: float | None = None,
              elapsed_s: float | None = None, phase: str | None = None) -> MetricView:

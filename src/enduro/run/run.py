@@ -301,6 +301,8 @@ class Run:
             if fh is not None:
                 with contextlib.suppress(OSError, ValueError):
                     fh.close()
+        with contextlib.suppress(Exception):
+            self.metrics.close()  # windows still being stored, before the store closes
         if self.store is not None:
             with contextlib.suppress(Exception):
                 self.store.close()
@@ -329,10 +331,12 @@ class Run:
     def load_elapsed(self) -> float:
         return max(0.0, self.clock.now() - self.load_start) if self.load_start else 0.0
 
-    def _write_state(self) -> None:
+    def _write_state(self, background: bool = False) -> None:
+        """``state.json`` now, or (``background``, the periodic write) on a writer thread:
+        the fsync never blocks the event loop."""
         if self.rundir is None:
             return
-        self.rundir.write_state({
+        self.rundir.write_state(background=background, state={
             "run_id": self.rundir.run_id,
             "plan": self.plan.name,
             "state": self.status.state,
@@ -764,7 +768,7 @@ class Run:
                     "ops": {op: self.metrics.view({op}, elapsed_s=elapsed).summary()
                             for op in self.ops}}
             path = self.rundir.path / "snapshots" / f"snapshot-{n:04d}-t{int(elapsed)}s.json"
-            path.write_text(json.dumps(snap, indent=2) + "\n")
+            await asyncio.to_thread(path.write_text, json.dumps(snap, indent=2) + "\n")
             self.event("snapshot", path=str(path.relative_to(self.rundir.path)))
 
     async def _state_ticker(self) -> None:
@@ -777,7 +781,7 @@ class Run:
             if exporter is not None:
                 exporter.update(self.watch.exposition())
             await self.clock.sleep(2.0)
-            self._write_state()
+            self._write_state(background=True)
 
     def _is_live(self) -> bool:
         if self.options.live is not None:
@@ -918,6 +922,11 @@ class Run:
         self._faults = faults
         self.rulebook.fault_values.update(Chaos.rule_values(faults))
         self.metrics.seal(max(self.metrics.latest, self.metrics.sealed))
+        # Sealed windows' bookkeeping runs on a writer thread: the store is complete after it.
+        store_error = self.metrics.flush()
+        if store_error is not None:
+            self.event("write_failed", what="metrics.sqlite", error=repr(store_error))
+            self.log(f"metrics.sqlite: windows could not be stored: {store_error}")
         verdict: Verdict = (Verdict(True, []) if self.options.services_only
                             else self.rulebook.final(self.metrics, elapsed))
         if self.options.job is not None and isinstance(self.job_result, list):
