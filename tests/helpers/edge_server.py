@@ -16,6 +16,8 @@ Prometheus exposition on ``/metrics``):
 - ``commit_reset``: every 3rd request is read whole, counted as committed, then the connection
   is reset without an answer; the others are answered normally (keep-alive).
 - ``malformed``: a status line that is not HTTP (``HTTP/1.1 2OO OK``).
+- ``idle_close``: like ``length``, but a connection idle for 100 ms is closed by the server
+  (a short keep-alive timeout, as many servers have).
 
 A HEAD request gets the headers of the answer and never a body, in every mode. Every request's
 target is recorded, so a test asserts that no request reached the server twice.
@@ -37,7 +39,8 @@ __all__ = ["BODY", "MODES", "EdgeServer", "edge_server"]
 
 BODY = b'{"state":"completed","pad":"' + b"x" * 200 + b'"}'
 MODES = ("length", "chunked", "eof11", "eof10", "interim", "nocontent", "notmodified", "close",
-         "commit_reset", "malformed")
+         "commit_reset", "malformed", "idle_close")
+IDLE_CLOSE_S = 0.1
 METRICS = b"# TYPE edge_up gauge\nedge_up 1\n# TYPE edge_total counter\nedge_total 42\n"
 EVENTS = 3
 
@@ -114,7 +117,14 @@ class EdgeServer:
             self.connections += 1
         try:
             while True:
-                head = await reader.readuntil(b"\r\n\r\n")
+                if self.mode == "idle_close" and self.received:
+                    try:
+                        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"),
+                                                      IDLE_CLOSE_S)
+                    except TimeoutError:
+                        return  # idle too long: closed (the finally below)
+                else:
+                    head = await reader.readuntil(b"\r\n\r\n")
                 lines = head[:-4].split(b"\r\n")
                 method, _, rest = lines[0].partition(b" ")
                 target = rest.rpartition(b" ")[0]

@@ -187,6 +187,31 @@ def test_scrape_reads_every_framing(mode: str) -> None:
             assert ("edge_up", "", 1.0) in values and ("scrape_up", "", 1.0) in values
 
 
+@pytest.mark.parametrize("kind", ["flow", "http-open"])
+def test_idle_connections_the_server_closed_are_not_written_to(tmp_path: Path,
+                                                                kind: str) -> None:
+    # The server closes a connection idle for 100 ms; enduro pauses 150-200 ms between
+    # requests. A request is never written to such a connection (nor sent twice): no errors.
+    workload: dict[str, Any]
+    if kind == "flow":
+        workload = {"flow": {"connections": 2, "timeout": "5s", "steps": [
+            {"name": "one", "request": {"method": "POST", "path": UNIQUE}},
+            {"name": "pause", "sleep": "150ms"},
+            {"name": "two", "request": {"method": "POST", "path": UNIQUE}}]}}
+    else:
+        workload = {"http": {"rate": "5/s", "timeout": "5s", "requests": [
+            {"name": "one", "method": "POST", "path": UNIQUE}]}}
+    with edge_server("idle_close") as server:
+        next(iter(workload.values()))["base"] = server.url
+        ops = _ops(tmp_path, workload)
+        seen = server.snapshot()
+        assert server.duplicates() == {}
+    counted = [ops[k] for k in ("w.one", "w.two", "one") if k in ops]
+    assert sum(op["requests"] for op in counted) == seen["received"] > 2
+    assert all(op["errors"] == 0 for op in counted), [op["errors_by_class"] for op in counted]
+    assert seen["connections"] > 2  # the server did close idle connections
+
+
 # -- request headers ---------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["http", "flow", "burst"])
 def test_plan_headers_replace_defaults_in_any_case(tmp_path: Path, kind: str) -> None:
