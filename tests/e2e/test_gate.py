@@ -48,9 +48,10 @@ COMMAND = (f"{sys.executable} -m pytest -q -p no:cacheprovider test_bench.py "
 # Two runs of the same code on a shared machine differ by a few percent (drift between runs,
 # which no within-run statistic sees), so the real-output tests allow 20%.
 LAX = {"ENDURO_GATE_REGRESSION_PCT": "20"}
-# Runs of the same code a minute apart drifted by 36% on a busy 2-core machine; the git-ref
-# test allows 60% and makes the real regression large (8x the work) so both sides stay clear.
-LAXER = {"ENDURO_GATE_REGRESSION_PCT": "60"}
+# Runs of the same code a minute apart drifted by up to +85% on a busy 2-core machine (the
+# gate compares sequential runs; no within-run statistic sees drift between them). The git-ref
+# test allows 200% and makes the real regression far larger (16x the work).
+LAXER = {"ENDURO_GATE_REGRESSION_PCT": "200"}
 
 
 def test_gate_against_a_git_ref(tmp_path: Path) -> None:
@@ -62,8 +63,8 @@ def test_gate_against_a_git_ref(tmp_path: Path) -> None:
     assert same.returncode == 0, same.stdout + same.stderr
     report = json.loads((tmp_path / "same" / "comparison.json").read_text())
     assert report["passed"] and len(report["cases"]) == 2
-    # Head does 8x the work in one case: that case regresses, the other does not.
-    (repo / "test_bench.py").write_text(BENCH.format(n=16000))
+    # Head does 16x the work in one case: that case regresses, the other does not.
+    (repo / "test_bench.py").write_text(BENCH.format(n=32000))
     slower = run_cli("gate", "compare", "--base-ref", "HEAD", "--command", COMMAND,
                      "--result", "bench.json", "--out", str(tmp_path / "slower"), cwd=repo,
                      timeout=300, env=LAXER)
@@ -71,7 +72,7 @@ def test_gate_against_a_git_ref(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "slower" / "comparison.json").read_text())
     verdicts = {c["case"].split("::")[-1]: c for c in report["cases"]}
     assert verdicts["test_squares"]["verdict"] == "regressed"
-    assert 250 < verdicts["test_squares"]["delta_pct"] < 2000
+    assert 400 < verdicts["test_squares"]["delta_pct"] < 5000
     assert verdicts["test_steady"]["verdict"] == "inconclusive"
     md = (tmp_path / "slower" / "comparison.md").read_text()
     assert "FAIL" in md and "regressed" in md and "noise floor" in md
