@@ -10,9 +10,20 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from enduro.engine.client import HttpClient
 from enduro.engine.conditions import json_path
+from enduro.engine.tls import client_context
 from enduro.plan.models import Scrape
 
-__all__ = ["parse_prometheus", "scrape_once"]
+__all__ = ["parse_prometheus", "scrape_client", "scrape_once"]
+
+
+def scrape_client(spec: Scrape) -> HttpClient:
+    """The client of one service's scrapes, with one TLS context from the scrape's ``tls``
+    (built now when an endpoint is https, so an unreadable CA or certificate is said at once,
+    not as scrape_up 0)."""
+    urls = [u for u in (spec.prometheus, spec.json_.url if spec.json_ else None) if u]
+    https = any(u.lower().startswith("https://") for u in urls)
+    return HttpClient(timeout=5.0, tls=spec.tls,
+                      context=client_context(spec.tls) if https else None)
 
 
 def parse_prometheus(text: str) -> list[tuple[str, str, float]]:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from enduro.observe.hist import percentiles_ms
 from enduro.observe.sampler import CpuRate, LoopLag, sample_tree
-from enduro.observe.scrape import scrape_once
+from enduro.observe.scrape import scrape_client, scrape_once
 from enduro.observe.window import WindowStats
 from enduro.plan.tokens import Filled
 
@@ -93,8 +93,8 @@ class Watch:
     async def scraper(self, name: str) -> None:
         spec = self.run.plan.services[name].scrape
         assert spec is not None
-        from enduro.engine.client import HttpClient
-        client = HttpClient(timeout=5.0)
+        # One client and one TLS context (the scrape's ``tls``) for all its scrapes.
+        client = scrape_client(spec)
         # The current token at each scrape (a restarted service wrote a new one).
         headers = Filled(dict(spec.headers), self.run.credentials)
         try:

@@ -73,7 +73,13 @@ class _Model(BaseModel):
 
 class Ready(_Model):
     """How to tell that a service is ready: an HTTP answer, a TCP connect, a line in its
-    output matching a regex, or a file that appears (relative to the service's directory)."""
+    output matching a regex, or a file that appears (relative to the service's directory).
+
+    An ``http`` probe sends ``headers`` (``${token:name}`` filled with the current token) and
+    reads an https URL with ``tls``; without ``tls`` the certificate is not checked, as
+    Kubernetes httpGet probes do (workloads check it). With a ``token_file``, the service is
+    ready only once that file was written after the launch, unless ``fresh_token`` is false
+    (a service that keeps its token file across restarts)."""
 
     http: Url | None = None
     tcp: str | None = Field(default=None, description="host:port that must accept a connection")
@@ -83,6 +89,9 @@ class Ready(_Model):
     timeout: Interval = 30.0
     interval: Interval = 0.25
     auth_failures: Annotated[int, Field(ge=1, le=1000)] = 5
+    headers: HeaderMap = {}
+    tls: Tls | None = None
+    fresh_token: bool = True
 
     @model_validator(mode="after")
     def _one_probe(self) -> Ready:
@@ -90,6 +99,8 @@ class Ready(_Model):
         if len(given) != 1:
             raise ValueError("give exactly one of 'http', 'tcp', 'log' or 'file'"
                              + (f"; got {', '.join(given)}" if given else ""))
+        if self.http is None and (self.headers or self.tls is not None):
+            raise ValueError("headers and tls apply to an 'http' probe")
         if self.log is not None:
             try:
                 re.compile(self.log)
@@ -147,12 +158,15 @@ class JsonScrape(_Model):
 
 
 class Scrape(_Model):
-    """What to scrape from a service, and how often."""
+    """What to scrape from a service, and how often; ``headers`` (``${token:name}`` filled
+    with the current token) and ``tls`` options as a workload's."""
 
     prometheus: Url | None = None
     json_: JsonScrape | None = Field(default=None, alias="json")
     every: Interval = 5.0
     headers: HeaderMap = {}
+    # As a workload's: the certificate is checked (system CAs unless ``ca``).
+    tls: Tls = Tls()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
                               allow_inf_nan=False)

@@ -89,22 +89,24 @@ def _is_template(text: str) -> bool:
 def _anchor_inputs(data: dict[str, Any], base_dir: Path) -> None:
     """Make ``tls.ca`` relative to the plan's folder, like every other input path (the TLS
     code would otherwise read it relative to whatever directory enduro was started in)."""
+    specs: list[Any] = []
     workloads = data.get("workloads")
-    if not isinstance(workloads, dict):
-        return
-    for workload in workloads.values():
-        if not isinstance(workload, dict):
-            continue
-        for kind in ("http", "sse", "flow", "burst"):
-            spec = workload.get(kind)
-            tls = spec.get("tls") if isinstance(spec, dict) else None
-            for key in ("ca", "cert", "key"):
-                value = tls.get(key) if isinstance(tls, dict) else None
-                if isinstance(tls, dict) and isinstance(value, str) and value \
-                        and not _is_template(value):
-                    path = Path(value).expanduser()
-                    tls[key] = str(path if path.is_absolute()
-                                   else (base_dir / path).absolute())
+    for workload in workloads.values() if isinstance(workloads, dict) else ():
+        if isinstance(workload, dict):
+            specs += [workload.get(kind) for kind in ("http", "sse", "flow", "burst")]
+    # A service's readiness probe and scrapes take the same options.
+    services = data.get("services")
+    for service in services.values() if isinstance(services, dict) else ():
+        if isinstance(service, dict):
+            specs += [service.get("ready"), service.get("scrape")]
+    for spec in specs:
+        tls = spec.get("tls") if isinstance(spec, dict) else None
+        for key in ("ca", "cert", "key"):
+            value = tls.get(key) if isinstance(tls, dict) else None
+            if isinstance(tls, dict) and isinstance(value, str) and value \
+                    and not _is_template(value):
+                path = Path(value).expanduser()
+                tls[key] = str(path if path.is_absolute() else (base_dir / path).absolute())
 
 
 def _check_paths(plan: Plan, base_dir: Path, lines: Lines) -> list[PlanProblem]:
@@ -140,6 +142,12 @@ def _check_paths(plan: Plan, base_dir: Path, lines: Lines) -> list[PlanProblem]:
             need((*at, "cwd"), service.cwd, "dir")
         if service.compose is not None:
             need((*at, "compose", "file"), service.compose.file, "file")
+        for part, tls in (("ready", service.ready.tls if service.ready else None),
+                          ("scrape", service.scrape.tls if service.scrape else None)):
+            for key in ("ca", "cert", "key"):
+                value = getattr(tls, key) if tls is not None else None
+                if value is not None:
+                    need((*at, part, "tls", key), value, "file")
     for wname, workload in plan.workloads.items():
         for kind in ("http", "sse", "flow", "burst"):
             spec = getattr(workload, kind)

@@ -22,7 +22,7 @@ from enduro.services.drivers import ToolDriver
 from enduro.services.output import OutputLog
 from enduro.services.ports import check_ports
 from enduro.services.process import ManagedProcess, describe_exit
-from enduro.services.ready import NeverReady, wait_ready
+from enduro.services.ready import TokenWait, wait_ready
 from enduro.services.stage import build, stage
 
 __all__ = ["ServiceSet", "ServiceStatus", "start_order"]
@@ -181,22 +181,29 @@ class ServiceSet:
     async def _launch(self, entry: _Entry) -> None:
         assert entry.process is not None
         check_ports(entry.name, entry.service.ports)
+        wait = None
+        if entry.service.token_file is not None:
+            # Noted before the process starts: after a restart the previous incarnation's
+            # file is still there, and its token would be rejected by the new process.
+            ready = entry.service.ready
+            wait = TokenWait.before_launch(entry.dir / entry.service.token_file,
+                                           fresh=ready is None or ready.fresh_token)
         identity = await entry.process.start()
         entry.status.pid = identity.pid
         self._monitor(entry, "start", f"started pid {identity.pid}", pid=identity.pid)
-        await self._ready(entry)
-        if entry.service.token_file is not None:
-            path = entry.dir / entry.service.token_file
-            token = path.read_text().strip()
-            if not token:
-                raise NeverReady(f"service {entry.name}: token file {path} is empty")
+        await self._ready(entry, wait)
+        if wait is not None:
+            token = wait.token
+            assert token is not None  # wait_ready returns once it was read
             previous = self.tokens.get(entry.name)
             self.tokens[entry.name] = token
             if previous is not None and previous != token and self.on_token is not None:
                 self._monitor(entry, "token", "the service wrote a new token")
                 self.on_token(entry.name, token)
 
-    async def _ready(self, entry: _Entry) -> None:
+    async def _ready(self, entry: _Entry, token: TokenWait | None = None) -> None:
+        """Wait for ``entry``'s readiness probe (and its token file written since the launch,
+        ``token``); with neither a probe nor a token file it is ready at once."""
         service = entry.service
         ready = service.ready
         if ready is None and service.token_file is not None:
@@ -212,7 +219,8 @@ class ServiceSet:
             return describe_exit(proc.returncode)
 
         took = await wait_ready(entry.name, ready, service_dir=entry.dir, output=entry.output,
-                                exited=exited, log_from=proc.start_line if proc else 0)
+                                exited=exited, log_from=proc.start_line if proc else 0,
+                                token=token, tokens=self.tokens)
         entry.status.ready_s = round(took, 3)
         self._monitor(entry, "ready", f"ready after {took:.2f}s", took_s=round(took, 3))
 
