@@ -18,8 +18,8 @@ import numpy as np
 from hdrh.codec import HdrHistogramEncoder
 from hdrh.histogram import HdrHistogram
 
-__all__ = ["HIGHEST_US", "PERCENTILES", "Histogram", "HistogramPool", "decode", "encode", "fold",
-           "fold_many", "new_histogram", "percentiles_ms", "prepare"]
+__all__ = ["HIGHEST_US", "PERCENTILES", "Histogram", "HistogramPool", "Sparse", "decode", "encode",
+           "fold", "fold_many", "new_histogram", "percentiles_ms", "prepare"]
 
 # One hour in microseconds: a longer latency is clamped (and is an outage anyway).
 HIGHEST_US = 3_600_000_000
@@ -83,6 +83,57 @@ class Histogram(HdrHistogram):  # type: ignore[misc]  # hdrh is untyped
         self.start_time_stamp_msec = min(self.start_time_stamp_msec,
                                          other.start_time_stamp_msec)
         self.end_time_stamp_msec = max(self.end_time_stamp_msec, other.end_time_stamp_msec)
+
+    def add_part(self, part: HdrHistogram | Sparse, sign: int = 1) -> None:
+        """Add (or with ``sign`` -1 take away) a histogram or sparse counts that were added."""
+        if isinstance(part, Sparse):
+            self.add_counts(part, sign)
+        elif sign > 0:
+            self.add(part)
+        elif isinstance(part, Histogram) and self._same_layout(part):
+            if part.total_count:
+                self._encoded = self._pct = None
+                lo, hi = part._span()
+                view = self.np_counts[lo:hi]
+                view -= part.np_counts[lo:hi]
+                self.total_count -= part.total_count
+                self.extremes_from_counts(lo, hi)
+        else:
+            sparse = Sparse.of(part)
+            if sparse is not None:
+                self.add_counts(sparse, -1)
+
+    def add_counts(self, part: Sparse, sign: int = 1) -> None:
+        """Add (or with ``sign`` -1 subtract) sparse counts; min and max become the extremes
+        of the non-zero counters, as ``add`` would leave them."""
+        self._encoded = self._pct = None
+        part.add_to(self.np_counts, sign)
+        self.total_count += sign * part.total
+        if sign > 0 and self.total_count == part.total:
+            self.min_value = self.get_value_from_index(part.lo)
+            self.max_value = self.get_value_from_index(part.hi - 1)
+        elif sign > 0:
+            self.min_value = min(self.min_value, self.get_value_from_index(part.lo))
+            self.max_value = max(self.max_value, self.get_value_from_index(part.hi - 1))
+        else:
+            self.extremes_from_counts(part.lo, part.hi)
+
+    def extremes_from_counts(self, lo: int = 0, hi: int | None = None) -> None:
+        """Set min and max from the non-zero counters after counts were taken away (``lo`` ..
+        ``hi``: where they were taken from; the extremes move only when they were there)."""
+        if not self.total_count:
+            self.min_value, self.max_value = sys.maxsize, 0
+            return
+        first = self.get_counts_array_index(self.min_value) if self.min_value <= \
+            self.max_value else 0
+        last = self.get_counts_array_index(self.max_value)
+        hi = len(self.np_counts) if hi is None else hi
+        if first >= lo and self.np_counts[first] == 0:
+            first += int(np.argmax(self.np_counts[first:] != 0))
+            self.min_value = self.get_value_from_index(first)
+        if last < hi and self.np_counts[last] == 0:
+            last -= int(np.argmax(self.np_counts[last::-1] != 0))
+            self.max_value = self.get_value_from_index(last)
 
     def _same_layout(self, other: Histogram) -> bool:
         return bool(self.counts_len == other.counts_len and self.unit_magnitude ==
@@ -167,6 +218,63 @@ class Histogram(HdrHistogram):  # type: ignore[misc]  # hdrh is untyped
             raw = self.encode()
             self._encoded = raw.decode("ascii") if isinstance(raw, bytes) else str(raw)
         return self._encoded
+
+
+def counts_of(hist: HdrHistogram) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """A histogram's counters as a numpy array (the same memory for a ``Histogram``)."""
+    if isinstance(hist, Histogram):
+        return hist.np_counts
+    return np.ctypeslib.as_array(hist.counts).astype(np.int64)
+
+
+class Sparse:
+    """A histogram's non-zero counters: their indices and counts (a few KB, where the
+    histogram is 188 KB), as the ring of recent windows keeps them. Summed into another
+    histogram's counters by one numpy operation, with nothing to decode."""
+
+    __slots__ = ("counts", "hi", "index", "lo", "total")
+
+    def __init__(self, index: np.ndarray[Any, np.dtype[np.intp]],
+                 counts: np.ndarray[Any, np.dtype[np.int64]], total: int) -> None:
+        self.index = index  # ascending, each once
+        self.counts = counts
+        self.total = total
+        self.lo = int(index[0]) if len(index) else 0
+        self.hi = int(index[-1]) + 1 if len(index) else 0
+
+    @classmethod
+    def of(cls, hist: HdrHistogram) -> Sparse | None:
+        """The non-zero counters of ``hist``; None when it is empty."""
+        if not hist.get_total_count():
+            return None
+        counts = counts_of(hist)
+        lo, hi = hist._span() if isinstance(hist, Histogram) else (0, len(counts))
+        view = counts[lo:hi]
+        # A boolean mask first: flatnonzero of int64 counters is several times slower.
+        where = np.flatnonzero(view != 0)
+        return cls(where + lo, view[where], int(hist.get_total_count()))
+
+    @classmethod
+    def of_counts(cls, counts: np.ndarray[Any, np.dtype[np.int64]]) -> Sparse | None:
+        """The non-zero entries of a counters array; None when there are none."""
+        where = np.flatnonzero(counts != 0)
+        if not len(where):
+            return None
+        values = counts[where]
+        return cls(where, values, int(values.sum()))
+
+    def add_to(self, counts: np.ndarray[Any, np.dtype[np.int64]], sign: int = 1) -> None:
+        """Add (``sign`` 1) or subtract (-1) these counts into a counters array."""
+        if sign > 0:
+            counts[self.index] += self.counts
+        else:
+            counts[self.index] -= self.counts
+
+    def histogram(self) -> Histogram:
+        """A new histogram holding these counts."""
+        hist = new_histogram()
+        hist.add_counts(self)
+        return hist
 
 
 def new_histogram() -> Histogram:

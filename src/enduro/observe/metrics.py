@@ -4,8 +4,14 @@ Memory stays flat however long the run: totals are one merged histogram pair per
 the windows that sliding rules need are kept.
 
 Sealing stays cheap on the event loop: counts and histogram merges (numpy, a few µs each) are
-done there, and the rest of a sealed window's bookkeeping (its encoding, percentiles, the ring's
-compression and the window store) is finished by one writer thread, in order.
+done there, and the rest of a sealed window's bookkeeping (the ring's compaction to sparse
+counters, the window store with its encodings and percentiles) is finished by one writer
+thread, in order.
+
+Views over the last seconds (live figures, heartbeats, sliding rules) read running sums: per
+(ops, span) one histogram pair that each read brings up to date by adding the windows sealed
+since and taking away those that left the span, so a read costs a few numpy additions whatever
+the span or the number of ops, and decodes nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from hdrh.histogram import HdrHistogram
 
-from enduro.observe.hist import decode, encode, new_histogram, percentiles_ms, prepare
+from enduro.observe.hist import Histogram, Sparse, decode, new_histogram, percentiles_ms
 from enduro.observe.window import WindowStats
 
 if TYPE_CHECKING:
@@ -58,7 +64,9 @@ class MetricView:
     """Merged figures over a set of windows and ops: what rules and reports read.
 
     Counts are summed at once; the latency histograms are merged only when read, since most
-    rules need counts alone and the ring holds histograms in their compressed form.
+    rules need counts alone. A view of one histogram (one op's totals, a running sum) reads
+    that histogram itself: read a view, never change its histograms, and read a view over the
+    last seconds before the next window is sealed.
     """
 
     def __init__(self, seconds: float) -> None:
@@ -68,10 +76,12 @@ class MetricView:
         self.late = 0
         self.dropped = 0
         self.classes: dict[str, int] = {}
-        self._lat_parts: list[HdrHistogram | str] = []
-        self._svc_parts: list[HdrHistogram | str] = []
+        self._lat_parts: list[HdrHistogram | Sparse | str] = []
+        self._svc_parts: list[HdrHistogram | Sparse | str] = []
         self._lat: HdrHistogram | None = None
         self._svc: HdrHistogram | None = None
+        # Where a view over a running sum takes its histograms from.
+        self._source: _Running | None = None
         # recover_s / detect_s per fault kind, filled in at the end of a run with faults.
         self.fault_values: dict[str, dict[str, list[float]]] = {}
         # The run's store, for rules over resource samples, scrapes and trends.
@@ -92,14 +102,26 @@ class MetricView:
             if svc is not None:
                 self._svc_parts.append(svc)
         self._lat = self._svc = None
+        self._sourced()
+
+    def _sourced(self) -> None:
+        """A view over a running sum that is added to: the sum becomes one of its parts."""
+        source, self._source = self._source, None
+        if source is not None:
+            self._lat_parts.append(source.latency())
+            self._svc_parts.append(source.service())
 
     @staticmethod
-    def _merge(parts: list[HdrHistogram | str]) -> HdrHistogram:
+    def _merge(parts: list[HdrHistogram | Sparse | str]) -> HdrHistogram:
+        if len(parts) == 1 and isinstance(parts[0], Histogram):
+            return parts[0]  # nothing to merge: read it (no copy of 188 KB)
         out = new_histogram()
         for part in parts:
             if isinstance(part, str):
                 if part:
                     out.add(decode(part))
+            elif isinstance(part, Sparse):
+                out.add_counts(part)
             elif part.get_total_count():
                 out.add(part)
         return out
@@ -107,13 +129,15 @@ class MetricView:
     @property
     def latency(self) -> HdrHistogram:
         if self._lat is None:
-            self._lat = self._merge(self._lat_parts)
+            self._lat = (self._source.latency() if self._source is not None
+                         else self._merge(self._lat_parts))
         return self._lat
 
     @property
     def service(self) -> HdrHistogram:
         if self._svc is None:
-            self._svc = self._merge(self._svc_parts)
+            self._svc = (self._source.service() if self._source is not None
+                         else self._merge(self._svc_parts))
         return self._svc
 
     @property
@@ -143,21 +167,23 @@ class MetricView:
 
 
 class CompactWindow:
-    """A sealed window as the ring keeps it: counts, and histograms compressed (~2 KB
-    instead of ~190 KB each). Made on the loop holding the histograms; ``compact`` (on the
-    writer thread) swaps them for their encodings. Readers take ``parts()``, which is one or
-    the other whatever the interleaving: the encoding is set before the histogram is let go."""
+    """A sealed window as the ring keeps it: counts, and histograms as their non-zero
+    counters (a few KB instead of ~190 KB each). Made on the loop holding the histograms;
+    ``compact`` (on the writer thread) swaps them for their sparse counters. Readers take
+    ``parts()``, which is one or the other whatever the interleaving: either holds the same
+    counts."""
 
-    __slots__ = ("_lat", "_svc", "classes", "dropped", "errors", "index", "late", "latency_enc",
-                 "op", "requests", "service_enc")
+    __slots__ = ("_lat", "_svc", "classes", "dropped", "errors", "index", "late", "op",
+                 "requests")
 
     def __init__(self, w: WindowStats) -> None:
         self.op, self.index = w.op, w.index
         self.requests, self.errors, self.late, self.dropped = (w.requests, w.errors, w.late,
                                                                w.dropped)
         self.classes = dict(w.classes)
-        self._lat, self._svc = w.histograms() if w.requests else (None, None)
-        self.latency_enc = self.service_enc = ""
+        lat, svc = w.histograms() if w.requests else (None, None)
+        self._lat: HdrHistogram | Sparse | None = lat
+        self._svc: HdrHistogram | Sparse | None = svc
 
     @classmethod
     def of(cls, w: WindowStats) -> CompactWindow:
@@ -167,19 +193,183 @@ class CompactWindow:
         return out
 
     def compact(self) -> None:
-        """Keep the encodings, let the histograms go."""
-        if self._lat is not None:
-            self.latency_enc = encode(self._lat) if self._lat.get_total_count() else ""
-            self._lat = None
-        if self._svc is not None:
-            self.service_enc = encode(self._svc) if self._svc.get_total_count() else ""
-            self._svc = None
-
-    def parts(self) -> tuple[HdrHistogram | str, HdrHistogram | str]:
-        """(latency, service): the histogram while it is held, else its encoding."""
+        """Keep the non-zero counters, let the histograms go."""
         lat, svc = self._lat, self._svc
-        return (lat if lat is not None else self.latency_enc,
-                svc if svc is not None else self.service_enc)
+        if lat is not None and not isinstance(lat, Sparse):
+            self._lat = Sparse.of(lat)
+        if svc is not None and not isinstance(svc, Sparse):
+            self._svc = Sparse.of(svc)
+
+    def parts(self) -> tuple[HdrHistogram | Sparse | None, HdrHistogram | Sparse | None]:
+        """(latency, service): the histogram while it is held, else its sparse counters;
+        None where nothing was recorded."""
+        return self._lat, self._svc
+
+
+class _Sealed:
+    """One sealed window in the ring: each op's ``CompactWindow``, and the sum over its
+    requests (counts at once, the histograms' sum once the writer thread has made it), which
+    views over every request read instead of each op."""
+
+    __slots__ = ("classes", "dropped", "errors", "late", "ops", "requests", "sums")
+
+    def __init__(self, ops: dict[str, CompactWindow], kinds: Mapping[str, str]) -> None:
+        self.ops = ops
+        self.requests = self.errors = self.late = self.dropped = 0
+        self.classes: dict[str, int] = {}
+        for op, w in ops.items():
+            if op in kinds:
+                continue
+            self.requests += w.requests
+            self.errors += w.errors
+            self.late += w.late
+            self.dropped += w.dropped
+            for cls, n in w.classes.items():
+                self.classes[cls] = self.classes.get(cls, 0) + n
+        # (latency, service) over the requests, set once by the writer thread.
+        self.sums: tuple[Sparse | None, Sparse | None] | None = None
+
+    def summed(self, kinds: Mapping[str, str]) -> None:
+        """Make ``sums`` from the ops' parts (on the writer thread)."""
+        out: list[Sparse | None] = []
+        for k in (0, 1):
+            total: Histogram | None = None
+            for op, w in self.ops.items():
+                part = w.parts()[k]
+                if op in kinds or part is None:
+                    continue
+                if total is None:
+                    total = new_histogram()
+                total.add_part(part)
+            out.append(Sparse.of(total) if total is not None else None)
+        self.sums = (out[0], out[1])
+
+
+class _Sum:
+    """A histogram that windows are added to and taken from."""
+
+    __slots__ = ("hist",)
+
+    def __init__(self) -> None:
+        self.hist = new_histogram()
+
+    def clear(self) -> None:
+        self.hist.reset()
+
+    def apply(self, part: HdrHistogram | Sparse | None, sign: int) -> None:
+        if part is not None:
+            self.hist.add_part(part, sign)
+
+
+class _Running:
+    """The sum of one set of ops over the last ``n`` sealed windows (``ops`` None: every
+    request), brought up to date when read: the windows sealed since are added and those that
+    left the span taken away, or (after a long gap) the span summed afresh. The service
+    histogram is kept only once someone has read it."""
+
+    __slots__ = ("classes", "dropped", "errors", "keep", "kinds", "lat", "late", "n", "ops",
+                 "read_at", "requests", "ring", "svc", "upto")
+
+    def __init__(self, ops: frozenset[str] | None, n: int, ring: dict[int, _Sealed],
+                 kinds: Mapping[str, str], keep: int) -> None:
+        self.ops = ops
+        self.n = n
+        self.ring, self.kinds, self.keep = ring, kinds, keep
+        self.upto = -1  # the last window summed
+        self.read_at = -1
+        self.requests = self.errors = self.late = self.dropped = 0
+        self.classes: dict[str, int] = {}
+        self.lat = _Sum()
+        self.svc: _Sum | None = None
+
+    def latency(self) -> HdrHistogram:
+        return self.lat.hist
+
+    def service(self) -> HdrHistogram:
+        if self.svc is None:
+            self.svc = _Sum()
+            self._resum(lat=False)
+        return self.svc.hist
+
+    def advance(self, upto: int) -> None:
+        """Bring the sum up to window ``upto`` (the last sealed)."""
+        n = self.n
+        self.read_at = upto
+        if upto == self.upto:
+            return
+        # Windows leave the ring once older than ``keep``: one that left the span may be gone
+        # (then sum afresh), as after a gap longer than the span.
+        if self.upto < 0 or upto - self.upto >= n or self.upto + 1 - n <= upto - self.keep:
+            self.upto = upto
+            self._resum(lat=True)
+            return
+        svc = self.svc is not None
+        for index in range(self.upto + 1, upto + 1):
+            self._apply(index, 1, True, svc)
+            if index - n >= 0:
+                self._apply(index - n, -1, True, svc)
+        self.upto = upto
+
+    def _resum(self, lat: bool) -> None:
+        if lat:
+            self.requests = self.errors = self.late = self.dropped = 0
+            self.classes = {}
+            self.lat.clear()
+        if self.svc is not None:
+            self.svc.clear()
+        for index in range(max(0, self.upto - self.n + 1), self.upto + 1):
+            self._apply(index, 1, lat, self.svc is not None)
+
+    def _apply(self, index: int, sign: int, lat: bool, svc: bool) -> None:
+        """Add (``sign`` 1) or take away (-1) window ``index``: its counts when ``lat``, its
+        latency when ``lat``, its service time when ``svc``."""
+        entry = self.ring.get(index)
+        if entry is None:
+            return
+        if self.ops is None:
+            sums = entry.sums
+            if lat:
+                self._count(entry, sign)
+            if sums is not None:
+                if lat:
+                    self.lat.apply(sums[0], sign)
+                if svc and self.svc is not None:
+                    self.svc.apply(sums[1], sign)
+                return
+            windows = [w for op, w in entry.ops.items() if op not in self.kinds]
+        else:
+            windows = [w for op in self.ops if (w := entry.ops.get(op)) is not None]
+        for w in windows:
+            if lat and self.ops is not None:
+                self._count(w, sign)
+            if not w.requests:
+                continue
+            parts = w.parts()
+            if lat:
+                self.lat.apply(parts[0], sign)
+            if svc and self.svc is not None:
+                self.svc.apply(parts[1], sign)
+
+    def _count(self, w: CompactWindow | _Sealed, sign: int) -> None:
+        self.requests += sign * w.requests
+        self.errors += sign * w.errors
+        self.late += sign * w.late
+        self.dropped += sign * w.dropped
+        for cls, n in w.classes.items():
+            left = self.classes.get(cls, 0) + sign * n
+            if left:
+                self.classes[cls] = left
+            else:
+                self.classes.pop(cls, None)
+
+    def view(self, seconds: float) -> MetricView:
+        view = MetricView(seconds)
+        view.requests, view.errors, view.late, view.dropped = (self.requests, self.errors,
+                                                               self.late, self.dropped)
+        view.classes = dict(self.classes)
+        if self.requests:
+            view._source = self
+        return view
 
 
 class _SealWriter:
@@ -243,7 +433,9 @@ class Metrics:
         self.keep = max(2, int(keep_s / window_s) + 2)
         self.totals: dict[str, WindowStats] = {}
         self._pending: dict[int, dict[str, WindowStats]] = {}
-        self._ring: dict[int, dict[str, CompactWindow]] = {}
+        self._ring: dict[int, _Sealed] = {}
+        # Views over the last seconds, by (ops, windows): see ``_Running``.
+        self._running: dict[tuple[frozenset[str] | None, int], _Running] = {}
         self._order: deque[int] = deque()
         self.latest = -1
         self.sealed = -1
@@ -298,9 +490,10 @@ class Metrics:
                         total = self.phase_totals[(phase, op)] = WindowStats(op=op, index=-1)
                     total.merge(w)
             windows = list(slot.values())
-            ring = self._ring[index] = {op: CompactWindow(w) for op, w in slot.items()}
+            entry = self._ring[index] = _Sealed({op: CompactWindow(w) for op, w in slot.items()},
+                                                self.kinds)
             self._order.append(index)
-            job = functools.partial(self._finish, index, windows, phase, list(ring.values()))
+            job = functools.partial(self._finish, index, windows, phase, entry)
             if self._deferred():
                 if self._writer is None:
                     self._writer = _SealWriter()
@@ -310,6 +503,12 @@ class Metrics:
         self.sealed = max(self.sealed, upto)
         while self._order and self._order[0] <= self.sealed - self.keep:
             self._ring.pop(self._order.popleft(), None)
+        # A running sum nobody read for a while is let go (its reader is gone, or reads
+        # seldom enough that summing afresh costs no more).
+        stale = [key for key, r in self._running.items()
+                 if self.sealed - r.read_at > max(2 * r.n, 30)]
+        for key in stale:
+            del self._running[key]
 
     def _deferred(self) -> bool:
         if self.background is not None:
@@ -321,15 +520,13 @@ class Metrics:
         return True
 
     def _finish(self, index: int, windows: list[WindowStats], phase: str | None,
-                ring: list[CompactWindow]) -> None:
-        """A sealed window's bookkeeping: what readers will ask of its histograms (encoding,
-        percentiles) computed once, the ring's entries compressed, ``on_window`` told."""
-        for w in windows:
-            for hist in w.histograms():
-                if hist is not None:
-                    prepare(hist)
-        for entry in ring:
-            entry.compact()
+                entry: _Sealed) -> None:
+        """A sealed window's bookkeeping: the ring's entries compacted to their non-zero
+        counters, the sum over requests made, ``on_window`` told (the window store encodes
+        and reads percentiles here, off the loop)."""
+        for w in entry.ops.values():
+            w.compact()
+        entry.summed(self.kinds)
         if self.on_window is not None:
             self.on_window(index, windows, phase)
 
@@ -376,10 +573,27 @@ class Metrics:
                     view.add(w)
             return view
         n = max(1, round(last_s / self.window_s))
+        seconds = min(n, self.sealed + 1) * self.window_s
+        if self.sealed < 0:
+            return MetricView(seconds=seconds)
+        key = (frozenset(ops) if ops is not None else None, n)
+        running = self._running.get(key)
+        if running is None:
+            running = self._running[key] = _Running(key[0], n, self._ring, self.kinds,
+                                                    self.keep)
+        running.advance(self.sealed)
+        return running.view(seconds)
+
+    def view_slow(self, ops: set[str] | None = None, last_s: float = 1.0) -> MetricView:
+        """``view(ops, last_s=last_s)`` merged window by window (what the running sums must
+        equal; for tests and benchmarks)."""
+        ops = self._selected(ops)
+        n = max(1, round(last_s / self.window_s))
         first = self.sealed - n + 1
         view = MetricView(seconds=min(n, self.sealed + 1) * self.window_s)
         for index in range(max(0, first), self.sealed + 1):
-            for op, cw in self._ring.get(index, {}).items():
+            entry = self._ring.get(index)
+            for op, cw in (entry.ops.items() if entry is not None else ()):
                 if ops is None or op in ops:
                     view.add(cw)
         return view
