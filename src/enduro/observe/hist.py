@@ -39,6 +39,9 @@ class Histogram(HdrHistogram):  # type: ignore[misc]  # hdrh is untyped
             self.counts).view(np.int64)
         self._encoded: str | None = None
         self._pct: dict[str, float] | None = None
+        # (min_value, max_value) -> (lo, hi, get_min_value(), get_max_value()): a pure
+        # function of the two, computed by hdrh in Python (~6 µs), asked at every merge.
+        self._ext: tuple[int, int, tuple[int, int, int, int]] | None = None
         # hdrh's histogram and its encoder refer to each other, so every histogram would be
         # a reference cycle that only the cyclic GC frees (~190 KB each, piling up between
         # full collections). A weak back reference lets reference counting free it at once.
@@ -63,9 +66,21 @@ class Histogram(HdrHistogram):  # type: ignore[misc]  # hdrh is untyped
         """The index range [lo, hi) that holds every recorded value."""
         if not self.total_count:
             return 0, 0
-        lo = self.get_counts_array_index(self.min_value) if self.min_value <= self.max_value \
-            else 0
-        return lo, self.get_counts_array_index(self.max_value) + 1
+        ext = self._extent()
+        return ext[0], ext[1]
+
+    def _extent(self) -> tuple[int, int, int, int]:
+        """(lo, hi, min, max) of a non-empty histogram: ``_span`` and hdrh's
+        ``get_min_value``/``get_max_value``, remembered for the current min and max."""
+        low, high = self.min_value, self.max_value
+        cached = self._ext
+        if cached is not None and cached[0] == low and cached[1] == high:
+            return cached[2]
+        lo = self.get_counts_array_index(low) if low <= high else 0
+        out = (lo, self.get_counts_array_index(high) + 1, int(super().get_min_value()),
+               int(super().get_max_value()))
+        self._ext = (low, high, out)
+        return out
 
     def add(self, other: HdrHistogram) -> None:
         self._encoded = self._pct = None
@@ -73,13 +88,15 @@ class Histogram(HdrHistogram):  # type: ignore[misc]  # hdrh is untyped
             super().add(other)
             return
         if other.total_count:
-            lo, hi = other._span()
+            lo, hi, other_min, other_max = other._extent()
+            # hdrh's get_min_value() of this histogram once it holds the other's counts.
+            own_min = self._extent()[2] if self.total_count else sys.maxsize
             view = self.np_counts[lo:hi]
             view += other.np_counts[lo:hi]
             self.total_count += other.total_count
             # As hdrh does: the other's extremes as their bucket's equivalent values.
-            self.max_value = max(self.max_value, other.get_max_value())
-            self.min_value = min(self.get_min_value(), other.get_min_value())
+            self.max_value = max(self.max_value, other_max)
+            self.min_value = min(own_min, other_min)
         self.start_time_stamp_msec = min(self.start_time_stamp_msec,
                                          other.start_time_stamp_msec)
         self.end_time_stamp_msec = max(self.end_time_stamp_msec, other.end_time_stamp_msec)
@@ -159,15 +176,17 @@ class Histogram(HdrHistogram):  # type: ignore[misc]  # hdrh is untyped
 
     def record_many(self, values: np.ndarray[Any, np.dtype[np.int64]],
                     index: np.ndarray[Any, np.dtype[np.int64]] | None = None,
-                    low: int | None = None, high: int | None = None) -> None:
+                    low: int | None = None, high: int | None = None,
+                    first: int | None = None) -> None:
         """Record each value of an int64 array (all within 1 .. highest) once; ``index``,
-        ``low`` and ``high`` are the values' indices, minimum and maximum when known."""
+        ``low``, ``high`` and ``first`` are the values' indices, minimum, maximum and lowest
+        index when known."""
         if not len(values):
             return
         self._encoded = self._pct = None
         if index is None:
             index = self.indices(values)
-        lo = int(index.min())
+        lo = int(index.min()) if first is None else first
         counts = np.bincount(index - lo)
         view = self.np_counts[lo:lo + len(counts)]
         view += counts
@@ -345,17 +364,49 @@ class HistogramPool:
         return len(self._out) + len(self._free)
 
 
+# Values folded by one numpy pass in ``fold_many``: enough that numpy's ~1 µs per call is
+# spread over many values, few enough that the pass's temporaries stay in the cache.
+_GROUP = 8192
+
+
 def fold_many(buffers: list[array[int]], pool: HistogramPool | None = None) -> list[Histogram]:
-    """``fold`` of each buffer into a new histogram (from ``pool`` when given). One buffer at
-    a time: one numpy pass over all of them was slower (its temporaries leave the cache)."""
-    out = []
-    for buf in buffers:
-        hist = pool.acquire() if pool is not None else new_histogram()
-        if buf:
-            hist.record_many(np.minimum(np.maximum(np.frombuffer(buf, dtype=np.int64), 1),
-                                        HIGHEST_US))
-        out.append(hist)
+    """``fold`` of each buffer into a new histogram (from ``pool`` when given).
+
+    Buffers are taken in groups of about ``_GROUP`` values: each group's indices, minima and
+    maxima are computed by one numpy pass over the group, then each buffer's counters are
+    one ``bincount`` of its slice (one pass over everything was slower: its temporaries
+    leave the cache; one pass per buffer pays numpy's per-call cost a dozen times each)."""
+    out = [pool.acquire() if pool is not None else new_histogram() for _ in buffers]
+    start = 0
+    while start < len(buffers):
+        end, size = start, 0
+        while end < len(buffers) and (end == start or size + len(buffers[end]) <= _GROUP):
+            size += len(buffers[end])
+            end += 1
+        _fold_group(buffers[start:end], out[start:end])
+        start = end
     return out
+
+
+def _fold_group(buffers: list[array[int]], hists: list[Histogram]) -> None:
+    sizes = [len(b) for b in buffers]
+    if not any(sizes):
+        return
+    values = np.concatenate([np.frombuffer(b, dtype=np.int64) for b in buffers if b])
+    np.clip(values, 1, HIGHEST_US, out=values)
+    index = hists[0].indices(values)
+    bounds = np.cumsum([0, *(n for n in sizes if n)])
+    starts = bounds[:-1]
+    lows = np.minimum.reduceat(values, starts).tolist()
+    highs = np.maximum.reduceat(values, starts).tolist()
+    firsts = np.minimum.reduceat(index, starts).tolist()
+    k = 0
+    for hist, n in zip(hists, sizes, strict=True):
+        if not n:
+            continue
+        a, b = int(bounds[k]), int(bounds[k + 1])
+        hist.record_many(values[a:b], index[a:b], lows[k], highs[k], firsts[k])
+        k += 1
 
 
 def encode(hist: HdrHistogram) -> str:
