@@ -10,9 +10,12 @@ encoding and the runner's decoding. Each op records ``--per-op`` latencies per w
 
 Prints, per op count, the loop's time per seal (median and worst of ``--windows``; wall and
 the loop thread's CPU), the CPU spent per seal on other threads (work handed off the loop),
-the worker-process path, and apart from the seal the cost of the live figures (the last 10 s
-p95 that state.json carries every 2 s).
-Run it on an idle machine: the figures are wall-clock times of one thread.
+the worker-process path, and apart from the seal the cost of the live figures: the last 10 s
+p95 over every request that state.json carries every 2 s ("live"), and each op's last 10 s
+p50/p95/p99 that the live view and the Prometheus exposition read ("per op").
+``--repeat N`` runs it all N times and prints each figure's median over the runs with its
+range (a shared machine's noise). Run it on an idle machine: the figures are wall-clock times
+of one thread.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ def _args() -> argparse.Namespace:
     parser.add_argument("--windows", type=int, default=15)
     parser.add_argument("--idle", type=int, default=0, help="idle ops beside the active ones")
     parser.add_argument("--src", default=None, help="the enduro source tree to measure")
+    parser.add_argument("--repeat", type=int, default=1, help="runs; the spread is printed")
     return parser.parse_args()
 
 
@@ -49,6 +53,7 @@ from enduro.observe.store import Store  # noqa: E402
 from enduro.observe.window import Recorder, WindowStats  # noqa: E402
 
 LIVE: list[float] = []  # ms of the live figures (last 10 s p95) per measurement
+PER_OP: list[float] = []  # ms of every op's last 10 s percentiles per measurement
 
 
 def phase_of(window_s: float) -> Any:
@@ -102,6 +107,7 @@ async def measure(n_ops: int, workers: bool, samples: list[array[int]],
     runner_ms: list[float] = []
     loop_cpu: list[float] = []
     live_ms: list[float] = []
+    per_op_ms: list[float] = []
     cpu0, main0 = time.process_time(), time.thread_time()
     for n in range(ARGS.windows):
         fill(recorder, ops, samples, n)
@@ -123,15 +129,26 @@ async def measure(n_ops: int, workers: bool, samples: list[array[int]],
         if n % 2 == 1:  # the live figures of state.json (every 2 s): not part of the seal
             t2 = time.perf_counter()
             percentiles_ms(metrics.view(last_s=10).latency)
-            live_ms.append((time.perf_counter() - t2) * 1000)
+            t3 = time.perf_counter()
+            live_ms.append((t3 - t2) * 1000)
+            for op in ops:  # the live view's and the exposition's figures
+                percentiles_ms(metrics.view({op}, last_s=10).latency)
+            per_op_ms.append((time.perf_counter() - t3) * 1000)
         await asyncio.sleep(0.05)
     flush(metrics)
     cpu = time.process_time() - cpu0
     main = time.thread_time() - main0
     stored = store.db.execute("SELECT COUNT(*) FROM windows").fetchone()[0]
     LIVE.append(statistics.median(live_ms))
+    PER_OP.append(statistics.median(per_op_ms))
     store.close()
     return loop_ms, runner_ms, loop_cpu, max(0.0, cpu - main) * 1000 / ARGS.windows, stored
+
+
+def spread(values: list[float]) -> str:
+    """The median of ``values``, and their range when there are several."""
+    mid = f"{statistics.median(values):.2f}"
+    return mid if len(values) < 2 else f"{mid} [{min(values):.2f}-{max(values):.2f}]"
 
 
 async def main() -> int:
@@ -141,20 +158,31 @@ async def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="enduro-window-bench-"))
     print(f"source: {sys.modules['enduro.observe.window'].__file__}")
     print(f"{ARGS.per_op} latencies per op per window, {ARGS.idle} idle ops, "
-          f"{ARGS.windows} windows\n")
-    print(f"{'loop':<22}{'ops':>5}{'ms/seal p50':>13}{'worst':>9}{'CPU ms p50':>12}"
-          f"{'other threads CPU ms/seal':>27}{'rows':>7}{'live figures ms':>17}")
-    for workers in (False, True):
-        for n_ops in (int(x) for x in ARGS.ops.split(",")):
-            loop_ms, runner_ms, cpu, other, stored = await measure(n_ops, workers, samples,
-                                                                   work)
-            rows = [("engine (in-process)", loop_ms)] if not workers else [
-                ("--workers: worker", loop_ms), ("--workers: runner", runner_ms)]
-            for name, times in rows:
-                own = f"{statistics.median(cpu):>12.2f}" if name != "--workers: runner" \
-                    else f"{'':>12}"
-                print(f"{name:<22}{n_ops:>5}{statistics.median(times):>13.2f}"
-                      f"{max(times):>9.2f}{own}{other:>27.2f}{stored:>7}{LIVE[-1]:>17.2f}")
+          f"{ARGS.windows} windows, {ARGS.repeat} run(s)\n")
+    columns = ("ms/seal p50", "worst", "CPU ms p50", "other threads CPU ms/seal", "rows",
+               "live ms", "per op ms")
+    table: dict[tuple[str, int], list[list[float]]] = {}
+    for _ in range(ARGS.repeat):
+        for workers in (False, True):
+            for n_ops in (int(x) for x in ARGS.ops.split(",")):
+                loop_ms, runner_ms, cpu, other, stored = await measure(n_ops, workers, samples,
+                                                                       work)
+                rows = [("engine (in-process)", loop_ms)] if not workers else [
+                    ("--workers: worker", loop_ms), ("--workers: runner", runner_ms)]
+                for name, times in rows:
+                    own = statistics.median(cpu) if name != "--workers: runner" else -1.0
+                    figures = [statistics.median(times), max(times), own, other,
+                               float(stored), LIVE[-1], PER_OP[-1]]
+                    for k, v in enumerate(figures):
+                        table.setdefault((name, n_ops), [[] for _ in columns])[k].append(v)
+    print(f"{'loop':<22}{'ops':>5}" + "".join(f"  {c}" for c in columns))
+    for (name, n_ops), cols in table.items():
+        cells = []
+        for c, values in zip(columns, cols, strict=True):
+            text = "" if values[0] < 0 else (f"{int(values[0])}" if c == "rows"
+                                               else spread(values))
+            cells.append(f"  {text:>{len(c)}}")
+        print(f"{name:<22}{n_ops:>5}" + "".join(cells))
     return 0
 
 

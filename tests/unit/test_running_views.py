@@ -173,3 +173,16 @@ def test_sealing_on_the_loop_decodes_nothing_and_walks_no_bucket_in_python(
     assert metrics.flush() is None
     assert metrics.view(last_s=3).requests == 3 * 50 * 300
     metrics.close()
+
+
+def test_percentiles_read_by_index_arithmetic_equal_hdrh_walking_its_buckets() -> None:
+    rng = random.Random(8)
+    for _ in range(20):
+        mu = rng.uniform(0, 18)
+        values = [max(1, int(rng.lognormvariate(mu, 2.0))) for _ in range(rng.randint(1, 300))]
+        mine = fold(array("q", values))
+        ref = HdrHistogram(1, hist_module.HIGHEST_US, 3)
+        for v in values:
+            ref.record_value(min(v, hist_module.HIGHEST_US))
+        for p in (0.0, 0.001, 1.0, 25.0, 50.0, 75.0, 90.0, 99.0, 99.99, 100.0, 150.0):
+            assert mine.get_value_at_percentile(p) == ref.get_value_at_percentile(p), (mu, p)

@@ -201,18 +201,28 @@ class Histogram(HdrHistogram):  # type: ignore[misc]  # hdrh is untyped
         if not len(cum) or int(cum[-1]) < self.total_count:
             # Counts set behind our back (min/max not kept): read them all.
             cum = np.cumsum(self.np_counts)
-        # hdrh's walk: the first index whose running count reaches the target count.
-        targets = np.array([self.get_target_count_at_percentile(p) for p in percentiles],
-                           dtype=np.int64)
+        # hdrh's walk: the first index whose running count reaches the target count
+        # (hdrh's get_target_count_at_percentile, inline).
+        total = self.total_count
+        targets = [max(int(min(p, 100.0) * total / 100 + 0.5), 1) for p in percentiles]
         found = np.searchsorted(cum, targets, side="left").tolist()
+        # hdrh's get_value_from_index and equivalent values, inline: the value at index i is
+        # sub << (bucket + unit), and its bucket spans 1 << (bucket + unit) values.
+        half_mag, half, unit = (self.sub_bucket_half_count_magnitude, self.sub_bucket_half_count,
+                                self.unit_magnitude)
         out = []
         for p, i in zip(percentiles, found, strict=True):
             if i >= len(cum):
                 out.append(0)
                 continue
-            value = self.get_value_from_index(i)
-            out.append(int(self.get_highest_equivalent_value(value) if p
-                           else self.get_lowest_equivalent_value(value)))
+            bucket = (i >> half_mag) - 1
+            sub = (i & (half - 1)) + half
+            if bucket < 0:
+                sub -= half
+                bucket = 0
+            shift = bucket + unit
+            value = sub << shift
+            out.append(value + (1 << shift) - 1 if p else value)
         return out
 
     def get_value_at_percentile(self, percentile: float) -> int:
