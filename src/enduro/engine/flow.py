@@ -8,6 +8,7 @@ import asyncio
 import json
 import random
 import time
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,13 @@ from enduro.engine.http import classify
 from enduro.engine.python import load_function
 from enduro.engine.schedule import ArrivalSchedule
 from enduro.engine.tasks import TaskDriver, closed_loops, open_arrivals
-from enduro.engine.templates import MissingVariable, Template, compile_value, render_value
+from enduro.engine.templates import (
+    MissingVariable,
+    Template,
+    compile_value,
+    is_static,
+    render_value,
+)
 from enduro.engine.tls import client_context
 from enduro.engine.wire import UnsafeValue
 from enduro.observe.window import UNSAFE_VALUE, OpCounter, Recorder
@@ -82,13 +89,25 @@ class _Request:
         self.timeout = req.timeout
 
 
-class _Step:
-    """What a request step checks, polls and captures, compiled once."""
+_REQUEST, _SLEEP, _BRANCH, _PYTHON = range(4)
 
-    __slots__ = ("captures", "check", "eventually", "history_key", "history_path",
-                 "history_value", "request", "until")
+
+class _Step:
+    """A step compiled once: what it sends (for a step without templates, its request's bytes,
+    built at its first send), checks, polls and captures, and the op it counts in."""
+
+    __slots__ = ("branches", "captures", "check", "counter", "eventually", "history_key",
+                 "history_path", "history_value", "kind", "name", "poll", "request", "sent",
+                 "static", "step", "until")
 
     def __init__(self, step: FlowStep, forbidden: tuple[bytes, ...]) -> None:
+        self.step = step
+        self.name = step.name or "?"
+        self.kind = (_SLEEP if step.sleep is not None else _BRANCH if step.branch is not None
+                     else _PYTHON if step.python is not None else _REQUEST)
+        self.counter: OpCounter | None = None
+        self.branches: list[tuple[Branch, list[_Step]]] = [
+            (b, [_Step(s, forbidden) for s in b.steps]) for b in step.branch or []]
         self.request = _Request(step.request) if step.request is not None else None
         # Canaries are checked on every response of the step, before its expectation.
         self.check = ResponseCheck.of(step.expect, forbidden=forbidden, templated=True)
@@ -97,6 +116,7 @@ class _Step:
                            if ev is not None else None)
         self.until = (Condition(step.until, templated=True) if step.until is not None
                       else None)
+        self.poll = self.until is not None or self.eventually is not None
         self.captures: list[tuple[str, str, JsonPath | str]] = []
         for var, source in step.capture.items():
             if source == "status":
@@ -112,6 +132,21 @@ class _Step:
             else None
         self.history_value = Template(value) if value is not None and \
             self.history_path is None else None
+        req = self.request
+        # Whether every send of the step is the same bytes (no template anywhere).
+        self.static = req is not None and (req.base is None or req.base.static) and \
+            req.path.static and is_static(req.query) and is_static(req.headers) and \
+            is_static(req.json) and (req.body is None or req.body.static)
+        # (origin, url, bytes) of a static step, once built.
+        self.sent: tuple[str, str, bytes] | None = None
+
+    def walk(self) -> list[_Step]:
+        """This step and those of its branches."""
+        out = [self]
+        for _, steps in self.branches:
+            for s in steps:
+                out.extend(s.walk())
+        return out
 
 
 class HistoryLog:
@@ -165,16 +200,15 @@ class FlowDriver(TaskDriver):
         self.seq = 0
         self.tasks: set[asyncio.Task[None]] = set()
         self._python: dict[str, Any] = {}
-        # Every step's templates and checks, compiled once (keyed by the step's identity).
-        self._plans: dict[int, _Step] = {}
-        forbidden: tuple[bytes, ...] = ()
-
-        def compile_steps(steps: list[FlowStep]) -> None:
-            for step in steps:
-                self._plans[id(step)] = _Step(step, forbidden)
-                for b in step.branch or []:
-                    compile_steps(b.steps)
-        compile_steps(workload.steps)
+        # Every step's templates and checks, compiled once.
+        self._top = [_Step(step, ()) for step in workload.steps]
+        for plan in (p for top in self._top for p in top.walk()):
+            if plan.kind in (_REQUEST, _PYTHON) and plan.step.name is not None:
+                plan.counter = self.steps_ops[plan.step.name]
+        # A static step's bytes are built once unless the workload's headers or the steps
+        # name a token (refreshed during the run).
+        self._cache_sends = self._step_tokens is None and not (
+            credentials is not None and has_token_refs(workload.headers))
 
     # -- iterations ----------------------------------------------------------------------
     async def run(self, duration: float) -> None:
@@ -214,7 +248,12 @@ class FlowDriver(TaskDriver):
         ctx.intended = intended
         f = self.flow_op
         try:
-            await self._steps(self.workload.steps, ctx)
+            # The steps' loop inlined (the hot path: one coroutine less per request).
+            for plan in self._top:
+                if plan.kind == _REQUEST:
+                    await self._request(plan, ctx)
+                else:
+                    await self._other(plan, ctx)
         except asyncio.CancelledError:
             raise
         except FlowFailed as exc:
@@ -227,33 +266,38 @@ class FlowDriver(TaskDriver):
         f.svc.append(int((now - intended) * 1_000_000))
 
     # -- steps ---------------------------------------------------------------------------
-    async def _steps(self, steps: list[FlowStep], ctx: FlowContext) -> None:
+    async def _steps(self, steps: list[_Step], ctx: FlowContext) -> None:
         # An iteration under way when the load ends runs on within the grace (its
         # steps still counted); what the grace cuts off is counted ``unfinished``.
-        for step in steps:
-            if step.sleep is not None:
-                await asyncio.sleep(step.sleep)
-            elif step.branch is not None:
-                await self._steps(self._choose(step.branch).steps, ctx)
-            elif step.python is not None:
-                await self._timed(step, ctx, self._python_step(step, ctx))
+        for plan in steps:
+            if plan.kind == _REQUEST:
+                await self._request(plan, ctx)
             else:
-                await self._timed(step, ctx, self._request_step(step, ctx))
+                await self._other(plan, ctx)
 
-    def _choose(self, branches: list[Branch]) -> Branch:
-        total = sum(b.weight for b in branches)
+    async def _other(self, plan: _Step, ctx: FlowContext) -> None:
+        step = plan.step
+        if plan.kind == _SLEEP:
+            assert step.sleep is not None
+            await asyncio.sleep(step.sleep)
+        elif plan.kind == _BRANCH:
+            await self._steps(self._choose(plan.branches), ctx)
+        else:
+            await self._timed(plan, ctx, self._python_step(step, ctx))
+
+    def _choose(self, branches: list[tuple[Branch, list[_Step]]]) -> list[_Step]:
+        total = sum(b.weight for b, _ in branches)
         pick = self.rng.random() * total
-        for b in branches:
+        for b, steps in branches:
             pick -= b.weight
             if pick <= 0:
-                return b
-        return branches[-1]
+                return steps
+        return branches[-1][1]
 
-    def _history(self, step: FlowStep, ctx: FlowContext, type_: str) -> None:
-        spec = step.history
+    def _history(self, plan: _Step, ctx: FlowContext, type_: str) -> None:
+        spec = plan.step.history
         if spec is None or self.history is None:
             return
-        plan = self._plans[id(step)]
         assert plan.history_key is not None
         try:
             key = plan.history_key.value(ctx)
@@ -269,25 +313,19 @@ class FlowDriver(TaskDriver):
             value = None
         self.history.record(f"{self.name}-{ctx.vu}-{ctx.seq}", type_, spec.f, key, value)
 
-    async def _timed(self, step: FlowStep, ctx: FlowContext, work: Any) -> None:
-        assert step.name is not None
-        c = self.steps_ops[step.name]
-        started = _monotonic()
-        sends = ctx.sends
-        self._history(step, ctx, "invoke")
-        # If the run ends while this step is out, both it and its iteration are counted
-        # ``unfinished`` (by close_all, before the last window is sealed).
-        token = self.in_flight.begin((c, started, started),
-                                     (self.flow_op, ctx.intended, ctx.intended))
-        try:
-            await work
-        except UnsafeValue as exc:
-            c.requests += max(1, ctx.sends - sends)
+    def _failed(self, plan: _Step, ctx: FlowContext, sends: int, started: float,
+                exc: BaseException) -> FlowFailed:
+        """Count a step that failed with ``exc`` (one error per step, one request per send)
+        and note it in the history; the ``FlowFailed`` that ends its iteration."""
+        c = plan.counter
+        assert c is not None
+        name = plan.name
+        c.requests += max(1, ctx.sends - sends)
+        if isinstance(exc, UnsafeValue):
             c.error(UNSAFE_VALUE)
-            self._history(step, ctx, "fail")  # never sent
-            raise FlowFailed(step.name, UNSAFE_VALUE, str(exc)) from exc
-        except FlowFailed as exc:
-            c.requests += max(1, ctx.sends - sends)
+            self._history(plan, ctx, "fail")  # never sent
+            return FlowFailed(name, UNSAFE_VALUE, str(exc))
+        if isinstance(exc, FlowFailed):
             c.error(exc.cls)
             if exc.cls in ("until_timeout", "eventually_failed"):
                 # Never held: the time it waited is its latency (a lower bound; rules read
@@ -296,30 +334,109 @@ class FlowDriver(TaskDriver):
                 c.lat.append(waited)
                 c.svc.append(waited)
             # A definite rejection did not happen; anything else may have.
-            self._history(step, ctx, "fail" if exc.cls == "4xx" else "info")
-            raise FlowFailed(step.name, exc.cls, str(exc)) from exc
-        except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
-            c.requests += max(1, ctx.sends - sends)
+            self._history(plan, ctx, "fail" if exc.cls == "4xx" else "info")
+            return FlowFailed(name, exc.cls, str(exc))
+        if isinstance(exc, OSError | TimeoutError | asyncio.IncompleteReadError):
             cls = classify(exc) if isinstance(exc, OSError | TimeoutError) else "reset"
             c.error(cls)
-            self._history(step, ctx, "info")
-            raise FlowFailed(step.name, cls) from exc
-        except (ValueError, KeyError, TypeError) as exc:
-            c.requests += max(1, ctx.sends - sends)
-            c.error("check_failed")
-            self._history(step, ctx, "info")
-            raise FlowFailed(step.name, "check_failed", str(exc)) from exc
+            self._history(plan, ctx, "info")
+            return FlowFailed(name, cls)
+        c.error("check_failed")
+        self._history(plan, ctx, "info")
+        return FlowFailed(name, "check_failed", str(exc))
+
+    async def _timed(self, plan: _Step, ctx: FlowContext, work: Any) -> None:
+        c = plan.counter
+        assert c is not None
+        started = _monotonic()
+        sends = ctx.sends
+        self._history(plan, ctx, "invoke")
+        # If the run ends while this step is out, both it and its iteration are counted
+        # ``unfinished`` (by close_all, before the last window is sealed).
+        token = self.in_flight.begin((c, started, started),
+                                     (self.flow_op, ctx.intended, ctx.intended))
+        try:
+            await work
+        except (UnsafeValue, FlowFailed, OSError, TimeoutError, asyncio.IncompleteReadError,
+                ValueError, KeyError, TypeError) as exc:
+            raise self._failed(plan, ctx, sends, started, exc) from exc
         finally:
             self.in_flight.end(token)
-        self._history(step, ctx, "ok")
-        took = _monotonic() - started
+        self._history(plan, ctx, "ok")
+        took = int((_monotonic() - started) * 1_000_000)
         # One latency per step (a poll: the time until it held), one request per send.
         c.requests += max(1, ctx.sends - sends)
-        c.lat.append(int(took * 1_000_000))
-        c.svc.append(int(took * 1_000_000))
+        c.lat.append(took)
+        c.svc.append(took)
 
-    async def _send(self, step: FlowStep, ctx: FlowContext) -> Answer:
-        req = self._plans[id(step)].request
+    async def _request(self, plan: _Step, ctx: FlowContext) -> None:
+        """A request step, timed and counted (``_timed`` and one send inlined: the hot
+        path)."""
+        c = plan.counter
+        assert c is not None
+        started = _monotonic()
+        sends = ctx.sends
+        history = plan.step.history is not None
+        if history:
+            self._history(plan, ctx, "invoke")
+        # If the run ends while this step is out, both it and its iteration are counted
+        # ``unfinished`` (by close_all, before the last window is sealed).
+        token = self.in_flight.begin((c, started, started),
+                                     (self.flow_op, ctx.intended, ctx.intended))
+        try:
+            if plan.poll:
+                answer = await self._poll(plan, ctx)
+            else:
+                response = await self._send(plan, ctx)
+                ctx.last = response
+                answer = ctx.answer = Answer(response.status, response.body)
+                if self.canaries:
+                    self._canaries(plan, answer)
+                try:
+                    cls = plan.check.answer(answer, ctx)
+                except MissingVariable as exc:
+                    raise FlowFailed(plan.name, "template", str(exc)) from None
+                if cls is not None:
+                    raise FlowFailed(plan.name, cls, f"status {answer.status}")
+            if plan.captures:
+                for var, kind, source in plan.captures:
+                    ctx.vars[var] = self._capture(plan.name, kind, source, answer, ctx)
+        except (UnsafeValue, FlowFailed, OSError, TimeoutError, asyncio.IncompleteReadError,
+                ValueError, KeyError, TypeError) as exc:
+            raise self._failed(plan, ctx, sends, started, exc) from exc
+        finally:
+            self.in_flight.end(token)
+        if history:
+            self._history(plan, ctx, "ok")
+        took = int((_monotonic() - started) * 1_000_000)
+        # One latency per step (a poll: the time until it held), one request per send.
+        n = ctx.sends - sends
+        c.requests += n if n > 1 else 1
+        c.lat.append(took)
+        c.svc.append(took)
+
+    def _canaries(self, plan: _Step, answer: Answer) -> None:
+        for canary in self.canaries:
+            if canary in answer.body:
+                raise FlowFailed(plan.name, "canary", "a canary appeared in a response")
+
+    def _send(self, plan: _Step, ctx: FlowContext) -> Awaitable[Response]:
+        """Send the step's request (its bytes built once when it has no template); its
+        answer, to await."""
+        req = plan.request
+        assert req is not None
+        sent = plan.sent
+        if sent is None:
+            sent = self._build(plan, ctx)
+            if plan.static and self._cache_sends:
+                plan.sent = sent
+        # Counted as sent before it goes: a poll's every attempt is a request the server saw.
+        ctx.sends += 1
+        origin, url, wire = sent
+        return ctx.client.send(origin, req.method, wire, url, req.timeout)
+
+    def _build(self, plan: _Step, ctx: FlowContext) -> tuple[str, str, bytes]:
+        req = plan.request
         assert req is not None
         try:
             base = req.base.render(ctx) if req.base is not None else ctx.urls[req.service]
@@ -330,62 +447,54 @@ class FlowDriver(TaskDriver):
             body = req.body.render(ctx) if req.body is not None else None
             query = {k: render_value(v, ctx) for k, v in req.query.items()} or None
         except MissingVariable as exc:
-            raise FlowFailed(step.name or "?", "template", str(exc)) from None
+            raise FlowFailed(plan.name, "template", str(exc)) from None
         creds = self._step_tokens
         if creds is not None:
             url, headers, json_body, body, query = creds.fill(
                 (url, headers, json_body, body, query))
-        # Counted as sent before it goes: a poll's every attempt is a request the server saw.
-        ctx.sends += 1
-        response = await ctx.client.request(
-            req.method, url, headers=headers, json_body=json_body, body=body, query=query,
-            timeout=req.timeout)
+        origin, wire = ctx.client.prepare(req.method, url, headers=headers,
+                                          json_body=json_body, body=body, query=query)
+        return origin, url, wire
+
+    async def _answer(self, plan: _Step, ctx: FlowContext) -> Answer:
+        """One send of a poll: its answer, as checks read it."""
+        response = await self._send(plan, ctx)
         ctx.last = response
         answer = ctx.answer = Answer(response.status, response.body)
-        for canary in self.canaries:
-            if canary in response.body:
-                raise FlowFailed(step.name or "?", "canary", "a canary appeared in a response")
+        if self.canaries:
+            self._canaries(plan, answer)
         return answer
 
-    async def _request_step(self, step: FlowStep, ctx: FlowContext) -> None:
-        name = step.name or "?"
-        plan = self._plans[id(step)]
+    async def _poll(self, plan: _Step, ctx: FlowContext) -> Answer:
+        """A step sent until its ``until`` holds or its ``expect_eventually`` passes."""
+        step = plan.step
+        name = plan.name
         if plan.until is not None:
             deadline = _monotonic() + step.within
             while True:
-                answer = await self._send(step, ctx)
+                answer = await self._answer(plan, ctx)
                 if answer.status < 100 or answer.status > 599:
                     raise FlowFailed(name, "protocol", f"status {answer.status}")
                 if plan.until.holds(answer, ctx):
-                    break
+                    return answer
                 if _monotonic() + step.every > deadline:
                     raise FlowFailed(name, "until_timeout",
                                      f"{step.until} did not hold within {step.within:g}s")
                 await asyncio.sleep(step.every)
-        elif plan.eventually is not None:
-            ev = step.expect_eventually
-            assert ev is not None
-            for attempt in range(ev.attempts):
-                answer = await self._send(step, ctx)
-                cls = plan.eventually.answer(answer, ctx)
-                if cls is None:
-                    break
-                if cls == "protocol":
-                    raise FlowFailed(name, cls, f"status {answer.status}")
-                if attempt == ev.attempts - 1:
-                    raise FlowFailed(name, "eventually_failed",
-                                     f"not true after {ev.attempts} attempts")
-                await asyncio.sleep(ev.delay)
-        else:
-            answer = await self._send(step, ctx)
-            try:
-                cls = plan.check.answer(answer, ctx)
-            except MissingVariable as exc:
-                raise FlowFailed(name, "template", str(exc)) from None
-            if cls is not None:
+        ev = step.expect_eventually
+        assert ev is not None and plan.eventually is not None
+        for attempt in range(ev.attempts):
+            answer = await self._answer(plan, ctx)
+            cls = plan.eventually.answer(answer, ctx)
+            if cls is None:
+                return answer
+            if cls == "protocol":
                 raise FlowFailed(name, cls, f"status {answer.status}")
-        for var, kind, source in plan.captures:
-            ctx.vars[var] = self._capture(name, kind, source, answer, ctx)
+            if attempt == ev.attempts - 1:
+                raise FlowFailed(name, "eventually_failed",
+                                 f"not true after {ev.attempts} attempts")
+            await asyncio.sleep(ev.delay)
+        raise AssertionError("unreachable: attempts > 0")
 
     @staticmethod
     def _capture(step: str, kind: str, source: JsonPath | str, answer: Answer,

@@ -27,7 +27,8 @@ from urllib.parse import quote
 
 import httptools
 
-__all__ = ["IDEMPOTENT", "MAX_BODY_BYTES", "MAX_HEAD_BYTES", "ProtocolError", "ResponseParser",
+__all__ = ["IDEMPOTENT", "MAX_BODY_BYTES", "MAX_HEAD_BYTES", "ConnectionParser", "ProtocolError",
+           "ResponseParser",
            "StreamResponse", "UnsafeValue", "body_framing", "build_request", "encode_path",
            "encode_path_value", "encode_query_value", "final_head", "keep_alive_of",
            "merge_headers", "read_response", "request_head"]
@@ -292,6 +293,154 @@ class ResponseParser:
             return b""
         data = self.body[0] if len(self.body) == 1 else b"".join(self.body)
         self.body.clear()
+        return data
+
+
+class ConnectionParser:
+    """The responses of one keep-alive connection, one at a time, framed as ``ResponseParser``
+    frames them but by one httptools parser kept for the connection's life, without a Python
+    call per header: the head's bytes are kept (``head_bytes``) and read again by
+    ``final_head`` only when someone asks for the headers, or on the rare paths (a HEAD
+    answer, one that will not keep the connection) to learn how the body ends.
+
+    Call ``begin`` before each request is written, ``feed`` with what arrives (True once the
+    response is complete) and ``feed_eof`` when the server closes the connection."""
+
+    __slots__ = ("_parser", "_raw", "body", "done", "eof_body", "extra", "head_bytes",
+                 "is_head", "keep_alive", "max_body", "size", "status")
+
+    def __init__(self, max_body: int = MAX_BODY_BYTES) -> None:
+        self._parser = httptools.HttpResponseParser(self)
+        self.max_body = max_body
+        self.is_head = False
+        self.status = 0
+        self.body: list[bytes] = []
+        self.size = 0
+        # The bytes read while the head is awaited (None once it is parsed): the first read
+        # is kept as it is, later ones joined only when a head is split over reads.
+        self._raw: bytes | None = b""
+        self.head_bytes = b""
+        self.done = False
+        self.eof_body = False
+        self.keep_alive = False
+        self.extra = False
+
+    def begin(self, is_head: bool) -> None:
+        """Expect the answer to the request about to be written (``is_head``: to a HEAD)."""
+        self.is_head = is_head
+        self.status = 0
+        self.body = []
+        self.size = 0
+        self._raw = b""
+        self.done = False
+        self.eof_body = False
+        self.keep_alive = False
+        self.extra = False
+
+    # httptools callbacks ----------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        if self.done:
+            self.extra = True  # a second answer to one request: the connection is not kept
+
+    def on_headers_complete(self) -> None:
+        if self.done:
+            return
+        p = self._parser
+        status = p.get_status_code()
+        if not 100 <= status <= 599:
+            raise ProtocolError(f"status {status:03d} is not an HTTP status (100-599)")
+        if status < 200:
+            if status == 101:
+                raise ProtocolError("the server switched protocols (101), which was not asked")
+            return  # 100 Continue, 103 Early Hints: the real answer follows
+        self.status = status
+        head = self._raw or b""
+        self._raw = None
+        self.head_bytes = head
+        if self.is_head or not p.should_keep_alive():
+            self._rare(head)
+
+    def _rare(self, head: bytes) -> None:
+        """A HEAD answer, or one that will not keep the connection: its head read again to
+        know how its body ends."""
+        try:
+            parsed = final_head(head, "HEAD" if self.is_head else "GET")
+        except (ProtocolError, ConnectionError):
+            return  # httptools judges the rest as it comes
+        if not parsed.head_done:
+            return
+        if self.is_head:
+            # A HEAD answer has no body whatever Content-Length says; httptools cannot be
+            # told, so a fresh parser reads the next answer (this one ignores the rest).
+            self._parser = httptools.HttpResponseParser(self)
+            self.done = True
+            self.keep_alive = parsed.keep_alive
+        elif parsed.framing == "eof":
+            self.eof_body = True
+
+    def on_body(self, data: bytes) -> None:
+        if self.done:
+            return
+        self.size += len(data)
+        if self.size > self.max_body:
+            raise ProtocolError(f"a body over {self.max_body} bytes")
+        self.body.append(data)
+
+    def on_message_complete(self) -> None:
+        if self.done or not self.status:
+            return  # after the answer, or the end of an interim one
+        self.done = True
+        self.keep_alive = self._parser.should_keep_alive()
+
+    # feeding ----------------------------------------------------------------------------
+    def feed(self, data: bytes) -> bool:
+        """Parse ``data``; True once the response is complete. ``ProtocolError`` when it is
+        not HTTP/1.1."""
+        raw = self._raw
+        if raw is not None:
+            if raw:
+                raw += data
+                if len(raw) > MAX_HEAD_BYTES:
+                    raise ProtocolError(f"a response head over {MAX_HEAD_BYTES} bytes")
+                self._raw = raw
+            else:
+                self._raw = data
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, ProtocolError):
+                raise cause from None
+            raise ProtocolError(f"a malformed response ({cause or exc})") from exc
+        except httptools.HttpParserUpgrade as exc:
+            raise ProtocolError("the server switched protocols, which was not asked") from exc
+        except httptools.HttpParserError as exc:
+            if self.done:
+                self.extra = True  # bytes after a `Connection: close` answer
+                return True
+            raise ProtocolError(f"a malformed response ({exc})") from exc
+        return self.done
+
+    def feed_eof(self) -> None:
+        """The server closed the connection: a close-delimited body ends here; anything
+        unfinished raises ``ConnectionResetError`` (class ``reset``)."""
+        if self.done:
+            return
+        if self.status and self.eof_body:
+            self.done = True
+            self.keep_alive = False
+            return
+        raise ConnectionResetError(
+            "the server closed the connection before the response ended" if self.status
+            or self._raw else "the server closed the connection without answering")
+
+    def take_body(self) -> bytes:
+        """The body received (and forget it)."""
+        body = self.body
+        if not body:
+            return b""
+        data = body[0] if len(body) == 1 else b"".join(body)
+        self.body = []
         return data
 
 
