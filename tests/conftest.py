@@ -76,7 +76,9 @@ def stall_url() -> Iterator[str]:
 
 def run_cli(*args: str, timeout: float = 120, cwd: Path | None = None,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """Run the real ``enduro`` command and wait for it."""
+    """Run the real ``enduro`` command and wait for it. The child does not inherit the marks
+    of a parallel test worker (pytest-benchmark in a gate's command turns itself off when it
+    sees ``PYTEST_XDIST_WORKER``)."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
     return subprocess.run([sys.executable, "-m", "enduro", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=cwd,
-                          env={**os.environ, **(env or {})})
+                          text=True, timeout=timeout, cwd=cwd, env={**base, **(env or {})})
