@@ -39,4 +39,7 @@ fi
 python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 python3 -m ruff check src tests benchmarks
 python3 -m mypy
-python3 -m pytest "$@"
+# Tests are independent (ports and directories per test), so they run in parallel: most of
+# their time is spent waiting for runs of fixed length. ENDURO_TEST_WORKERS=0 runs them in one
+# process.
+python3 -m pytest -n "${ENDURO_TEST_WORKERS:-3}" "$@"
