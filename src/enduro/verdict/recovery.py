@@ -8,11 +8,13 @@ the pre-fault baseline band). Per fault: ``detect_s`` is the first bad window af
 Attribution: a fault is credited only with what it can explain. A bad window counts as its
 detection only if it begins within the fault's active period plus a settle time (``settle_s``,
 by default the longer of two windows and 5 s: the in-flight requests of the moment fail or
-time out, a killed process is noticed) and before the next fault starts. A fault with no bad
+time out, a killed process is noticed) and ends before the next fault starts (a window the next
+fault started in is the next fault's, unless this fault started in it too). A fault with no bad
 window there has ``detect_s`` null, ``recover_s`` 0 and its errors counted over that stretch
 only: windows that go bad 20 s later are someone else's doing. Recovery, once detected, is
-looked for after the fault's end without that bound (slow recoveries are the finding), up to
-the next fault.
+looked for after the fault's end without the settle bound (slow recoveries are the finding),
+but only up to the next fault: good windows that last until it starts count as recovery; a
+fault still bad when the next one starts never recovered (``recover_s`` null).
 """
 
 from __future__ import annotations
@@ -138,6 +140,10 @@ class PhaseTracker:
         return phase
 
 
+# How far (in windows) a window may run past the next fault's start and still be this one's.
+_EDGE = 0.01
+
+
 def settle_time(window_s: float) -> float:
     """How long after a fault's end its effects may still begin (see the module docstring)."""
     return max(2 * window_s, 5.0)
@@ -148,47 +154,64 @@ def analyze_fault(tracker: PhaseTracker, start_s: float, end_s: float | None,
                   settle_s: float | None = None) -> dict[str, Any]:
     """detect_s, recover_s, errors and worst p99 of one fault from the window series.
 
-    Detection is a bad window beginning before ``end + settle_s`` (``settle_time`` by
-    default), ``horizon_s`` and the next fault's start, whichever comes first. Recovery is
-    the first of K consecutive good windows after the fault's end; when the next fault starts
-    sooner, good windows that last up to its start count as recovery."""
+    Detection is the first bad window beginning before ``end + settle_s`` (``settle_time`` by
+    default; at most ``horizon_s``) and ending by ``next_start_s``. Recovery is the first of K
+    consecutive good windows after the fault's end and its detection, among the windows that
+    end by the next fault's start; a shorter run of good windows cut off by the next fault
+    counts too. See the module docstring for why."""
     w = tracker.window_s
     end = end_s if end_s is not None else start_s
     settle = settle_time(w) if settle_s is None else settle_s
     until = end + min(settle, horizon_s)
-    if next_start_s is not None:
-        until = min(until, max(next_start_s, start_s + w))
+
+    def mine(index: int) -> bool:
+        """Whether the window can be this fault's rather than the next one's."""
+        if next_start_s is None or index * w <= start_s:
+            return True  # no next fault, or this fault started in (or before) the window
+        # A fault at a whole second starts a few ms after a window boundary; a timer may fire
+        # a hair early, hence the tolerance.
+        return (index + 1) * w <= next_start_s + _EDGE * w
+
     windows = [s for s in tracker.series if (s.index + 1) * w > start_s]
-    detect = None
+    ours: list[WindowSummary] = []
     for s in windows:
+        if not mine(s.index):
+            break
+        ours.append(s)
+    cut = len(ours) < len(windows)  # the next fault started before the data ended
+    detect_at: int | None = None
+    for s in ours:
         if s.index * w >= until:
             break
         if not tracker.good(s):
-            detect = max(0.0, s.index * w - start_s)
+            detect_at = s.index
             break
-    recover = None
-    span = [s for s in windows if s.index * w < until]
-    if detect is None:
-        recover = 0.0
-    else:
-        run = 0
-        detected_at = start_s + detect
-        for s in windows:
-            # Good windows before the fault's end, or before its effect showed, are not a
-            # recovery from it.
-            if (s.index + 1) * w <= end or s.index * w < detected_at:
-                continue
-            if next_start_s is not None and (s.index + 1) * w > next_start_s and run:
-                first_good = (s.index - run) * w
-                recover = max(0.0, first_good - end)
-                span = [x for x in windows if x.index * w < first_good]
-                break
-            run = run + 1 if tracker.good(s) else 0
-            if run >= tracker.k:
-                first_good = (s.index - tracker.k + 1) * w
-                recover = max(0.0, first_good - end)
-                span = [x for x in windows if x.index * w < first_good]
-                break
+    if detect_at is None:
+        return _figures(None, 0.0, [s for s in ours if s.index * w < until])
+    detect = max(0.0, detect_at * w - start_s)
+    run, first_good = 0, 0
+    for s in ours:
+        # Good windows before the fault's end, or before its effect showed, are not a
+        # recovery from it.
+        if (s.index + 1) * w <= end or s.index <= detect_at:
+            continue
+        if not tracker.good(s):
+            run = 0
+            continue
+        run += 1
+        if run == 1:
+            first_good = s.index
+        if run >= tracker.k:
+            break
+    if run >= tracker.k or (run and cut):
+        recover = max(0.0, first_good * w - end)
+        return _figures(detect, recover, [s for s in ours if s.index < first_good])
+    # Still bad when the data ended or the next fault started: everything up to there.
+    return _figures(detect, None, ours)
+
+
+def _figures(detect: float | None, recover: float | None,
+             span: list[WindowSummary]) -> dict[str, Any]:
     return {
         "detect_s": None if detect is None else round(detect, 3),
         "recover_s": None if recover is None else round(recover, 3),
