@@ -11,8 +11,9 @@ import time
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
-from enduro.engine.client import HttpClient, Response
+from enduro.engine.client import HttpClient, Response, split_url
 from enduro.engine.conditions import Answer, Condition, JsonPath, ResponseCheck
 from enduro.engine.http import classify
 from enduro.engine.python import load_function
@@ -26,7 +27,7 @@ from enduro.engine.templates import (
     render_value,
 )
 from enduro.engine.tls import client_context
-from enduro.engine.wire import UnsafeValue
+from enduro.engine.wire import UnsafeValue, request_target
 from enduro.observe.window import UNSAFE_VALUE, OpCounter, Recorder
 from enduro.plan.flows import Branch, FlowRequest, FlowStep, FlowWorkload
 from enduro.plan.tokens import Credentials, Filled, has_token_refs
@@ -98,7 +99,7 @@ class _Step:
 
     __slots__ = ("branches", "captures", "check", "counter", "eventually", "history_key",
                  "history_path", "history_value", "kind", "name", "poll", "request", "sent",
-                 "static", "step", "until")
+                 "shape", "shaped", "static", "step", "until")
 
     def __init__(self, step: FlowStep, forbidden: tuple[bytes, ...]) -> None:
         self.step = step
@@ -137,8 +138,15 @@ class _Step:
         self.static = req is not None and (req.base is None or req.base.static) and \
             req.path.static and is_static(req.query) and is_static(req.headers) and \
             is_static(req.json) and (req.body is None or req.body.static)
+        # Whether only the request target (path and query) varies.
+        self.shaped = req is not None and not self.static and \
+            (req.base is None or req.base.static) and is_static(req.headers) and \
+            is_static(req.json) and (req.body is None or req.body.static)
         # (origin, url, bytes) of a static step, once built.
         self.sent: tuple[str, str, bytes] | None = None
+        # Of a step whose target alone varies: its origin, the base's path, and the bytes
+        # of its request before and after the target.
+        self.shape: tuple[str, str, bytes, bytes] | None = None
 
     def walk(self) -> list[_Step]:
         """This step and those of its branches."""
@@ -427,9 +435,12 @@ class FlowDriver(TaskDriver):
         assert req is not None
         sent = plan.sent
         if sent is None:
-            sent = self._build(plan, ctx)
-            if plan.static and self._cache_sends:
-                plan.sent = sent
+            if plan.shaped and self._cache_sends:
+                sent = self._shaped(plan, ctx)
+            else:
+                sent = self._build(plan, ctx)
+                if plan.static and self._cache_sends:
+                    plan.sent = sent
         # Counted as sent before it goes: a poll's every attempt is a request the server saw.
         ctx.sends += 1
         origin, url, wire = sent
@@ -455,6 +466,38 @@ class FlowDriver(TaskDriver):
         origin, wire = ctx.client.prepare(req.method, url, headers=headers,
                                           json_body=json_body, body=body, query=query)
         return origin, url, wire
+
+    def _shaped(self, plan: _Step, ctx: FlowContext) -> tuple[str, str, bytes]:
+        """As ``_build`` for a step whose target alone varies: the request line's target
+        rendered into bytes built once (the same bytes ``_build`` makes)."""
+        req = plan.request
+        assert req is not None
+        try:
+            path = req.path.render_target(ctx)
+            query = {k: render_value(v, ctx) for k, v in req.query.items()}
+        except MissingVariable as exc:
+            raise FlowFailed(plan.name, "template", str(exc)) from None
+        if not path.startswith("/"):
+            return self._build(plan, ctx)  # a whole URL from a capture: parsed in full
+        shape = plan.shape
+        if shape is None:
+            base = req.base.render(ctx) if req.base is not None else ctx.urls[req.service]
+            origin, prefix = split_url(base.rstrip("/") + "/")
+            _, wire = ctx.client.prepare(
+                req.method, origin + "/",
+                headers={**self._headers.get(),
+                         **{k: v.render(ctx) for k, v in req.headers.items()}},
+                json_body=render_value(req.json, ctx) if req.json is not None else None,
+                body=req.body.render(ctx) if req.body is not None else None)
+            start = f"{req.method} ".encode()
+            assert wire.startswith(start + b"/ HTTP/1.1\r\n")
+            shape = plan.shape = (origin, prefix[:-1], start, wire[len(start) + 1:])
+        origin, prefix, start, rest = shape
+        path = prefix + path
+        url = origin + path
+        if query:
+            path += ("&" if "?" in path else "?") + urlencode(query)
+        return origin, url, start + request_target(path) + rest
 
     async def _answer(self, plan: _Step, ctx: FlowContext) -> Answer:
         """One send of a poll: its answer, as checks read it."""

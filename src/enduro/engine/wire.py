@@ -28,10 +28,9 @@ from urllib.parse import quote
 import httptools
 
 __all__ = ["IDEMPOTENT", "MAX_BODY_BYTES", "MAX_HEAD_BYTES", "ConnectionParser", "ProtocolError",
-           "ResponseParser",
-           "StreamResponse", "UnsafeValue", "body_framing", "build_request", "encode_path",
-           "encode_path_value", "encode_query_value", "final_head", "keep_alive_of",
-           "merge_headers", "read_response", "request_head"]
+           "ResponseParser", "StreamResponse", "UnsafeValue", "body_framing", "build_request",
+           "encode_path", "encode_path_value", "encode_query_value", "final_head",
+           "keep_alive_of", "merge_headers", "read_response", "request_head", "request_target"]
 
 # RFC 9110 token (methods, header names).
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -75,6 +74,14 @@ def encode_path(value: object) -> str:
 def encode_query_value(value: object) -> str:
     """``value`` percent-encoded to stand as (part of) one query value."""
     return quote(str(value), safe=_QUERY_SAFE)
+
+
+def request_target(target: str) -> bytes:
+    """``target`` as it stands in the request line: spaces, controls and non-ASCII
+    percent-encoded (``request_head`` writes its target so)."""
+    if _BAD_TARGET.search(target):
+        target = quote(target, safe=_TARGET_SAFE)
+    return target.encode("ascii")
 
 
 def request_head(method: str, target: str, headers: Iterable[tuple[str, object]]) -> bytes:
