@@ -6,6 +6,7 @@ left behind."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -233,18 +234,34 @@ def test_a_signal_in_every_state_ends_the_run_incomplete(tmp_path: Path, how: st
             _kill_left(case)
 
 
-def _blocked_plan(directory: Path, duration: str) -> dict[str, Any]:
+def _blocked_plan(directory: Path, duration: str, *, stubborn: bool = False) -> dict[str, Any]:
+    """A run whose python op blocks the event loop; a ``stubborn`` service ignores SIGTERM."""
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "blocker.py").write_text(BLOCKER)
     port = free_port()
+    command: list[str] | str = [*CHATTY, "--port", str(port)]
+    if stubborn:
+        command = f"trap '' TERM; exec {' '.join(command)}"
     return {
         "name": "blocked", "duration": duration, "seed": 1, "grace": "1s",
-        "services": {"api": {"command": [*CHATTY, "--port", str(port)],
+        "services": {"api": {"command": command,
                              "ready": {"http": f"http://127.0.0.1:{port}/health",
                                        "timeout": "30s"}}},
         "workloads": {"w": {"python": {"function": "blocker:op", "rate": "1/s",
                                        "params": {"marker": str(directory / "blocked")}}}},
         "faults": [_fault("0s")]}
+
+
+# What the watchdog's end may take once it decided (README, "Runs"): each fault's undo (at most
+# 10 s; here a `touch`), the processes' stop (5 s, then SIGKILL and 2 s; none after a second
+# signal) and the results (10 s, then written bare).
+WATCHDOG_END_S = 10 + 7 + 10
+
+
+def _watchdog_end(case: Case) -> dict[str, Any]:
+    ends = [e for e in case.events() if e.get("event") == "watchdog_end"]
+    assert len(ends) == 1, case.events()
+    return ends[0]
 
 
 def test_the_watchdog_ends_a_run_whose_event_loop_is_blocked(tmp_path: Path) -> None:
@@ -253,8 +270,9 @@ def test_the_watchdog_ends_a_run_whose_event_loop_is_blocked(tmp_path: Path) -> 
         wait_for(lambda: (tmp_path / "blocked").exists(), 45, "the op to block the loop")
         began = time.monotonic()
         # The load's bound: duration 1 s + grace 1 s + 5 s; then 3 s for the loop to answer.
-        case.proc.wait(40)
-        assert time.monotonic() - began < 30
+        case.proc.wait(1 + 1 + 5 + 3 + WATCHDOG_END_S + 10)
+        assert time.monotonic() - began < 1 + 1 + 5 + 3 + WATCHDOG_END_S
+        assert "overran its deadline" in _watchdog_end(case)["why"]
         results = _check_ended(case, code=3, verdict="incomplete", state="failed")
         assert "the watchdog ended the run" in results["stop_reason"]
         assert "blocked" in results["stop_reason"]
@@ -263,21 +281,43 @@ def test_the_watchdog_ends_a_run_whose_event_loop_is_blocked(tmp_path: Path) -> 
         _kill_left(case)
 
 
-@pytest.mark.parametrize("how", ["SIGTERM", "double"])
+def _signal_until_ended(case: Case, sig: signal.Signals, timeout: float) -> None:
+    """Send ``sig`` again and again until the run ends: two signals sent at once reach the
+    Python handler as one (CPython keeps one pending flag per signal), so a second signal must
+    come after the handler took the first, which nothing outside the process can see."""
+    deadline = time.monotonic() + timeout
+    while case.proc.poll() is None and time.monotonic() < deadline:
+        case.proc.send_signal(sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            case.proc.wait(0.25)
+
+
+@pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "double"])
 def test_a_signal_ends_a_run_whose_event_loop_is_blocked(tmp_path: Path, how: str) -> None:
-    case = _start("blocked", tmp_path, _blocked_plan(tmp_path, "60s"))
+    sig = signal.SIGINT if how == "SIGINT" else signal.SIGTERM
+    # A service that ignores SIGTERM: after a second signal it gets SIGKILL at once.
+    case = _start("blocked", tmp_path,
+                  _blocked_plan(tmp_path, "60s", stubborn=how == "double"))
     try:
         wait_for(lambda: (tmp_path / "blocked").exists() and case.applied.exists(), 45,
                  "the op to block the loop")
         began = time.monotonic()
-        case.proc.send_signal(signal.SIGTERM)
+        # The loop never answers: 3 s for one signal, at once for a second; then the end.
         if how == "double":
-            case.proc.send_signal(signal.SIGTERM)
-        case.proc.wait(30)
-        # The loop never answers: 3 s for one signal, at once for two; then the clean-up.
-        assert time.monotonic() - began < 20
+            _signal_until_ended(case, sig, 3 + WATCHDOG_END_S + 10)
+        else:
+            case.proc.send_signal(sig)
+        case.proc.wait(3 + WATCHDOG_END_S + 10)
+        assert time.monotonic() - began < 3 + WATCHDOG_END_S
         results = _check_ended(case, code=130, verdict="incomplete", state="stopped")
-        assert results["stop_reason"].startswith("interrupted by SIGTERM")
+        assert results["stop_reason"].startswith(f"interrupted by {sig.name}")
+        why = _watchdog_end(case)["why"]
+        ended = [e for e in case.events() if e.get("event") == "processes_ended"]
+        assert len(ended) == 1 and _service_pids(case)[0] in ended[0]["pids"]
+        if how == "double":
+            assert why.startswith("a second signal") and ended[0]["grace_s"] == 0, why
+        else:
+            assert "did not answer within 3s" in why and ended[0]["grace_s"] == 5, why
     finally:
         _kill_left(case)
 

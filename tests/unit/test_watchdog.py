@@ -1,16 +1,25 @@
-"""The watchdog's decisions, with a real event loop in a thread and a recorded exit."""
+"""The watchdog's decisions, with a real event loop in a thread and a recorded exit; and the
+run's end it writes, bounded in time."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from enduro.plan import load_plan
+from enduro.run.run import Run, RunOptions
+from enduro.run.rundir import RunDir
 from enduro.run.watchdog import Watchdog
+from enduro.verdict.evaluate import Verdict
+from tests.helpers.plans import write_plan
 from tests.helpers.procs import wait_for
 
 
@@ -119,3 +128,72 @@ def test_writing_results_is_not_cut_short_by_a_signal(harness: Harness) -> None:
     time.sleep(0.7)
     dog.stop()
     assert not harness.emergencies
+
+
+# -- the run's end when the watchdog ends it --------------------------------------------
+
+
+class SlowEnd(Run):
+    """A run whose verdict takes as long as the test says (a scipy import or a day's
+    trend analysis on a loaded machine), with its run directory set up as ``execute`` would."""
+
+    def __init__(self, tmp_path: Path, budget_s: float) -> None:
+        plan = {"name": "slow-end", "duration": "60s", "seed": 1,
+                "workloads": {"w": {"http": {"base": "http://127.0.0.1:9", "rate": "1/s",
+                                             "requests": [{"name": "a", "path": "/"}]}}},
+                "rules": ["availability >= 99%"]}
+        super().__init__(load_plan(write_plan(tmp_path, plan)),
+                         RunOptions(out=tmp_path / "runs", live=False, handle_signals=False))
+        self.emergency_finish_s = budget_s
+        self.release = threading.Event()
+        self.rundir = RunDir.create(tmp_path / "runs", "slow-end", None, time.time())
+        self._events = self.rundir.open_events()
+        self._log = self.rundir.open_log()
+        self.status.interrupted = True
+        self.status.stop_reason = "interrupted by SIGTERM"
+
+    def _verdict(self, elapsed: float) -> Verdict:
+        self.release.wait(30)
+        return super()._verdict(elapsed)
+
+    def events(self) -> list[dict[str, Any]]:
+        assert self.rundir is not None
+        return [json.loads(line) for line in
+                self.rundir.file("events.jsonl").read_text().splitlines()]
+
+
+def test_the_watchdogs_end_writes_the_results_within_its_budget(tmp_path: Path) -> None:
+    run = SlowEnd(tmp_path, budget_s=0.5)
+    assert run.rundir is not None
+    began = time.monotonic()
+    code = run._emergency_end(run.emergency_finish_s)
+    took = time.monotonic() - began
+    assert code == 130 and 0.5 <= took < 5.0
+    results_file = run.rundir.file("results.json")
+    results = json.loads(results_file.read_text())
+    assert results["verdict"] == "incomplete" and results["complete"] is False
+    assert results["state"] == "stopped" and results["stop_reason"] == "interrupted by SIGTERM"
+    assert "the run completed" in run.rundir.file("junit.xml").read_text()
+    assert json.loads(run.rundir.file("state.json").read_text())["state"] == "stopped"
+    finished = [e for e in run.events() if e["event"] == "run_finished"]
+    assert finished == [{**finished[0], "by": "watchdog", "problems": ["report.html"]}]
+    # The abandoned end goes on, but never replaces what the watchdog wrote.
+    written = results_file.read_bytes()
+    run.release.set()
+    wait_for(lambda: not [t for t in threading.enumerate() if t.name == "enduro-finish"], 10,
+             "the abandoned end to finish")
+    assert results_file.read_bytes() == written
+    assert not run.rundir.file("report.html").exists()
+
+
+def test_the_watchdogs_end_within_its_budget_is_the_full_end(tmp_path: Path) -> None:
+    run = SlowEnd(tmp_path, budget_s=30.0)
+    assert run.rundir is not None
+    run.release.set()
+    assert run._emergency_end(run.emergency_finish_s) == 130
+    results = json.loads(run.rundir.file("results.json").read_text())
+    assert results["verdict"] == "incomplete" and [r["rule"] for r in results["rules"]] == [
+        "availability >= 99%"]
+    assert run.rundir.file("report.html").exists()
+    finished = [e for e in run.events() if e["event"] == "run_finished"]
+    assert len(finished) == 1 and "by" not in finished[0] and finished[0]["problems"] == []

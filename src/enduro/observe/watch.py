@@ -129,7 +129,6 @@ class Watch:
     def resource_results(self) -> dict[str, Any]:
         """Per target: the last sample, peaks, and a leak analysis of RSS and fds (per
         incarnation of a restarted service)."""
-        from enduro.verdict.trends import incarnations, leak_by_incarnation
         out: dict[str, Any] = {}
         if self.run.store is None:
             return out
@@ -145,6 +144,9 @@ class Watch:
                         entry[f"{series}_trend"] = {"leak": None, "reasons": [
                             "shorter than 2 minutes: not judged (leak() rules still are)"]}
                     else:
+                        # Imported here: scipy takes seconds to load under load, and a short
+                        # run (or the watchdog's end of one) needs no trend.
+                        from enduro.verdict.trends import incarnations, leak_by_incarnation
                         times = [r[0] for r in rows]
                         entry[f"{series}_trend"] = leak_by_incarnation(
                             times, [r[1] for r in rows], incarnations(times, marks),

@@ -9,7 +9,9 @@ Every run ends, and ends with its results written. The stretches of a run and th
 - teardown (undo faults, stop services): ``TEARDOWN_S`` + the services' stop graces;
 - writing results, junit and report: ``FINISH_S``.
 
-A watchdog thread holds the run to those bounds even when the event loop is blocked. A first
+A watchdog thread holds the run to those bounds even when the event loop is blocked; its own
+end is bounded too (undo each fault within 10 s, stop processes within 5 s, none after a
+second signal, results within ``EMERGENCY_FINISH_S``, else written bare). A first
 SIGINT/SIGTERM stops gracefully (in-flight requests get ``grace``); a second forces: drains are
 cut and services get SIGKILL, but faults are still undone and results still written. A run
 stopped early has the verdict ``incomplete`` (exit 130); an ``abort_on_fail`` abort is a
@@ -85,6 +87,9 @@ FINAL_S = 60.0  # the final phase beyond its quiesce
 TEARDOWN_S = 30.0  # undoing faults and stopping services, beyond the services' stop graces
 FINISH_S = 300.0  # writing results.json, junit.xml and report.html (a day's charts)
 EMERGENCY_STOP_S = 5.0  # what the watchdog gives processes between SIGTERM and SIGKILL
+# The watchdog's end writes results, junit, state and report within this, then exits anyway
+# (what is missing by then is written bare; `enduro report RUN` rebuilds the rest).
+EMERGENCY_FINISH_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -134,6 +139,8 @@ class _Status:
 class Run:
     """A run of one plan. Create it, then ``await run.execute()`` (or ``run.main()``)."""
 
+    emergency_finish_s = EMERGENCY_FINISH_S
+
     def __init__(self, loaded: LoadedPlan, options: RunOptions = RunOptions(), *,
                  clock: Clock | None = None, console: Console | None = None) -> None:
         self.loaded = loaded
@@ -166,6 +173,9 @@ class Run:
         self._finished: RunOutcome | None = None
         self._services_down = False
         self._signal_seen: str | None = None  # set by the signal handler, in any state
+        self._signals = 0  # how many the handler took (the loop may not have answered any)
+        self._written: set[str] = set()  # the artefacts of the end already on disk
+        self._late = False  # the watchdog gave up waiting for the end: write nothing more
         self._side: list[asyncio.Task[Any]] = []
         self._faults: list[dict[str, Any]] | None = None  # as the verdict saw them
         self._canary_hits: list[dict[str, Any]] = []
@@ -355,6 +365,21 @@ class Run:
             "services": self.services.statuses() if self.services is not None else {},
         })
 
+    def _write_state_bare(self) -> None:
+        """``state.json`` from the watchdog, which cannot rely on the live figures (another
+        thread may be reading the metrics): the full state if it can be had, else the core."""
+        try:
+            self._write_state()
+        except Exception:
+            if self.rundir is None:
+                raise
+            self.rundir.write_state(state={
+                "run_id": self.rundir.run_id, "plan": self.plan.name,
+                "state": self.status.state, "pid": os.getpid(),
+                "started_at": self._started_wall, "updated_at": self.clock.wall(),
+                "duration_s": self.duration, "seed": self.seed,
+                "stop_reason": self.status.stop_reason})
+
     def _live_figures(self) -> dict[str, Any]:
         if self.metrics.sealed < 0:
             return {}
@@ -376,6 +401,7 @@ class Run:
         def handler(signum: int, _frame: Any) -> None:
             name = signal.Signals(signum).name
             self._signal_seen = name
+            self._signals += 1
             if self._watchdog is not None:
                 self._watchdog.noted_signal()
             with contextlib.suppress(RuntimeError):  # the loop closed: the run is over
@@ -438,9 +464,11 @@ class Run:
 
     def _emergency(self, why: str) -> int:
         """The watchdog's end of a run whose event loop is blocked (its own thread): undo the
-        faults from the journal, stop every process the run started, write the results.
-        Returns the exit code."""
+        faults from the journal, stop every process the run started (SIGKILL at once after a
+        second signal), write the results within ``emergency_finish_s``. Returns the exit
+        code."""
         reason = f"the watchdog ended the run: {why}"
+        forced = self._signals >= 2
         with contextlib.suppress(Exception):
             self.event("watchdog_end", why=why, phase=self.phase)
             self.log(f"watchdog: {why}; undoing faults, stopping processes, writing results")
@@ -454,16 +482,59 @@ class Run:
         with contextlib.suppress(Exception):
             self._undo_journal()
         with contextlib.suppress(Exception):
-            end_children(EMERGENCY_STOP_S)
+            grace = 0.0 if forced else EMERGENCY_STOP_S
+            pids = end_children(grace)
+            self.event("processes_ended", by="watchdog", grace_s=grace, pids=pids)
         if self.services is not None:
             for entry in self.services.entries.values():
                 entry.status.state = "stopped" if entry.status.state != "failed" else "failed"
+        return self._emergency_end(self.emergency_finish_s)
+
+    def _emergency_end(self, budget_s: float) -> int:
+        """Write the end (``_finish``) from a thread of its own, waiting at most ``budget_s``:
+        under load an import, a trend analysis or a large report can take longer than a
+        forced end may. What is not on disk by then is written bare (results.json with the
+        verdict ``incomplete``, junit.xml, state.json). Returns the exit code."""
+        ended: list[RunOutcome] = []
+
+        def finish() -> None:
+            with contextlib.suppress(Exception):
+                ended.append(self._finish(wait_s=budget_s))
+
+        thread = threading.Thread(target=finish, name="enduro-finish", daemon=True)
+        thread.start()
+        thread.join(budget_s)
+        if ended:
+            self._close_files()
+            return ended[0].exit_code
+        self._late = True  # the finish thread may go on, but writes nothing more
+        missing = [w for w in ("results.json", "junit.xml", "state.json", "report.html")
+                   if w not in self._written]
+        with contextlib.suppress(Exception):
+            self.log(f"watchdog: the results were not all written within {budget_s:g}s "
+                     f"(missing: {', '.join(missing)}); `enduro report` rebuilds them")
+        self._end_state()
         try:
-            outcome = self._finish(wait_s=10.0)
+            results = self._bare_results(Verdict(False, []), max(1e-3, self.load_elapsed()))
         except Exception:
             return EXIT_RUN
+        rundir = self.rundir
+        assert rundir is not None
+        writes: dict[str, Callable[[], object]] = {
+            "results.json": lambda: write_results(rundir.file("results.json"), results),
+            "junit.xml": lambda: write_junit(rundir.file("junit.xml"), results),
+            "state.json": self._write_state_bare}
+        problems = [w for w in missing if w not in writes]
+        for what, write in writes.items():
+            if what in missing:
+                self._guarded(problems, what, write, late_ok=True)
+        with contextlib.suppress(Exception):
+            self.event("run_finished", verdict="incomplete", state=self.status.state,
+                       problems=problems, by="watchdog")
         self._close_files()
-        return outcome.exit_code
+        if self.status.crash is not None or self.status.fatal is not None:
+            return EXIT_RUN
+        return EXIT_INTERRUPTED if self.status.interrupted else EXIT_RUN
 
     def _undo_journal(self) -> None:
         """Undo, synchronously, every fault the journal says is in force."""
@@ -834,15 +905,7 @@ class Run:
         early = (self.status.interrupted or self.status.fatal is not None
                  or self.status.crash is not None)
         incomplete = early and not self.status.aborts and not self.options.services_only
-        if self.status.crash is not None:
-            self.status.state = "failed"
-        elif self.status.fatal is not None:
-            self.status.state = "failed"
-            self.status.stop_reason = self.status.stop_reason or str(self.status.fatal)
-        elif self.status.interrupted or self.status.aborts:
-            self.status.state = "stopped"
-        else:
-            self.status.state = "completed"
+        self._end_state()
         elapsed = max(1e-3, min(self.load_elapsed(), self.duration)
                       if not early else self.load_elapsed())
         try:
@@ -907,10 +970,27 @@ class Run:
         return RunOutcome(code, self.rundir.path, results, error=error,
                           traceback_file=self.status.traceback_file)
 
-    def _guarded(self, problems: list[str], what: str, write: Callable[[], object]) -> None:
-        """One artefact of the end: a failure is logged, and the others are still written."""
+    def _end_state(self) -> None:
+        """The state a run ends in, from how it ended."""
+        if self.status.crash is not None:
+            self.status.state = "failed"
+        elif self.status.fatal is not None:
+            self.status.state = "failed"
+            self.status.stop_reason = self.status.stop_reason or str(self.status.fatal)
+        elif self.status.interrupted or self.status.aborts:
+            self.status.state = "stopped"
+        else:
+            self.status.state = "completed"
+
+    def _guarded(self, problems: list[str], what: str, write: Callable[[], object], *,
+                 late_ok: bool = False) -> None:
+        """One artefact of the end: a failure is logged, and the others are still written.
+        Nothing once the watchdog wrote the end itself (``late_ok``: the watchdog's writes)."""
+        if self._late and not late_ok:
+            return
         try:
             write()
+            self._written.add(what)
         except Exception as exc:
             problems.append(what)
             self.event("write_failed", what=what, error=repr(exc))
