@@ -373,7 +373,12 @@ def test_tool_drivers_start_restart_and_stop_through_their_tool(
         "workloads": {"get": {"http": {"service": "web", "rate": "20/s",
                                        "requests": [{"name": "index", "path": "/"}]}}},
         "faults": [{"at": "3s", "restart": "web"}],
-        "rules": ["max(recover_s) < 3s"]})
+        # Recovery judged on errors: the p99 of a 20-request window is its slowest request,
+        # which on a shared machine is the scheduler's (a late arrival of the generator alone
+        # put windows at 30-40 ms against a 17 ms band). The restart ends once the service is
+        # ready, so errors stop in the next window: recover_s < 1 window.
+        "fault_policy": {"baseline_band": "100000%"},
+        "rules": ["max(recover_s) < 1s"]})
     (plan.parent / "compose.yaml").write_text("services: {}\n")  # validation wants it
     try:
         proc = run_cli("run", str(plan), "--out", str(tmp_path / "runs"),
