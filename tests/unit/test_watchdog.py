@@ -168,7 +168,7 @@ def test_the_watchdogs_end_writes_the_results_within_its_budget(tmp_path: Path) 
     began = time.monotonic()
     code = run._emergency_end(run.emergency_finish_s)
     took = time.monotonic() - began
-    assert code == 130 and 0.5 <= took < 5.0
+    assert code == 130 and 0.5 <= took < 10.0  # the verdict alone would take 30 s
     results_file = run.rundir.file("results.json")
     results = json.loads(results_file.read_text())
     assert results["verdict"] == "incomplete" and results["complete"] is False
