@@ -16,7 +16,7 @@ import pytest
 
 from enduro.engine.client import HttpClient
 from enduro.engine.conn import Response
-from enduro.engine.wire import ConnectionParser, ProtocolError
+from enduro.engine.wire import MAX_HEAD_BYTES, ConnectionParser, ProtocolError
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-Seen: %d\r\n\r\n%s"
 
@@ -83,6 +83,14 @@ def test_close_delimited_and_broken_answers() -> None:
     silent.begin(False)
     with pytest.raises(ConnectionResetError, match="without answering"):
         silent.feed_eof()
+    # A head that never ends is refused past MAX_HEAD_BYTES, however it is split.
+    endless = ConnectionParser()
+    endless.begin(False)
+    endless.feed(b"HTTP/1.1 200 OK\r\n")
+    line = b"X-Pad: " + b"p" * 4089 + b"\r\n"
+    with pytest.raises(ProtocolError, match="head over"):
+        for _ in range(MAX_HEAD_BYTES // len(line) + 2):  # bounded: one past the limit
+            endless.feed(line)
     # A second answer to one request: the connection is not kept.
     twice = ConnectionParser()
     assert _feed(twice, OK % (1, 1, b"a") + OK % (1, 2, b"b"))

@@ -313,8 +313,8 @@ class ConnectionParser:
     Call ``begin`` before each request is written, ``feed`` with what arrives (True once the
     response is complete) and ``feed_eof`` when the server closes the connection."""
 
-    __slots__ = ("_parser", "_raw", "body", "done", "eof_body", "extra", "head_bytes",
-                 "is_head", "keep_alive", "max_body", "size", "status")
+    __slots__ = ("_head_size", "_parser", "_raw", "body", "done", "eof_body", "extra",
+                 "head_bytes", "is_head", "keep_alive", "max_body", "size", "status")
 
     def __init__(self, max_body: int = MAX_BODY_BYTES) -> None:
         self._parser = httptools.HttpResponseParser(self)
@@ -323,9 +323,10 @@ class ConnectionParser:
         self.status = 0
         self.body: list[bytes] = []
         self.size = 0
-        # The bytes read while the head is awaited (None once it is parsed): the first read
-        # is kept as it is, later ones joined only when a head is split over reads.
-        self._raw: bytes | None = b""
+        # The reads while the head is awaited (None once it is parsed), joined only when a
+        # head is split over reads (a head trickled byte by byte costs no quadratic copy).
+        self._raw: list[bytes] | None = []
+        self._head_size = 0
         self.head_bytes = b""
         self.done = False
         self.eof_body = False
@@ -338,7 +339,8 @@ class ConnectionParser:
         self.status = 0
         self.body = []
         self.size = 0
-        self._raw = b""
+        self._raw = []
+        self._head_size = 0
         self.done = False
         self.eof_body = False
         self.keep_alive = False
@@ -361,7 +363,8 @@ class ConnectionParser:
                 raise ProtocolError("the server switched protocols (101), which was not asked")
             return  # 100 Continue, 103 Early Hints: the real answer follows
         self.status = status
-        head = self._raw or b""
+        raw = self._raw or [b""]
+        head = raw[0] if len(raw) == 1 else b"".join(raw)
         self._raw = None
         self.head_bytes = head
         if self.is_head or not p.should_keep_alive():
@@ -405,13 +408,11 @@ class ConnectionParser:
         not HTTP/1.1."""
         raw = self._raw
         if raw is not None:
-            if raw:
-                raw += data
-                if len(raw) > MAX_HEAD_BYTES:
-                    raise ProtocolError(f"a response head over {MAX_HEAD_BYTES} bytes")
-                self._raw = raw
-            else:
-                self._raw = data
+            raw.append(data)
+            self._head_size += len(data)
+            if self._head_size > MAX_HEAD_BYTES:
+                # Reads are small (64 KiB): this is the head's size give or take one read.
+                raise ProtocolError(f"a response head over {MAX_HEAD_BYTES} bytes")
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserCallbackError as exc:
@@ -439,7 +440,7 @@ class ConnectionParser:
             return
         raise ConnectionResetError(
             "the server closed the connection before the response ended" if self.status
-            or self._raw else "the server closed the connection without answering")
+            or self._head_size else "the server closed the connection without answering")
 
     def take_body(self) -> bytes:
         """The body received (and forget it)."""
