@@ -193,8 +193,10 @@ def _page(r: dict[str, Any], charts: list[str]) -> str:
         f"<td>{e(str(f.get('error') or ''))}</td></tr>" for f in r.get("faults", []))
     errors = "".join(f"<tr><td>{e(k)}</td><td>{v:,}</td></tr>"
                      for k, v in r.get("errors_by_class", {}).items())
+    counts = r.get("checker_counts") or {}  # "checkers" holds the first examples only
     checkers = "".join(
-        f"<tr class='{'bad' if vs else ''}'><td>{e(name)}</td><td>{len(vs)}</td>"
+        f"<tr class='{'bad' if vs else ''}'><td>{e(name)}</td>"
+        f"<td>{counts.get(name, len(vs))}</td>"
         f"<td>{e(vs[0]['message']) if vs else ''}</td></tr>"
         for name, vs in r.get("checkers", {}).items())
     streams = "".join(_stream_row(name, st) for name, st in (r.get("streams") or {}).items())

@@ -1025,8 +1025,9 @@ class Run:
                 f"{len(canary_hits)} place(s)" + (f": {where}" if where else ""),
                 not canary_hits)])
         if any(self.correctness.violations.values()):
-            checker_results = [RuleResult(f"checker {name}", float(len(vs)),
-                                          f"{len(vs)} violation(s)", not vs,
+            counts = self.correctness.counts  # the lists hold only the first examples
+            checker_results = [RuleResult(f"checker {name}", float(counts.get(name, len(vs))),
+                                          f"{counts.get(name, len(vs))} violation(s)", not vs,
                                           vs[0]["message"] if vs else "")
                                for name, vs in self.correctness.violations.items()]
             verdict = Verdict(False, [*verdict.results, *checker_results])
@@ -1050,6 +1051,7 @@ class Run:
                    "generator": self.watch.generator_summary(),
                    "trends": self.rulebook.trend_details,
                    "checkers": self.correctness.violations,
+                   "checker_counts": self.correctness.counts,
                    "loop": self.job_result if isinstance(self.job_result, list) else None,
                    "canaries": self._canary_hits,
                    "streams": summarize_streams(self.rundir.file("sse_streams.jsonl")),

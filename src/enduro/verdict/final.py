@@ -27,7 +27,8 @@ class Correctness:
 
     def __init__(self, run: Run) -> None:
         self.run = run
-        self.violations: dict[str, list[dict[str, Any]]] = {}
+        self.violations: dict[str, list[dict[str, Any]]] = {}  # the first 20 of each checker
+        self.counts: dict[str, int] = {}  # how many each checker found
 
     def history_path(self) -> Path | None:
         if self.run.rundir is None:
@@ -108,6 +109,7 @@ class Correctness:
                     records.append(json.loads(line))
         found = check_history(records, self.run.plan.checkers)
         out = {name: [v.to_json() for v in vs[:20]] for name, vs in found.items()}
+        self.counts = {name: len(vs) for name, vs in found.items()}
         for name, vs in found.items():
             self.run.event("checker", checker=name, violations=len(vs))
             if vs:
