@@ -54,13 +54,22 @@ MAX_WORKERS = 1024  # processes; more is a typo, not a plan
 MAX_PORT = 65535
 
 
+class _Console(Console):
+    """Rich's console ends the process with exit 1 when its reader goes away, which reads as
+    "a rule failed"; here the pipe's end reaches :func:`handle` instead (exit 141)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def make_console(*, stderr: bool = False) -> Console:
     """A console that never reads markup or highlights: everything printed through it (plan
     names, paths, service output, server values) comes out exactly as written. Styles are
     given with :class:`rich.text.Text` instead."""
     stream = sys.stderr if stderr else sys.stdout
     # Files and pipes get a wide console, so tables are not squeezed to 80 columns.
-    return Console(stderr=stderr, width=None if stream.isatty() else 120, markup=False,
+    return _Console(stderr=stderr, width=None if stream.isatty() else 120, markup=False,
                    highlight=False, emoji=False)
 
 

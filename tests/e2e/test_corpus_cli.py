@@ -177,6 +177,24 @@ def test_a_reader_that_goes_away_is_not_a_defect(tmp_path: Path) -> None:
     assert not (tmp_path / "cache" / "enduro").exists()
 
 
+def test_enduro_runs_into_a_closed_pipe_exits_141(tmp_path: Path) -> None:
+    # Through rich's console, which by itself ends the process with exit 1 ("a rule failed").
+    for i in range(300):
+        run = tmp_path / "runs" / f"p-{i:04d}"
+        run.mkdir(parents=True)
+        (run / "state.json").write_text('{"state": "completed", "plan": "p"}')
+    proc = subprocess.Popen([sys.executable, "-m", "enduro", "runs", "--runs",
+                             str(tmp_path / "runs")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 141, err
+    assert "Traceback" not in err
+
+
 def test_a_defect_in_a_run_names_the_run_directorys_traceback(tmp_path: Path) -> None:
     """A run saves the traceback in its run directory and says where on the exception; the
     handler names that file instead of writing another."""
