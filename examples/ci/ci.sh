@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # A plain shell CI: gate on every change, soak cycles nightly; artifacts kept in ./artifacts.
+# A recipe for your own repository: plan.yaml and the benchmarks are yours, and enduro is
+# installed from wherever you keep it (its repository or your package index).
 set -euo pipefail
 mkdir -p artifacts
 case "${1:-change}" in
