@@ -13,7 +13,7 @@ from enduro.engine.request import split_base
 from enduro.engine.validate import workload_problems
 from enduro.errors import PlanError, PlanProblem
 from enduro.plan.models import Plan
-from enduro.plan.resolve import LoadedPlan, load_plan
+from enduro.plan.resolve import LoadedPlan, PlanSchemaError, load_plan, sort_problems
 from enduro.plan.source import Lines, dotted
 from enduro.plan.tokens import token_refs
 from enduro.run.run import Run, RunOptions, RunOutcome
@@ -27,7 +27,19 @@ def load_checked(path: Path | str, *, profile: str | None = None,
                  sets: list[str] | None = None,
                  env: Mapping[str, str] | None = None) -> LoadedPlan:
     """Load a plan and make every check a run would make, without running it."""
-    loaded = load_plan(path, profile=profile, sets=sets, env=env)
+    try:
+        loaded = load_plan(path, profile=profile, sets=sets, env=env)
+    except PlanSchemaError as exc:
+        if exc.partial is None:
+            raise
+        # The rest of the plan is checked too, so the problems come out together.
+        problems = list(exc.problems)
+        try:
+            check_plan(exc.partial.plan, lines=exc.partial.lines,
+                       plan_dir=exc.partial.source.parent.resolve())
+        except PlanError as more:
+            problems += more.problems
+        raise PlanError(sort_problems(problems)) from None
     check_plan(loaded.plan, lines=loaded.lines, plan_dir=loaded.source.parent.resolve())
     return loaded
 
@@ -110,7 +122,7 @@ def check_plan(plan: Plan, *, lines: Lines | None = None,
     problems.extend(workload_problems(plan, lines, plan_dir))
     problems.extend(rule_problems(plan, op_names(plan), lines))
     if problems:
-        raise PlanError(problems)
+        raise PlanError(sort_problems(problems))
 
 
 def _run_managed(name: str, options: RunOptions, *, defect: str | None, profile: str | None,

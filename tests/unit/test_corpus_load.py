@@ -515,3 +515,70 @@ def test_run_refuses_a_hostile_plan_before_anything_starts(tmp_path: Path) -> No
     assert "Traceback" not in proc.stderr + proc.stdout
     assert not out.exists()
     assert time.monotonic() - start < 30
+
+
+# A value that fits none of a union's members: one problem, at the field's own path, from the
+# member of the value's type (a list is judged as a list), with no pydantic tag in the path.
+_STATUS_CASES: list[tuple[str, str]] = [
+    ("{name: a, expect: {status: 2001}}",
+     "expect.status: input should be less than or equal to 599 (got 2001)"),
+    ("{name: a, expect: {status: [200, 4040]}}",
+     "expect.status[1]: input should be less than or equal to 599 (got 4040)"),
+    ("{name: a, expect: {status: [200, abc]}}",
+     "expect.status[1]: input should be a valid integer"),
+    ("{name: a, expect: {status: {a: 1}}}",
+     "expect.status: expected a number, a list or a string (got dict)"),
+    ("{name: a, expect: {status: true}}",
+     "expect.status: input should be greater than or equal to 100 (got True)"),
+]
+# (id, the request's mapping or "RULES " and the rules, a piece of the one message)
+UNION_CASES: list[tuple[str, str, str]] = [(c[0], c[0], c[1]) for c in _STATUS_CASES] + [
+    ("rules-number", "RULES [5]", "rules[0]: expected a string or a mapping (got 5)"),
+    ("rules-list", "RULES [[a]]", "rules[0]: expected a string or a mapping (got list)"),
+    ("rules-spec-grace", "RULES [{rule: availability > 1%, grace: zz}]",
+     "rules[0].grace: expected a duration"),
+]
+
+
+@pytest.mark.parametrize(("request_", "needle"), [c[1:] for c in UNION_CASES],
+                         ids=[c[0] for c in UNION_CASES])
+def test_union_problems_are_one_message_in_the_plans_words(
+        request_: str, needle: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plan = tmp_path / "plan.yaml"
+    if request_.startswith("RULES "):
+        plan.write_text(http() + "rules: " + request_.removeprefix("RULES ") + "\n")
+    else:
+        plan.write_text(http(request_))
+    code, output, _ = _validate(["validate", str(plan)], capsys)
+    assert code == 2, output
+    errors = [x for x in output.splitlines() if x.startswith("error:")]
+    assert len(errors) == 1, output
+    assert needle in errors[0], output
+    for tag in ("constrained-", "list[", "function-", "RuleSpec", ".str", ".int"):
+        assert tag not in errors[0], output
+
+
+# `enduro plan` prints the plan a run would use: --duration and --seed are applied to it.
+PLAN_FLAG_CASES: list[tuple[list[str], list[str], list[str]]] = [
+    ([], ["duration: 5s"], ["seed:"]),
+    (["--duration", "90s"], ["duration: 90s"], ["duration: 5s", "seed:"]),
+    (["--seed", "7"], ["duration: 5s", "seed: 7"], []),
+    (["--duration", "2m", "--seed", "5"], ["duration: 120s", "seed: 5"], ["duration: 5s"]),
+]
+
+
+@pytest.mark.parametrize(("flags", "present", "absent"), PLAN_FLAG_CASES,
+                         ids=[" ".join(c[0]) or "none" for c in PLAN_FLAG_CASES])
+def test_plan_prints_duration_and_seed_overrides(
+        flags: list[str], present: list[str], absent: list[str], tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    plan = tmp_path / "plan.yaml"
+    plan.write_text(http())
+    code = main(["plan", str(plan), *flags])
+    output = capsys.readouterr().out
+    assert code == 0, output
+    printed = output.splitlines()
+    for line in present:
+        assert line in printed, output
+    for line in absent:
+        assert not any(x.startswith(line) for x in printed), output

@@ -550,3 +550,46 @@ def test_every_shipped_plan_validates(tmp_path: Path, capsys: pytest.CaptureFixt
     out = capsys.readouterr()
     assert code == 0, out.err
     assert os.fspath(shipped) in out.out
+
+
+# (id, plan text, the problems in the order they must be printed, as (line, piece of message),
+# pieces that must not appear). A schema problem does not hide the rule problems of a plan
+# whose failing sections define no names; when they do (a workload), rule problems that could
+# be artefacts of the missing section are not guessed at.
+TOGETHER: list[tuple[str, str, list[tuple[int, str]], list[str]]] = [
+    ("top-level-typo-and-rule-op",
+     "name: t\nduraton: 5m\n" + rules('"p95(latency{op=rr1}) < 1s"').split("\n", 2)[2],
+     [(2, "unknown key 'duraton' (did you mean 'duration'?)"),
+      (15, "no op named 'rr1'")], []),
+    ("bad-duration-value-and-rule-class",
+     rules('"errors{class=5XX} == 0"').replace("duration: 5s", "duration: soon"),
+     [(2, "duration"), (15, "no error class '5XX'")], []),
+    ("bad-rule-entry-and-template",
+     http('          path: "/x/{{nosuch}}"\n') + "rules:\n  - {rule: availability > 1%, "
+     "grace: zz}\n",
+     [(13, "unknown placeholder {{nosuch}}"), (15, "grace")], []),
+    ("unknown-key-and-reference",
+     HEAD + "colour: red\nworkloads:\n  s:\n    sse: {service: zzz}\n"
+     + 'rules:\n  - "p95(latency{op=s:event}) < 1s"\n',
+     [(6, "unknown key 'colour'"), (9, "names 'zzz', which is not a service")], []),
+    ("workload-schema-error-hides-no-crash",
+     http("          path: /x\n", extra="      connections: many\n")
+     + 'rules:\n  - "p95(latency{op=nope}) < 1s"\n',
+     [(11, "connections")], ["no op named"]),
+]
+
+
+@pytest.mark.parametrize(("text", "expected", "absent"), [c[1:] for c in TOGETHER],
+                         ids=[c[0] for c in TOGETHER])
+def test_schema_and_rule_problems_come_out_together_in_line_order(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str,
+        expected: list[tuple[int, str]], absent: list[str]) -> None:
+    code, out, plan = _validate(tmp_path, text, {}, capsys)
+    assert code == 2, out
+    assert "Traceback" not in out
+    errors = [line for line in out.splitlines() if line.startswith("error:")]
+    assert len(errors) == len(expected), out
+    for line, (number, piece) in zip(errors, expected, strict=True):
+        assert f"{plan}:{number}:" in line and piece in line, out
+    for piece in absent:
+        assert piece not in out, out

@@ -22,7 +22,8 @@ from enduro.errors import PlanError, PlanProblem
 from enduro.plan.models import Plan
 from enduro.plan.source import Lines, Path_, dotted, read_bounded, read_source, read_value
 
-__all__ = ["MAX_FILE_BYTES", "LoadedPlan", "apply_set", "load_plan", "substitute"]
+__all__ = ["MAX_FILE_BYTES", "LoadedPlan", "PlanSchemaError", "apply_set", "load_plan",
+           "sort_problems", "substitute"]
 
 # ${file:...} reads at most this much (a secret or a token, not a data set).
 MAX_FILE_BYTES = 1024 * 1024
@@ -74,12 +75,65 @@ def load_plan(
     try:
         plan = Plan.model_validate(resolved, context={"defer_references": True})
     except ValidationError as exc:
-        raise PlanError(_problems_from(exc, lines)) from None
+        problems = _problems_from(exc, lines, resolved)
+        partial = _partial(resolved, exc)
+        if partial is not None:
+            # The sections left out define no names: what remains is checked as it would be
+            # once the schema problems are fixed, so the user sees every problem at once.
+            more = [lines.problem(loc, message)
+                    for loc, message in partial.reference_problems()]
+            more += _check_paths(partial, base_dir, lines)
+            problems += more
+            loaded = None if more else LoadedPlan(partial, display, source.path, profile, lines)
+            raise PlanSchemaError(sort_problems(problems), loaded) from None
+        raise PlanSchemaError(sort_problems(problems), None) from None
     problems = [lines.problem(loc, message) for loc, message in plan.reference_problems()]
     problems += _check_paths(plan, base_dir, lines)
     if problems:
-        raise PlanError(problems)
+        raise PlanError(sort_problems(problems))
     return LoadedPlan(plan, display, source.path, profile, lines)
+
+
+class PlanSchemaError(PlanError):
+    """The plan does not fit the models. ``partial`` is the plan with the failing top-level
+    sections left out, when those define no names that the rest may refer to (so that the
+    checks made after validation can still run on it soundly), else None."""
+
+    def __init__(self, problems: list[PlanProblem], partial: LoadedPlan | None) -> None:
+        super().__init__(problems)
+        self.partial = partial
+
+
+def sort_problems(problems: list[PlanProblem]) -> list[PlanProblem]:
+    """Problems in reading order: by file, then line (problems without a line first)."""
+    return sorted(problems, key=lambda p: (p.file or "", p.line or 0))
+
+
+# Top-level keys nothing else in a plan refers to: a plan without them (or with their
+# defaults) is still checked soundly for everything else.
+_NAME_FREE = frozenset({"name", "description", "duration", "seed", "window", "grace",
+                        "observe", "rules", "abort_if", "checkers", "fault_policy"})
+
+
+def _partial(source: dict[str, Any], exc: ValidationError) -> Plan | None:
+    """The plan without its failing top-level sections, or None when a failing section is one
+    that others refer to (services, workloads, faults...) or no valid plan remains."""
+    fields = {str(f.alias or n) for n, f in Plan.model_fields.items()}
+    data: dict[Any, Any] = dict(source)
+    for _ in range(5):  # each pass drops at least one key
+        tops = {e["loc"][0] if e["loc"] else None for e in exc.errors()}
+        if None in tops or any(t in fields and t not in _NAME_FREE for t in tops):
+            return None
+        for top in tops:
+            if top == "name":
+                data["name"] = "plan"  # required; never referred to
+            else:
+                data.pop(top, None)
+        try:
+            return Plan.model_validate(data, context={"defer_references": True})
+        except ValidationError as again:
+            exc = again
+    return None
 
 
 def _is_template(text: str) -> bool:
@@ -292,16 +346,24 @@ def _walk_substitute(node: Any, path: Path_, env: Mapping[str, str], base_dir: P
     return node
 
 
-def _problems_from(exc: ValidationError, lines: Lines) -> list[PlanProblem]:
+def _problems_from(exc: ValidationError, lines: Lines,
+                   data: Any = None) -> list[PlanProblem]:
+    """One problem per mistake, in the plan's own words: pydantic's tags for the members of a
+    union (``constrained-int``, ``list[...]``, ``function-after[...]``) are dropped from the
+    path, and of a union's members only the one of the input's type speaks (a list is judged
+    by the list member); when none has that type, one message names the types allowed."""
     problems: list[PlanProblem] = []
     seen: set[tuple[Path_, str]] = set()
-    errors = [(_clean_loc(e["loc"], lines), e) for e in exc.errors()]
-    deeper = {loc[:i] for loc, _ in errors for i in range(len(loc))}
-    for loc, err in errors:
-        kind = err["type"]
+    errors = _pick([_split(e, data) for e in exc.errors()])
+    deeper = {err.path[:i] for err in errors for i in range(len(err.path))}
+    for err in errors:
+        loc, raw = err.path, err.raw
+        kind = raw["type"]
         if kind.endswith("_type") and loc in deeper:
             continue  # a union's other member explains the problem better, deeper down
-        if kind == "extra_forbidden":
+        if err.message is not None:
+            message = err.message
+        elif kind == "extra_forbidden":
             key = str(loc[-1])
             choices = _fields_at(loc[:-1])
             message = f"unknown key {key!r}{_did_you_mean(key, choices)}"
@@ -310,11 +372,9 @@ def _problems_from(exc: ValidationError, lines: Lines) -> list[PlanProblem]:
         elif kind == "missing":
             message = "required key is missing"
         elif kind in ("value_error", "assertion_error"):
-            message = str(err["msg"]).removeprefix("Value error, ")
+            message = str(raw["msg"]).removeprefix("Value error, ")
         else:
-            got = err.get("input")
-            shown = repr(got) if not isinstance(got, dict | list) else type(got).__name__
-            message = f"{err['msg'].lower()} (got {shown})"
+            message = f"{raw['msg'].lower()} (got {_shown(raw.get('input'))})"
         if (loc, message) in seen:
             continue
         seen.add((loc, message))
@@ -325,17 +385,126 @@ def _problems_from(exc: ValidationError, lines: Lines) -> list[PlanProblem]:
     return problems
 
 
-def _clean_loc(loc: tuple[int | str, ...], lines: Lines | None = None) -> Path_:
-    # Union members add tags such as "str" or "RuleSpec" or "function-after[...]" to the loc,
-    # and dict keys "[key]"; a part that is a key of the plan itself is kept whatever it reads.
-    out: list[str | int] = []
-    for part in loc:
-        if isinstance(part, str) and (lines is None or (*out, part) not in lines.by_path) \
-                and (part in ("str", "int", "float", "list[int]", "bool")
-                     or "[" in part or part[:1].isupper()):
+def _shown(value: Any) -> str:
+    return repr(value) if not isinstance(value, dict | list) else type(value).__name__
+
+
+@dataclass(frozen=True)
+class _Err:
+    """A validation error with its location split into the plan's path and pydantic's union
+    tags (each with where in the path it stood and the kind of the input there)."""
+
+    path: Path_
+    tags: tuple[tuple[int, str, str], ...]
+    raw: Any
+    message: str | None = None
+
+
+_MISSING = object()
+
+
+def _kind_of(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool | int | float):
+        return "number"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, list | tuple):
+        return "list"
+    if isinstance(value, dict):
+        return "dict"
+    return "?"
+
+
+def _split(raw: Any, data: Any) -> _Err:
+    """Walk the error's location through the data: a part that names a key or index of the
+    data is the plan's path, any other part is a tag pydantic added (or, last, a missing key)."""
+    loc: tuple[int | str, ...] = raw["loc"]
+    path: list[str | int] = []
+    tags: list[tuple[int, str, str]] = []
+    node: Any = data
+    for i, part in enumerate(loc):
+        name = "json" if part == "json_" else part
+        if (isinstance(node, dict) and name in node) or (
+                isinstance(node, list) and isinstance(name, int) and 0 <= name < len(node)):
+            path.append(name)
+            node = node[name]  # type: ignore[index]  # an int when node is a list
+        elif isinstance(name, str) and _is_tag(name) and not (
+                i == len(loc) - 1 and raw["type"] in ("missing", "extra_forbidden")):
+            tags.append((len(path), name, _kind_of(node) if node is not _MISSING else "?"))
+        else:
+            path.append(name)
+            node = _MISSING
+    return _Err(tuple(path), tuple(tags), raw)
+
+
+def _is_tag(part: str) -> bool:
+    return (part in ("str", "int", "float", "bool", "none", "list", "dict")
+            or "[" in part or part.startswith(("constrained-", "function-", "lax-or-strict",
+                                               "json-or-python", "literal", "nullable"))
+            or part[:1].isupper())
+
+
+# What a union member accepts, read from its tag; None: cannot tell.
+_TAG_KINDS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("list[", "tuple[", "set[", "frozenset[", "list", "tuple"), "list"),
+    (("dict[", "dict"), "dict"),
+    (("str", "constrained-str"), "str"),
+    (("int", "float", "bool", "constrained-int", "constrained-float", "decimal"), "number"),
+    (("none",), "none"),
+)
+_KIND_WORDS = {"list": "a list", "dict": "a mapping", "str": "a string", "number": "a number",
+               "none": "nothing"}
+
+
+def _tag_kind(tag: str) -> str | None:
+    # function-after[check(), constrained-int]: the inner type decides
+    for _ in range(5):
+        wrapped = re.fullmatch(r"function-(?:after|before|wrap)\[[^,]*\(\), (.*)\]", tag)
+        if wrapped is None:
+            break
+        tag = wrapped.group(1)
+    if tag[:1].isupper():
+        return "dict"  # a model
+    for prefixes, kind in _TAG_KINDS:
+        if any(tag == p or (p.endswith("[") and tag.startswith(p)) for p in prefixes):
+            return kind
+    return None
+
+
+def _pick(errors: list[_Err], depth: int = 0) -> list[_Err]:
+    """Of each union's members, keep the errors of the member the input's type chose."""
+    out = [e for e in errors if not e.tags]
+    groups: dict[Path_, list[_Err]] = {}
+    for err in errors:
+        if err.tags:
+            groups.setdefault(err.path[:err.tags[0][0]], []).append(err)
+    for at, members in groups.items():
+        branches: dict[str, list[_Err]] = {}
+        for err in members:
+            branches.setdefault(err.tags[0][1], []).append(err)
+        got = members[0].tags[0][2]
+        kinds = {tag: _tag_kind(tag) for tag in branches}
+        matching = [tag for tag in branches if kinds[tag] == got]
+        if len(branches) > 1 and not matching and None not in kinds.values() and got != "?":
+            allowed = [_KIND_WORDS[k] for k in dict.fromkeys(
+                k for k in kinds.values() if k is not None and k != "none")]
+            words = ", ".join(allowed[:-1]) + f" or {allowed[-1]}" if len(allowed) > 1 \
+                else "".join(allowed)
+            first = members[0]
+            out.append(_Err(at, (), first.raw, f"expected {words} (got "
+                            f"{_shown(first.raw.get('input'))})"))
             continue
-        out.append("json" if part == "json_" else part)
-    return tuple(out)
+        candidates = matching or list(branches)
+        # Of several fitting members, the one validation went furthest into.
+        best = max(candidates, key=lambda t: (max(len(e.path) for e in branches[t]),
+                                              not all(e.raw["type"].endswith("_type")
+                                                      for e in branches[t]),
+                                              -len(branches[t])))
+        rest = [_Err(e.path, e.tags[1:], e.raw) for e in branches[best]]
+        out += _pick(rest, depth + 1) if depth < 20 else rest
+    return out
 
 
 def _fields_at(loc: Path_) -> list[str]:
