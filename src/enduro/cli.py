@@ -292,8 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     plan_args(p)
     p.add_argument("--faults", action="store_true",
                    help="print the expanded fault schedule instead (nothing is run)")
-    p.add_argument("--seed", type=_seed, help="the seed for --faults (default: the plan's)")
-    p.add_argument("--duration", "-d", type=_duration, help="the duration for --faults")
+    p.add_argument("--seed", type=_seed, help="override the plan's seed (and the seed of "
+                   "--faults)")
+    p.add_argument("--duration", "-d", type=_duration, help="override the plan's duration")
     p = sub.add_parser("run", help="run a plan in the foreground", epilog=EXIT_CODES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     plan_args(p)
@@ -480,7 +481,14 @@ def _plan(args: argparse.Namespace, out: Console, err: Console) -> int:
         schedule, skipped = expand(plan, duration, seed)
         out.print(format_schedule(schedule, skipped, seed), soft_wrap=True)
         return EXIT_PASS
-    sys.stdout.write(loaded.resolved_yaml())
+    # --duration and --seed change the plan a run would use; the printed plan shows them.
+    import dataclasses
+    resolved = dict(loaded.resolved)
+    if args.duration is not None:
+        resolved["duration"] = f"{args.duration:g}s"
+    if args.seed is not None:
+        resolved["seed"] = args.seed
+    sys.stdout.write(dataclasses.replace(loaded, resolved=resolved).resolved_yaml())
     return EXIT_PASS
 
 
