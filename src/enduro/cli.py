@@ -48,6 +48,16 @@ EXIT_CODES = """exit codes:
   130  interrupted (SIGINT/SIGTERM); results measured so far are still written
   141  the output's reader went away (a closed pipe, as with `| head`)
 """
+SUPERVISE_EXIT = """supervise runs the services without load and judges nothing: results.json
+always has verdict "incomplete" with mode "supervise" (never "pass"), and junit.xml a failed
+case, so no CI step can read it as a passed test.
+
+exit codes:
+  0    supervision ended: stopped (Ctrl-C, SIGTERM, 'enduro stop') or --duration passed
+  2    plan or usage error (--workers is refused: there is no load to shard)
+  3    the services could not be run: never ready, a port busy, a build failed
+  70   enduro defect: one line names the file holding the traceback
+"""
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a process the pipe ended
 
 MAX_WORKERS = 1024  # processes; more is a typo, not a plan
@@ -267,16 +277,27 @@ def build_parser() -> argparse.ArgumentParser:
                        help="override a field, e.g. workloads.browse.http.rate=20/s "
                             "(repeatable)")
 
-    def run_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--duration", "-d", type=_duration, help="override the plan's duration")
+    def run_args(p: argparse.ArgumentParser, *, load: bool = True) -> None:
+        if load:
+            p.add_argument("--duration", "-d", type=_duration,
+                           help="override the plan's duration")
+        else:  # supervise: the plan's duration is the load's; supervision lasts until stopped
+            p.add_argument("--duration", "-d", type=_duration,
+                           help="stop after this long (default: until Ctrl-C, SIGTERM or "
+                                "'enduro stop'; the plan's duration does not apply)")
         p.add_argument("--out", "-o", type=Path, default=Path("runs"),
                        help="where run directories go (default: ./runs)")
-        p.add_argument("--workers", "-w", type=_positive_int, default=1,
-                       help="shard the load over N processes (default 1)")
-        p.add_argument("--seed", type=_seed, help="override the plan's seed")
+        if load:
+            p.add_argument("--workers", "-w", type=_positive_int, default=1,
+                           help="shard the load over N processes (default 1)")
+        else:  # accepted only to be refused with a reason (check_args), not a bare usage line
+            p.add_argument("--workers", "-w", default=None, help=argparse.SUPPRESS)
+        p.add_argument("--seed", type=_seed, help="override the plan's seed"
+                       + ("" if load else " (the fault timeline's)"))
         p.add_argument("--tag", type=_tag, help="appended to the run directory's name")
         p.add_argument("--no-live", action="store_true",
-                       help="no live view; heartbeat lines only")
+                       help="no live view; heartbeat lines only" if load else
+                       "no live services table; a services line at each heartbeat")
         p.add_argument("--metrics-port", type=_port, metavar="PORT",
                        help="serve the live figures in Prometheus text on 127.0.0.1:PORT")
         p.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)
@@ -300,9 +321,10 @@ def build_parser() -> argparse.ArgumentParser:
     plan_args(p)
     run_args(p)
     p = sub.add_parser("supervise", help="run only the plan's services, supervised, with a "
-                       "live status table, until stopped")
+                       "live status table, until stopped (no load, no verdict)",
+                       epilog=SUPERVISE_EXIT, formatter_class=argparse.RawDescriptionHelpFormatter)
     plan_args(p)
-    run_args(p)
+    run_args(p, load=False)
     for name, text in (("suite", "run the plan's test-suite layers (fast, stress, chaos, all)"),
                        ("loop", "run test layers in a loop, with the plan's services and "
                                 "faults around them"),
@@ -445,6 +467,9 @@ def check_args(args: argparse.Namespace) -> None:
             given = getattr(args, flag, None)
             if given is not None and not _exists(given):
                 raise PlanError(f"--{flag} {given}: no such file")
+    if name == "supervise" and args.workers is not None:
+        raise PlanError("--workers: supervise runs no load, so there is nothing to shard "
+                        "('enduro run' drives the load)")
     out = getattr(args, "out", None)
     run_dir = getattr(args, "run_dir", None)
     if isinstance(run_dir, Path):  # `enduro start` names the run directory beforehand
@@ -494,7 +519,7 @@ def _plan(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def _options(args: argparse.Namespace, **extra: object) -> RunOptions:
     from enduro.run.run import RunOptions
-    return RunOptions(out=args.out, duration=args.duration, workers=args.workers,
+    return RunOptions(out=args.out, duration=args.duration, workers=args.workers or 1,
                       seed=args.seed, tag=args.tag, live=False if args.no_live else None,
                       run_dir=getattr(args, "run_dir", None),
                       metrics_port=args.metrics_port, **extra)  # type: ignore[arg-type]
@@ -703,8 +728,10 @@ def _runs(args: argparse.Namespace, out: Console, err: Console) -> int:
     if not rows:
         out.print(f"no runs under {args.runs}")
     for r in rows:
-        out.print(f"{r['run_id']:<48} {r['state']:<10} {r['verdict'] or '-':<6} "
-                  f"{r['elapsed_s']:>9.1f}s")
+        # A supervise run judged nothing: its column says so, never a verdict word.
+        word = "supervise" if r.get("mode") == "supervise" else r["verdict"] or "-"
+        out.print(f"{r['run_id']:<48} {r['state']:<10} {word:<10} "
+                  f"{r['elapsed_s']:>9.1f}s", markup=False, highlight=False)
     return EXIT_PASS
 
 

@@ -167,16 +167,23 @@ def run_status(run_dir: Path) -> dict[str, Any]:
                      if isinstance(svc, dict) else {"state": str(svc)} for name, svc in
                      (services.items() if isinstance(services, dict) else [])},
         "verdict": results.get("verdict") if results else None,
+        # `enduro supervise`: services only, nothing judged (its verdict is never a pass).
+        "mode": "supervise" if state.get("services_only") is True else "run",
         "stop_reason": state.get("stop_reason"), "note": note,
     }
 
 
 def format_status(s: dict[str, Any]) -> str:
+    supervise = s.get("mode") == "supervise"
     lines = [f"run {s['run_id']}  plan {s['plan']}  state {s['state']}"
+             + ("  supervise (services only, nothing judged)" if supervise else "")
              + (f"  verdict {s['verdict']}" if s["verdict"] else "")]
     age = s["runner"]["heartbeat_age_s"]
+    # Unbounded supervision is recorded as a duration of years: say what it means.
+    left = ("until stopped" if supervise and s["remaining_s"] > 365 * 86400
+            else format_duration(s["remaining_s"]))
     lines.append(f"  elapsed {format_duration(s['elapsed_s'])}  remaining "
-                 f"{format_duration(s['remaining_s'])}  heartbeat "
+                 f"{left}  heartbeat "
                  f"{'unknown' if age is None else f'{age}s ago'}  runner pid "
                  f"{s['runner']['pid'] or 'unknown'} "
                  f"({'alive' if s['runner']['alive'] else 'not running'})")
@@ -357,7 +364,7 @@ def runs_table(runs_dir: Path) -> list[dict[str, Any]]:
     for run_dir in list_runs(runs_dir):
         s = run_status(run_dir)
         rows.append({"run_id": s["run_id"], "plan": s["plan"], "state": s["state"],
-                     "verdict": s["verdict"], "elapsed_s": s["elapsed_s"]})
+                     "verdict": s["verdict"], "mode": s["mode"], "elapsed_s": s["elapsed_s"]})
     return rows
 
 

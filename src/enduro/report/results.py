@@ -10,22 +10,31 @@ from enduro.observe.metrics import REQUEST, Metrics
 from enduro.run.rundir import write_json_atomic
 from enduro.verdict.evaluate import Verdict
 
-__all__ = ["SCHEMA", "VERDICTS", "build_results", "write_junit", "write_results"]
+__all__ = ["MODES", "SCHEMA", "SUPERVISE_REASON", "VERDICTS", "build_results", "write_junit",
+           "write_results"]
 
 # 2: ``verdict`` may be "incomplete" (a run that ended early: interrupted, crashed, or its
 # runner died); ``complete`` and ``rules_passed`` added; ``error`` when the run crashed.
+# ``mode`` added (a key, not a new verdict): "run", or "supervise" for services without load,
+# whose verdict is always "incomplete" (nothing was judged) and ``rules_passed`` null.
 SCHEMA = 2
 VERDICTS = ("pass", "fail", "incomplete")
+MODES = ("run", "supervise")
+SUPERVISE_REASON = "supervise runs only the services: no load ran and no rule was judged"
 
 
 def build_results(*, run_id: str, plan_name: str, verdict: Verdict, metrics: Metrics,
                   ops: dict[str, str], elapsed_s: float, seed: int, state: str,
                   started_wall: float, stop_reason: str | None, workers: int,
                   profile: str | None, extra: dict[str, Any] | None = None,
-                  incomplete: bool = False) -> dict[str, Any]:
+                  incomplete: bool = False, mode: str = "run") -> dict[str, Any]:
     """The results document of a run. ``incomplete``: the run ended early (interrupted,
     crashed, overran its deadline), so its verdict is ``incomplete`` whatever its rules said
-    of the part that ran (kept as ``rules_passed``)."""
+    of the part that ran (kept as ``rules_passed``). ``mode="supervise"``: services only,
+    nothing judged: the verdict is ``incomplete`` however it ended, ``rules_passed`` null
+    (an empty rule list passes vacuously; no tool may read that as a pass)."""
+    supervise = mode == "supervise"
+    incomplete = incomplete or supervise
     per_op: dict[str, Any] = {}
     for op in ops:
         view = metrics.view({op}, elapsed_s=elapsed_s)
@@ -48,7 +57,8 @@ def build_results(*, run_id: str, plan_name: str, verdict: Verdict, metrics: Met
         "profile": profile,
         "verdict": "incomplete" if incomplete else verdict.word,
         "complete": not incomplete,
-        "rules_passed": verdict.passed,
+        "rules_passed": None if supervise else verdict.passed,
+        "mode": mode,
         "state": state,
         "stop_reason": stop_reason,
         "started_at": started_wall,
@@ -73,7 +83,13 @@ def write_junit(path: Path, results: dict[str, Any]) -> None:
     """One test case per rule, so CI systems show which rule failed; a run that did not
     complete adds a failed case saying why, so that CI never reads it as green."""
     rules = list(results.get("rules", []))
-    if results.get("verdict") == "incomplete":
+    if results.get("mode") == "supervise":
+        # Never green: a CI step must not take services that merely ran for a passed test.
+        why = results.get("error") or results.get("stop_reason") or "supervision ended"
+        rules.append({"rule": "a load was run and judged", "passed": False,
+                      "observed_text": "nothing judged",
+                      "reason": f"{SUPERVISE_REASON} ({why})"})
+    elif results.get("verdict") == "incomplete":
         why = results.get("error") or results.get("stop_reason") or "the run ended early"
         rules.append({"rule": "the run completed", "passed": False,
                       "observed_text": "incomplete", "reason": f"incomplete: {why}"})

@@ -12,7 +12,8 @@ from enduro.observe.hist import percentiles_ms
 from enduro.observe.metrics import Metrics
 from enduro.units import format_duration
 
-__all__ = ["heartbeat_line", "live_view", "plain", "services_view", "summary_table"]
+__all__ = ["heartbeat_line", "live_view", "plain", "services_line", "services_view",
+           "summary_table"]
 
 
 def plain(value: object, style: str = "") -> Text:
@@ -75,7 +76,11 @@ def live_view(metrics: Metrics, ops: dict[str, str], *, plan: str, elapsed_s: fl
 
 
 def summary_table(results: dict[str, Any], console: Console) -> None:
-    """The end-of-run summary: per-op figures, errors by class, rules, verdict."""
+    """The end-of-run summary: per-op figures, errors by class, rules, verdict (for a
+    ``supervise`` run: the services' final table, and no verdict word to misread)."""
+    if results.get("mode") == "supervise":
+        _supervise_summary(results, console)
+        return
     table = Table(title=plain(f"{results['plan']}  ({format_duration(results['duration_s'])})"),
                   header_style="bold")
     for col in ("op", "requests", "rps", "errors", "p50", "p95", "p99", "max", "svc p95"):
@@ -110,24 +115,7 @@ def summary_table(results: dict[str, Any], console: Console) -> None:
         for ex in b["examples"][:3]:
             console.print(plain(f"  round {ex['round']}: {ex['check']} ({ex['condition']}): "
                                 f"{ex['problem']}"))
-    if results.get("faults"):
-        faults = Table(title="faults", header_style="bold")
-        for col in ("#", "kind", "target", "start", "end", "detect", "recover", "errors",
-                    "worst p99", "note"):
-            faults.add_column(col, justify="left" if col in ("kind", "target", "note")
-                              else "right")
-
-        def secs(v: Any) -> str:
-            return "-" if v is None else f"{v:.1f}s"
-
-        for f in results["faults"]:
-            faults.add_row(str(f["id"]), plain(f["kind"]), plain(f.get("target", "")),
-                           secs(f.get("start_s")), secs(f.get("end_s")),
-                           secs(f.get("detect_s")), secs(f.get("recover_s")),
-                           str(f.get("errors", "")),
-                           _ms(f["worst_p99_ms"]) if f.get("worst_p99_ms") else "",
-                           plain(f.get("error") or f.get("skipped") or ""))
-        console.print(faults)
+    _faults_table(results, console)
     if results["rules"]:
         rules = Table(header_style="bold", box=None)
         rules.add_column("")
@@ -143,10 +131,7 @@ def summary_table(results: dict[str, Any], console: Console) -> None:
     console.print(Text(f"verdict: {word}{reason}", style=style))
 
 
-def services_view(statuses: dict[str, dict[str, Any]], *, plan: str, elapsed_s: float) -> Group:
-    """The live table of ``enduro supervise``: per service up/down, restarts, last crash, RSS."""
-    head = Text.assemble(("enduro supervise ", "bold"), (plan, "cyan"),
-                         f"  t={format_duration(elapsed_s)}  (Ctrl-C stops)")
+def _services_table(statuses: dict[str, dict[str, Any]]) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("service", "kind", "state", "pid", "restarts", "last exit", "last crash", "rss"):
         table.add_column(col)
@@ -157,4 +142,55 @@ def services_view(statuses: dict[str, dict[str, Any]], *, plan: str, elapsed_s: 
                       str(s.get("pid") or ""), str(s.get("restarts", 0)),
                       plain(s.get("last_exit") or ""), plain(s.get("last_crash") or ""),
                       f"{s['rss_mb']} MB" if s.get("rss_mb") is not None else "")
-    return Group(head, table)
+    return table
+
+
+def services_view(statuses: dict[str, dict[str, Any]], *, plan: str, elapsed_s: float) -> Group:
+    """The live table of ``enduro supervise``: per service up/down, restarts, last crash, RSS."""
+    head = Text.assemble(("enduro supervise ", "bold"), (plan, "cyan"),
+                         f"  t={format_duration(elapsed_s)}  (Ctrl-C stops)")
+    return Group(head, _services_table(statuses))
+
+
+def services_line(statuses: dict[str, dict[str, Any]], elapsed_s: float) -> str:
+    """The heartbeat line of ``enduro supervise`` (no load, so no rps): each service's state,
+    restarts and RSS."""
+    parts = [f"{name} {s.get('state')} restarts={s.get('restarts', 0)}"
+             + (f" rss={s['rss_mb']}MB" if s.get("rss_mb") is not None else "")
+             for name, s in statuses.items()]
+    return f"alive t={format_duration(elapsed_s)} " + ("; ".join(parts) or "no services")
+
+
+def _supervise_summary(results: dict[str, Any], console: Console) -> None:
+    """The end of ``enduro supervise``: the services as they ended, the faults, and a last
+    line that says nothing was judged (no verdict word a reader could take for a pass)."""
+    table = _services_table(results.get("services") or {})
+    table.title = plain(f"{results['plan']}: services, supervised for "
+                        f"{format_duration(results['duration_s'])}")
+    console.print(table)
+    _faults_table(results, console)
+    reason = f"; {results['stop_reason']}" if results.get("stop_reason") else ""
+    console.print(plain(f"supervise: no load ran and no rule was judged (results.json verdict "
+                        f"{results['verdict']}, mode supervise){reason}", "bold yellow"))
+
+
+def _faults_table(results: dict[str, Any], console: Console) -> None:
+    if not results.get("faults"):
+        return
+    faults = Table(title="faults", header_style="bold")
+    for col in ("#", "kind", "target", "start", "end", "detect", "recover", "errors",
+                "worst p99", "note"):
+        faults.add_column(col, justify="left" if col in ("kind", "target", "note")
+                          else "right")
+
+    def secs(v: Any) -> str:
+        return "-" if v is None else f"{v:.1f}s"
+
+    for f in results["faults"]:
+        faults.add_row(str(f["id"]), plain(f["kind"]), plain(f.get("target", "")),
+                       secs(f.get("start_s")), secs(f.get("end_s")),
+                       secs(f.get("detect_s")), secs(f.get("recover_s")),
+                       str(f.get("errors", "")),
+                       _ms(f["worst_p99_ms"]) if f.get("worst_p99_ms") else "",
+                       plain(f.get("error") or f.get("skipped") or ""))
+    console.print(faults)

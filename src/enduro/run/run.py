@@ -65,7 +65,13 @@ from enduro.plan.resolve import LoadedPlan
 from enduro.plan.tokens import with_canaries
 from enduro.report.html import write_report
 from enduro.report.results import SCHEMA, build_results, write_junit, write_results
-from enduro.report.terminal import heartbeat_line, live_view, services_view, summary_table
+from enduro.report.terminal import (
+    heartbeat_line,
+    live_view,
+    services_line,
+    services_view,
+    summary_table,
+)
 from enduro.run.clock import Clock, SystemClock
 from enduro.run.loop import run_coroutine
 from enduro.run.probe import probe_tcp
@@ -447,6 +453,9 @@ class Run:
         self.event("stop_requested", signal=why, phase=self.phase)
         if self._watchdog is not None and self.phase == "load":
             self._watchdog.tighten(self.plan.grace + self._load_slack(), "the stopping load")
+        if self.options.services_only:
+            self.log(f"{why}: stopping the services; press Ctrl-C again to stop at once")
+            return
         self.log(f"{why}: stopping gracefully (up to {self.plan.grace:g}s for in-flight "
                  "requests); press Ctrl-C again to stop at once")
 
@@ -534,6 +543,8 @@ class Run:
         self._close_files()
         if self.status.crash is not None or self.status.fatal is not None:
             return EXIT_RUN
+        if self.status.interrupted and self.options.services_only:
+            return EXIT_PASS  # stopping is how supervision ends
         return EXIT_INTERRUPTED if self.status.interrupted else EXIT_RUN
 
     def _undo_journal(self) -> None:
@@ -758,6 +769,8 @@ class Run:
         finally:
             stopper.cancel()
             timer.cancel()
+        if not self.stop.is_set():
+            self.status.stop_reason = f"supervised for --duration {self.duration:g}s"
 
     def _load_files(self) -> LoadFiles:
         def wanted(name: str, kind: str) -> Path | None:
@@ -821,7 +834,9 @@ class Run:
         await self.clock.sleep(min(0.2, self.plan.window / 5))
         while True:
             await self.clock.sleep(every)
-            line = heartbeat_line(self.metrics, self.load_elapsed(), min(every, 60.0))
+            line = (services_line(self.services.statuses() if self.services else {},
+                                  self.load_elapsed()) if self.options.services_only
+                    else heartbeat_line(self.metrics, self.load_elapsed(), min(every, 60.0)))
             self.event("heartbeat", line=line)
             self.log(line, echo=not self._is_live())
 
@@ -904,7 +919,8 @@ class Run:
             self._watchdog.arm(FINISH_S, "writing the results", patient=True)
         early = (self.status.interrupted or self.status.fatal is not None
                  or self.status.crash is not None)
-        incomplete = early and not self.status.aborts and not self.options.services_only
+        # Supervision judges nothing: never a pass, however it ended (build_results).
+        incomplete = early and not self.status.aborts
         self._end_state()
         elapsed = max(1e-3, min(self.load_elapsed(), self.duration)
                       if not early else self.load_elapsed())
@@ -1045,7 +1061,7 @@ class Run:
             metrics=self.metrics, ops=self.ops, elapsed_s=elapsed, seed=self.seed,
             state=self.status.state, started_wall=self._started_wall,
             stop_reason=self.status.stop_reason, workers=self.options.workers,
-            profile=self.loaded.profile, incomplete=incomplete,
+            profile=self.loaded.profile, incomplete=incomplete, mode=self._mode(),
             extra={"services": self.services.statuses() if self.services else {},
                    "resources": self.watch.resource_results(),
                    "generator": self.watch.generator_summary(),
@@ -1060,12 +1076,16 @@ class Run:
                    "phases": {p: round(n * self.plan.window, 3)
                               for p, n in self.metrics.phase_windows.items()}})
 
+    def _mode(self) -> str:
+        return "supervise" if self.options.services_only else "run"
+
     def _bare_results(self, verdict: Verdict, elapsed: float) -> dict[str, Any]:
         """What can always be said of a run, when the full results could not be assembled."""
         assert self.rundir is not None
         return {"schema": SCHEMA, "run_id": self.rundir.run_id, "plan": self.plan.name,
                 "profile": self.loaded.profile, "verdict": "incomplete", "complete": False,
-                "rules_passed": verdict.passed, "state": self.status.state,
+                "rules_passed": None if self.options.services_only else verdict.passed,
+                "mode": self._mode(), "state": self.status.state,
                 "stop_reason": self.status.stop_reason, "started_at": self._started_wall,
                 "duration_s": round(elapsed, 3), "seed": self.seed,
                 "workers": self.options.workers, "ops": {}, "errors_by_class": {},
