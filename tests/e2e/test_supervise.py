@@ -122,9 +122,11 @@ def test_supervise_duration_ends_it_without_a_pass(tmp_path: Path) -> None:
 
 
 def test_supervise_refuses_workers(tmp_path: Path) -> None:
-    plan = _plan(tmp_path, free_port())
+    # No services: were the flag accepted, the run would only wait to be stopped (and time
+    # out here) with nothing left behind.
+    plan = write_plan(tmp_path, {"name": "sup"})
     out = tmp_path / "runs"
-    proc = run_cli("supervise", str(plan), "--out", str(out), "--workers", "4", timeout=60)
+    proc = run_cli("supervise", str(plan), "--out", str(out), "--workers", "4", timeout=30)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "--workers: supervise runs no load" in proc.stderr
     assert "Traceback" not in proc.stderr
