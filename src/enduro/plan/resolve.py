@@ -428,8 +428,16 @@ def _split(raw: Any, data: Any) -> _Err:
         name = "json" if part == "json_" else part
         if (isinstance(node, dict) and name in node) or (
                 isinstance(node, list) and isinstance(name, int) and 0 <= name < len(node)):
-            path.append(name)
+            # A key that is not text (`~`, `yes`, `1.5`) is indexed by its text, as the
+            # plan's lines are.
+            path.append(name if isinstance(name, str | int) and not isinstance(name, bool)
+                        else str(name))
             node = node[name]  # type: ignore[index]  # an int when node is a list
+        elif isinstance(node, dict) and isinstance(name, str) and (
+                key := next((k for k in node if str(k) == name), _MISSING)) is not _MISSING:
+            # Pydantic names a key that is not text (`~`, `yes`) by its text: a path, not a tag.
+            path.append(name)
+            node = node[key]
         elif isinstance(name, str) and _is_tag(name) and not (
                 i == len(loc) - 1 and raw["type"] in ("missing", "extra_forbidden")):
             tags.append((len(path), name, _kind_of(node) if node is not _MISSING else "?"))
