@@ -24,6 +24,7 @@ from enduro.errors import PlanError
 from enduro.observe.scrape import scrape_client, scrape_once
 from enduro.plan.models import Ready, Scrape
 from enduro.services.ready import NeverReady, TokenWait, wait_ready
+from tests.helpers.pki import make_pki
 from tests.helpers.plans import run_plan, write_plan
 from tests.helpers.procs import REPO, free_port, only_run, stop, wait_port
 
@@ -65,25 +66,10 @@ asyncio.run(main())
 '''
 
 
-def openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A CA, a server certificate for 127.0.0.1 and the name ``api.test``, a client one."""
-    assert shutil.which("openssl"), "openssl is needed (apt-get install -y openssl)"
-    d = tmp_path_factory.mktemp("pki")
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
-            "/CN=enduro test CA", "-keyout", "ca.key", "-out", "ca.pem", cwd=d)
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:api.test\n")
-    for name in ("server", "client"):
-        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout",
-                f"{name}.key", "-out", f"{name}.csr", cwd=d)
-        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-CAcreateserial", "-days", "2", "-out", f"{name}.pem",
-                *(["-extfile", "san.ext"] if name == "server" else []), cwd=d)
-    return d
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @contextmanager
