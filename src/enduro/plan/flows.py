@@ -26,6 +26,22 @@ Concurrency = Annotated[int, Field(gt=0, le=100_000)]
 CONDITION = re.compile(r"^\s*(\$[^\s=!<>]*|status)\s*(==|!=|<=|>=|<|>|in)\s*(.+?)\s*$")
 
 
+def check_expect(status: object, that: list[str], regex: str | None) -> None:
+    """What every ``expect`` (of a request, a flow step, a poll) must satisfy: conditions of
+    the form PATH OP VALUE, a status code class such as ``2xx``, a regex that compiles."""
+    for condition in that:
+        if not CONDITION.match(condition):
+            raise ValueError(f"that {condition!r}: expected PATH OP VALUE, such as "
+                             "'$.state == \"done\"'")
+    if isinstance(status, str) and not re.fullmatch(r"[1-5]xx", status):
+        raise ValueError(f"status must be a code, a list of codes or '2xx', got {status!r}")
+    if regex is not None:
+        try:
+            re.compile(regex)
+        except re.error as exc:
+            raise ValueError(f"regex does not compile: {exc}") from exc
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
                               allow_inf_nan=False)
@@ -57,18 +73,7 @@ class StepExpect(_Model):
 
     @model_validator(mode="after")
     def _valid(self) -> StepExpect:
-        for condition in self.that:
-            if not CONDITION.match(condition):
-                raise ValueError(f"that {condition!r}: expected PATH OP VALUE, such as "
-                                 "'$.state == \"done\"'")
-        if isinstance(self.status, str) and not re.fullmatch(r"[1-5]xx", self.status):
-            raise ValueError(
-                f"status must be a code, a list of codes or '2xx', got {self.status!r}")
-        if self.regex is not None:
-            try:
-                re.compile(self.regex)
-            except re.error as exc:
-                raise ValueError(f"regex does not compile: {exc}") from exc
+        check_expect(self.status, self.that, self.regex)
         return self
 
 

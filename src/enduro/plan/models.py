@@ -34,7 +34,7 @@ from enduro.plan.fields import (
     Url,
     UrlPath,
 )
-from enduro.plan.flows import FinalPhase, FlowWorkload
+from enduro.plan.flows import FinalPhase, FlowWorkload, check_expect
 from enduro.plan.source import dotted
 from enduro.plan.suites import Suite
 from enduro.plan.tls import Tls
@@ -256,19 +256,7 @@ class Expect(_Model):
 
     @model_validator(mode="after")
     def _valid(self) -> Expect:
-        from enduro.plan.flows import CONDITION
-        for condition in self.that:
-            if not CONDITION.match(condition):
-                raise ValueError(f"that {condition!r}: expected PATH OP VALUE, such as "
-                                 "'$.queue_depth < 100'")
-        if isinstance(self.status, str) and not re.fullmatch(r"[1-5]xx", self.status):
-            raise ValueError(
-                f"status must be a code, a list of codes or '2xx', got {self.status!r}")
-        if self.regex is not None:
-            try:
-                re.compile(self.regex)
-            except re.error as exc:
-                raise ValueError(f"regex does not compile: {exc}") from exc
+        check_expect(self.status, self.that, self.regex)
         return self
 
 
