@@ -169,6 +169,23 @@ def body_framing(method: str, status: int, headers: dict[str, str]) -> str:
     return "eof"
 
 
+# Parser errors that stand even after a complete answer (others then mean trailing bytes).
+_RAISED = (httptools.HttpParserCallbackError, httptools.HttpParserUpgrade)
+
+
+def _protocol_error(exc: Exception) -> ProtocolError:
+    """The ``ProtocolError`` for what httptools raised while framing an answer: a callback's
+    own ProtocolError as it is, else one that says what was wrong."""
+    if isinstance(exc, httptools.HttpParserUpgrade):
+        return ProtocolError("the server switched protocols, which was not asked")
+    if isinstance(exc, httptools.HttpParserCallbackError):
+        cause = exc.__context__
+        if isinstance(cause, ProtocolError):
+            return cause
+        return ProtocolError(f"a malformed response ({cause or exc})")
+    return ProtocolError(f"a malformed response ({exc})")
+
+
 class ResponseParser:
     """One response read by httptools' C parser (llhttp), fed bytes as they arrive: interim
     1xx answers skipped, HEAD/204/304 without a body, chunked bodies with their trailers,
@@ -269,18 +286,11 @@ class ResponseParser:
                 raise ProtocolError(f"a response head over {MAX_HEAD_BYTES} bytes")
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__
-            if isinstance(cause, ProtocolError):
-                raise cause from None
-            raise ProtocolError(f"a malformed response ({cause or exc})") from exc
-        except httptools.HttpParserUpgrade as exc:
-            raise ProtocolError("the server switched protocols, which was not asked") from exc
-        except httptools.HttpParserError as exc:
-            if self.done:
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            if self.done and not isinstance(exc, _RAISED):
                 self.extra = True  # bytes after a `Connection: close` answer
                 return
-            raise ProtocolError(f"a malformed response ({exc})") from exc
+            raise _protocol_error(exc) from None
 
     def feed_eof(self) -> None:
         """The connection was closed by the server: a close-delimited body ends here;
@@ -415,18 +425,11 @@ class ConnectionParser:
                 raise ProtocolError(f"a response head over {MAX_HEAD_BYTES} bytes")
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__
-            if isinstance(cause, ProtocolError):
-                raise cause from None
-            raise ProtocolError(f"a malformed response ({cause or exc})") from exc
-        except httptools.HttpParserUpgrade as exc:
-            raise ProtocolError("the server switched protocols, which was not asked") from exc
-        except httptools.HttpParserError as exc:
-            if self.done:
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            if self.done and not isinstance(exc, _RAISED):
                 self.extra = True  # bytes after a `Connection: close` answer
                 return True
-            raise ProtocolError(f"a malformed response ({exc})") from exc
+            raise _protocol_error(exc) from None
         return self.done
 
     def feed_eof(self) -> None:
