@@ -1,5 +1,3 @@
-import sys
+from enduro.entry import main
 
-from enduro.cli import main
-
-sys.exit(main())
+main()
