@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -53,7 +54,7 @@ _DEEP = b'{"id":' * 100_000 + b"1" + b"}" * 100_000
 DEEP_JSON = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
              + str(len(_DEEP)).encode() + b"\r\n\r\n" + _DEEP)
 
-_MODES = ("ok", "silent", "drop10", "inject", "deepjson", *RAW)
+_MODES = ("ok", "silent", "drop10", "inject", "deepjson", "endless_line", *RAW)
 
 
 @dataclass
@@ -104,6 +105,16 @@ class HostileServer:
                 if self.mode == "silent" or (self.mode == "drop10" and n % 10 == 0):
                     # Never answer; the client's request stays unanswered for good.
                     await reader.read()
+                    return
+                if self.mode == "endless_line":
+                    # An event stream whose first line never ends (bounded: 30 s at most).
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                 b"\r\ndata: ")
+                    chunk = b"a" * 65536
+                    until = time.monotonic() + 30
+                    while time.monotonic() < until:
+                        writer.write(chunk)
+                        await writer.drain()
                     return
                 if self.mode in RAW or self.mode == "deepjson":
                     writer.write(RAW.get(self.mode, DEEP_JSON))

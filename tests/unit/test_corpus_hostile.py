@@ -326,6 +326,34 @@ def test_json_nested_deeper_than_the_parser_fails_its_request_not_the_driver(
     assert step["errors_by_class"].get("capture_failed", 0) > 0
 
 
+def test_an_event_stream_line_that_never_ends_is_a_protocol_error_not_a_hang(
+        tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    """Before: the SSE reader kept one growing line and searched it again on every read, so
+    the event loop stalled and the watchdog ended a 2 s run after ~25 s (exit 3); and with
+    no event at all `sse_duplicates == 0` passed."""
+    with hostile_server("endless_line") as server:
+        plan = {"name": "sse", "duration": "2s", "seed": 1, "grace": "1s",
+                "workloads": {"st": {"sse": {"base": server.url, "path": "/events",
+                                             "clients": 2}}},
+                "rules": ["sse_duplicates == 0"]}
+        path = tmp_path / "plan.yaml"
+        path.write_text(yaml.safe_dump(plan, sort_keys=False))
+        start = time.monotonic()
+        code = main(["run", str(path), "--out", str(tmp_path / "runs"), "--no-live"])
+        elapsed = time.monotonic() - start
+    out, err = capfd.readouterr()
+    assert "Traceback" not in out + err
+    assert code == 1, out + err
+    assert elapsed < 15
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["verdict"] == "fail" and results["complete"] is True
+    connect = results["ops"]["st:connect"]
+    assert set(connect["errors_by_class"]) == {"protocol"} and connect["errors"] > 0
+    (rule,) = results["rules"]
+    assert rule["observed_text"] == "no data" and not rule["passed"]
+
+
 def test_a_burst_round_longer_than_the_run_ends_with_it(tmp_path: Path) -> None:
     """Before: a round waiting on a silent server (or ``every: 1h``) kept the load going until
     the watchdog stopped it: verdict incomplete, exit 3, 10 s for a 2 s plan."""

@@ -103,6 +103,14 @@ def churn_count(clients: int, fraction: float, max_fraction: float) -> int:
     return max(0, min(round(clients * fraction), int(clients * max_fraction), clients - 1))
 
 
+# The longest line of an event stream enduro reads (the SSE format sets none).
+MAX_LINE_BYTES = 1 << 20
+
+
+class LineTooLong(ValueError):
+    """A line of an event stream exceeded ``MAX_LINE_BYTES``."""
+
+
 class SseDriver:
     """Drives one SSE workload in this process."""
 
@@ -246,7 +254,7 @@ class SseDriver:
                        started: float) -> None:
         c = self.connect
         first = True
-        with contextlib.suppress(OSError, ValueError):
+        try:
             async for event in self._events(response):
                 if first:
                     first = False
@@ -255,6 +263,17 @@ class SseDriver:
                     c.lat.append(int(ttfe * 1_000_000))
                     client.stats.worst_ttfe_s = max(client.stats.worst_ttfe_s, ttfe)
                 self._on_event(client, event)
+        except LineTooLong:
+            # Not an event stream this client can read: an error of the connect (before any
+            # event) or of the events; the client connects again.
+            op = c if first else self.events
+            op.requests += 1
+            op.error("protocol")
+            if first:
+                client.stats.failed += 1
+            return
+        except (OSError, ValueError):
+            pass
         if first:
             c.requests += 1
             client.stats.failed += 1
@@ -268,6 +287,12 @@ class SseDriver:
         data_lines: list[str] = []
         async for chunk in response.body_chunks():
             buffer += chunk
+            if b"\n" not in chunk:
+                # A line that never ends (a server streaming without newlines) would grow
+                # without bound and be searched again on every read.
+                if len(buffer) > MAX_LINE_BYTES:
+                    raise LineTooLong(f"an event stream line over {MAX_LINE_BYTES} bytes")
+                continue
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
                 text = line.decode("utf-8", "replace").rstrip("\r")
@@ -286,6 +311,8 @@ class SseDriver:
                     data_lines.append(value)
                 elif field in ("id", "event", "retry"):
                     event[field] = value
+            if len(buffer) > MAX_LINE_BYTES:
+                raise LineTooLong(f"an event stream line over {MAX_LINE_BYTES} bytes")
 
     def _on_event(self, client: _Client, event: dict[str, str]) -> None:
         now = _monotonic()

@@ -377,6 +377,10 @@ class Rule:
                 return None
             failed = view.errors - view.classes.get("stall", 0)
             return 1.0 - failed / view.requests
+        if metric != "sse_events" and view.requests == 0:
+            # No event (or no connect) at all: "0 duplicates" would be a pass for what was
+            # never seen.
+            return None
         count = {"sse_events": view.requests, "sse_duplicates": view.classes.get("duplicate", 0),
                  "sse_gaps": view.classes.get("gap", 0),
                  "sse_stalls": view.classes.get("stall", 0)}[metric]
