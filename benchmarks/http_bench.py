@@ -36,7 +36,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.helpers.procs import nginx
 
-from enduro.units import parse_duration
+from enduro.base.units import parse_duration
 
 SERVER_CPU = 0
 LOAD_CPU = 1

@@ -1,9 +1,23 @@
 """enduro: soak, stress and chaos tests from one plan file.
 
-Layers point one way:
-    cli -> api -> run -> engine / observe -> verdict / report (read what observe holds)
-with plan/ (typed models) and units/errors used by all. No module keeps mutable state; one
-``Run`` object is passed down, and time comes from an injectable ``Clock``.
+Layers, top to bottom; a module imports its own layer and those below it, never above
+(tests/unit/test_layers.py checks it from the source, with no cycles anywhere):
+
+    cli, entry                          argument parsing, one error handler
+    api, detach, suite, gate, triage,   what each command does
+      demo, testing
+    run                                 one execution and its run directory
+    report                              results.json, junit, the terminal and HTML report
+    faults                              fault kinds, their schedule and undo journal
+    verdict                             rules, trends, checkers: the verdict from figures
+    services                            launching, readiness, supervision of services
+    engine                              workload kinds: http, flow, sse, burst, python
+    observe                             windows, histograms, store, sampler, scrapes
+    net                                 HTTP on the wire, TLS, templates and conditions
+    plan                                typed models, loading with file:line
+    base                                errors, units, clock, event loop, atomic files
+
+No module keeps mutable state; time comes from an injectable ``Clock``.
 """
 
 from __future__ import annotations
@@ -11,7 +25,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-from enduro.errors import (
+from enduro.base.errors import (
     EnduroError,
     FatalWorkerError,
     Interrupted,
@@ -22,8 +36,8 @@ from enduro.errors import (
 )
 
 if TYPE_CHECKING:
+    from enduro.base.clock import Clock, FakeClock, SystemClock
     from enduro.plan import LoadedPlan, Plan, load_plan
-    from enduro.run.clock import Clock, FakeClock, SystemClock
     from enduro.run.run import Run, RunOptions, RunOutcome
     from enduro.verdict.rules import Rule, parse_rule
 
@@ -31,8 +45,8 @@ if TYPE_CHECKING:
 # entry point, which must catch a Ctrl-C during start-up) stays light.
 _LAZY = {
     "LoadedPlan": "enduro.plan", "Plan": "enduro.plan", "load_plan": "enduro.plan",
-    "Clock": "enduro.run.clock", "FakeClock": "enduro.run.clock",
-    "SystemClock": "enduro.run.clock",
+    "Clock": "enduro.base.clock", "FakeClock": "enduro.base.clock",
+    "SystemClock": "enduro.base.clock",
     "Run": "enduro.run.run", "RunOptions": "enduro.run.run", "RunOutcome": "enduro.run.run",
     "Rule": "enduro.verdict.rules", "parse_rule": "enduro.verdict.rules",
 }

@@ -8,10 +8,10 @@ from pathlib import Path
 
 from rich.console import Console
 
+from enduro.base.errors import PlanError, PlanProblem
 from enduro.engine.load import op_names
-from enduro.engine.request import split_base
 from enduro.engine.validate import workload_problems
-from enduro.errors import PlanError, PlanProblem
+from enduro.net.target import split_base
 from enduro.plan.models import Plan
 from enduro.plan.resolve import LoadedPlan, PlanSchemaError, load_plan, sort_problems
 from enduro.plan.source import Lines, dotted
@@ -129,14 +129,11 @@ def _run_managed(name: str, options: RunOptions, *, defect: str | None, profile:
                  sets: list[str] | None, console: Console) -> RunOutcome:
     """The demos where enduro manages the demo service itself (to kill it, or to watch its
     resources)."""
-    import socket
     import tempfile
 
-    from enduro.demo.launch import bundled_plan
+    from enduro.demo.launch import bundled_plan, restartable_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = restartable_port()
     with tempfile.TemporaryDirectory(prefix="enduro-demo-") as directory:
         path = Path(directory) / f"{name}.yaml"
         path.write_text(bundled_plan(name))

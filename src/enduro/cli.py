@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.text import Text
 
 from enduro import __version__
-from enduro.errors import (
+from enduro.base.errors import (
     EXIT_DEFECT,
     EXIT_INTERRUPTED,
     EXIT_PASS,
@@ -31,7 +31,7 @@ from enduro.errors import (
     EnduroError,
     PlanError,
 )
-from enduro.units import parse_duration
+from enduro.base.units import parse_duration
 
 if TYPE_CHECKING:
     from enduro.run.run import RunOptions
@@ -91,7 +91,7 @@ def handle(command: Callable[[], int], err: Console) -> int:
     """Run ``command`` and turn what it raises into an exit code: PlanError 2 (one line per
     problem), RunError 3, Interrupted/KeyboardInterrupt 130, any other ``EnduroError`` its own
     code; any other exception is a defect: its traceback is saved to a file (see
-    :func:`enduro.errors.save_traceback`), one line names that file, and the code is 70. No
+    :func:`enduro.base.errors.save_traceback`), one line names that file, and the code is 70. No
     traceback ever reaches the terminal."""
     try:
         return command()
@@ -529,7 +529,7 @@ def _suites(args: argparse.Namespace, out: Console, err: Console) -> int:
     import time as _time
 
     from enduro.api import load_checked
-    from enduro.errors import EXIT_FAIL
+    from enduro.base.errors import EXIT_FAIL
     from enduro.gate.readers import read_results
     from enduro.suite.runner import run_cycles, run_layers, run_loop
     loaded = load_checked(args.plan, profile=args.profile, sets=args.sets)
@@ -613,9 +613,9 @@ def _status(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _stop(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from enduro.base.errors import EXIT_RUN
     from enduro.detach.control import run_status, stop_run
     from enduro.detach.locate import find_run
-    from enduro.errors import EXIT_RUN
     run_dir = find_run(args.run, args.runs)
     stopped = stop_run(run_dir, grace=args.grace)
     for action in stopped.actions or ["nothing was running"]:
@@ -679,7 +679,7 @@ def _triage(args: argparse.Namespace, out: Console, err: Console) -> int:
 def _gate(args: argparse.Namespace, out: Console, err: Console) -> int:
     import subprocess
 
-    from enduro.errors import EXIT_FAIL
+    from enduro.base.errors import EXIT_FAIL
     from enduro.gate.run import baseline_from_ref, load_thresholds, run_compare, snapshot
     if args.gate_command == "snapshot":
         out.print(str(snapshot(args.results, args.out)))
@@ -706,9 +706,9 @@ def _gate(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _recover(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from enduro.base.errors import EXIT_RUN
     from enduro.detach.control import recover_run
     from enduro.detach.locate import find_run
-    from enduro.errors import EXIT_RUN
     run_dir = find_run(args.run, args.runs)
     recovery = recover_run(run_dir)
     for action in recovery.lines or [f"{run_dir.name}: no fault left to undo"]:

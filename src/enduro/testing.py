@@ -31,8 +31,8 @@ from typing import Any
 
 import pytest
 
-from enduro.engine.client import HttpClient
-from enduro.engine.request import split_base
+from enduro.net.client import HttpClient
+from enduro.net.target import split_base
 from enduro.verdict.checkers import CHECKERS, Violation, check_history
 
 __all__ = ["BurstResult", "History", "burst", "enduro_burst", "enduro_history"]

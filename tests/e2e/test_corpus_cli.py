@@ -221,7 +221,7 @@ def test_a_defect_in_a_run_names_the_run_directorys_traceback(tmp_path: Path) ->
 def test_errors_map_to_their_codes_without_traceback(tmp_path: Path, exc: str,
                                                      code: int) -> None:
     proc = _handle_in_a_process(f"""
-        from enduro.errors import Interrupted, PlanError, RunError
+        from enduro.base.errors import Interrupted, PlanError, RunError
         raise {exc}
     """, tmp_path / "cache")
     assert proc.returncode == code, proc.stderr
@@ -323,7 +323,7 @@ def test_test_script_refuses_an_os_managed_python(tmp_path: Path) -> None:
 def test_errors_the_event_loop_reports_itself_are_one_line(tmp_path: Path) -> None:
     """A task exception nobody retrieved used to print asyncio's traceback on the terminal."""
     script = ("import asyncio\n"
-              "from enduro.run.loop import run_coroutine\n"
+              "from enduro.base.eventloop import run_coroutine\n"
               "async def main() -> None:\n"
               "    def fail() -> None:\n"
               "        raise ValueError('boom in a callback')\n"

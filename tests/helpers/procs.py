@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -15,12 +16,44 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
+# Ports this test process already handed out: a test may take two before starting either.
+_HANDED_OUT: set[int] = set()
+
+
+def _port_slice() -> range:
+    """The ports this test process hands out: below the kernel's ephemeral range, so an
+    outgoing connection can never take a port between ``free_port`` and the server's bind,
+    and one slice per xdist worker, so parallel workers never hand out the same port."""
+    low_ephemeral = 32768
+    with contextlib.suppress(OSError, ValueError):
+        low_ephemeral = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    first, last = 10000, max(10000 + 4000, low_ephemeral) - 1
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    index = int(worker) if worker.isdigit() else 0
+    width = (last - first) // max(count, 1)
+    return range(first + index * width, first + (index + 1) * width)
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port nothing listens on, outside the ephemeral range (see ``_port_slice``);
+    successive calls in one process hand out different ports."""
+    ports = _port_slice()
+    if len(_HANDED_OUT) > len(ports) // 2:
+        _HANDED_OUT.clear()  # long since released by the tests that took them
+    start = random.randrange(len(ports))
+    for step in range(len(ports)):
+        port = ports[(start + step) % len(ports)]
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            if port in _HANDED_OUT:
+                continue
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError(f"no free loopback port in {ports}")
 
 
 def wait_port(port: int, timeout: float = 15.0) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from enduro.engine.client import HttpClient
+from enduro.net.client import HttpClient
 from enduro.observe.scrape import scrape_once
 from enduro.plan.models import Ready, Scrape
 from enduro.services.ready import NeverReady, wait_ready

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from enduro.engine.client import HttpClient
-from enduro.engine.conn import Response
-from enduro.engine.wire import MAX_HEAD_BYTES, ConnectionParser, ProtocolError
+from enduro.net.client import HttpClient
+from enduro.net.conn import Response
+from enduro.net.wire import MAX_HEAD_BYTES, ConnectionParser, ProtocolError
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-Seen: %d\r\n\r\n%s"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from enduro.engine.wire import UnsafeValue, encode_path_value, encode_query_value, request_head
+from enduro.net.wire import UnsafeValue, encode_path_value, encode_query_value, request_head
 from tests.helpers.hostile_server import INJECTED, hostile_server
 from tests.helpers.plans import http_plan, run_plan, write_plan
 from tests.helpers.procs import REPO, only_run, wait_for

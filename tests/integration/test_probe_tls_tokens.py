@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from enduro.api import load_checked
-from enduro.errors import PlanError
+from enduro.base.errors import PlanError
 from enduro.observe.scrape import scrape_client, scrape_once
 from enduro.plan.models import Ready, Scrape
 from enduro.services.ready import NeverReady, TokenWait, wait_ready

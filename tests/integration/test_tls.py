@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from enduro.errors import PlanError
+from enduro.base.errors import PlanError
 from enduro.plan import load_plan
 from tests.helpers.pki import make_pki
 from tests.helpers.plans import http_plan, run_plan, write_plan

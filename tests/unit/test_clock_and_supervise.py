@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
-from enduro.errors import FatalWorkerError
-from enduro.run.clock import FakeClock
+from enduro.base.clock import FakeClock
+from enduro.base.errors import FatalWorkerError
 from enduro.run.supervise import Backoff, supervise
 
 

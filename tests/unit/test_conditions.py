@@ -7,10 +7,11 @@ import random
 
 import pytest
 
-from enduro.engine.conditions import Answer, Condition, JsonPath, ResponseCheck, json_path
-from enduro.engine.request import compile_check, prepare_requests, split_base
-from enduro.engine.templates import SeqScope, Template, compile_value, render_value
-from enduro.errors import PlanError
+from enduro.base.errors import PlanError
+from enduro.engine.request import compile_check, prepare_requests
+from enduro.net.conditions import Answer, Condition, JsonPath, ResponseCheck, json_path
+from enduro.net.target import split_base
+from enduro.net.templates import SeqScope, Template, compile_value, render_value
 from enduro.plan.flows import FlowWorkload, StepExpect
 from enduro.plan.models import Expect, HttpWorkload
 

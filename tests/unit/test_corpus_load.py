@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from enduro.base.errors import RunError
 from enduro.cli import main
-from enduro.errors import RunError
 from enduro.plan.models import Service
 from enduro.services.stage import stage
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from enduro.engine.client import HttpClient
 from enduro.engine.flow import FlowContext, FlowDriver
+from enduro.net.client import HttpClient
 from enduro.observe.window import Recorder
 from enduro.plan.flows import FlowWorkload
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from enduro.api import check_plan
-from enduro.errors import PlanError
+from enduro.base.errors import PlanError
 from enduro.plan import load_plan
 
 GOOD = """\

@@ -5,16 +5,16 @@ import random
 
 import pytest
 
+from enduro.base.errors import PlanError
 from enduro.engine.request import (
     compile_check,
     condition_problem,
     flow_template_problems,
     json_path_problem,
     prepare_requests,
-    split_base,
     template_problems,
 )
-from enduro.errors import PlanError
+from enduro.net.target import split_base
 from enduro.plan.models import Expect, HttpWorkload
 
 

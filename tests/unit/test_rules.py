@@ -4,7 +4,7 @@ from array import array
 
 import pytest
 
-from enduro.errors import RuleSyntaxError
+from enduro.base.errors import RuleSyntaxError
 from enduro.observe.hist import fold
 from enduro.observe.metrics import Metrics
 from enduro.observe.window import WindowStats

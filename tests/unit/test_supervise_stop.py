@@ -7,8 +7,8 @@ import asyncio
 
 import pytest
 
-from enduro.errors import PlanError, RunError
-from enduro.run.clock import FakeClock
+from enduro.base.clock import FakeClock
+from enduro.base.errors import PlanError, RunError
 from enduro.run.supervise import Backoff, supervise
 
 

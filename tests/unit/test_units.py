@@ -1,6 +1,6 @@
 import pytest
 
-from enduro.units import (
+from enduro.base.units import (
     MAX_DURATION,
     MAX_RATE,
     MAX_SIZE,

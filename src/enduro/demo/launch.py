@@ -12,9 +12,33 @@ from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
-from enduro.errors import RunError
+from enduro.base.errors import RunError
 
-__all__ = ["bundled_plan", "demo_service"]
+__all__ = ["bundled_plan", "demo_service", "restartable_port"]
+
+
+def restartable_port() -> int:
+    """A free loopback port for a demo service enduro will kill and start again on the same
+    port. It lies below the kernel's ephemeral range: a port from ``bind(0)`` lies inside it,
+    and while the service is down an outgoing connection may take it, so the restart fails
+    with "address already in use"."""
+    import random
+    import socket
+
+    low = 32768
+    with contextlib.suppress(OSError, ValueError):
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    candidates = range(10000, max(low, 12000))
+    start = random.randrange(len(candidates))
+    for step in range(len(candidates)):
+        port = candidates[(start + step) % len(candidates)]
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RunError("no free loopback port for the demo service")
 
 
 def bundled_plan(name: str = "demo") -> str:

@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from enduro.base.errors import EXIT_FAIL, EXIT_PASS, EXIT_RUN, EnduroError
 from enduro.detach.collect import collect_run
 from enduro.detach.control import FINAL_STATES, run_status, start_detached
 from enduro.detach.locate import read_json
-from enduro.errors import EXIT_FAIL, EXIT_PASS, EXIT_RUN, EnduroError
 
 __all__ = ["Scenario", "run_band"]
 

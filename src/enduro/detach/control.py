@@ -16,14 +16,14 @@ from typing import Any
 
 import psutil
 
+from enduro.base.errors import EnduroError, RunError
+from enduro.base.units import format_duration
 from enduro.detach.locate import list_runs, read_json
 from enduro.detach.runner import runner_alive, runner_state
-from enduro.errors import EnduroError, RunError
 from enduro.faults.journal import Recovery, recover
 from enduro.run.rundir import RunDir, write_json_atomic
 from enduro.services.identity import ProcessIdentity, kill_group, processes_inside
 from enduro.services.ports import port_holder
-from enduro.units import format_duration
 
 __all__ = ["Started", "Stopped", "recover_run", "run_status", "runs_table", "start_detached",
            "stop_run"]
@@ -207,7 +207,7 @@ def format_status(s: dict[str, Any]) -> str:
 
 
 def _plan_ports(run_dir: Path) -> list[int]:
-    from enduro.errors import PlanError
+    from enduro.base.errors import PlanError
     from enduro.plan.source import read_source
     try:  # bounded in size, depth and aliases: the file may be anything by now
         plan = read_source(run_dir / "plan.resolved.yaml").data

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from enduro.errors import PlanError
+from enduro.base.errors import PlanError
 from enduro.plan.source import read_bounded
 
 __all__ = ["find_run", "list_runs", "read_json"]

@@ -20,9 +20,9 @@ from typing import Any
 
 import yaml
 
+from enduro.base.errors import EnduroError, RunError
 from enduro.detach.locate import read_json
 from enduro.detach.runner import runner_alive
-from enduro.errors import EnduroError, RunError
 from enduro.faults.journal import Journal
 from enduro.observe.hist import decode
 from enduro.observe.metrics import Metrics, op_kinds

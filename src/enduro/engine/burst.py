@@ -15,15 +15,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-from enduro.engine.client import MAX_HEAD_BYTES, HttpClient
-from enduro.engine.conditions import Answer, Condition, JsonPath, parse_json
 from enduro.engine.flow import FlowContext, HistoryLog, render
 from enduro.engine.http import classify
-from enduro.engine.request import split_base
 from enduro.engine.tasks import InFlight
-from enduro.engine.templates import Template
-from enduro.engine.tls import client_context, server_hostname
-from enduro.engine.wire import UnsafeValue, build_request
+from enduro.net.client import MAX_HEAD_BYTES, HttpClient
+from enduro.net.conditions import Answer, Condition, JsonPath, parse_json
+from enduro.net.target import split_base
+from enduro.net.templates import Template
+from enduro.net.tls import client_context, server_hostname
+from enduro.net.wire import UnsafeValue, build_request
 from enduro.observe.window import UNSAFE_VALUE, OpCounter, Recorder
 from enduro.plan.bursts import BurstWorkload, PostCondition, SplitRule
 from enduro.plan.tokens import Credentials, Filled

@@ -13,21 +13,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from enduro.engine.client import HttpClient, Response, split_url
-from enduro.engine.conditions import Answer, Condition, JsonPath, ResponseCheck
 from enduro.engine.http import classify
 from enduro.engine.python import load_function
 from enduro.engine.schedule import ArrivalSchedule
 from enduro.engine.tasks import TaskDriver, closed_loops, open_arrivals
-from enduro.engine.templates import (
+from enduro.net.client import HttpClient, Response, split_url
+from enduro.net.conditions import Answer, Condition, JsonPath, ResponseCheck
+from enduro.net.templates import (
     MissingVariable,
     Template,
     compile_value,
     is_static,
     render_value,
 )
-from enduro.engine.tls import client_context
-from enduro.engine.wire import UnsafeValue, request_target
+from enduro.net.tls import client_context
+from enduro.net.wire import UnsafeValue, request_target
 from enduro.observe.window import UNSAFE_VALUE, OpCounter, Recorder
 from enduro.plan.flows import Branch, FlowRequest, FlowStep, FlowWorkload
 from enduro.plan.tokens import Credentials, Filled, has_token_refs

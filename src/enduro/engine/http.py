@@ -22,10 +22,11 @@ from typing import Any
 
 import httptools
 
-from enduro.engine.request import PreparedRequest, Target
+from enduro.engine.request import PreparedRequest
 from enduro.engine.schedule import ArrivalSchedule, RateStage
-from enduro.engine.tls import client_context
-from enduro.engine.wire import ProtocolError, UnsafeValue, final_head
+from enduro.net.target import Target
+from enduro.net.tls import client_context
+from enduro.net.wire import ProtocolError, UnsafeValue, final_head
 from enduro.observe.window import GENERATOR, UNSAFE_VALUE, OpCounter, Recorder
 from enduro.plan.models import HttpWorkload
 from enduro.plan.tls import Tls

@@ -17,8 +17,9 @@ from enduro.engine.burst import BurstDriver
 from enduro.engine.flow import FlowDriver, HistoryLog
 from enduro.engine.http import HttpDriver, make_driver, raise_fd_limit
 from enduro.engine.python import PythonDriver
-from enduro.engine.request import prepare_requests, split_base
+from enduro.engine.request import prepare_requests
 from enduro.engine.sse import SseDriver, write_streams
+from enduro.net.target import split_base
 from enduro.observe.window import Recorder, WindowStats
 from enduro.plan.models import Plan
 from enduro.plan.tokens import Credentials, Filled, has_token_refs

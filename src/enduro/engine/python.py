@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from enduro.base.errors import PlanError, PlanProblem
 from enduro.engine.http import classify
 from enduro.engine.schedule import ArrivalSchedule, RateStage
 from enduro.engine.tasks import TaskDriver, closed_loops, open_arrivals
-from enduro.engine.wire import UnsafeValue
-from enduro.errors import PlanError, PlanProblem
+from enduro.net.wire import UnsafeValue
 from enduro.observe.window import UNSAFE_VALUE, OpCounter, Recorder
 from enduro.plan.models import PythonWorkload
 from enduro.plan.tokens import Credentials, Filled

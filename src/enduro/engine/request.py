@@ -6,12 +6,13 @@ import difflib
 import json
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
-from enduro.engine.conditions import ResponseCheck, condition_problem, json_path_problem
-from enduro.engine.templates import (
+from enduro.base.errors import PlanError
+from enduro.net.conditions import ResponseCheck, condition_problem, json_path_problem
+from enduro.net.target import Target
+from enduro.net.templates import (
     FUNCTIONS,
     PLACEHOLDER,
     SeqScope,
@@ -21,46 +22,13 @@ from enduro.engine.templates import (
     malformed_placeholders,
     render_value,
 )
-from enduro.engine.wire import UnsafeValue, build_request
-from enduro.errors import PlanError
+from enduro.net.wire import UnsafeValue, build_request
 from enduro.plan.models import Expect, HttpWorkload, RequestSpec
 
-__all__ = ["FLOW_PLACEHOLDER", "TEMPLATE_FUNCTIONS", "Check", "PreparedRequest", "Target",
+__all__ = ["FLOW_PLACEHOLDER", "TEMPLATE_FUNCTIONS", "Check", "PreparedRequest",
            "compile_check", "condition_problem", "flow_template_problems", "function_problem",
-           "json_path_problem", "malformed_placeholders", "prepare_requests", "split_base",
+           "json_path_problem", "malformed_placeholders", "prepare_requests",
            "template_problems"]
-
-
-@dataclass(frozen=True)
-class Target:
-    """Where a workload sends: scheme, host, port and path prefix."""
-
-    scheme: str
-    host: str
-    port: int
-    prefix: str
-
-    @property
-    def tls(self) -> bool:
-        return self.scheme == "https"
-
-    @property
-    def host_header(self) -> str:
-        default = 443 if self.tls else 80
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return host if self.port == default else f"{host}:{self.port}"
-
-
-def split_base(base: str) -> Target:
-    """Split a base URL; raise ``PlanError`` on one enduro cannot use."""
-    parts = urlsplit(base)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise PlanError(f"base URL {base!r}: expected http://host[:port][/prefix]")
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError as exc:
-        raise PlanError(f"base URL {base!r}: {exc}") from exc
-    return Target(parts.scheme, parts.hostname, port, parts.path.rstrip("/"))
 
 
 # The functions an http request's templates offer (it has no variables and no VUs).

@@ -22,11 +22,11 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-from enduro.engine.conditions import json_path, parse_json
 from enduro.engine.http import classify
-from enduro.engine.request import Target
-from enduro.engine.tls import client_context, server_hostname
-from enduro.engine.wire import StreamResponse, UnsafeValue, merge_headers, request_head
+from enduro.net.conditions import json_path, parse_json
+from enduro.net.target import Target
+from enduro.net.tls import client_context, server_hostname
+from enduro.net.wire import StreamResponse, UnsafeValue, merge_headers, request_head
 from enduro.observe.window import UNSAFE_VALUE, OpCounter, Recorder
 from enduro.plan.models import SseWorkload
 from enduro.plan.tokens import Credentials, Filled

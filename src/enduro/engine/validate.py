@@ -9,10 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from enduro.engine.conditions import ResponseCheck, condition_problem, json_path_problem
+from enduro.base.errors import PlanError, PlanProblem
 from enduro.engine.python import load_function
-from enduro.engine.request import flow_template_problems, split_base, template_problems
-from enduro.errors import PlanError, PlanProblem
+from enduro.engine.request import flow_template_problems, template_problems
+from enduro.net.conditions import ResponseCheck, condition_problem, json_path_problem
+from enduro.net.target import split_base
 from enduro.plan.bursts import BurstWorkload
 from enduro.plan.flows import FlowRequest, FlowStep, StepExpect
 from enduro.plan.models import Expect, HttpWorkload, Plan, SseWorkload

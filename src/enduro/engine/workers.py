@@ -16,10 +16,10 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from enduro.base.eventloop import run_coroutine
 from enduro.engine.load import LoadControl, LoadFiles, LoadShare, run_load
 from enduro.observe.window import WindowStats
 from enduro.plan.models import Plan
-from enduro.run.loop import run_coroutine
 
 __all__ = ["WorkerPool"]
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from enduro.errors import RunError
+from enduro.base.errors import RunError
 from enduro.services.identity import ProcessIdentity, kill_group
 
 __all__ = ["Journal", "Recovery", "UndoFailed", "recover", "run_undo", "this_host"]

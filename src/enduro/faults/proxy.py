@@ -20,7 +20,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import Any
 
-from enduro.errors import RunError
+from enduro.base.errors import RunError
 from enduro.plan.faults import HttpFault, Proxy, Toxic
 
 __all__ = ["ProxySet", "TcpProxy"]

@@ -10,13 +10,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from enduro.errors import EnduroError, RunError
+from enduro.base.clock import Clock
+from enduro.base.errors import EnduroError, RunError
 from enduro.faults.journal import Journal, run_undo
 from enduro.faults.proxy import ProxySet
 from enduro.faults.timeline import ScheduledFault
 from enduro.plan.faults import PROCESS_KINDS, TOXIC_KINDS, CommandFault
 from enduro.plan.models import Plan
-from enduro.run.clock import Clock
 from enduro.services.identity import kill_group
 from enduro.services.supervisor import ServiceSet
 

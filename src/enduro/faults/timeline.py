@@ -6,9 +6,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from enduro.base.units import format_duration
 from enduro.plan.faults import PROCESS_KINDS, FaultSpec, ProcessTarget
 from enduro.plan.models import Plan
-from enduro.units import format_duration
 
 __all__ = ["ScheduledFault", "expand", "format_schedule"]
 

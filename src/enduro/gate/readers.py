@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from enduro.errors import PlanError
+from enduro.base.errors import PlanError
 
 __all__ = ["read_results"]
 

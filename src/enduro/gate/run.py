@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from enduro.errors import PlanError, RunError
+from enduro.base.errors import PlanError, RunError
 from enduro.gate.readers import read_results
 from enduro.gate.stats import CaseResult, Thresholds, compare_cases
 

@@ -8,9 +8,9 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from enduro.engine.client import HttpClient
-from enduro.engine.conditions import json_path
-from enduro.engine.tls import client_context
+from enduro.net.client import HttpClient
+from enduro.net.conditions import json_path
+from enduro.net.tls import client_context
 from enduro.plan.models import Scrape
 
 __all__ = ["parse_prometheus", "scrape_client", "scrape_once"]

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
-from enduro.units import parse_duration, parse_percent, parse_rate, parse_size
+from enduro.base.units import parse_duration, parse_percent, parse_rate, parse_size
 
 __all__ = [
     "MAX_NAME",

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from enduro.errors import PlanError, PlanProblem
+from enduro.base.errors import PlanError, PlanProblem
 from enduro.plan.models import Plan
 from enduro.plan.source import Lines, Path_, dotted, read_bounded, read_source, read_value
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-from enduro.errors import PlanError, PlanProblem
+from enduro.base.errors import PlanError, PlanProblem
 
 __all__ = ["MAX_DEPTH", "MAX_NODES", "MAX_PLAN_BYTES", "Lines", "PlanSource", "read_bounded",
            "read_source", "read_value"]

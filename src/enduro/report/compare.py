@@ -9,7 +9,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from enduro.errors import RunError
+from enduro.base.errors import RunError
 
 __all__ = ["compare_table"]
 

@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from enduro.base.files import write_json_atomic
 from enduro.observe.metrics import REQUEST, Metrics
-from enduro.run.rundir import write_json_atomic
 from enduro.verdict.evaluate import Verdict
 
 __all__ = ["MODES", "SCHEMA", "SUPERVISE_REASON", "VERDICTS", "build_results", "write_junit",

@@ -8,9 +8,9 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+from enduro.base.units import format_duration
 from enduro.observe.hist import percentiles_ms
 from enduro.observe.metrics import Metrics
-from enduro.units import format_duration
 
 __all__ = ["heartbeat_line", "live_view", "plain", "services_line", "services_view",
            "summary_table"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from enduro.engine.request import split_base
-from enduro.errors import TargetUnreachable
+from enduro.base.errors import TargetUnreachable
+from enduro.net.target import split_base
 
 __all__ = ["probe_tcp"]
 

@@ -39,12 +39,8 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from enduro.engine.burst import summarize_violations
-from enduro.engine.http import generator_hint
-from enduro.engine.load import LoadControl, LoadFiles, LoadShare, op_names, run_load
-from enduro.engine.sse import summarize_streams
-from enduro.engine.workers import WorkerPool
-from enduro.errors import (
+from enduro.base.clock import Clock, SystemClock
+from enduro.base.errors import (
     EXIT_FAIL,
     EXIT_INTERRUPTED,
     EXIT_PASS,
@@ -53,6 +49,12 @@ from enduro.errors import (
     RunError,
     save_traceback,
 )
+from enduro.base.eventloop import run_coroutine
+from enduro.engine.burst import summarize_violations
+from enduro.engine.http import generator_hint
+from enduro.engine.load import LoadControl, LoadFiles, LoadShare, op_names, run_load
+from enduro.engine.sse import summarize_streams
+from enduro.engine.workers import WorkerPool
 from enduro.faults.journal import Journal, run_undo
 from enduro.faults.session import Chaos
 from enduro.observe.exposition import Exporter
@@ -72,8 +74,6 @@ from enduro.report.terminal import (
     services_view,
     summary_table,
 )
-from enduro.run.clock import Clock, SystemClock
-from enduro.run.loop import run_coroutine
 from enduro.run.probe import probe_tcp
 from enduro.run.rundir import RunDir
 from enduro.run.supervise import supervise

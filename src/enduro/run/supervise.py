@@ -10,8 +10,8 @@ import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from enduro.errors import FatalWorkerError, is_user_error
-from enduro.run.clock import Clock
+from enduro.base.clock import Clock
+from enduro.base.errors import FatalWorkerError, is_user_error
 
 __all__ = ["Backoff", "supervise"]
 
@@ -56,7 +56,7 @@ async def supervise(name: str, work: Callable[[], Awaitable[None]], *, clock: Cl
     ``on_error(name, exc, traceback, attempt)`` and ``work`` is started again after a backoff;
     after ``backoff.limit`` restarts, or on ``FatalWorkerError``, the error propagates.
 
-    A user error (see :func:`enduro.errors.is_user_error`) propagates at once, unretried. Once
+    A user error (see :func:`enduro.base.errors.is_user_error`) propagates at once, unretried. Once
     ``stop`` is set (the run is ending) nothing is restarted: a failure then, or a backoff
     sleep the stop cuts short, makes ``supervise`` return."""
     attempt = 0

@@ -6,7 +6,7 @@ import asyncio
 import shutil
 from pathlib import Path
 
-from enduro.errors import RunError
+from enduro.base.errors import RunError
 from enduro.plan.models import Service
 
 __all__ = ["DriverUnavailable", "ToolDriver"]

@@ -7,7 +7,7 @@ import socket
 
 import psutil
 
-from enduro.errors import RunError
+from enduro.base.errors import RunError
 
 __all__ = ["PortBusy", "check_ports", "port_holder"]
 

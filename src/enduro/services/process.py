@@ -11,7 +11,7 @@ from pathlib import Path
 
 import psutil
 
-from enduro.errors import RunError
+from enduro.base.errors import RunError
 from enduro.plan.models import Service
 from enduro.services.identity import ProcessIdentity, kill_group, signal_number
 from enduro.services.output import OutputLog

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from enduro.engine.request import Target
-from enduro.engine.tls import client_context, server_hostname
-from enduro.engine.wire import build_request, read_response
-from enduro.errors import RunError, TargetUnreachable
+from enduro.base.errors import RunError, TargetUnreachable
+from enduro.net.target import Target
+from enduro.net.tls import client_context, server_hostname
+from enduro.net.wire import build_request, read_response
 from enduro.plan.models import Ready, Tls
 from enduro.plan.tokens import TOKEN_REF, Credentials
 from enduro.services.output import OutputLog

@@ -14,7 +14,7 @@ from typing import Any
 
 import jinja2
 
-from enduro.errors import RunError
+from enduro.base.errors import RunError
 from enduro.plan.models import Service
 
 __all__ = ["BuildFailed", "build", "contained", "render_string", "stage"]

@@ -15,9 +15,9 @@ from typing import Any
 
 import psutil
 
-from enduro.errors import PlanError, RunError
+from enduro.base.clock import Clock
+from enduro.base.errors import PlanError, RunError
 from enduro.plan.models import Plan, Service
-from enduro.run.clock import Clock
 from enduro.services.drivers import ToolDriver
 from enduro.services.output import OutputLog
 from enduro.services.ports import check_ports

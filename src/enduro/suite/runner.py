@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from enduro.errors import PlanError
+from enduro.base.errors import PlanError
 from enduro.plan.suites import Layer, Suite
 
 __all__ = ["CommandResult", "LayerResult", "run_command", "run_cycles", "run_layers",

@@ -8,11 +8,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from enduro.errors import PlanError, PlanProblem, RuleSyntaxError
+from enduro.base.errors import PlanError, PlanProblem, RuleSyntaxError
+from enduro.base.units import parse_duration
 from enduro.observe.metrics import Metrics
 from enduro.plan.models import Plan
 from enduro.plan.source import Lines, dotted
-from enduro.units import parse_duration
 from enduro.verdict.rules import (
     FAULT_METRICS,
     SERIES_METRICS,

@@ -67,7 +67,7 @@ class Correctness:
             share=1.0, connections=1, plan_dir=self.run.loaded.source.parent.resolve(),
             service_urls=urls, history=history)
         driver.sending = True
-        from enduro.engine.client import HttpClient
+        from enduro.net.client import HttpClient
         client = HttpClient(timeout=workload.timeout)
         try:
             await driver._iteration(0, client, time.monotonic())

@@ -15,9 +15,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
-from enduro.errors import PlanProblem, RuleSyntaxError
+from enduro.base.errors import PlanProblem, RuleSyntaxError
+from enduro.base.units import parse_duration
 from enduro.observe.metrics import MetricView
-from enduro.units import parse_duration
+from enduro.verdict.insufficient import NotEnoughData
 
 __all__ = ["ERROR_CLASSES", "PHASES", "Rule", "RuleContext", "RuleResult", "check_labels",
            "format_value", "parse_rule"]
@@ -207,7 +208,7 @@ def check_labels(text: str, metric: str, trend: str | None, labels: Mapping[str,
 
 def _check_min(text: str, metric: str, raw: str) -> None:
     """A trend rule's ``min=`` reads as Rule._series_value reads it."""
-    from enduro.units import parse_size
+    from enduro.base.units import parse_size
     try:
         value = (parse_size(raw) / 1e6 if metric in ("rss", "uss") and not raw.isdigit()
                  else float(raw))
@@ -216,12 +217,6 @@ def _check_min(text: str, metric: str, raw: str) -> None:
     if not math.isfinite(value) or value < 0:
         raise _fail(text, f"min={raw} is not "
                     + ("a size such as 10MB" if metric in ("rss", "uss") else "a number"))
-
-
-class NotEnoughData(Exception):
-    """A trend rule's series is too short for its statistic; the message says how short.
-    (Defined here, not beside the trend code, so that judging a rule live never imports
-    scipy on the engine's event loop.)"""
 
 
 @dataclass(frozen=True)
@@ -486,7 +481,7 @@ def _threshold_value(raw: str, kind: str, text: str) -> float:
                 raise ValueError(raw)
             return 1.0 if raw.lower() == "true" else 0.0
         if kind == "mb":
-            from enduro.units import parse_size
+            from enduro.base.units import parse_size
             if re.fullmatch(r"\d+(\.\d+)?", raw):
                 return float(raw)  # a bare number is megabytes
             return parse_size(raw) / 1e6

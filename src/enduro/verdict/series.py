@@ -15,9 +15,10 @@ What they read and how, so that a verdict rests only on what the run saw:
 from __future__ import annotations
 
 import statistics
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
-from enduro.verdict.rules import NotEnoughData
+from enduro.verdict.insufficient import NotEnoughData
 from enduro.verdict.trends import (
     DRIFT_MIN_POINTS,
     drift_verdict,
@@ -27,9 +28,25 @@ from enduro.verdict.trends import (
 
 if TYPE_CHECKING:
     from enduro.observe.metrics import MetricView
-    from enduro.verdict.rules import Rule
 
 __all__ = ["PARTIAL_WINDOW_SHARE", "NotEnoughData", "trend_value"]
+
+
+
+class Rule(Protocol):
+    """What a trend needs of its rule (``enduro.verdict.rules.Rule`` has it)."""
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def metric(self) -> str: ...
+    @property
+    def trend(self) -> str | None: ...
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+
+    def series(self, view: MetricView) -> tuple[list[float], list[float]] | None: ...
+
 
 # A window with less than this share of the median request rate is partial.
 PARTIAL_WINDOW_SHARE = 0.25
@@ -49,7 +66,7 @@ def trend_value(rule: Rule, view: MetricView) -> float | None:
         integer = rule.metric in ("fds", "threads", "connections")
         min_abs = 1.0 if rule.metric in ("rss", "uss") else 2.0 if integer else 0.0
         if "min" in rule.labels:  # leak(rss{service=api, min=10MB})
-            from enduro.units import parse_size
+            from enduro.base.units import parse_size
             raw = rule.labels["min"]
             min_abs = (parse_size(raw) / 1e6 if rule.metric in ("rss", "uss")
                        and not raw.isdigit() else float(raw))

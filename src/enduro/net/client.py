@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from enduro.engine.conn import Connection, Response
-from enduro.engine.request import Target, split_base
-from enduro.engine.tls import client_context, server_hostname
-from enduro.engine.wire import MAX_BODY_BYTES, MAX_HEAD_BYTES, build_request, read_response
+from enduro.net.conn import Connection, Response
+from enduro.net.target import Target, split_base
+from enduro.net.tls import client_context, server_hostname
+from enduro.net.wire import MAX_BODY_BYTES, MAX_HEAD_BYTES, build_request, read_response
 from enduro.plan.tls import Tls
 
 __all__ = ["MAX_BODY_BYTES", "MAX_HEAD_BYTES", "HttpClient", "Response", "split_url"]

@@ -14,8 +14,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from enduro.engine.templates import Scope, Template, compile_value, is_static, render_value
-from enduro.errors import PlanError
+from enduro.base.errors import PlanError
+from enduro.net.templates import Scope, Template, compile_value, is_static, render_value
 from enduro.plan.flows import CONDITION
 
 __all__ = ["Answer", "Condition", "JsonPath", "ResponseCheck", "condition_problem",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ssl
 
-from enduro.errors import RunError
+from enduro.base.errors import RunError
 from enduro.plan.models import Tls
 
 __all__ = ["client_context", "server_hostname"]

@@ -16,7 +16,7 @@ import socket
 import time
 from typing import Any
 
-from enduro.engine.wire import ConnectionParser, ProtocolError, final_head
+from enduro.net.wire import ConnectionParser, ProtocolError, final_head
 
 __all__ = ["Connection", "Response"]
 
@@ -53,7 +53,7 @@ class Response:
 
     def json(self) -> Any:
         """The body parsed as JSON (``ValueError`` when it is not)."""
-        from enduro.engine.conditions import parse_json
+        from enduro.net.conditions import parse_json
         return parse_json(self.body)
 
     @property

@@ -9,8 +9,8 @@ import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-from enduro.errors import save_traceback
-from enduro.run.memory import pin_malloc_thresholds
+from enduro.base.errors import save_traceback
+from enduro.base.memory import pin_malloc_thresholds
 
 __all__ = ["report_loop_error", "run_coroutine"]
 
@@ -28,7 +28,7 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 def report_loop_error(context: dict[str, Any], say: Callable[[str], None] | None = None) -> str:
     """What the loop reports on its own (a task's exception nobody retrieved, a failing
     callback) as one line: its traceback goes to a file (see
-    :func:`enduro.errors.save_traceback`), never to the terminal. Returns the line."""
+    :func:`enduro.base.errors.save_traceback`), never to the terminal. Returns the line."""
     message = str(context.get("message") or "error in the event loop")
     exc = context.get("exception")
     line = f"enduro: {message}"

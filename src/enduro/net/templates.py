@@ -16,8 +16,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from enduro.engine.wire import encode_path, encode_path_value, encode_query_value
-from enduro.errors import PlanError
+from enduro.base.errors import PlanError
+from enduro.net.wire import encode_path, encode_path_value, encode_query_value
 
 __all__ = ["FUNCTIONS", "PLACEHOLDER", "MissingVariable", "Scope", "SeqScope", "Template",
            "compile_value", "function_problem", "is_static", "malformed_placeholders",
