@@ -1,4 +1,5 @@
-"""enduro's pytest plugin and test helpers: battle tests in a project's own test suite.
+"""Helpers for battle tests in a project's own test suite, and what the pytest fixtures of
+``enduro.pytest_plugin`` return.
 
 Fixtures (loaded automatically once enduro is installed):
 
@@ -25,17 +26,14 @@ import itertools
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
-
-import pytest
 
 from enduro.net.client import HttpClient
 from enduro.net.target import split_base
 from enduro.verdict.checkers import CHECKERS, Violation, check_history
 
-__all__ = ["BurstResult", "History", "burst", "enduro_burst", "enduro_history"]
+__all__ = ["BurstResult", "History", "burst", "burst_async"]
 
 
 @dataclass
@@ -142,15 +140,3 @@ class History:
                     lines.append(f"{name}: {v.message}")
                     lines.extend(f"    {json.dumps(op, default=str)}" for op in v.ops)
             raise AssertionError("history violations:\n" + "\n".join(lines))
-
-
-@pytest.fixture()
-def enduro_burst() -> Any:
-    """Fire a burst of identical requests released together (see ``burst``)."""
-    return burst
-
-
-@pytest.fixture()
-def enduro_history() -> Iterator[History]:
-    """A fresh operation history for the test."""
-    yield History()

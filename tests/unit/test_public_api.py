@@ -50,3 +50,17 @@ def test_ctrl_c_while_the_command_is_still_importing_is_exit_130_without_traceba
                           timeout=60)
     assert proc.returncode == 130, proc.stderr
     assert proc.stderr == "error: interrupted\n"
+
+
+def test_the_pytest_plugin_loads_nothing_heavy_until_a_fixture_is_used() -> None:
+    import subprocess
+    import sys
+    from importlib.metadata import entry_points
+    (plugin,) = [e for e in entry_points(group="pytest11") if e.name == "enduro"]
+    code = (f"import sys, {plugin.value}\n"
+            "print([m for m in sys.modules if m.startswith(('enduro.', 'pydantic', 'numpy',"
+            " 'rich')) and m not in ('enduro.pytest_plugin', 'enduro.base',"
+            " 'enduro.base.errors')])\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
