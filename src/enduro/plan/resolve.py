@@ -10,7 +10,7 @@ import re
 import stat
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,52 +163,59 @@ def _anchor_inputs(data: dict[str, Any], base_dir: Path) -> None:
                 tls[key] = str(path if path.is_absolute() else (base_dir / path).absolute())
 
 
+def _input_paths(plan: Plan) -> Iterator[tuple[Path_, str, str]]:
+    """Every input path the plan names: where, the value, and "file", "dir" or "any"."""
+    for name, service in plan.services.items():
+        at: Path_ = ("services", name)
+        if service.stage is not None:
+            yield (*at, "stage", "from"), service.stage.from_, "any"
+        for i, cfg in enumerate(service.configs()):
+            loc = (*at, "config", i) if isinstance(service.config, list) else (*at, "config")
+            yield (*loc, "template"), cfg.template, "file"
+        if service.cwd is not None and service.cwd.startswith(("/", "~")):
+            yield (*at, "cwd"), service.cwd, "dir"
+        if service.compose is not None:
+            yield (*at, "compose", "file"), service.compose.file, "file"
+        for part, tls in (("ready", service.ready.tls if service.ready else None),
+                          ("scrape", service.scrape.tls if service.scrape else None)):
+            yield from _tls_paths((*at, part, "tls"), tls)
+    for wname, workload in plan.workloads.items():
+        for kind in ("http", "sse", "flow", "burst"):
+            spec = getattr(workload, kind)
+            if spec is not None:
+                yield from _tls_paths(("workloads", wname, kind, "tls"), spec.tls)
+
+
+def _tls_paths(at: Path_, tls: Any) -> Iterator[tuple[Path_, str, str]]:
+    for key in ("ca", "cert", "key"):
+        value = getattr(tls, key) if tls is not None else None
+        if value is not None:
+            yield (*at, key), value, "file"
+
+
+_KIND_TESTS: dict[str, tuple[Callable[[int], bool], str]] = {
+    "file": (stat.S_ISREG, "is not a regular file"),
+    "dir": (stat.S_ISDIR, "is not a directory"),
+    "any": (lambda m: stat.S_ISREG(m) or stat.S_ISDIR(m), "is not a file or a directory"),
+}
+
+
 def _check_paths(plan: Plan, base_dir: Path, lines: Lines) -> list[PlanProblem]:
     """Input files and directories the run will read must exist now, not at minute 40."""
     problems: list[PlanProblem] = []
-
-    def need(loc: Path_, value: str, kind: str, *, relative_to: Path = base_dir) -> None:
+    for loc, value, kind in _input_paths(plan):
         if _is_template(value):
-            return
+            continue
         path = Path(value).expanduser()
-        path = path if path.is_absolute() else relative_to / path
+        path = path if path.is_absolute() else base_dir / path
         try:
             mode = path.stat().st_mode
         except OSError as exc:
             problems.append(lines.problem(loc, f"{path}: {exc.strerror or 'cannot be read'}"))
-            return
-        if kind == "file" and not stat.S_ISREG(mode):
-            problems.append(lines.problem(loc, f"{path} is not a regular file"))
-        elif kind == "dir" and not stat.S_ISDIR(mode):
-            problems.append(lines.problem(loc, f"{path} is not a directory"))
-        elif kind == "any" and not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
-            problems.append(lines.problem(loc, f"{path} is not a file or a directory"))
-
-    for name, service in plan.services.items():
-        at: Path_ = ("services", name)
-        if service.stage is not None:
-            need((*at, "stage", "from"), service.stage.from_, "any")
-        configs = service.configs()
-        for i, cfg in enumerate(configs):
-            loc = (*at, "config", i) if isinstance(service.config, list) else (*at, "config")
-            need((*loc, "template"), cfg.template, "file")
-        if service.cwd is not None and service.cwd.startswith(("/", "~")):
-            need((*at, "cwd"), service.cwd, "dir")
-        if service.compose is not None:
-            need((*at, "compose", "file"), service.compose.file, "file")
-        for part, tls in (("ready", service.ready.tls if service.ready else None),
-                          ("scrape", service.scrape.tls if service.scrape else None)):
-            for key in ("ca", "cert", "key"):
-                value = getattr(tls, key) if tls is not None else None
-                if value is not None:
-                    need((*at, part, "tls", key), value, "file")
-    for wname, workload in plan.workloads.items():
-        for kind in ("http", "sse", "flow", "burst"):
-            spec = getattr(workload, kind)
-            for key in ("ca", "cert", "key"):
-                value = getattr(spec.tls, key) if spec is not None else None
-                if value is not None:
-                    need(("workloads", wname, kind, "tls", key), value, "file")
+            continue
+        test, message = _KIND_TESTS[kind]
+        if not test(mode):
+            problems.append(lines.problem(loc, f"{path} {message}"))
     return problems
 
 
