@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -514,61 +515,67 @@ class Plan(_Model):
     def reference_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
         """Names that point at nothing (services, groups, proxies) and claims that clash
         (ports), each with the location of the reference."""
-        out: list[tuple[tuple[str | int, ...], str]] = []
+        return [*self._workload_references(), *self._service_references(),
+                *self._fault_references(), *self._port_clashes()]
+
+    def _workload_references(self) -> Iterator[tuple[tuple[str | int, ...], str]]:
         for wname, workload in self.workloads.items():
             target = workload.http or workload.sse or workload.flow or workload.burst
-            if target is None:
+            if target is None or target.service is None:
                 continue
             svc = target.service
             kind = next(k for k in ("http", "sse", "flow", "burst") if getattr(workload, k))
             at: tuple[str | int, ...] = ("workloads", wname, kind, "service")
-            if svc is not None and svc not in self.services:
+            if svc not in self.services:
                 known = ", ".join(sorted(self.services)) or "none defined"
-                out.append((at, f"names {svc!r}, which is not a service (services: {known})"))
-            elif svc is not None and self.services[svc].url is None:
-                out.append((at, f"names {svc!r}, which has no 'url' to send to"))
+                yield at, f"names {svc!r}, which is not a service (services: {known})"
+            elif self.services[svc].url is None:
+                yield at, f"names {svc!r}, which has no 'url' to send to"
+
+    def _service_references(self) -> Iterator[tuple[tuple[str | int, ...], str]]:
         for sname, service in self.services.items():
             for i, dep in enumerate(service.depends_on):
                 if dep not in self.services or dep == sname:
-                    out.append((("services", sname, "depends_on", i),
-                                f"names {dep!r}, which is not another service"))
+                    yield (("services", sname, "depends_on", i),
+                           f"names {dep!r}, which is not another service")
         for gname, members in self.groups.items():
             for i, member in enumerate(members):
                 if member not in self.services:
-                    out.append((("groups", gname, i), f"names {member!r}, which is not a "
-                                "service"))
+                    yield ("groups", gname, i), f"names {member!r}, which is not a service"
             if gname in self.services:
-                out.append((("groups", gname), f"group {gname!r} has the name of a service"))
+                yield ("groups", gname), f"group {gname!r} has the name of a service"
+
+    def _fault_references(self) -> Iterator[tuple[tuple[str | int, ...], str]]:
         for i, fault in enumerate(self.faults):
             spec = fault.spec
-            at = ("faults", i, fault.kind)
-            target = getattr(spec, "target", spec) if fault.kind in (
-                "kill", "terminate", "restart", "pause") else None
+            at: tuple[str | int, ...] = ("faults", i, fault.kind)
+            process_fault = fault.kind in ("kill", "terminate", "restart", "pause")
+            target = getattr(spec, "target", spec) if process_fault else None
             if isinstance(target, str) and target not in self.services \
                     and target not in self.groups:
-                out.append((at, f"{fault.kind} targets {target!r}, which is neither a service "
-                            "nor a group"))
-            if fault.kind in ("kill", "terminate", "restart", "pause") and not isinstance(
-                    spec, str) and spec.choose == "all" and spec.target in self.groups \
-                    and spec.rolling is None and not spec.allow_all \
-                    and len(self.groups[spec.target]) > 1:
-                out.append((at, f"{fault.kind} of all of group {spec.target!r} at once takes "
-                            "every replica down; add 'rolling: 2s' or, if that is the point, "
-                            "'allow_all: true'"))
+                yield at, (f"{fault.kind} targets {target!r}, which is neither a service "
+                           "nor a group")
+            if process_fault and not isinstance(spec, str) and spec.choose == "all" \
+                    and spec.target in self.groups and spec.rolling is None \
+                    and not spec.allow_all and len(self.groups[spec.target]) > 1:
+                yield at, (f"{fault.kind} of all of group {spec.target!r} at once takes "
+                           "every replica down; add 'rolling: 2s' or, if that is the point, "
+                           "'allow_all: true'")
             proxy = getattr(spec, "proxy", None)
             if proxy is not None and proxy not in self.proxies:
-                out.append(((*at, "proxy"), f"proxy {proxy!r} is not in proxies "
-                            f"({', '.join(sorted(self.proxies)) or 'none defined'})"))
+                yield (*at, "proxy"), (f"proxy {proxy!r} is not in proxies "
+                                       f"({', '.join(sorted(self.proxies)) or 'none defined'})")
             elif fault.kind == "http" and proxy is not None and not self.proxies[proxy].http:
-                out.append(((*at, "proxy"), f"http faults need proxies.{proxy}.http: true"))
+                yield (*at, "proxy"), f"http faults need proxies.{proxy}.http: true"
+
+    def _port_clashes(self) -> Iterator[tuple[tuple[str | int, ...], str]]:
         ports: dict[int, str] = {}
         for sname, service in self.services.items():
             for i, port in enumerate(service.ports):
                 if port in ports:
-                    out.append((("services", sname, "ports", i), f"port {port} is claimed by "
-                                f"services {ports[port]!r} and {sname!r}"))
+                    yield (("services", sname, "ports", i),
+                           f"port {port} is claimed by services {ports[port]!r} and {sname!r}")
                 ports[port] = sname
-        return out
 
     def rule_specs(self) -> list[RuleSpec]:
         """Every rule in its long form."""
