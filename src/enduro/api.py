@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from itertools import chain
 from pathlib import Path
 
 from rich.console import Console
@@ -12,7 +13,7 @@ from enduro.base.errors import PlanError, PlanProblem
 from enduro.engine.load import op_names
 from enduro.engine.validate import workload_problems
 from enduro.net.target import split_base
-from enduro.plan.models import Plan
+from enduro.plan.models import Plan, Workload
 from enduro.plan.resolve import LoadedPlan, PlanSchemaError, load_plan, sort_problems
 from enduro.plan.source import Lines, dotted
 from enduro.plan.tokens import token_refs
@@ -80,49 +81,70 @@ def check_plan(plan: Plan, *, lines: Lines | None = None,
     the run compiles (templates, conditions, python functions, rules), so that a plan that
     passes never fails at run time for a reason that could be seen now. Every problem is
     raised at once, at its file:line when ``lines`` is given."""
-    problems: list[PlanProblem] = []
-
-    def add(where: tuple[str | int, ...], message: str) -> None:
-        if lines is None:
-            problems.append(PlanProblem(message, path=dotted(where)))
-        elif lines.line_of(where) == 0:  # from --set
-            problems.append(PlanProblem(message, "--set", None, dotted(where)))
-        else:
-            problems.append(lines.problem(where, message))
-
-    seen: dict[str, str] = {}
-    for wname, workload in plan.workloads.items():
-        for op in workload.op_names(wname):
-            if op in seen:
-                add(("workloads", wname),
-                    f"op name {op!r} is used by workloads {seen[op]!r} and {wname!r}; op "
-                    "names must be unique across the plan")
-            seen[op] = wname
-        kind = next((k for k in ("http", "sse", "flow", "burst") if getattr(workload, k)),
-                    None)
-        target = workload.http or workload.sse or workload.flow or workload.burst
-        if target is None or kind is None:
-            continue
-        try:
-            split_base(plan.base_url(target))
-        except PlanError as exc:
-            field = "base" if target.base is not None else "service"
-            for p in exc.problems:
-                add(("workloads", wname, kind, field), p.message)
-    for ref in sorted(token_refs(plan)):
-        service = plan.services.get(ref)
-        if service is None or service.token_file is None:
-            add(("workloads",), f"${{token:{ref}}} names a service without a token_file"
-                + ("" if service is not None else f" (no service {ref!r})"))
-    try:
-        start_order(plan.services)
-    except PlanError as exc:
-        for p in exc.problems:
-            add(("services",), p.message)
+    problems = [_placed(lines, where, message) for where, message in chain(
+        _workload_problems(plan), _token_problems(plan), _start_order_problems(plan))]
     problems.extend(workload_problems(plan, lines, plan_dir))
     problems.extend(rule_problems(plan, op_names(plan), lines))
     if problems:
         raise PlanError(sort_problems(problems))
+
+
+_Where = tuple[str | int, ...]
+
+
+def _placed(lines: Lines | None, where: _Where, message: str) -> PlanProblem:
+    """The problem at its file:line, at ``--set`` when an override put the field there, or at
+    its dotted path alone when there are no lines."""
+    if lines is None:
+        return PlanProblem(message, path=dotted(where))
+    if lines.line_of(where) == 0:  # from --set
+        return PlanProblem(message, "--set", None, dotted(where))
+    return lines.problem(where, message)
+
+
+def _workload_problems(plan: Plan) -> Iterator[tuple[_Where, str]]:
+    """Op names two workloads share, and targets whose base URL does not parse, workload by
+    workload."""
+    seen: dict[str, str] = {}
+    for wname, workload in plan.workloads.items():
+        for op in workload.op_names(wname):
+            if op in seen:
+                yield (("workloads", wname),
+                       f"op name {op!r} is used by workloads {seen[op]!r} and {wname!r}; op "
+                       "names must be unique across the plan")
+            seen[op] = wname
+        yield from _base_url_problems(plan, wname, workload)
+
+
+def _base_url_problems(plan: Plan, wname: str,
+                       workload: Workload) -> Iterator[tuple[_Where, str]]:
+    kind = next((k for k in ("http", "sse", "flow", "burst") if getattr(workload, k)), None)
+    target = workload.http or workload.sse or workload.flow or workload.burst
+    if target is None or kind is None:
+        return
+    try:
+        split_base(plan.base_url(target))
+    except PlanError as exc:
+        field = "base" if target.base is not None else "service"
+        for p in exc.problems:
+            yield ("workloads", wname, kind, field), p.message
+
+
+def _token_problems(plan: Plan) -> Iterator[tuple[_Where, str]]:
+    """``${token:name}`` references to services that do not write a token file."""
+    for ref in sorted(token_refs(plan)):
+        service = plan.services.get(ref)
+        if service is None or service.token_file is None:
+            yield (("workloads",), f"${{token:{ref}}} names a service without a token_file"
+                   + ("" if service is not None else f" (no service {ref!r})"))
+
+
+def _start_order_problems(plan: Plan) -> Iterator[tuple[_Where, str]]:
+    try:
+        start_order(plan.services)
+    except PlanError as exc:
+        for p in exc.problems:
+            yield ("services",), p.message
 
 
 def _run_managed(name: str, options: RunOptions, *, defect: str | None, profile: str | None,
