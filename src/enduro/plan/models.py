@@ -41,6 +41,7 @@ from enduro.plan.suites import Suite
 from enduro.plan.tls import Tls
 
 __all__ = [
+    "WORKLOAD_KINDS",
     "ConfigTemplate",
     "Duration",
     "Expect",
@@ -59,8 +60,10 @@ __all__ = [
     "Stage",
     "StageFiles",
     "StopPolicy",
+    "TargetSpec",
     "Tls",
     "Workload",
+    "WorkloadSpec",
 ]
 
 # Connections, clients and concurrency: far above what one generator host can hold, low
@@ -417,8 +420,16 @@ class SseWorkload(_Model):
         return self
 
 
+# The kinds of workload, each a key of ``Workload`` holding its model. What each kind does at
+# run time (its driver, its checks, its files and summaries) is registered in engine/kinds.py.
+WORKLOAD_KINDS = ("http", "sse", "flow", "burst", "python")
+WorkloadSpec = HttpWorkload | SseWorkload | FlowWorkload | BurstWorkload | PythonWorkload
+# The kinds that send to a base URL (``base`` or ``service``).
+TargetSpec = HttpWorkload | SseWorkload | FlowWorkload | BurstWorkload
+
+
 class Workload(_Model):
-    """A source of operations. One kind per workload: ``http``, ``sse`` or ``python``."""
+    """A source of operations. One kind per workload (``WORKLOAD_KINDS``)."""
 
     http: HttpWorkload | None = None
     sse: SseWorkload | None = None
@@ -428,24 +439,41 @@ class Workload(_Model):
 
     @model_validator(mode="after")
     def _one_kind(self) -> Workload:
-        kinds = [k for k in ("http", "sse", "flow", "burst", "python")
-                 if getattr(self, k) is not None]
+        kinds = [k for k in WORKLOAD_KINDS if getattr(self, k) is not None]
         if len(kinds) != 1:
             raise ValueError("a workload needs exactly one kind: 'http', 'sse', 'flow', "
                              "'burst' or 'python'" + (f"; got {', '.join(kinds)}" if kinds else ""))
         return self
 
+    @property
+    def kind(self) -> str:
+        """Which kind this workload is: the one key of ``WORKLOAD_KINDS`` that is set."""
+        return next(k for k in WORKLOAD_KINDS if getattr(self, k) is not None)
+
+    @property
+    def spec(self) -> WorkloadSpec:
+        """The model of this workload's kind."""
+        spec: WorkloadSpec = getattr(self, self.kind)
+        return spec
+
+    @property
+    def target(self) -> TargetSpec | None:
+        """The model of a workload that sends to a base URL; None for ``python``."""
+        spec = self.spec
+        return None if isinstance(spec, PythonWorkload) else spec
+
     def op_names(self, name: str) -> list[str]:
-        if self.http is not None:
-            return [r.name for r in self.http.requests]
-        if self.sse is not None:
+        """The ops this workload records, named after the workload ``name``."""
+        spec = self.spec
+        if isinstance(spec, HttpWorkload):
+            return [r.name for r in spec.requests]
+        if isinstance(spec, SseWorkload):
             return [f"{name}:connect", f"{name}:event"]
-        if self.flow is not None:
-            return [name, *(f"{name}.{step}" for step in self.flow.step_names())]
-        if self.burst is not None:
-            return [name, f"{name}:round", *(f"{name}.{s}" for s in self.burst.split)]
-        assert self.python is not None
-        return [self.python.op or name]
+        if isinstance(spec, FlowWorkload):
+            return [name, *(f"{name}.{step}" for step in spec.step_names())]
+        if isinstance(spec, BurstWorkload):
+            return [name, f"{name}:round", *(f"{name}.{s}" for s in spec.split)]
+        return [spec.op or name]
 
 
 class RuleSpec(_Model):
@@ -520,12 +548,11 @@ class Plan(_Model):
 
     def _workload_references(self) -> Iterator[tuple[tuple[str | int, ...], str]]:
         for wname, workload in self.workloads.items():
-            target = workload.http or workload.sse or workload.flow or workload.burst
+            target = workload.target
             if target is None or target.service is None:
                 continue
             svc = target.service
-            kind = next(k for k in ("http", "sse", "flow", "burst") if getattr(workload, k))
-            at: tuple[str | int, ...] = ("workloads", wname, kind, "service")
+            at: tuple[str | int, ...] = ("workloads", wname, workload.kind, "service")
             if svc not in self.services:
                 known = ", ".join(sorted(self.services)) or "none defined"
                 yield at, f"names {svc!r}, which is not a service (services: {known})"
@@ -581,8 +608,7 @@ class Plan(_Model):
         """Every rule in its long form."""
         return [RuleSpec(rule=r) if isinstance(r, str) else r for r in self.rules]
 
-    def base_url(self, workload: HttpWorkload | SseWorkload | FlowWorkload | BurstWorkload
-                 ) -> str:
+    def base_url(self, workload: TargetSpec) -> str:
         """The base URL a workload sends to."""
         if workload.base is not None:
             return workload.base
