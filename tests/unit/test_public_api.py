@@ -52,6 +52,24 @@ def test_ctrl_c_while_the_command_is_still_importing_is_exit_130_without_traceba
     assert proc.stderr == "error: interrupted\n"
 
 
+def test_sigterm_while_the_command_is_still_importing_is_exit_130_without_traceback() -> None:
+    import subprocess
+    import sys
+    code = ("import os, signal, sys\n"
+            "class Terminate:\n"
+            "    def find_spec(self, name, path, target=None):\n"
+            "        if name == 'rich':\n"
+            "            os.kill(os.getpid(), signal.SIGTERM)\n"
+            "sys.meta_path.insert(0, Terminate())\n"
+            "sys.argv = ['enduro', 'validate', 'plan.yaml']\n"
+            "from enduro.entry import main\n"
+            "main()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr == "error: interrupted\n"
+
+
 def test_the_pytest_plugin_loads_nothing_heavy_until_a_fixture_is_used() -> None:
     import subprocess
     import sys
