@@ -10,36 +10,17 @@ import asyncio
 import random
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
 
-from enduro.engine.burst import BurstDriver
-from enduro.engine.flow import FlowDriver, HistoryLog
-from enduro.engine.http import HttpDriver, make_driver, raise_fd_limit
-from enduro.engine.python import PythonDriver
+from enduro.engine.flow import HistoryLog
+from enduro.engine.http import HttpDriver, raise_fd_limit
+from enduro.engine.kinds import KINDS, Driver, DriverArgs, LoadFiles, LoadShare, op_names
 from enduro.engine.request import prepare_requests
 from enduro.engine.sse import SseDriver, write_streams
-from enduro.net.target import split_base
 from enduro.observe.window import Recorder, WindowStats
 from enduro.plan.models import Plan
-from enduro.plan.tokens import Credentials, Filled, has_token_refs
-
-Driver = HttpDriver | PythonDriver | SseDriver | FlowDriver | BurstDriver
+from enduro.plan.tokens import Credentials, has_token_refs
 
 __all__ = ["LoadControl", "LoadFiles", "LoadShare", "build_drivers", "op_names", "run_load"]
-
-
-@dataclass(frozen=True)
-class LoadFiles:
-    """Where the load reads and writes files: the plan's folder (for ``python:`` modules and
-    bodies), ``history.jsonl`` when operations are recorded, ``sse_streams.jsonl`` for the
-    per-stream figures of SSE workloads, ``bursts.jsonl`` for failed post-conditions of
-    bursts. Plain paths, so it crosses to worker processes."""
-
-    plan_dir: Path | None = None
-    history: Path | None = None
-    streams: Path | None = None
-    bursts: Path | None = None
 
 
 class LoadControl:
@@ -64,86 +45,22 @@ class LoadControl:
                                                    driver.rng, forbidden)
 
 
-@dataclass(frozen=True)
-class LoadShare:
-    """Which part of the load this process drives: worker ``index`` of ``count``."""
-
-    index: int = 0
-    count: int = 1
-
-    def connections(self, total: int) -> int:
-        base, extra = divmod(total, self.count)
-        return base + (1 if self.index < extra else 0)
-
-
-def op_names(plan: Plan) -> dict[str, str]:
-    """Every op of the plan mapped to its workload."""
-    return {op: wname for wname, w in plan.workloads.items() for op in w.op_names(wname)}
-
-
 def build_drivers(plan: Plan, recorder: Recorder, seed: int, share: LoadShare,
                   base_urls: dict[str, str], files: LoadFiles | None = None,
                   history: HistoryLog | None = None,
                   credentials: Credentials | None = None) -> list[tuple[str, Driver]]:
-    """A driver per workload, seeded per worker so that schedules are reproducible; each
-    fills ``${token:name}`` from ``credentials`` when it builds a request."""
+    """A driver per workload (built by its kind, ``engine.kinds.KINDS``), seeded per worker
+    so that schedules are reproducible; each fills ``${token:name}`` from ``credentials``
+    when it builds a request."""
     files = files or LoadFiles()
-    plan_dir = files.plan_dir
     drivers: list[tuple[str, Driver]] = []
     for n, (wname, workload) in enumerate(plan.workloads.items()):
-        rng = random.Random(f"{seed}/{share.index}/{n}")
-        if workload.python is not None:
-            py = workload.python
-            conns = share.connections(py.connections) if py.connections else None
-            if conns == 0:
-                continue
-            drivers.append((wname, PythonDriver(
-                py, py.op or wname, recorder, rng, share=1.0 / share.count,
-                connections=conns, plan_dir=plan_dir, worker=share.index,
-                credentials=credentials)))
-            continue
-        if workload.burst is not None:
-            urls = {n: svc.url for n, svc in plan.services.items() if svc.url}
-            prefix = f"enduro_{seed % 100_000}_{int(time.time()) % 1_000_000}_"
-            drivers.append((wname, BurstDriver(workload.burst, wname, base_urls[wname],
-                                               recorder, rng, service_urls=urls,
-                                               prefix=prefix, active=share.index == 0,
-                                               history=history,
-                                               violations_path=files.bursts,
-                                               credentials=credentials)))
-            continue
-        if workload.flow is not None:
-            flow = workload.flow
-            conns = share.connections(flow.connections) if flow.connections else None
-            if conns == 0:
-                continue
-            urls = {n: svc.url for n, svc in plan.services.items() if svc.url}
-            drivers.append((wname, FlowDriver(flow, wname, base_urls[wname], recorder, rng,
-                                              share=1.0 / share.count, connections=conns,
-                                              plan_dir=plan_dir, service_urls=urls,
-                                              history=history,
-                                              canaries=tuple(plan.canaries.values),
-                                              credentials=credentials)))
-            continue
-        if workload.sse is not None:
-            sse = workload.sse
-            clients = share.connections(sse.clients)
-            if clients == 0:
-                continue
-            drivers.append((wname, SseDriver(sse, wname, split_base(base_urls[wname]),
-                                             recorder, rng, clients=clients,
-                                             credentials=credentials)))
-            continue
-        http = workload.http
-        assert http is not None
-        target = split_base(base_urls[wname])
-        forbidden = tuple(v.encode() for v in plan.canaries.values)
-        requests = prepare_requests(Filled(http, credentials).get(), target, rng, forbidden)
-        connections = share.connections(http.connections) if http.connections else None
-        if connections == 0:
-            continue
-        drivers.append((wname, make_driver(http, target, requests, recorder, rng,
-                                           share=1.0 / share.count, connections=connections)))
+        driver = KINDS[workload.kind].build(DriverArgs(
+            plan=plan, name=wname, spec=workload.spec, base_url=base_urls.get(wname),
+            recorder=recorder, rng=random.Random(f"{seed}/{share.index}/{n}"), seed=seed,
+            share=share, files=files, history=history, credentials=credentials))
+        if driver is not None:
+            drivers.append((wname, driver))
     return drivers
 
 
@@ -151,9 +68,10 @@ async def run_load(plan: Plan, *, seed: int, share: LoadShare, base_urls: dict[s
                    sink: Callable[[list[WindowStats]], None], duration: float,
                    start_mono: float, stop: asyncio.Event, force: asyncio.Event,
                    grace: float, control: LoadControl | None = None,
-                   files: LoadFiles = LoadFiles()) -> None:
+                   files: LoadFiles | None = None) -> None:
     """Drive the load until ``duration`` passes or ``stop`` is set; seal a window every
     ``plan.window`` seconds measured from ``start_mono`` (shared by all workers)."""
+    files = files or LoadFiles()
     raise_fd_limit()  # as wrk and k6 users do with `ulimit -n`; see generator_hint
     recorder = Recorder(list(op_names(plan)))
     history = HistoryLog(files.history, share.index) if files.history is not None else None
@@ -205,6 +123,7 @@ async def run_load(plan: Plan, *, seed: int, share: LoadShare, base_urls: dict[s
         sink(recorder.rotate(recorder.index + 1))
         if history is not None:
             history.close()
-        if files.streams is not None:
-            write_streams(files.streams, share.index,
+        streams = files.output("sse_streams.jsonl")
+        if streams is not None:
+            write_streams(streams, share.index,
                           [(n, d) for n, d in named if isinstance(d, SseDriver)])

@@ -15,8 +15,8 @@ from enduro.engine.request import flow_template_problems, template_problems
 from enduro.net.conditions import ResponseCheck, condition_problem, json_path_problem
 from enduro.net.target import split_base
 from enduro.plan.bursts import BurstWorkload
-from enduro.plan.flows import FlowRequest, FlowStep, StepExpect
-from enduro.plan.models import Expect, HttpWorkload, Plan, SseWorkload
+from enduro.plan.flows import FlowRequest, FlowStep, FlowWorkload, StepExpect
+from enduro.plan.models import Expect, HttpWorkload, Plan, PythonWorkload, SseWorkload
 from enduro.plan.source import Lines, Path_, dotted
 from enduro.plan.tokens import TOKEN_REF
 
@@ -77,27 +77,23 @@ class _Checker:
     # -- workloads -----------------------------------------------------------------------
     def run(self) -> list[PlanProblem]:
         for wname, workload in self.plan.workloads.items():
-            at: Path_ = ("workloads", wname)
-            if workload.http is not None:
-                self.http(workload.http, (*at, "http"))
-            elif workload.sse is not None:
-                self.sse(workload.sse, (*at, "sse"))
-            elif workload.flow is not None:
-                flow = workload.flow
-                fat = (*at, "flow")
-                self.not_templated(flow.headers, (*fat, "headers"),
-                                   "a flow's own headers are sent as written (put templated "
-                                   "headers on the step's request)")
-                self.not_templated(flow.vars, (*fat, "vars"),
-                                   "flow vars are values, not templates")
-                self.steps(flow.steps, (*fat, "steps"), set(flow.vars) | self.canaries, False)
-            elif workload.burst is not None:
-                self.burst(workload.burst, (*at, "burst"))
-            elif workload.python is not None:
-                self.function(workload.python.function, (*at, "python", "function"), 1)
+            kind = workload.kind
+            # Each kind of engine.kinds.KINDS has its checks here, in a method of its name.
+            check: Callable[[Any, Path_], None] = getattr(self, kind)
+            check(workload.spec, ("workloads", wname, kind))
         self.final()
         self.scrapes()
         return self.problems
+
+    def flow(self, flow: FlowWorkload, at: Path_) -> None:
+        self.not_templated(flow.headers, (*at, "headers"),
+                           "a flow's own headers are sent as written (put templated "
+                           "headers on the step's request)")
+        self.not_templated(flow.vars, (*at, "vars"), "flow vars are values, not templates")
+        self.steps(flow.steps, (*at, "steps"), set(flow.vars) | self.canaries, False)
+
+    def python(self, w: PythonWorkload, at: Path_) -> None:
+        self.function(w.function, (*at, "function"), 1)
 
     def http(self, w: HttpWorkload, at: Path_) -> None:
         for path, message in template_problems(w.headers, self.canaries):

@@ -52,6 +52,7 @@ from enduro.base.errors import (
 from enduro.base.eventloop import run_coroutine
 from enduro.engine.burst import summarize_violations
 from enduro.engine.http import generator_hint
+from enduro.engine.kinds import outputs
 from enduro.engine.load import LoadControl, LoadFiles, LoadShare, op_names, run_load
 from enduro.engine.sse import summarize_streams
 from enduro.engine.workers import WorkerPool
@@ -773,14 +774,11 @@ class Run:
             self.status.stop_reason = f"supervised for --duration {self.duration:g}s"
 
     def _load_files(self) -> LoadFiles:
-        def wanted(name: str, kind: str) -> Path | None:
-            used = any(getattr(w, kind) is not None for w in self.plan.workloads.values())
-            return self.rundir.file(name) if used and self.rundir is not None else None
-
+        rundir = self.rundir
         return LoadFiles(plan_dir=self.loaded.source.parent.resolve(),
                          history=self.correctness.history_path(),
-                         streams=wanted("sse_streams.jsonl", "sse"),
-                         bursts=wanted("bursts.jsonl", "burst"))
+                         outputs=tuple((o.file, rundir.file(o.file)) for o in outputs(self.plan))
+                         if rundir is not None else ())
 
     async def _run_in_process(self, start_mono: float) -> None:
         async def work() -> None:
