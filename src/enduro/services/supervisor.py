@@ -18,7 +18,7 @@ import psutil
 from enduro.base.clock import Clock
 from enduro.base.errors import PlanError, RunError
 from enduro.plan.models import Plan, Service
-from enduro.services.drivers import ToolDriver
+from enduro.services.drivers import ToolDriver, ToolState
 from enduro.services.output import OutputLog
 from enduro.services.ports import check_ports
 from enduro.services.process import ManagedProcess, describe_exit
@@ -50,6 +50,18 @@ def start_order(services: dict[str, Service]) -> list[str]:
     for name in services:
         visit(name, [])
     return order
+
+
+# How often a compose or systemd service's state is asked of its tool.
+TOOL_POLL_S = 1.0
+
+
+def _restarted_by_tool(before: ToolState, now: ToolState) -> bool:
+    """Whether the tool restarted the service between two readings (systemd ``Restart=``)."""
+    if before.restarts is not None and now.restarts is not None \
+            and now.restarts > before.restarts:
+        return True
+    return before.pid is not None and now.pid is not None and before.pid != now.pid
 
 
 @dataclass
@@ -173,6 +185,7 @@ class ServiceSet:
             self._monitor(entry, "start", f"starting through {kind}")
             await entry.driver.act("start")
             await self._ready(entry)
+            entry.watcher = asyncio.get_running_loop().create_task(self._watch_tool(entry))
         else:
             await self._ready(entry)
         entry.status.state = "up"
@@ -237,60 +250,133 @@ class ServiceSet:
                 await entry.relaunched.wait()
                 entry.relaunched.clear()
                 continue
-            up_for = self.clock.wall() - (entry.status.up_since or self.clock.wall())
-            how = describe_exit(code)
-            entry.status.state = "down"
-            entry.status.last_exit = how
-            crash = self._write_crash(entry, code, how)
-            entry.status.last_crash = crash.name
-            note = f" ({entry.fault_note})" if entry.fault_note else ""
-            entry.fault_note = None
-            self._monitor(entry, "exit", f"pid {entry.status.pid} {how}{note}; crash log "
-                          f"{crash.relative_to(self.run_dir)}", exit_code=code,
-                          crash_log=str(crash.relative_to(self.run_dir)))
-            self._log(f"service {entry.name} {how} (crash log {crash})")
-            policy = entry.service.restart
-            if policy == "never" or (policy == "on-failure" and code == 0):
-                self._monitor(entry, "down", f"not restarted (restart: {policy})")
+            lines = list(entry.output.tail) if entry.output is not None else []
+            delay = self._crashed(entry, code, describe_exit(code), lines)
+            if delay is None:
                 return
-            if up_for > 60:
-                entry.crashes.clear()  # it ran well for a while: start the backoff afresh
-            entry.crashes.append(self.clock.wall())
-            if len(entry.crashes) > entry.service.restart_limit:
-                entry.status.state = "failed"
-                self._monitor(entry, "failed", f"gave up after {entry.service.restart_limit} "
-                              "restarts in a row")
-                return
-            delay = min(30.0, 0.5 * 2 ** (len(entry.crashes) - 1))
-            entry.status.state = "restarting"
-            self._monitor(entry, "restart", f"restarting in {delay:g}s "
-                          f"(restart {entry.status.restarts + 1})", delay_s=delay)
             await self.clock.sleep(delay)
             if self.stopping:
                 return
             try:
                 await self._launch(entry)
             except RunError as exc:
-                entry.status.error = str(exc)
-                self._monitor(entry, "restart_failed", str(exc))
-                self._log(f"service {entry.name}: restart failed: {exc}")
+                self._restart_failed(entry, exc)
                 # The process (if any) is watched again; a launch that never got ready is
                 # stopped so that the next attempt starts clean.
                 if proc.returncode is None:
                     await proc.stop()
                 continue
-            entry.status.restarts += 1
-            entry.status.state = "up"
-            entry.status.up_since = self.clock.wall()
+            self._restarted(entry)
 
-    def _write_crash(self, entry: _Entry, code: int, how: str) -> Path:
+    def _crashed(self, entry: _Entry, code: int | None, how: str, lines: list[str],
+                 restarted_by: str | None = None) -> float | None:
+        """Keep a crash (crash log, monitor.log, event) and apply the restart policy: the
+        delay before the restart, or None when the service stays down. ``restarted_by``:
+        the service's own tool already restarted it (systemd ``Restart=``, compose
+        ``restart: always``), so enduro only counts and keeps the crash."""
+        up_for = self.clock.wall() - (entry.status.up_since or self.clock.wall())
+        entry.status.last_exit = how
+        crash = self._write_crash(entry, code, how, lines)
+        entry.status.last_crash = crash.name
+        note = f" ({entry.fault_note})" if entry.fault_note else ""
+        entry.fault_note = None
+        where = crash.relative_to(self.run_dir)
+        self._monitor(entry, "exit", f"pid {entry.status.pid} {how}{note}; crash log {where}",
+                      exit_code=code, crash_log=str(where))
+        self._log(f"service {entry.name} {how} (crash log {crash})")
+        if restarted_by is not None:
+            entry.status.restarts += 1
+            entry.status.up_since = self.clock.wall()
+            self._monitor(entry, "restart", f"restarted by {restarted_by}")
+            return None
+        entry.status.state = "down"
+        policy = entry.service.restart
+        if policy == "never" or (policy == "on-failure" and code == 0):
+            self._monitor(entry, "down", f"not restarted (restart: {policy})")
+            return None
+        if up_for > 60:
+            entry.crashes.clear()  # it ran well for a while: start the backoff afresh
+        entry.crashes.append(self.clock.wall())
+        if len(entry.crashes) > entry.service.restart_limit:
+            entry.status.state = "failed"
+            self._monitor(entry, "failed", f"gave up after {entry.service.restart_limit} "
+                          "restarts in a row")
+            return None
+        delay: float = min(30.0, 0.5 * 2.0 ** (len(entry.crashes) - 1))
+        entry.status.state = "restarting"
+        self._monitor(entry, "restart", f"restarting in {delay:g}s "
+                      f"(restart {entry.status.restarts + 1})", delay_s=delay)
+        return delay
+
+    def _restart_failed(self, entry: _Entry, exc: RunError) -> None:
+        entry.status.error = str(exc)
+        self._monitor(entry, "restart_failed", str(exc))
+        self._log(f"service {entry.name}: restart failed: {exc}")
+
+    def _restarted(self, entry: _Entry) -> None:
+        entry.status.restarts += 1
+        entry.status.state = "up"
+        entry.status.up_since = self.clock.wall()
+
+    async def _watch_tool(self, entry: _Entry) -> None:
+        """Poll a compose or systemd service's state through its tool and treat a crash as
+        ``_watch`` treats a process's: crash log (its last lines from the tool's logs),
+        monitor.log, events, the restart policy and its backoff. A restart the tool made
+        itself (a changed MainPID or NRestarts) is kept and counted, not repeated."""
+        driver = entry.driver
+        assert driver is not None
+        kind = entry.service.kind
+        baseline = await driver.state()
+        while not self.stopping:
+            await self.clock.sleep(TOOL_POLL_S)
+            if self.stopping:
+                return
+            if entry.intentional:
+                baseline = None  # a restart fault is under way: judge from after it
+                continue
+            state = await driver.state()
+            if state is None or entry.intentional:
+                continue  # the tool could not say: not a crash
+            if baseline is None:
+                baseline = state
+                continue
+            if state.pid is not None:
+                entry.status.pid = state.pid
+            if state.running and not _restarted_by_tool(baseline, state):
+                baseline = state
+                continue
+            lines = await driver.logs(entry.service.crash_lines)
+            code = state.exit_code if not state.running else None
+            how = f"{'crashed and was restarted' if state.running else 'is down'} " \
+                  f"({kind}: {state.detail})"
+            delay = self._crashed(entry, code, how, lines,
+                                  restarted_by=kind if state.running else None)
+            baseline = state
+            if state.running:
+                continue
+            if delay is None:
+                return
+            await self.clock.sleep(delay)
+            if self.stopping:
+                return
+            try:
+                self._monitor(entry, "start", f"restarting through {kind}")
+                await driver.act("restart")
+                await self._ready(entry)
+            except RunError as exc:
+                self._restart_failed(entry, exc)
+                continue
+            self._restarted(entry)
+            baseline = await driver.state()
+
+    def _write_crash(self, entry: _Entry, code: int | None, how: str,
+                     lines: list[str]) -> Path:
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self.clock.wall()))
         path = entry.dir / f"crash-{stamp}.log"
         n = 1
         while path.exists():
             n += 1
             path = entry.dir / f"crash-{stamp}-{n}.log"
-        lines = list(entry.output.tail) if entry.output is not None else []
         header = [f"service: {entry.name}", f"pid: {entry.status.pid}",
                   f"exit: {how}", f"exit_code: {code}",
                   f"time: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(self.clock.wall()))}",
@@ -327,9 +413,13 @@ class ServiceSet:
         started = self.clock.now()
         entry = self.entries[name]
         if entry.driver is not None:
-            self._monitor(entry, "fault", "restart fault")
-            await entry.driver.act("restart")
-            await self._ready(entry)
+            entry.intentional = True  # the tool watcher judges from after the restart
+            try:
+                self._monitor(entry, "fault", "restart fault")
+                await entry.driver.act("restart")
+                await self._ready(entry)
+            finally:
+                entry.intentional = False
             return self.clock.now() - started
         entry = self._managed(name)
         assert entry.process is not None
