@@ -24,13 +24,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import ssl
 import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from enduro.net.client import HttpClient
 from enduro.net.target import split_base
+from enduro.net.wire import build_request, read_response
 from enduro.verdict.checkers import CHECKERS, Violation, check_history
 
 __all__ = ["BurstResult", "History", "burst", "burst_async"]
@@ -61,14 +62,15 @@ async def burst_async(url: str, *, size: int = 100, method: str = "POST",
     hostport, _, path = rest.partition("/")
     target = split_base(f"{scheme}://{hostport}")
     data = body or b""
-    hdrs = dict(headers or {})
+    content_type = None
     if json_body is not None:
         data = json.dumps(json_body).encode()
-        hdrs.setdefault("Content-Type", "application/json")
-    lines = [f"{method} /{path} HTTP/1.1", f"Host: {target.host_header}", "Connection: close",
-             *(f"{k}: {v}" for k, v in hdrs.items()), f"Content-Length: {len(data)}"]
-    wire = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + data
-    conns = await asyncio.gather(*(asyncio.open_connection(target.host, target.port)
+        content_type = "application/json"
+    wire = build_request(method, f"/{path}", target.host_header, (headers or {}).items(), data,
+                         content_type=content_type, close=True)
+    # https is verified as curl does, with the system's certificates
+    tls = ssl.create_default_context() if target.tls else None
+    conns = await asyncio.gather(*(asyncio.open_connection(target.host, target.port, ssl=tls)
                                    for _ in range(size)))
     released = time.monotonic()
     for _, writer in conns:
@@ -77,10 +79,10 @@ async def burst_async(url: str, *, size: int = 100, method: str = "POST",
     async def answer(reader: asyncio.StreamReader,
                      writer: asyncio.StreamWriter) -> tuple[int, bytes, float, str]:
         try:
-            status, _, payload, _ = await asyncio.wait_for(HttpClient._read(reader, method),
-                                                           timeout)
-            return status, payload, time.monotonic() - released, ""
+            parser = await asyncio.wait_for(read_response(reader, method), timeout)
+            return parser.status, parser.take_body(), time.monotonic() - released, ""
         except (OSError, TimeoutError, asyncio.IncompleteReadError) as exc:
+            # OSError includes ProtocolError: an answer that is not HTTP is status 0 here
             return 0, b"", time.monotonic() - released, repr(exc)
         finally:
             writer.close()
