@@ -456,20 +456,34 @@ def check_args(args: argparse.Namespace) -> None:
         from enduro.detach.band import Scenario
         for text in args.scenarios:
             check_plan_file(Scenario.parse(text).plan)
+    if name == "gate" and args.gate_command == "snapshot":
+        # Its --out is a file, not a directory: the output checks below do not apply.
+        _check_snapshot_args(args)
+        return
     if name == "gate":
-        if args.gate_command == "snapshot":
-            for result in args.results:
-                if not _exists(result):
-                    raise PlanError(f"{result}: no such benchmark result")
-            check_out_file(args.out)
-            return
-        for flag in ("base", "head", "config"):
-            given = getattr(args, flag, None)
-            if given is not None and not _exists(given):
-                raise PlanError(f"--{flag} {given}: no such file")
+        _check_gate_files(args)
     if name == "supervise" and args.workers is not None:
         raise PlanError("--workers: supervise runs no load, so there is nothing to shard "
                         "('enduro run' drives the load)")
+    _check_output_places(args)
+
+
+def _check_snapshot_args(args: argparse.Namespace) -> None:
+    for result in args.results:
+        if not _exists(result):
+            raise PlanError(f"{result}: no such benchmark result")
+    check_out_file(args.out)
+
+
+def _check_gate_files(args: argparse.Namespace) -> None:
+    for flag in ("base", "head", "config"):
+        given = getattr(args, flag, None)
+        if given is not None and not _exists(given):
+            raise PlanError(f"--{flag} {given}: no such file")
+
+
+def _check_output_places(args: argparse.Namespace) -> None:
+    """``--out``/``--run-dir`` can be made, and ``--runs`` is not a file."""
     out = getattr(args, "out", None)
     run_dir = getattr(args, "run_dir", None)
     if isinstance(run_dir, Path):  # `enduro start` names the run directory beforehand
