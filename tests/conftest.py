@@ -34,6 +34,20 @@ def _skipped(config: pytest.Config) -> list[str]:
     return found
 
 
+def expected_seconds(item: pytest.Item) -> float:
+    """How long ``item`` takes, as its ``slow(seconds)`` mark says; 0 for an unmarked test."""
+    mark = item.get_closest_marker("slow")
+    return float(mark.args[0]) if mark is not None and mark.args else 0.0
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Longest first: xdist hands tests out in collection order (one at a time with
+    # --maxschedchunk=1, see pyproject), so the long runs overlap at the start and the last
+    # tests to start are short ones; started last, a 30 s test kept the others idle. The sort is
+    # stable: unmarked tests keep pytest's order.
+    items.sort(key=expected_seconds, reverse=True)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if in_ci() and exitstatus == pytest.ExitCode.OK and _skipped(session.config):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -17,6 +17,7 @@ from tests.helpers.plans import http_plan, write_plan
 from tests.helpers.procs import free_port, only_run, python_server, wait_for
 
 
+@pytest.mark.slow(7)
 def test_demo_end_to_end(tmp_path: Path) -> None:
     proc = run_cli("demo", "--duration", "5s", "--out", str(tmp_path / "runs"), timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -105,6 +106,7 @@ def test_failed_rule_exits_1_with_junit(tmp_path: Path, demo: tuple[str, Path]) 
     assert 'tests="2"' in junit and 'failures="1"' in junit
 
 
+@pytest.mark.slow(6)
 def test_workers_shard_the_load_and_merge(tmp_path: Path, demo: tuple[str, Path]) -> None:
     url, _ = demo
     path = write_plan(tmp_path, http_plan(url, rate="300/s", duration="3s",
@@ -190,6 +192,7 @@ def test_second_sigint_forces_the_stop(tmp_path: Path) -> None:
     ("idempotency-race", ["errors{op=battle:round} == 0", "checker duplicate_effect"]),
     ("queue-growth", ["errors{op=stats} == 0"]),
 ])
+@pytest.mark.slow(10)
 def test_demo_defects_are_caught(tmp_path: Path, defect: str, rules: list[str]) -> None:
     proc = run_cli("demo", "--defect", defect, "--duration", "8s", "--out",
                    str(tmp_path / "runs"), timeout=120)
@@ -204,13 +207,18 @@ def test_demo_defects_are_caught(tmp_path: Path, defect: str, rules: list[str]) 
         assert worst and all(w["duplicates"] > 0 for w in worst)
 
 
-def test_durability_demo_passes_and_catches_lost_writes(tmp_path: Path) -> None:
+@pytest.mark.slow(27)
+def test_durability_demo_passes(tmp_path: Path) -> None:
     plain = run_cli("demo", "--plan", "durability", "--out", str(tmp_path / "plain"),
                     timeout=120)
     assert plain.returncode == 0, plain.stderr
     results = json.loads((only_run(tmp_path / "plain") / "results.json").read_text())
     assert len(results["faults"]) == 3 and results["checkers"]["lost_writes"] == []
     assert results["services"]["demo"]["restarts"] == 3
+
+
+@pytest.mark.slow(27)
+def test_durability_demo_catches_lost_writes(tmp_path: Path) -> None:
     broken = run_cli("demo", "--defect", "lost-write", "--out", str(tmp_path / "broken"),
                      timeout=120)
     assert broken.returncode == 1

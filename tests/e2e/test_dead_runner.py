@@ -75,6 +75,7 @@ def kill_runner(runs: Path) -> dict[str, Any]:
     return wait_for(lambda: (d := status(runs))["state"] == "dead" and d, 15, "a dead runner")
 
 
+@pytest.mark.slow(10)
 def test_stop_of_a_dead_runner_undoes_its_faults_and_stops_its_services(
         tmp_path: Path, runs: Path) -> None:
     applied, undone = tmp_path / "applied", tmp_path / "undone"
@@ -118,6 +119,7 @@ def test_stop_of_a_dead_runner_undoes_its_faults_and_stops_its_services(
     assert {f["kind"] for f in results["faults"]} == {"command", "pause"}
 
 
+@pytest.mark.slow(7)
 def test_a_failed_undo_stays_pending_and_recover_exits_3(tmp_path: Path, runs: Path) -> None:
     applied, undone, allow = tmp_path / "applied", tmp_path / "undone", tmp_path / "allow"
     plan = write_plan(tmp_path, {
@@ -148,6 +150,7 @@ def test_a_failed_undo_stays_pending_and_recover_exits_3(tmp_path: Path, runs: P
     assert "no fault left to undo" in run_cli("recover", "--runs", str(runs)).stdout
 
 
+@pytest.mark.slow(5)
 def test_status_calls_a_sigstopped_service_paused(tmp_path: Path, runs: Path) -> None:
     plan = write_plan(tmp_path, {"name": "paused", "duration": "120s",
                                  "services": {"svc": {"command": [*CHATTY]}}})
@@ -169,6 +172,7 @@ def test_status_calls_a_sigstopped_service_paused(tmp_path: Path, runs: Path) ->
     wait_for(lambda: gone(pid), 15, "the service to be gone")
 
 
+@pytest.mark.slow(6)
 def test_an_undo_that_fails_in_a_live_run_stays_pending(tmp_path: Path, runs: Path) -> None:
     undone, allow = tmp_path / "undone", tmp_path / "allow"
     plan = write_plan(tmp_path, {
@@ -187,6 +191,7 @@ def test_an_undo_that_fails_in_a_live_run_stays_pending(tmp_path: Path, runs: Pa
     assert run_cli("recover", str(run_dir)).returncode == 0 and undone.exists()
 
 
+@pytest.mark.slow(5)
 def test_stop_of_a_dead_runner_accounts_for_its_proxy_faults(
         tmp_path: Path, runs: Path, demo: tuple[str, Path]) -> None:
     url, _ = demo

@@ -36,6 +36,7 @@ def events(run_dir: Path) -> list[dict[str, Any]]:
 
 
 @needs("redis-server")
+@pytest.mark.slow(14)
 def test_redis_killed_under_load_detection_and_recovery(tmp_path: Path) -> None:
     shutil.copy(HELPERS / "ops.py", tmp_path / "ops.py")
     port = free_port()
@@ -75,6 +76,7 @@ def test_redis_killed_under_load_detection_and_recovery(tmp_path: Path) -> None:
 
 
 @needs("nats-server")
+@pytest.mark.slow(27)
 def test_nats_cluster_restarted_every_few_seconds(tmp_path: Path) -> None:
     pytest.importorskip("nats")
     shutil.copy(HELPERS / "ops.py", tmp_path / "ops.py")
@@ -119,6 +121,7 @@ def test_nats_cluster_restarted_every_few_seconds(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+@pytest.mark.slow(7)
 def test_recover_undoes_what_a_killed_runner_left(tmp_path: Path) -> None:
     marker = tmp_path / "fault-marker"
     plan = write_plan(tmp_path, {
@@ -180,6 +183,7 @@ def test_plan_faults_is_reproducible_from_the_cli(tmp_path: Path) -> None:
     assert "kill" in one.stdout and "restart" in one.stdout
 
 
+@pytest.mark.slow(6)
 def test_abort_if_stops_a_run_that_has_gone_down(tmp_path: Path,
                                                  demo: tuple[str, Path]) -> None:
     url, _ = demo

@@ -54,15 +54,20 @@ LAX = {"ENDURO_GATE_REGRESSION_PCT": "20"}
 LAXER = {"ENDURO_GATE_REGRESSION_PCT": "200"}
 
 
-def test_gate_against_a_git_ref(tmp_path: Path) -> None:
+@pytest.mark.slow(15)
+def test_gate_against_a_git_ref_passes_the_same_code(tmp_path: Path) -> None:
     repo = project(tmp_path)
-    # Head is the same code: the gate passes.
     same = run_cli("gate", "compare", "--base-ref", "HEAD", "--command", COMMAND,
                    "--result", "bench.json", "--out", str(tmp_path / "same"), cwd=repo,
                    timeout=300, env=LAXER)
     assert same.returncode == 0, same.stdout + same.stderr
     report = json.loads((tmp_path / "same" / "comparison.json").read_text())
     assert report["passed"] and len(report["cases"]) == 2
+
+
+@pytest.mark.slow(15)
+def test_gate_against_a_git_ref_catches_a_regression(tmp_path: Path) -> None:
+    repo = project(tmp_path)
     # Head does 16x the work in one case: that case regresses, the other does not.
     (repo / "test_bench.py").write_text(BENCH.format(n=32000))
     slower = run_cli("gate", "compare", "--base-ref", "HEAD", "--command", COMMAND,
@@ -81,6 +86,7 @@ def test_gate_against_a_git_ref(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(shutil.which("hyperfine") is None, reason="hyperfine is not installed")
+@pytest.mark.slow(9)
 def test_gate_on_hyperfine_files_with_thresholds(tmp_path: Path) -> None:
     def run(out: str, seconds: str) -> Path:
         path = tmp_path / out

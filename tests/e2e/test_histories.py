@@ -44,6 +44,7 @@ def plan(url: str, token: str, checkers: list[str]) -> dict[str, Any]:
         "checkers": checkers}
 
 
+@pytest.mark.slow(5)
 def test_checkers_pass_on_a_correct_service(tmp_path: Path,
                                             own_demo: tuple[str, Path]) -> None:
     url, directory = own_demo
@@ -65,6 +66,7 @@ def test_checkers_pass_on_a_correct_service(tmp_path: Path,
     assert {r["rule"] for r in results["rules"]} >= {"checker lost_writes"}
 
 
+@pytest.mark.slow(5)
 def test_lost_writes_are_caught_with_the_operations(tmp_path: Path,
                                                     own_demo: tuple[str, Path]) -> None:
     url, directory = own_demo

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.test_streams_flows import run, token
 
 
+@pytest.mark.slow(5)
 def test_a_poll_that_never_held_fails_the_latency_rule(tmp_path: Path,
                                                        demo: tuple[str, Path]) -> None:
     url, _ = demo

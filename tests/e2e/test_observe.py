@@ -41,6 +41,7 @@ def failed_besides_drift(out: Path, *also: str) -> list[str]:
     return [r["rule"] for r in results["rules"] if not r["passed"] and r["rule"] not in noisy]
 
 
+@pytest.mark.slow(30)
 def test_soak_demo_passes_without_a_defect(tmp_path: Path) -> None:
     proc = run_cli("demo", "--plan", "soak", "--duration", "25s", "--out", str(tmp_path),
                    timeout=120)
@@ -62,6 +63,7 @@ def test_soak_demo_passes_without_a_defect(tmp_path: Path) -> None:
     ("leak", "leak(rss{service=demo, min=10MB}) == false"),
     ("slow-drift", "drift(p95(latency{op=list})) < 100%"),
 ])
+@pytest.mark.slow(28)
 def test_soak_defects_are_caught(tmp_path: Path, defect: str, rule: str) -> None:
     proc = run_cli("demo", "--defect", defect, "--duration", "25s", "--out", str(tmp_path),
                    timeout=120)
@@ -75,6 +77,7 @@ def test_soak_defects_are_caught(tmp_path: Path, defect: str, rule: str) -> None
         assert trend["leak"] and trend["slope_ci_per_h"][0] > 0
 
 
+@pytest.mark.slow(11)
 def test_a_short_soak_says_its_trend_rules_had_too_little_data(tmp_path: Path) -> None:
     # 8 s: fewer samples than a leak test needs (12), fewer windows than drift needs (20).
     proc = run_cli("demo", "--plan", "soak", "--duration", "8s", "--out", str(tmp_path),
@@ -94,6 +97,7 @@ def test_a_short_soak_says_its_trend_rules_had_too_little_data(tmp_path: Path) -
     assert rules["availability >= 99.9%"]["passed"]
 
 
+@pytest.mark.slow(28)
 def test_queue_growth_is_caught_from_scraped_metrics(tmp_path: Path) -> None:
     # The demo plan catches it through an HTTP check; the soak plan through /metrics.
     proc = run_cli("demo", "--plan", "soak", "--defect", "queue-growth", "--duration", "25s",
@@ -103,6 +107,7 @@ def test_queue_growth_is_caught_from_scraped_metrics(tmp_path: Path) -> None:
         "max(scrape{service=demo, metric=demo_queue_depth}) < 200"]
 
 
+@pytest.mark.slow(8)
 def test_metrics_sqlite_is_readable_after_sigkill(tmp_path: Path,
                                                   demo: tuple[str, Path]) -> None:
     url, _ = demo
@@ -125,6 +130,7 @@ def test_metrics_sqlite_is_readable_after_sigkill(tmp_path: Path,
     assert run_cli("stop", "--runs", str(runs)).returncode == 0
 
 
+@pytest.mark.slow(7)
 def test_report_and_compare_from_the_cli(tmp_path: Path, demo: tuple[str, Path]) -> None:
     url, _ = demo
     for name, rate in (("a", "50/s"), ("b", "100/s")):
@@ -145,6 +151,7 @@ def test_report_and_compare_from_the_cli(tmp_path: Path, demo: tuple[str, Path])
     assert 90 <= change <= 110, rps_line  # 50/s -> 100/s
 
 
+@pytest.mark.slow(33)
 def test_leaking_and_steady_real_processes_are_told_apart(tmp_path: Path) -> None:
     """Two real processes over a minute: one keeps allocating, one does not."""
     leaky = tmp_path / "leaky.py"
@@ -194,6 +201,7 @@ def test_metrics_port_serves_the_live_run(tmp_path: Path, demo: tuple[str, Path]
         proc.wait(30)
 
 
+@pytest.mark.slow(5)
 def test_json_scrape_feeds_rules(tmp_path: Path, demo: tuple[str, Path]) -> None:
     url, directory = demo
     token = (directory / "demo.token").read_text().strip()

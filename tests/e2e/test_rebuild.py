@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
+import pytest
 import yaml
 
 from enduro.detach.rebuild import rebuild_results
@@ -50,6 +51,7 @@ def stored_requests(run_dir: Path) -> int:
     return sum(o["requests"] for o in stored(run_dir).values())
 
 
+@pytest.mark.slow(8)
 def test_report_rebuilds_the_results_of_a_sigkilled_run(tmp_path: Path,
                                                          demo: tuple[str, Path]) -> None:
     url, _ = demo

@@ -28,6 +28,7 @@ def chromium() -> str:
     return binary
 
 
+@pytest.mark.slow(11)
 def test_report_renders_in_headless_chromium(tmp_path: Path, demo: tuple[str, Path]) -> None:
     browser = chromium()
     url, _ = demo

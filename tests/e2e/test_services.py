@@ -57,6 +57,7 @@ def assert_nothing_left(run_dir: Path, pids: list[int]) -> None:
         assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == "zombie", pid
 
 
+@pytest.mark.slow(5)
 def test_crashed_service_is_restarted_with_a_crash_log(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     plan = write_plan(tmp_path, {
@@ -185,6 +186,7 @@ def test_failed_build_reports_its_last_lines(tmp_path: Path) -> None:
     assert "error: boom" in proc.stderr
 
 
+@pytest.mark.slow(9)
 def test_runner_killed_then_status_stop_collect(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     port = free_port()
@@ -229,6 +231,7 @@ def test_runner_killed_then_status_stop_collect(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(shutil.which("redis-server") is None and not os.environ.get("CI"),
                     reason="redis-server is not installed (apt-get install -y redis-server)")
+@pytest.mark.slow(5)
 def test_redis_server_as_a_managed_service(tmp_path: Path) -> None:
     port = free_port()
     plan = write_plan(tmp_path, {
@@ -282,6 +285,7 @@ def test_supervise_runs_services_until_stopped(tmp_path: Path) -> None:
     assert processes_inside(run_dir) == []
 
 
+@pytest.mark.slow(7)
 def test_band_writes_one_row_per_scenario(tmp_path: Path, demo: tuple[str, Path]) -> None:
     url, directory = demo
     token = (directory / "demo.token").read_text().strip()
@@ -353,6 +357,7 @@ def test_tool_drivers_say_what_is_missing(tmp_path: Path, driver: dict[str, Any]
      ["systemctl --user is-system-running", "systemctl --user start web.service",
       "systemctl --user restart web.service", "systemctl --user stop web.service"]),
 ])
+@pytest.mark.slow(10)
 def test_tool_drivers_start_restart_and_stop_through_their_tool(
         tmp_path: Path, driver: dict[str, Any], expected: list[str]) -> None:
     # docker and systemctl stand-ins on PATH run a real HTTP server per service.

@@ -206,6 +206,7 @@ def _check_ended(case: Case, *, code: int, verdict: str, state: str) -> dict[str
 
 
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "double"])
+@pytest.mark.slow(5)
 def test_a_signal_in_every_state_ends_the_run_incomplete(tmp_path: Path, how: str) -> None:
     # The states run side by side, each in its own enduro process.
     cases = [_start(state, tmp_path / state, stubborn=how == "double") for state in STATES]
@@ -264,6 +265,7 @@ def _watchdog_end(case: Case) -> dict[str, Any]:
     return ends[0]
 
 
+@pytest.mark.slow(11)
 def test_the_watchdog_ends_a_run_whose_event_loop_is_blocked(tmp_path: Path) -> None:
     case = _start("watchdog", tmp_path, _blocked_plan(tmp_path, "1s"))
     try:
@@ -322,6 +324,7 @@ def test_a_signal_ends_a_run_whose_event_loop_is_blocked(tmp_path: Path, how: st
         _kill_left(case)
 
 
+@pytest.mark.slow(6)
 def test_ctrl_c_to_the_process_group_with_workers_keeps_every_window(tmp_path: Path) -> None:
     """A terminal's Ctrl-C reaches every process of its group: the load workers must leave
     the stop to the runner, and still hand over their last windows."""

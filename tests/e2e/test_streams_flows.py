@@ -32,6 +32,7 @@ def test_churn_never_replaces_every_client(n: int, fraction: float, cap: float,
     assert churn_count(n, fraction, cap) == expected
 
 
+@pytest.mark.slow(7)
 def test_sse_churn_resumes_from_last_event_id(tmp_path: Path, demo: tuple[str, Path]) -> None:
     url, _ = demo
     auth = {"Authorization": f"Bearer {token(demo)}"}
@@ -84,6 +85,7 @@ def test_sse_stream_without_auth_counts_failed_connects(tmp_path: Path,
     assert {w["stream"] for w in streams["worst_streams"]} == {0, 1}
 
 
+@pytest.mark.slow(7)
 def test_flow_runs_the_downloads_lifecycle(tmp_path: Path, demo: tuple[str, Path]) -> None:
     url, _ = demo
     code, results, err = run(tmp_path, {

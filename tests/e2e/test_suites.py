@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import HELPERS, run_cli
 from tests.helpers.plans import write_plan
 
@@ -16,6 +18,7 @@ def only(path: Path, pattern: str) -> Path:
     return found
 
 
+@pytest.mark.slow(5)
 def test_suite_layers_retries_timeouts_and_failpoints(tmp_path: Path) -> None:
     counter = tmp_path / "attempts"
     plan = write_plan(tmp_path, {"name": "s", "suite": {

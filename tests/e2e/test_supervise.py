@@ -14,6 +14,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 import psutil
+import pytest
 
 from enduro.services.identity import processes_inside
 from tests.conftest import run_cli
@@ -133,6 +134,7 @@ def test_supervise_refuses_workers(tmp_path: Path) -> None:
     assert not out.exists() or not any(out.iterdir())  # refused before anything started
 
 
+@pytest.mark.slow(5)
 def test_supervise_heartbeat_names_the_services(tmp_path: Path) -> None:
     """Without a live table (--no-live, or not a terminal) the heartbeat lines tell the
     services' states, not a load's rps of zero."""

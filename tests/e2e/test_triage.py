@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from enduro.triage.report import triage
 from tests.conftest import run_cli
 
@@ -85,6 +87,7 @@ def test_java_exceptions_group_by_root_cause() -> None:
     assert crashes["java.lang.ArithmeticException"]["count"] == 2
 
 
+@pytest.mark.slow(7)
 def test_triage_of_a_run_from_the_cli(tmp_path: Path) -> None:
     from tests.helpers.plans import write_plan
     (tmp_path / "app.py").write_text(PY + "\nimport time\ntime.sleep(0.2)\n")

@@ -65,6 +65,7 @@ def _plan(port: int, log: Path) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.slow(9)
 def test_a_restarted_service_token_reaches_every_path(tmp_path: Path, workers: int) -> None:
     (tmp_path / "cred_ops.py").write_text(PY_OP)
     log = tmp_path / "server.jsonl"

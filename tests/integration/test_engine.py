@@ -89,6 +89,7 @@ def test_refused_connections_are_classified(tmp_path: Path) -> None:
     assert state["state"] == "failed" and "cannot connect" in state["stop_reason"]
 
 
+@pytest.mark.slow(5)
 def test_timeouts_are_classified(tmp_path: Path, stall_url: str) -> None:
     plan = http_plan(stall_url, connections=2, duration="5s", timeout="300ms",
                      requests=[{"name": "slow"}])
@@ -98,6 +99,7 @@ def test_timeouts_are_classified(tmp_path: Path, stall_url: str) -> None:
     assert results["ops"]["slow"]["requests"] > results["errors_by_class"]["timeout"]
 
 
+@pytest.mark.slow(9)
 def test_open_model_does_not_omit_the_stall(tmp_path: Path, stall_url: str) -> None:
     """A server that stalls 1 s of every 4 s: requests meant to go out during a stall wait
     for it, so the p99 from the intended send time is near 1 s, as wrk2 reports it. The

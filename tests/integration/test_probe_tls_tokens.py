@@ -209,6 +209,7 @@ def _restart_plan(port: int, log: Path, *, probe: bool) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("probe", [False, True], ids=["token-file", "probe-with-own-token"])
+@pytest.mark.slow(6)
 def test_after_a_restart_the_new_token_is_used(tmp_path: Path, probe: bool) -> None:
     log = tmp_path / "server.jsonl"
     run_plan(tmp_path, _restart_plan(free_port(), log, probe=probe))

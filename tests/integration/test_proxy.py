@@ -204,6 +204,7 @@ def test_down_refuses_until_undone() -> None:
     with_proxy(test)
 
 
+@pytest.mark.slow(5)
 def test_toxicity_applies_to_a_share_of_connections() -> None:
     async def test(proxy: TcpProxy, port: int) -> None:
         proxy.add_toxic(1, "latency", toxic(add=0.2, toxicity=0.5))

@@ -204,6 +204,7 @@ def test_an_unwritable_results_file_costs_no_other_artefact(tmp_path: Path,
                for line in (run_dir / "events.jsonl").read_text().splitlines())
 
 
+@pytest.mark.slow(6)
 def test_faults_with_workers_start_at_the_workers_go(tmp_path: Path,
                                                      demo: tuple[str, Path]) -> None:
     """The restart-like outage at 1.5 s must land in windows labelled chaos, not in the

@@ -77,6 +77,7 @@ def flow_plan(base: str, tls: dict[str, Any]) -> dict[str, Any]:
                                          "steps": [{"name": "get", "request": {"path": "/"}}]}}}}
 
 
+@pytest.mark.slow(11)
 def test_verify_with_the_ca_passes_and_without_it_fails_with_class_tls(
         pki: Path, tmp_path: Path) -> None:
     with tls_server(pki, tmp_path) as port:
@@ -102,6 +103,7 @@ def test_verify_with_the_ca_passes_and_without_it_fails_with_class_tls(
         assert wrong["errors_by_class"].get("tls") == wrong["ops"]["f.get"]["requests"]
 
 
+@pytest.mark.slow(7)
 def test_a_client_certificate_the_server_requires(pki: Path, tmp_path: Path) -> None:
     with tls_server(pki, tmp_path, client_ca=True) as port:
         base = f"https://127.0.0.1:{port}"

@@ -4,6 +4,7 @@ healthy process (caches that fill, garbage-collection saw-teeth, noise) not flag
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from enduro.verdict.trends import (
     drift,
@@ -69,11 +70,14 @@ def test_a_1mb_per_hour_leak_is_caught() -> None:
     assert verdict.time_to_limit_h is not None and 40 < verdict.time_to_limit_h < 60
 
 
+@pytest.mark.slow(8)
 def test_false_alarms_stay_under_one_percent() -> None:
+    # No alarm in 300 healthy series bounds the rate under 1% with 95% confidence (one-sided
+    # Clopper-Pearson: 1 - 0.05 ** (1 / 300) = 0.99%); 10 of 1000 allowed up to 1.7%.
     shapes = (plateau, sawtooth, pure_noise)
-    alarms = sum(judge(shapes[i % 3](1000 + i)) for i in range(1000))
-    print(f"false alarms: {alarms} / 1000")
-    assert alarms <= 10
+    alarms = sum(judge(shapes[i % 3](1000 + i)) for i in range(300))
+    print(f"false alarms: {alarms} / 300")
+    assert alarms == 0
 
 
 def test_each_healthy_shape_says_why() -> None:
