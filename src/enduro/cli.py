@@ -337,6 +337,13 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--threads", type=_positive_int, default=os.cpu_count() or 1,
                        help="passed to commands as {threads} and ENDURO_THREADS")
         p.add_argument("--out", "-o", type=Path, default=Path("runs"))
+        if name == "cycles":
+            p.add_argument("--duration", "-d", type=_duration,
+                           help="run cycles until this much time has passed (no cycle starts "
+                                "after it), then the final fast check; replaces the plan's "
+                                "cycles.duration")
+            p.add_argument("--count", "-n", type=_bounded_int(1, 100_000),
+                           help="at most this many cycles (replaces the plan's cycles.count)")
         if name == "loop":
             p.add_argument("--duration", "-d", type=_duration, default=3600.0,
                            help="how long to loop (default 1h)")
@@ -569,7 +576,8 @@ def _suites(args: argparse.Namespace, out: Console, err: Console) -> int:
         return EXIT_PASS if not failures else EXIT_FAIL
     if args.command == "cycles":
         ok, csv_path = run_cycles(suite, cwd=cwd, out=outdir, threads=args.threads, say=say,
-                                  read_perf=read_results)
+                                  read_perf=read_results, count=args.count,
+                                  duration=args.duration)
         out.print(f"{csv_path}\n{csv_path.parent / 'cycles.html'}")
         return EXIT_PASS if ok else EXIT_FAIL
 

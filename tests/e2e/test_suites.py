@@ -100,8 +100,52 @@ def test_cycles_write_perf_cycles_csv(tmp_path: Path) -> None:
     rows = list(csv.DictReader((out / "perf_cycles.csv").open()))
     assert [r["cycle"] for r in rows] == ["1", "2", "3", "4"]
     assert [r["cases"] for r in rows] == ["0", "1", "0", "1"]
-    assert 1 <= float(rows[1]["median_p50"]) <= 2
+    assert list(rows[0]) == ["cycle", "elapsed_secs", "cases", "median_ns_p50",
+                             "median_ns_p95", "passed"]
+    assert 1e9 <= float(rows[1]["median_ns_p50"]) <= 2e9  # samples in s, columns in ns
+    snapshot = json.loads((out / "perf_cycle_2.json").read_text())
+    assert 1e9 <= snapshot["cases"]["a"]["median_ns"] <= 2e9
+    assert not (out / "perf_cycle_1.json").exists()  # no snapshot in cycle 1
     assert (out / "cycle-2" / "chaos-1.log").exists() and not (out / "cycle-1" /
                                                               "chaos-1.log").exists()
     assert (out / "final" / "fast-1.log").exists()
     assert "Plotly" in (out / "cycles.html").read_text()
+
+
+def test_cycles_run_for_a_duration_then_the_final_check(tmp_path: Path) -> None:
+    perf = (f"{sys.executable} -c \"import json; json.dump({{'format': 'enduro-gate-summary', "
+            "'cases': {'a': [0.001, 0.002, 0.003], 'b': [0.010], 'c': [0.100]}}, "
+            "open('perf.json', 'w'))\"")
+    plan = write_plan(tmp_path, {"name": "d", "suite": {
+        "layers": {"stress": {"commands": [f"{sys.executable} -c 'import time; "
+                                           "time.sleep(0.4)'"]},
+                   "fast": {"commands": ["true"]}},
+        "cycles": {"count": 2, "perf_command": perf, "perf_result": "perf.json"}}})
+    # --duration replaces the plan's count: cycles go on until 2 s have passed
+    proc = run_cli("cycles", str(plan), "--duration", "2s", "--out", str(tmp_path / "runs"),
+                   timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    out = only(tmp_path / "runs", "d-cycles-*")
+    rows = list(csv.DictReader((out / "perf_cycles.csv").open()))
+    assert len(rows) >= 3, rows
+    assert float(rows[-2]["elapsed_secs"]) < 2.0  # the last cycle started before the end
+    # p50 and p95 over the cases' medians (2 ms, 10 ms, 100 ms), in ns
+    assert rows[0]["median_ns_p50"] == "10000000"
+    assert rows[0]["median_ns_p95"] == "91000000"
+    assert (out / "final" / "fast-1.log").exists()
+    assert len(list(out.glob("perf_cycle_*.json"))) == len(rows)
+
+
+def test_cycles_count_flag_and_bad_values(tmp_path: Path) -> None:
+    plan = write_plan(tmp_path, {"name": "e", "suite": {
+        "layers": {"stress": {"commands": ["true"]}}, "cycles": {"duration": "1h"}}})
+    proc = run_cli("cycles", str(plan), "--count", "2", "--out", str(tmp_path / "runs"),
+                   timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    rows = list(csv.DictReader((only(tmp_path / "runs", "e-cycles-*") /
+                                "perf_cycles.csv").open()))
+    assert [r["cycle"] for r in rows] == ["1", "2"]  # the count ends it before the hour
+    for bad in (["--count", "0"], ["--duration", "-1s"], ["--duration", "soon"]):
+        proc = run_cli("cycles", str(plan), *bad, "--out", str(tmp_path / "runs"))
+        assert proc.returncode == 2, (bad, proc.stderr)
+        assert "Traceback" not in proc.stderr

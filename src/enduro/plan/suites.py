@@ -28,11 +28,14 @@ class Layer(_Model):
 
 
 class Cycles(_Model):
-    """Long soak orchestration: ``count`` cycles of the stress layer, the chaos layer every
+    """Long soak orchestration: cycles of the stress layer, the chaos layer every
     ``chaos_every`` cycles, a performance snapshot every ``perf_every`` (``perf_command``
-    writing ``perf_result``), a ``pause`` between cycles, and the fast layer at the end."""
+    writing ``perf_result``), a ``pause`` between cycles, and the fast layer at the end.
+    Cycles run ``count`` times or, with ``duration``, until that much time has passed (no
+    cycle starts after it; with both, whichever comes first)."""
 
-    count: Annotated[int, Field(gt=0, le=100_000)] = 3
+    count: Annotated[int, Field(gt=0, le=100_000)] | None = None
+    duration: Duration | None = None
     chaos_every: Annotated[int, Field(ge=0, le=100_000)] = 0
     perf_every: Annotated[int, Field(ge=0, le=100_000)] = 1
     perf_command: str | None = None

@@ -177,45 +177,81 @@ def run_loop(suite: Suite, which: str, *, cwd: Path, out: Path, threads: int,
     return rows
 
 
+# The columns of perf_cycles.csv, as teams chart them: per snapshot, the p50 and p95 over
+# the cases of each case's median, in nanoseconds.
+CYCLE_COLUMNS = ["cycle", "elapsed_secs", "cases", "median_ns_p50", "median_ns_p95", "passed"]
+# Without a count or a duration, this many cycles run.
+DEFAULT_CYCLES = 3
+
+
+def _quantile(values: list[float], q: float) -> float:
+    """The ``q`` quantile of ``values``, interpolated between the closest ranks."""
+    ordered = sorted(values)
+    pos = q * (len(ordered) - 1)
+    low = int(pos)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+
+
+def cycle_row(n: int, elapsed: float, cases: dict[str, list[float]],
+              passed: bool) -> list[Any]:
+    """One row of perf_cycles.csv from a snapshot's cases (samples in seconds)."""
+    medians = [statistics.median(v) * 1e9 for v in cases.values() if v]
+    return [n, round(elapsed, 1), len(cases),
+            round(_quantile(medians, 0.5)) if medians else "",
+            round(_quantile(medians, 0.95)) if medians else "", passed]
+
+
+def _snapshot(n: int, cases: dict[str, list[float]], out: Path) -> None:
+    """perf_cycle_<n>.json: each case's median and mean in ns and its samples."""
+    doc = {"cycle": n, "cases": {
+        name: {"median_ns": statistics.median(v) * 1e9, "mean_ns": statistics.fmean(v) * 1e9,
+               "samples_s": v} for name, v in cases.items() if v}}
+    (out / f"perf_cycle_{n}.json").write_text(json.dumps(doc, indent=2) + "\n")
+
+
 def run_cycles(suite: Suite, *, cwd: Path, out: Path, threads: int, say: Say,
-               read_perf: Callable[[Path], dict[str, list[float]]]) -> tuple[bool, Path]:
+               read_perf: Callable[[Path], dict[str, list[float]]],
+               count: int | None = None, duration: float | None = None) -> tuple[bool, Path]:
     """``enduro cycles``: stress each cycle, chaos every N, a performance snapshot every M,
-    a pause, and the fast layer as a final check; perf_cycles.csv and cycles.html."""
+    a pause, and the fast layer as a final check; perf_cycles.csv, perf_cycle_<n>.json and
+    cycles.html. ``count`` and ``duration`` (from the command line) replace the plan's; a
+    duration alone replaces both (``--duration 6h`` runs six hours whatever the count)."""
     cycles = suite.cycles
     if cycles is None:
         raise PlanError("the plan's suite has no 'cycles' section")
+    if duration is None or count is not None:  # a duration alone replaces the count too
+        duration = duration if duration is not None else cycles.duration
+        count = count if count is not None else cycles.count
+    if count is None:
+        count = 10**9 if duration is not None else DEFAULT_CYCLES
     out.mkdir(parents=True, exist_ok=True)
     csv_path = out / "perf_cycles.csv"
     start = time.monotonic()
+    deadline = start + duration if duration is not None else float("inf")
     ok = True
     with csv_path.open("w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["cycle", "elapsed_secs", "cases", "median_p50", "median_p95",
-                         "passed"])
-        for n in range(1, cycles.count + 1):
-            say(f"cycle {n}/{cycles.count}")
-            passed = True
-            for name in ("stress", *(("chaos",) if cycles.chaos_every and
-                                     n % cycles.chaos_every == 0 else ())):
-                if name in suite.layers:
-                    r = run_layer(name, suite.layers[name], suite, cwd=cwd,
-                                  out=out / f"cycle-{n}", threads=threads, say=say)
-                    passed = passed and r.passed
+        writer.writerow(CYCLE_COLUMNS)
+        n = 0
+        while n < count and time.monotonic() < deadline:
+            n += 1
+            say(f"cycle {n}" + (f"/{count}" if count < 10**9 else "")
+                + (f" ({max(0.0, deadline - time.monotonic()):.0f}s left)"
+                   if duration is not None else ""))
+            passed = _one_cycle(n, suite, cwd=cwd, out=out, threads=threads, say=say)
             cases: dict[str, list[float]] = {}
             if cycles.perf_command and cycles.perf_every and n % cycles.perf_every == 0:
                 code, _ = run_command(cycles.perf_command, cwd=cwd, env=os.environ.copy(),
                                       timeout=3600, log=out / f"cycle-{n}" / "perf.log")
                 if code == 0 and cycles.perf_result:
                     cases = read_perf(cwd / cycles.perf_result)
-            p50s = [statistics.median(v) for v in cases.values()]
-            p95s = [sorted(v)[int(0.95 * (len(v) - 1))] for v in cases.values()]
-            writer.writerow([n, round(time.monotonic() - start, 1), len(cases),
-                             statistics.median(p50s) if p50s else "",
-                             statistics.median(p95s) if p95s else "", passed])
+                    _snapshot(n, cases, out)
+            writer.writerow(cycle_row(n, time.monotonic() - start, cases, passed))
             fh.flush()
             ok = ok and passed
-            if n < cycles.count and cycles.pause:
-                time.sleep(cycles.pause)
+            if n < count and cycles.pause:
+                time.sleep(max(0.0, min(cycles.pause, deadline - time.monotonic())))
     if "fast" in suite.layers:
         say("final check: fast layer")
         ok = run_layer("fast", suite.layers["fast"], suite, cwd=cwd, out=out / "final",
@@ -224,15 +260,32 @@ def run_cycles(suite: Suite, *, cwd: Path, out: Path, threads: int, say: Say,
     return ok, csv_path
 
 
+def _one_cycle(n: int, suite: Suite, *, cwd: Path, out: Path, threads: int,
+               say: Say) -> bool:
+    """The stress layer, and the chaos layer when this cycle is one of its turn."""
+    cycles = suite.cycles
+    assert cycles is not None
+    chaos = cycles.chaos_every and n % cycles.chaos_every == 0
+    passed = True
+    for name in ("stress", *(("chaos",) if chaos else ())):
+        if name in suite.layers:
+            passed = run_layer(name, suite.layers[name], suite, cwd=cwd,
+                               out=out / f"cycle-{n}", threads=threads, say=say).passed \
+                and passed
+    return passed
+
+
 def _plot(csv_path: Path, html: Path) -> None:
     import plotly.graph_objects as go
     rows = list(csv.DictReader(csv_path.open()))
-    xs = [int(r["cycle"]) for r in rows if r["median_p50"]]
+    xs = [int(r["cycle"]) for r in rows if r["median_ns_p50"]]
     fig = go.Figure([
-        go.Scatter(x=xs, y=[float(r["median_p50"]) for r in rows if r["median_p50"]],
-                   name="median p50 (s)", mode="lines+markers"),
-        go.Scatter(x=xs, y=[float(r["median_p95"]) for r in rows if r["median_p95"]],
-                   name="median p95 (s)", mode="lines+markers")])
+        go.Scatter(x=xs, y=[float(r["median_ns_p50"]) / 1e6 for r in rows
+                            if r["median_ns_p50"]],
+                   name="p50 of the cases' medians (ms)", mode="lines+markers"),
+        go.Scatter(x=xs, y=[float(r["median_ns_p95"]) / 1e6 for r in rows
+                            if r["median_ns_p95"]],
+                   name="p95 of the cases' medians (ms)", mode="lines+markers")])
     fig.update_layout(title="Performance over soak cycles", xaxis_title="cycle",
-                      yaxis_title="seconds", template="plotly_white")
+                      yaxis_title="milliseconds", template="plotly_white")
     fig.write_html(html, include_plotlyjs=True, full_html=True)
