@@ -90,6 +90,7 @@ def test_percentiles_merges_and_encodings_match_hdrh() -> None:
 def test_idle_ops_allocate_nothing_and_histograms_are_recycled() -> None:
     ops = [f"op{i}" for i in range(50)]
     rec = Recorder(ops)
+    metrics = Metrics(window_s=1.0)
     idle = rec.counter("op7")
     buffers_before = (idle.lat, idle.svc, idle.classes)
     for index in range(10):
@@ -99,13 +100,18 @@ def test_idle_ops_allocate_nothing_and_histograms_are_recycled() -> None:
         c.svc.extend([900, 1900, 2900])
         windows = rec.rotate(index + 1)
         assert [w.op for w in windows] == ["op0"]  # the 49 idle ops make no window
-        assert windows[0].latency.get_total_count() == 3
+        # Rotation folds nothing: the window holds the buffer itself.
+        assert windows[0].parts()[0] == (array("q", [1000, 2000, 3000]),)
+        metrics.add(windows)
+        metrics.seal(index)
         del windows
+    assert metrics.view(last_s=1).latency.get_total_count() == 3
+    assert metrics.view().latency.get_total_count() == 30
     # Idle counters keep their (empty) buffers; the one active op's two histograms are
     # taken back each window instead of 20 new ones (let alone 1,000).
     assert (idle.lat, idle.svc, idle.classes) == buffers_before
     assert idle.lat is buffers_before[0] and idle.classes is buffers_before[2]
-    assert rec.pool.made <= 4
+    assert metrics.pool.made <= 4
 
 
 def test_a_window_of_idle_ops_is_one_empty_marker_without_histograms() -> None:
@@ -113,7 +119,6 @@ def test_a_window_of_idle_ops_is_one_empty_marker_without_histograms() -> None:
     (marker,) = rec.rotate(1)
     assert (marker.op, marker.index, marker.requests) == ("a", 0, 0)
     assert marker.histograms() == (None, None)
-    assert rec.pool.made == 0
     metrics = Metrics(window_s=1.0)
     metrics.add([marker])
     metrics.seal(0)  # the index passes: sealing does not stall on an idle window
@@ -149,7 +154,7 @@ class Forbidden(AssertionError):
     pass
 
 
-def test_sealing_on_the_loop_looks_no_percentile_up_and_encodes_nothing(
+def test_sealing_on_the_loop_folds_nothing_looks_no_percentile_up_and_encodes_nothing(
         monkeypatch: pytest.MonkeyPatch) -> None:
     loop_thread = threading.get_ident()
     calls: list[tuple[str, int]] = []
@@ -162,6 +167,8 @@ def test_sealing_on_the_loop_looks_no_percentile_up_and_encodes_nothing(
 
     monkeypatch.setattr(Histogram, "_values_at", watch("percentiles", Histogram._values_at))
     monkeypatch.setattr(Histogram, "encode", watch("encode", Histogram.encode))
+    monkeypatch.setattr(Histogram, "record_many", watch("fold", Histogram.record_many))
+    monkeypatch.setattr(Histogram, "add", watch("merge", Histogram.add))
     stored: list[tuple[int, list[str], dict[str, float]]] = []
 
     def on_window(index: int, windows: list[WindowStats], phase: str | None) -> None:
@@ -218,3 +225,78 @@ def test_the_writer_reports_its_first_error_and_goes_on() -> None:
     assert isinstance(error, OSError) and "disk full" in str(error)
     assert seen == [0, 1, 2, 3]
     assert metrics.close() is None  # reported once
+
+
+def test_totals_phases_and_late_windows_hold_every_value_once_the_writer_is_done() -> None:
+    """The loop adds counts; the writer folds the buffers and adds them to the totals (of the
+    run and of each phase), including a window that arrived after its index was sealed and a
+    window's parts from two workers (through the wire, as raw buffers)."""
+    rng = random.Random(9)
+    ops = ["a", "b", "c"]
+    phases = ["baseline", "chaos", "recovery"]
+    every: dict[str, list[int]] = {op: [] for op in ops}
+    by_phase: dict[str, list[int]] = {p: [] for p in phases}
+
+    def phase_of(index: int, windows: list[WindowStats]) -> str:
+        assert any(w.requests for w in windows)
+        return phases[index % 3]
+
+    async def run() -> Metrics:
+        metrics = Metrics(window_s=1.0)
+        metrics.phase_of = phase_of
+        workers = [Recorder(ops), Recorder(ops)]
+        held_back: list[WindowStats] = []
+        for index in range(9):
+            sealed: list[WindowStats] = []
+            for k, rec in enumerate(workers):
+                for op in ops:
+                    values = [int(rng.lognormvariate(8, 1.5)) + 1
+                              for _ in range(rng.randint(1, 300))]
+                    c = rec.counter(op)
+                    c.requests += len(values)
+                    c.lat.extend(values)
+                    c.svc.extend(v // 2 + 1 for v in values)
+                    every[op] += values
+                    if not (index == 4 and k == 1):
+                        by_phase[phases[index % 3]] += values
+                windows = rec.rotate(index + 1)
+                if index == 4 and k == 1:
+                    held_back = windows  # the second worker's window 4 comes after its seal
+                else:
+                    sealed += windows
+            metrics.add([WindowStats.from_wire(w.to_wire()) for w in sealed])
+            metrics.seal(index)
+            if index == 5:
+                metrics.add([WindowStats.from_wire(w.to_wire()) for w in held_back])
+        return metrics
+
+    metrics = asyncio.run(run())
+    assert metrics.flush() is None
+    for op in ops:
+        view = metrics.view({op})
+        direct = fold(array("q", every[op]))
+        assert view.requests == len(every[op]) == view.latency.get_total_count()
+        assert list(view.latency.counts) == list(direct.counts)
+        assert view.service.get_total_count() == len(every[op])
+    assert metrics.view().latency.get_total_count() == sum(len(v) for v in every.values())
+    # The late part counts in the totals, not in its window's phase.
+    for p in phases:
+        view = metrics.view(phase=p)
+        direct = fold(array("q", by_phase[p]))
+        assert view.requests == len(by_phase[p]) == view.latency.get_total_count()
+        assert list(view.latency.counts) == list(direct.counts)
+    metrics.close()
+
+
+def test_a_buffer_goes_through_the_wire_as_it_is() -> None:
+    rec = Recorder(["op"])
+    c = rec.counter("op")
+    c.requests += 3
+    c.lat.extend([5, 70_000, 3_600_000_001])
+    (w,) = rec.rotate(1)
+    wire = w.to_wire()
+    assert isinstance(wire["latency"], bytes) and wire["service"] is None
+    back = WindowStats.from_wire(wire)
+    assert back.parts()[0] == (array("q", [5, 70_000, 3_600_000_001]),)
+    assert list(back.latency.counts) == list(reference(array("q", [5, 70_000,
+                                                                   3_600_000_001])).counts)

@@ -3,10 +3,14 @@
 Memory stays flat however long the run: totals are one merged histogram pair per op, and only
 the windows that sliding rules need are kept.
 
-Sealing stays cheap on the event loop: counts and histogram merges (numpy, a few µs each) are
-done there, and the rest of a sealed window's bookkeeping (the ring's compaction to sparse
-counters, the window store with its encodings and percentiles) is finished by one writer
-thread, in order.
+Sealing stays cheap on the event loop: only counts are added up there. Everything about
+latencies is done by one writer thread, in window order: folding the windows' buffers into
+histograms, adding them to the whole-run and per-phase totals, the ring's compaction to sparse
+counters, the window store with its encodings and percentiles. A reader on the loop that needs
+the latencies of a window the writer has not finished yet folds that window's buffers itself
+(all of them in one pass), into its own histogram; the totals' histograms, which the writer
+adds to, are read as copies made under a lock. ``flush`` waits for the writer: after it, every
+figure holds every window.
 
 Views over the last seconds (live figures, heartbeats, sliding rules) read running sums: per
 (ops, span) one histogram pair that each read brings up to date by adding the windows sealed
@@ -20,14 +24,23 @@ import asyncio
 import functools
 import queue
 import threading
+from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from hdrh.histogram import HdrHistogram
 
-from enduro.observe.hist import Histogram, Sparse, decode, new_histogram, percentiles_ms
-from enduro.observe.window import WindowStats
+from enduro.observe.hist import (
+    Histogram,
+    HistogramPool,
+    Sparse,
+    decode,
+    fold_arrays,
+    new_histogram,
+    percentiles_ms,
+)
+from enduro.observe.window import Part, WindowStats, fold_windows
 
 if TYPE_CHECKING:
     from enduro.plan.models import Plan
@@ -64,9 +77,11 @@ class MetricView:
     """Merged figures over a set of windows and ops: what rules and reports read.
 
     Counts are summed at once; the latency histograms are merged only when read, since most
-    rules need counts alone. A view of one histogram (one op's totals, a running sum) reads
-    that histogram itself: read a view, never change its histograms, and read a view over the
-    last seconds before the next window is sealed.
+    rules need counts alone. A view of one histogram (a running sum, one window) reads that
+    histogram itself: read a view, never change its histograms, and read a view over the
+    last seconds before the next window is sealed. The whole run's and the phases' totals,
+    which the writer thread adds to, are read as copies made under its lock; until ``flush``
+    their latencies may lag their counts by the windows the writer has not finished.
     """
 
     def __init__(self, seconds: float) -> None:
@@ -76,8 +91,8 @@ class MetricView:
         self.late = 0
         self.dropped = 0
         self.classes: dict[str, int] = {}
-        self._lat_parts: list[HdrHistogram | Sparse | str] = []
-        self._svc_parts: list[HdrHistogram | Sparse | str] = []
+        self._lat_parts: list[Part | str | _Guarded] = []
+        self._svc_parts: list[Part | str | _Guarded] = []
         self._lat: HdrHistogram | None = None
         self._svc: HdrHistogram | None = None
         # Where a view over a running sum takes its histograms from.
@@ -96,13 +111,17 @@ class MetricView:
         for cls, n in w.classes.items():
             self.classes[cls] = self.classes.get(cls, 0) + n
         if w.requests:
-            lat, svc = w.histograms() if isinstance(w, WindowStats) else w.parts()
-            if lat is not None:
-                self._lat_parts.append(lat)
-            if svc is not None:
-                self._svc_parts.append(svc)
+            lat, svc = w.parts()
+            self._lat_parts.extend(lat)
+            self._svc_parts.extend(svc)
         self._lat = self._svc = None
         self._sourced()
+
+    def add_guarded(self, lat: _Guarded, svc: _Guarded) -> None:
+        """Histograms another thread adds to (the totals): read as copies under their lock."""
+        self._lat_parts.append(lat)
+        self._svc_parts.append(svc)
+        self._lat = self._svc = None
 
     def _sourced(self) -> None:
         """A view over a running sum that is added to: the sum becomes one of its parts."""
@@ -112,16 +131,21 @@ class MetricView:
             self._svc_parts.append(source.service())
 
     @staticmethod
-    def _merge(parts: list[HdrHistogram | Sparse | str]) -> HdrHistogram:
+    def _merge(parts: list[Part | str | _Guarded]) -> HdrHistogram:
         if len(parts) == 1 and isinstance(parts[0], Histogram):
             return parts[0]  # nothing to merge: read it (no copy of 188 KB)
-        out = new_histogram()
+        # Buffers not folded yet: all of them in one pass.
+        out = fold_arrays([p for p in parts if isinstance(p, array)])
         for part in parts:
+            if isinstance(part, array):
+                continue
             if isinstance(part, str):
                 if part:
                     out.add(decode(part))
             elif isinstance(part, Sparse):
                 out.add_counts(part)
+            elif isinstance(part, _Guarded):
+                part.add_to(out)
             elif part.get_total_count():
                 out.add(part)
         return out
@@ -166,14 +190,29 @@ class MetricView:
         }
 
 
-class CompactWindow:
-    """A sealed window as the ring keeps it: counts, and histograms as their non-zero
-    counters (a few KB instead of ~190 KB each). Made on the loop holding the histograms;
-    ``compact`` (on the writer thread) swaps them for their sparse counters. Readers take
-    ``parts()``, which is one or the other whatever the interleaving: either holds the same
-    counts."""
+class _Guarded:
+    """One histogram of a pair that the writer thread adds to: read under the lock."""
 
-    __slots__ = ("_lat", "_svc", "classes", "dropped", "errors", "index", "late", "op",
+    __slots__ = ("k", "lock", "pair")
+
+    def __init__(self, lock: threading.Lock, pair: list[Histogram | None], k: int) -> None:
+        self.lock, self.pair, self.k = lock, pair, k
+
+    def add_to(self, out: HdrHistogram) -> None:
+        with self.lock:
+            hist = self.pair[self.k]
+            if hist is not None and hist.get_total_count():
+                out.add(hist)
+
+
+class CompactWindow:
+    """A sealed window as the ring keeps it: counts, and latencies as their non-zero
+    counters (a few KB instead of ~190 KB per histogram). Made on the loop holding the sealed
+    window's pieces (buffers not folded yet); ``compact`` (on the writer thread, once it has
+    folded them) swaps them for sparse counters. Readers take ``parts()``, which is one or
+    the other whatever the interleaving: either holds the same counts."""
+
+    __slots__ = ("_lat", "_src", "_svc", "classes", "dropped", "errors", "index", "late", "op",
                  "requests")
 
     def __init__(self, w: WindowStats) -> None:
@@ -181,9 +220,9 @@ class CompactWindow:
         self.requests, self.errors, self.late, self.dropped = (w.requests, w.errors, w.late,
                                                                w.dropped)
         self.classes = dict(w.classes)
-        lat, svc = w.histograms() if w.requests else (None, None)
-        self._lat: HdrHistogram | Sparse | None = lat
-        self._svc: HdrHistogram | Sparse | None = svc
+        self._src: WindowStats | None = w if w.requests else None
+        self._lat: tuple[Part, ...] = ()
+        self._svc: tuple[Part, ...] = ()
 
     @classmethod
     def of(cls, w: WindowStats) -> CompactWindow:
@@ -193,16 +232,23 @@ class CompactWindow:
         return out
 
     def compact(self) -> None:
-        """Keep the non-zero counters, let the histograms go."""
-        lat, svc = self._lat, self._svc
-        if lat is not None and not isinstance(lat, Sparse):
-            self._lat = Sparse.of(lat)
-        if svc is not None and not isinstance(svc, Sparse):
-            self._svc = Sparse.of(svc)
+        """Keep the non-zero counters, let the window and its histograms go."""
+        src = self._src
+        if src is None:
+            return
+        lat, svc = src.histograms()
+        lat_sparse = Sparse.of(lat) if lat is not None else None
+        svc_sparse = Sparse.of(svc) if svc is not None else None
+        self._lat = (lat_sparse,) if lat_sparse is not None else ()
+        self._svc = (svc_sparse,) if svc_sparse is not None else ()
+        self._src = None  # last: a reader sees the window or the counters, both complete
 
-    def parts(self) -> tuple[HdrHistogram | Sparse | None, HdrHistogram | Sparse | None]:
-        """(latency, service): the histogram while it is held, else its sparse counters;
-        None where nothing was recorded."""
+    def parts(self) -> tuple[tuple[Part, ...], tuple[Part, ...]]:
+        """(latency, service): the window's pieces while it is held, else its sparse
+        counters; empty where nothing was recorded."""
+        src = self._src
+        if src is not None:
+            return src.parts()
         return self._lat, self._svc
 
 
@@ -233,16 +279,28 @@ class _Sealed:
         """Make ``sums`` from the ops' parts (on the writer thread)."""
         out: list[Sparse | None] = []
         for k in (0, 1):
-            total: Histogram | None = None
-            for op, w in self.ops.items():
-                part = w.parts()[k]
-                if op in kinds or part is None:
-                    continue
-                if total is None:
-                    total = new_histogram()
-                total.add_part(part)
-            out.append(Sparse.of(total) if total is not None else None)
+            parts = [p for op, w in self.ops.items() if op not in kinds for p in w.parts()[k]]
+            if not parts:
+                out.append(None)
+                continue
+            total = new_histogram()
+            _add_parts(total, parts, 1)
+            out.append(Sparse.of(total))
         self.sums = (out[0], out[1])
+
+
+def _add_parts(hist: Histogram, parts: list[Part], sign: int) -> None:
+    """Add (``sign`` 1) or take away (-1) pieces of windows: buffers not folded yet in one
+    pass, histograms and sparse counters one by one."""
+    raws = [p for p in parts if isinstance(p, array)]
+    for part in parts:
+        if not isinstance(part, array):
+            hist.add_part(part, sign)
+    if raws:
+        if sign > 0:
+            fold_arrays(raws, into=hist)
+        else:
+            hist.add_part(fold_arrays(raws), -1)
 
 
 class _Sum:
@@ -256,9 +314,9 @@ class _Sum:
     def clear(self) -> None:
         self.hist.reset()
 
-    def apply(self, part: HdrHistogram | Sparse | None, sign: int) -> None:
-        if part is not None:
-            self.hist.add_part(part, sign)
+    def apply(self, parts: list[Part], sign: int) -> None:
+        if parts:
+            _add_parts(self.hist, parts, sign)
 
 
 class _Running:
@@ -331,24 +389,30 @@ class _Running:
             if lat:
                 self._count(entry, sign)
             if sums is not None:
-                if lat:
-                    self.lat.apply(sums[0], sign)
-                if svc and self.svc is not None:
-                    self.svc.apply(sums[1], sign)
+                if lat and sums[0] is not None:
+                    self.lat.apply([sums[0]], sign)
+                if svc and self.svc is not None and sums[1] is not None:
+                    self.svc.apply([sums[1]], sign)
                 return
             windows = [w for op, w in entry.ops.items() if op not in self.kinds]
         else:
             windows = [w for op in self.ops if (w := entry.ops.get(op)) is not None]
+        # Every op's pieces together: a window the writer has not folded yet is folded here
+        # in one pass over all its buffers.
+        lat_parts: list[Part] = []
+        svc_parts: list[Part] = []
         for w in windows:
             if lat and self.ops is not None:
                 self._count(w, sign)
             if not w.requests:
                 continue
             parts = w.parts()
-            if lat:
-                self.lat.apply(parts[0], sign)
-            if svc and self.svc is not None:
-                self.svc.apply(parts[1], sign)
+            lat_parts.extend(parts[0])
+            svc_parts.extend(parts[1])
+        if lat:
+            self.lat.apply(lat_parts, sign)
+        if svc and self.svc is not None:
+            self.svc.apply(svc_parts, sign)
 
     def _count(self, w: CompactWindow | _Sealed, sign: int) -> None:
         self.requests += sign * w.requests
@@ -419,8 +483,11 @@ class _SealWriter:
 class Metrics:
     """Collects windows from one or many workers.
 
-    Windows wait in ``pending`` (full histograms, mergeable) until every worker has passed
-    them; sealing hands them to ``on_window`` and keeps them in a bounded ring, compressed.
+    Windows wait in ``pending`` (their pieces, mergeable) until every worker has passed them;
+    sealing hands them to ``on_window`` and keeps them in a bounded ring, compressed.
+
+    ``totals`` and ``phase_totals`` hold counts (added up on the calling thread); their
+    latencies are added up by the writer thread and read through ``view``.
     """
 
     def __init__(self, window_s: float, keep_s: float = 900.0,
@@ -449,33 +516,46 @@ class Metrics:
         # sealing runs on an event loop (None).
         self.background = background
         self._writer: _SealWriter | None = None
+        # The totals' (latency, service) histograms by op, and by (phase, op) the phases':
+        # added to by the writer, read by views as copies, both under the lock.
+        self._hists: dict[str | tuple[str, str], list[Histogram | None]] = {}
+        self._lock = threading.Lock()
+        # Histograms the windows are folded into, taken back once nothing refers to them
+        # (the writer's alone).
+        self.pool = HistogramPool()
 
     def add(self, windows: Iterable[WindowStats]) -> None:
         """Merge windows (from any worker, in any order) into the totals and pending slots.
         A window arriving after its index was sealed still counts in the totals."""
+        late: list[WindowStats] = []
         for w in windows:
             total = self.totals.get(w.op)
             if total is None:
                 total = self.totals[w.op] = WindowStats(op=w.op, index=-1)
-            total.merge(w)
+            total.merge_counts(w)  # its latencies: by the writer, when the window is sealed
             self.latest = max(self.latest, w.index)
             if w.index <= self.sealed:
+                late.append(w)
                 continue
             slot = self._pending.setdefault(w.index, {})
             have = slot.get(w.op)
             if have is None:
                 # The first part of a window is adopted as is (a copy of its counters, the
-                # histograms shared): no new 190 KB histograms per window.
+                # pieces shared): nothing is folded or copied here.
                 slot[w.op] = w.adopt()
                 continue
             have.merge(w)
+        if late:
+            self._run(functools.partial(self._absorb_late, late))
 
     def seal(self, upto: int) -> None:
         """Declare windows up to ``upto`` complete: hand them to ``on_window``, keep them
         compressed in the ring, trim the ring to ``keep`` windows.
 
-        On an event loop, encoding, percentiles, compression and ``on_window`` run on the
-        writer thread (in window order; ``flush`` waits for them): the loop only merges."""
+        On an event loop, folding, the totals' latencies, encoding, percentiles,
+        compression and ``on_window`` run on the writer thread (in window order; ``flush``
+        waits for them): the loop only adds counts (and reads each window's p99 for the phase
+        labeller, when there is one)."""
         for index in sorted(i for i in self._pending if i <= upto):
             slot = self._pending.pop(index)
             phase = None
@@ -488,18 +568,12 @@ class Metrics:
                     total = self.phase_totals.get((phase, op))
                     if total is None:
                         total = self.phase_totals[(phase, op)] = WindowStats(op=op, index=-1)
-                    total.merge(w)
+                    total.merge_counts(w)
             windows = list(slot.values())
             entry = self._ring[index] = _Sealed({op: CompactWindow(w) for op, w in slot.items()},
                                                 self.kinds)
             self._order.append(index)
-            job = functools.partial(self._finish, index, windows, phase, entry)
-            if self._deferred():
-                if self._writer is None:
-                    self._writer = _SealWriter()
-                self._writer.submit(job)
-            else:
-                job()
+            self._run(functools.partial(self._finish, index, windows, phase, entry))
         self.sealed = max(self.sealed, upto)
         while self._order and self._order[0] <= self.sealed - self.keep:
             self._ring.pop(self._order.popleft(), None)
@@ -519,16 +593,62 @@ class Metrics:
             return False
         return True
 
+    def _run(self, job: Callable[[], None]) -> None:
+        """Run ``job`` on the writer thread (after the jobs before it), or here."""
+        if self._deferred():
+            if self._writer is None:
+                self._writer = _SealWriter()
+            self._writer.submit(job)
+        else:
+            job()
+
     def _finish(self, index: int, windows: list[WindowStats], phase: str | None,
                 entry: _Sealed) -> None:
-        """A sealed window's bookkeeping: the ring's entries compacted to their non-zero
-        counters, the sum over requests made, ``on_window`` told (the window store encodes
-        and reads percentiles here, off the loop)."""
-        for w in entry.ops.values():
-            w.compact()
+        """A sealed window's bookkeeping: its buffers folded, its latencies added to the
+        totals (and its phase's), the ring's entries compacted to their non-zero counters,
+        the sum over requests made, ``on_window`` told (the window store encodes and reads
+        percentiles here, off the loop)."""
+        self.pool.reclaim()
+        fold_windows(windows, self.pool)
+        with self._lock:
+            for w in windows:
+                self._absorb(w.op, w)
+                if phase is not None:
+                    self._absorb((phase, w.op), w)
+        for cw in entry.ops.values():
+            cw.compact()
         entry.summed(self.kinds)
         if self.on_window is not None:
             self.on_window(index, windows, phase)
+
+    def _absorb_late(self, windows: list[WindowStats]) -> None:
+        """Windows that arrived after their index was sealed: their latencies go into the
+        totals only (their counts already did)."""
+        fold_windows(windows)
+        with self._lock:
+            for w in windows:
+                self._absorb(w.op, w)
+
+    def _absorb(self, key: str | tuple[str, str], w: WindowStats) -> None:
+        """Add a folded window's latencies to the totals of ``key`` (the lock is held)."""
+        pair = self._hists.get(key)
+        for k, hist in enumerate(w.histograms()):
+            if hist is None or not hist.get_total_count():
+                continue
+            if pair is None:
+                pair = self._hists[key] = [None, None]
+            own = pair[k]
+            if own is None:
+                own = pair[k] = new_histogram()
+            own.add(hist)
+
+    def _with_totals(self, view: MetricView, key: str | tuple[str, str],
+                     w: WindowStats) -> None:
+        """Add a total's counts to ``view``, and its latencies as copies made when read."""
+        view.add(w)
+        pair = self._hists.get(key)
+        if pair is not None and w.requests:
+            view.add_guarded(_Guarded(self._lock, pair, 0), _Guarded(self._lock, pair, 1))
 
     def flush(self, timeout: float = 60.0) -> BaseException | None:
         """Wait until every sealed window's bookkeeping is done (the window store is
@@ -563,14 +683,14 @@ class Metrics:
             view = MetricView(seconds=self.phase_windows.get(phase, 0) * self.window_s)
             for (p, op), w in self.phase_totals.items():
                 if p == phase and (ops is None or op in ops):
-                    view.add(w)
+                    self._with_totals(view, (p, op), w)
             return view
         if last_s is None:
             seconds = elapsed_s if elapsed_s is not None else (self.sealed + 1) * self.window_s
             view = MetricView(seconds=seconds)
             for op, w in self.totals.items():
                 if ops is None or op in ops:
-                    view.add(w)
+                    self._with_totals(view, op, w)
             return view
         n = max(1, round(last_s / self.window_s))
         seconds = min(n, self.sealed + 1) * self.window_s

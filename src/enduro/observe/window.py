@@ -1,9 +1,14 @@
-"""Per-window recording on the hot path, and the frozen window summaries it hands out."""
+"""Per-window recording on the hot path, and the frozen window summaries it hands out.
+
+Rotating a window on the engine's loop folds nothing: each op's buffers of latencies go with
+its sealed window as they are, and are folded into histograms when first needed, which is on
+the metrics' writer thread (``fold_windows``) unless a reader on the loop asks sooner.
+"""
 
 from __future__ import annotations
 
 from array import array
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 from hdrh.histogram import HdrHistogram
@@ -11,14 +16,21 @@ from hdrh.histogram import HdrHistogram
 from enduro.observe.hist import (
     Histogram,
     HistogramPool,
+    Sparse,
     decode,
     encode,
-    fold,
+    fold_arrays,
     fold_many,
     new_histogram,
 )
 
-__all__ = ["GENERATOR", "UNFINISHED", "UNSAFE_VALUE", "OpCounter", "Recorder", "WindowStats"]
+__all__ = ["GENERATOR", "UNFINISHED", "UNSAFE_VALUE", "OpCounter", "Part", "Recorder",
+           "WindowStats", "fold_windows"]
+
+# A piece of a window's latency or service time: a histogram, the non-zero counters of one,
+# or microsecond values not folded yet (an op's buffer from the hot path). Pieces are never
+# changed once handed out, so any thread may read them.
+Part: TypeAlias = "HdrHistogram | Sparse | array[int]"
 
 # Error classes the engine records beside the transport and response classes.
 UNFINISHED = "unfinished"  # still unanswered when the run ended (after the grace)
@@ -56,18 +68,13 @@ class OpCounter:
         return not (self.requests or self.errors or self.late or self.dropped or self.lat
                     or self.svc or self.classes)
 
-    def seal(self, op: str, index: int, latency: HdrHistogram | None = None,
-             service: HdrHistogram | None = None) -> WindowStats:
-        """This window's figures, with ``latency`` and ``service`` folded from the buffers
-        by the caller (folded here when not given, only where values were recorded); the
-        counter is then reset for the next window."""
-        if latency is None and self.lat:
-            latency = fold(self.lat)
-        if service is None and self.svc:
-            service = fold(self.svc)
-        # The classes dict goes with the window (reset starts a new one); an empty one stays.
+    def seal(self, op: str, index: int) -> WindowStats:
+        """This window's figures, holding the buffers themselves (folded when first needed);
+        the counter starts new buffers for the next window."""
+        # The classes dict and the buffers go with the window (reset starts new ones); an
+        # idle op's empty ones stay.
         stats = WindowStats(op, index, self.requests, self.errors, self.late, self.dropped,
-                            self.classes or None, latency, service)
+                            self.classes or None, raw=(self.lat, self.svc))
         self.reset()
         return stats
 
@@ -89,16 +96,19 @@ class OpCounter:
 class WindowStats:
     """One op over one window: counts and latency histograms. Mergeable across workers.
 
-    An idle op's window holds no histogram: they are made only when a value is recorded,
-    merged in, or asked for (``latency``, ``service``)."""
+    The latency and service time are held as pieces (``Part``): the hot path's buffers, a
+    worker's histograms, several of them after a merge. They are folded into one histogram
+    when first read (``latency``, ``service``, ``histograms``) or by ``fold_windows``; an idle
+    op's window holds none and makes one only when asked."""
 
-    __slots__ = ("_latency", "_service", "classes", "dropped", "errors", "index", "late", "op",
+    __slots__ = ("_lat", "_svc", "classes", "dropped", "errors", "index", "late", "op",
                  "requests")
 
     def __init__(self, op: str, index: int, requests: int = 0, errors: int = 0, late: int = 0,
                  dropped: int = 0, classes: dict[str, int] | None = None,
                  latency: HdrHistogram | None = None,
-                 service: HdrHistogram | None = None) -> None:
+                 service: HdrHistogram | None = None,
+                 raw: tuple[array[int], array[int]] | None = None) -> None:
         self.op = op
         self.index = index
         self.requests = requests
@@ -106,8 +116,15 @@ class WindowStats:
         self.late = late
         self.dropped = dropped
         self.classes: dict[str, int] = classes if classes is not None else {}
-        self._latency = latency
-        self._service = service
+        # Tuples, replaced and never changed in place: a reader on another thread sees the
+        # pieces before or after a fold, each complete.
+        self._lat: tuple[Part, ...] = (latency,) if latency is not None else ()
+        self._svc: tuple[Part, ...] = (service,) if service is not None else ()
+        if raw is not None:
+            if raw[0]:
+                self._lat += (raw[0],)
+            if raw[1]:
+                self._svc += (raw[1],)
 
     def __repr__(self) -> str:
         return (f"WindowStats(op={self.op!r}, index={self.index}, requests={self.requests}, "
@@ -117,65 +134,158 @@ class WindowStats:
     @property
     def latency(self) -> HdrHistogram:
         """Latency from the intended send time (µs); made empty on first read if none."""
-        if self._latency is None:
-            self._latency = new_histogram()
-        return self._latency
+        hist = _one(self._lat)
+        if hist is None:
+            hist = new_histogram()
+        self._lat = (hist,)
+        return hist
 
     @latency.setter
     def latency(self, hist: HdrHistogram) -> None:
-        self._latency = hist
+        self._lat = (hist,)
 
     @property
     def service(self) -> HdrHistogram:
         """Service time from the actual send time (µs); made empty on first read if none."""
-        if self._service is None:
-            self._service = new_histogram()
-        return self._service
+        hist = _one(self._svc)
+        if hist is None:
+            hist = new_histogram()
+        self._svc = (hist,)
+        return hist
 
     @service.setter
     def service(self, hist: HdrHistogram) -> None:
-        self._service = hist
+        self._svc = (hist,)
 
     def histograms(self) -> tuple[HdrHistogram | None, HdrHistogram | None]:
-        """(latency, service) as held: None where nothing was recorded (nothing is made)."""
-        return self._latency, self._service
+        """(latency, service), folded: None where nothing was recorded (nothing is made)."""
+        lat, svc = _one(self._lat), _one(self._svc)
+        if lat is not None:
+            self._lat = (lat,)
+        if svc is not None:
+            self._svc = (svc,)
+        return lat, svc
+
+    def parts(self) -> tuple[tuple[Part, ...], tuple[Part, ...]]:
+        """(latency, service) as held, folded or not: for readers that merge windows, which
+        fold every buffer they meet in one pass."""
+        return self._lat, self._svc
+
+    @property
+    def folded(self) -> bool:
+        """Each of latency and service is one histogram, or nothing."""
+        return len(self._lat) <= 1 and len(self._svc) <= 1 and not any(
+            isinstance(p, array) for p in (*self._lat, *self._svc))
 
     def adopt(self) -> WindowStats:
-        """A copy of the counters that shares the histograms (no new histograms)."""
-        return WindowStats(self.op, self.index, self.requests, self.errors, self.late,
-                           self.dropped, dict(self.classes), self._latency, self._service)
+        """A copy of the counters that shares the pieces (no new histograms)."""
+        out = WindowStats(self.op, self.index, self.requests, self.errors, self.late,
+                          self.dropped, dict(self.classes))
+        out._lat, out._svc = self._lat, self._svc
+        return out
 
-    def merge(self, other: WindowStats) -> None:
+    def merge_counts(self, other: WindowStats) -> None:
+        """Add ``other``'s counts (not its latencies)."""
         self.requests += other.requests
         self.errors += other.errors
         self.late += other.late
         self.dropped += other.dropped
         for cls, n in other.classes.items():
             self.classes[cls] = self.classes.get(cls, 0) + n
-        lat, svc = other._latency, other._service
-        if lat is not None and lat.get_total_count():
-            self.latency.add(lat)
-        if svc is not None and svc.get_total_count():
-            self.service.add(svc)
+
+    def merge(self, other: WindowStats) -> None:
+        """Add ``other``'s counts and latencies (its pieces join these: nothing is folded or
+        added up until read)."""
+        self.merge_counts(other)
+        if other._lat:
+            self._lat += other._lat
+        if other._svc:
+            self._svc += other._svc
 
     def to_wire(self) -> dict[str, Any]:
-        """A picklable form for the pipe from a worker: each histogram's non-zero counters
-        as raw arrays (a few µs, where compressing costs ~60 µs per histogram)."""
+        """A picklable form for the pipe from a worker: buffers not folded yet as their raw
+        bytes (the runner folds them off its loop), a histogram as its non-zero counters (a
+        few µs, where compressing costs ~60 µs per histogram)."""
         return {
             "op": self.op, "index": self.index, "requests": self.requests,
             "errors": self.errors, "late": self.late, "dropped": self.dropped,
-            "classes": self.classes, "latency": _sparse(self._latency),
-            "service": _sparse(self._service),
+            "classes": self.classes, "latency": _wire(self._lat),
+            "service": _wire(self._svc),
         }
 
     @classmethod
     def from_wire(cls, data: dict[str, Any]) -> WindowStats:
-        return cls(
+        out = cls(
             op=data["op"], index=data["index"], requests=data["requests"],
             errors=data["errors"], late=data["late"], dropped=data["dropped"],
-            classes=dict(data["classes"]), latency=_unsparse(data["latency"]),
-            service=_unsparse(data["service"]),
-        )
+            classes=dict(data["classes"]))
+        out._lat = _unwire(data["latency"])
+        out._svc = _unwire(data["service"])
+        return out
+
+
+def _one(parts: tuple[Part, ...]) -> HdrHistogram | None:
+    """The pieces as one histogram: the piece itself when it is one histogram, else a new
+    histogram holding them all (the pieces are left as they are); None when there are none."""
+    if not parts:
+        return None
+    if len(parts) == 1 and isinstance(parts[0], HdrHistogram):
+        return parts[0]
+    hist = fold_arrays([p for p in parts if isinstance(p, array)])
+    _add_pieces(hist, parts)
+    return hist
+
+
+def _add_pieces(hist: Histogram, parts: tuple[Part, ...]) -> None:
+    """Add the pieces that are not buffers into ``hist``."""
+    for p in parts:
+        if isinstance(p, Sparse):
+            hist.add_counts(p)
+        elif isinstance(p, HdrHistogram) and p.get_total_count():
+            hist.add(p)
+
+
+def fold_windows(windows: list[WindowStats], pool: HistogramPool | None = None) -> None:
+    """Fold every window's pieces into one histogram each: all the buffers in one pass
+    (``fold_many``), into histograms from ``pool``. The writer thread's part of a seal."""
+    jobs: list[tuple[WindowStats, int, tuple[Part, ...]]] = []
+    buffers: list[array[int]] = []
+    for w in windows:
+        for k, parts in ((0, w._lat), (1, w._svc)):
+            raws = [p for p in parts if isinstance(p, array)]
+            if not raws and len(parts) <= 1:
+                continue  # one histogram or nothing: folded already
+            jobs.append((w, k, parts))
+            # Several buffers of one window (from several workers) are folded as one.
+            buffers.append(raws[0] if len(raws) == 1 else array("q", b"".join(
+                r.tobytes() for r in raws)))
+    hists = fold_many(buffers, pool)
+    for (w, k, parts), hist in zip(jobs, hists, strict=True):
+        _add_pieces(hist, parts)
+        if k == 0:
+            w._lat = (hist,)
+        else:
+            w._svc = (hist,)
+
+
+def _wire(parts: tuple[Part, ...]) -> tuple[bytes, bytes, int, int] | bytes | str | None:
+    """One window's latency or service time for the pipe: the raw bytes of its buffer when
+    it holds only buffers, else the non-zero counters of its histogram; None when empty."""
+    if not parts:
+        return None
+    if all(isinstance(p, array) for p in parts):
+        data = b"".join(p.tobytes() for p in parts if isinstance(p, array))
+        return data or None
+    return _sparse(_one(parts))
+
+
+def _unwire(data: tuple[bytes, bytes, int, int] | bytes | str | None) -> tuple[Part, ...]:
+    if isinstance(data, bytes):
+        values = array("q")
+        values.frombytes(data)
+        return (values,)
+    hist = _unsparse(data)
+    return (hist,) if hist is not None else ()
 
 
 def _sparse(hist: HdrHistogram | None) -> tuple[bytes, bytes, int, int] | str | None:
@@ -209,14 +319,14 @@ class Recorder:
     """Counters for the current window of every op; ``rotate`` seals them into ``WindowStats``.
 
     The engine holds each op's ``OpCounter`` for the whole run (rotation resets it in place) and
-    appends to it; nothing on that path allocates beyond the array growth.
+    appends to it; nothing on that path allocates beyond the array growth, and rotation folds
+    nothing (the buffers go with the windows).
     """
 
     def __init__(self, ops: list[str]) -> None:
         self.ops = list(ops)
         self.current: dict[str, OpCounter] = {op: OpCounter() for op in self.ops}
         self.index = 0
-        self.pool = HistogramPool()
 
     def counter(self, op: str) -> OpCounter:
         return self.current[op]
@@ -228,14 +338,7 @@ class Recorder:
         histograms, no buffers, no window). When every op was idle, the list holds one empty
         window of the first op, so that whoever collects windows sees the index pass."""
         index, self.index = self.index, next_index
-        active = [(op, c) for op, c in self.current.items() if not c.idle]
-        # Every buffer of the window folded in one pass, into histograms that earlier
-        # windows no longer use; empty buffers give no histogram.
-        self.pool.reclaim()
-        buffers = [buf for _, c in active for buf in (c.lat, c.svc) if buf]
-        folded = iter(fold_many(buffers, self.pool))
-        out = [c.seal(op, index, next(folded) if c.lat else None,
-                      next(folded) if c.svc else None) for op, c in active]
+        out = [c.seal(op, index) for op, c in self.current.items() if not c.idle]
         if not out and self.ops:
             out.append(WindowStats(self.ops[0], index))
         return out
