@@ -161,18 +161,18 @@ class Histogram(HdrHistogram):  # type: ignore[misc]  # hdrh is untyped
     # -- bulk recording ------------------------------------------------------------------
     def indices(self, values: np.ndarray[Any, np.dtype[np.int64]]
                 ) -> np.ndarray[Any, np.dtype[np.int64]]:
-        """hdrh's ``_counts_index_for`` of each value (1 .. highest), vectorised: the bit
-        length of (value | mask) is float64's exponent, exact for values below 2**53."""
-        as_float = (values | self.sub_bucket_mask).astype(np.float64)
-        bits = (as_float.view(np.int64) >> 52) - 1022  # the exponent field, unbiased, + 1
-        bucket = bits - (self.unit_magnitude + self.sub_bucket_half_count_magnitude + 1)
-        # value >> shift as a product by 2**-shift, built from its exponent bits: numpy's
-        # shift by an array of counts is ~20x slower than a product.
-        scale = ((1023 - (bucket + self.unit_magnitude)) << 52).view(np.float64)
-        sub = (values.astype(np.float64) * scale).astype(np.int64)
-        index: np.ndarray[Any, np.dtype[np.int64]] = (
-            ((bucket + 1) << self.sub_bucket_half_count_magnitude)
-            + (sub - self.sub_bucket_half_count))
+        """hdrh's ``_counts_index_for`` of each value (1 .. highest), vectorised.
+
+        A value's index is its bucket (its bit length, less the sub-bucket bits) times the
+        half count, plus its top sub-bucket bits; both are float64's exponent and leading
+        mantissa bits, exact for values below 2**53: one shift of the float's bits. Values
+        below the half count are their own index."""
+        half_mag = self.sub_bucket_half_count_magnitude
+        scaled = values >> self.unit_magnitude if self.unit_magnitude else values
+        bits = scaled.astype(np.float64).view(np.int64) >> (52 - half_mag)
+        bits -= (1022 + half_mag) << half_mag
+        index: np.ndarray[Any, np.dtype[np.int64]] = np.where(
+            scaled < self.sub_bucket_half_count, scaled, bits)
         return index
 
     def record_many(self, values: np.ndarray[Any, np.dtype[np.int64]],
