@@ -14,6 +14,7 @@ import threading
 from array import array
 from typing import Any
 
+import numpy as np
 import pytest
 from hdrh.histogram import HdrHistogram
 
@@ -300,3 +301,16 @@ def test_a_buffer_goes_through_the_wire_as_it_is() -> None:
     assert back.parts()[0] == (array("q", [5, 70_000, 3_600_000_001]),)
     assert list(back.latency.counts) == list(reference(array("q", [5, 70_000,
                                                                    3_600_000_001])).counts)
+
+
+@pytest.mark.parametrize("lowest,highest,digits", [(1, HIGHEST_US, 3), (1, HIGHEST_US, 2),
+                                                    (1000, 10**12, 3), (1, 10**9, 4)])
+def test_bulk_indices_equal_hdrh_s_for_every_layout(lowest: int, highest: int,
+                                                    digits: int) -> None:
+    hist = Histogram(lowest, highest, digits)
+    rng = random.Random(digits)
+    powers = [2**k + d for k in range(1, highest.bit_length()) for d in (-1, 0, 1)]
+    values = [v for v in (*range(1, 5000), *powers,
+                          *(rng.randint(1, highest) for _ in range(5000))) if 1 <= v <= highest]
+    mine = hist.indices(np.array(values, dtype=np.int64)).tolist()
+    assert mine == [hist._counts_index_for(v) for v in values]
