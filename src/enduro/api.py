@@ -18,6 +18,7 @@ from enduro.plan.resolve import LoadedPlan, PlanSchemaError, load_plan, sort_pro
 from enduro.plan.source import Lines, dotted
 from enduro.plan.tokens import token_refs
 from enduro.run.run import Run, RunOptions, RunOutcome
+from enduro.services.stage import template_problems
 from enduro.services.supervisor import start_order
 from enduro.verdict.evaluate import rule_problems
 
@@ -82,7 +83,8 @@ def check_plan(plan: Plan, *, lines: Lines | None = None,
     passes never fails at run time for a reason that could be seen now. Every problem is
     raised at once, at its file:line when ``lines`` is given."""
     problems = [_placed(lines, where, message) for where, message in chain(
-        _workload_problems(plan), _token_problems(plan), _start_order_problems(plan))]
+        _workload_problems(plan), _token_problems(plan), _start_order_problems(plan),
+        template_problems(plan, plan_dir))]
     problems.extend(workload_problems(plan, lines, plan_dir))
     problems.extend(rule_problems(plan, op_names(plan), lines))
     if problems:

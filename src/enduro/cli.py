@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import os
 import sys
@@ -169,6 +170,16 @@ _port = _bounded_int(1, MAX_PORT, "a TCP port number")
 _seed = _bounded_int(-(2**63), 2**63 - 1)
 
 
+def _var(text: str) -> str:
+    """``--var NAME=VALUE``: the plan's ``vars.NAME``, as a string, through ``--set``."""
+    name, eq, value = text.partition("=")
+    if not eq or not name or len(name) > 64 or not (name[0].isalpha() or name[0] == "_") \
+            or not all(c.isascii() and (c.isalnum() or c == "_") for c in name):
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=VALUE with NAME letters, digits and _ (not first), got {text!r}")
+    return f"vars.{name}={json.dumps(value)}"
+
+
 def _tag(text: str) -> str:
     if not text or len(text) > 64 or not all(c.isascii() and (c.isalnum() or c in "._-")
                                              for c in text) or text.startswith("."):
@@ -276,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=VALUE",
                        help="override a field, e.g. workloads.browse.http.rate=20/s "
                             "(repeatable)")
+        p.add_argument("--var", dest="sets", action="append", type=_var, metavar="NAME=VALUE",
+                       help="set the plan's vars.NAME, seen by service templates as "
+                            "{{ NAME }} (repeatable; a string)")
 
     def run_args(p: argparse.ArgumentParser, *, load: bool = True) -> None:
         if load:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import posixpath
 import re
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -41,6 +43,7 @@ from enduro.plan.suites import Suite
 from enduro.plan.tls import Tls
 
 __all__ = [
+    "SERVICE_VARIABLES",
     "WORKLOAD_KINDS",
     "ConfigTemplate",
     "Duration",
@@ -174,6 +177,31 @@ class Scrape(_Model):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
                               allow_inf_nan=False)
+
+
+# The variables enduro gives every service template (config files, command, env, cwd),
+# besides the plan's own ``vars``; see ``ServiceSet.variables``.
+SERVICE_VARIABLES = frozenset({"run_id", "run_dir", "plan", "tag", "service", "service_dir",
+                               "session", "port", "ports", "python", "vars"})
+
+
+def _check_var_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", name):
+        raise ValueError(f"{name!r}: a variable name is letters, digits and _ (not first), "
+                         "at most 64, so that templates can write {{ NAME }}")
+    return name
+
+
+VarName = Annotated[str, AfterValidator(_check_var_name)]
+# A variable's value: a scalar a template can print (finite, as every number of a plan).
+def _finite_var(value: str | bool | int | float) -> str | bool | int | float:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("a variable's number must be finite")
+    return value
+
+
+# A variable's value: a scalar a template can print (finite, as every number of a plan).
+VarValue = Annotated[str | bool | int | float, AfterValidator(_finite_var)]
 
 
 class Service(_Model):
@@ -529,6 +557,16 @@ class Plan(_Model):
     suite: Suite | None = None
     checkers: list[Literal["lost_writes", "garbage_reads", "duplicate_effect",
                            "monotonic_reads", "read_your_writes"]] = []
+    vars: dict[VarName, VarValue] = {}
+
+    @field_validator("vars")
+    @classmethod
+    def _own_names(cls, value: dict[str, VarValue]) -> dict[str, VarValue]:
+        taken = sorted(set(value) & SERVICE_VARIABLES)
+        if taken:
+            raise ValueError(f"{', '.join(taken)}: the name of a variable enduro sets itself "
+                             f"({', '.join(sorted(SERVICE_VARIABLES))}); choose another")
+        return value
 
     @model_validator(mode="after")
     def _references(self, info: ValidationInfo) -> Plan:

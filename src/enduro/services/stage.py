@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
 import os
+import re
 import shlex
 import shutil
 import signal
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import jinja2.meta
 
 from enduro.base.errors import RunError
-from enduro.plan.models import Service
+from enduro.plan.models import SERVICE_VARIABLES, Plan, Service
 
-__all__ = ["BuildFailed", "build", "contained", "render_string", "stage"]
+__all__ = ["BuildFailed", "build", "contained", "render_string", "stage", "template_problems"]
+
+# A config template larger than this is not checked before the run (it is still rendered).
+_CHECK_MAX_BYTES = 4 << 20
 
 
 class BuildFailed(RunError):
@@ -126,3 +133,64 @@ def contained(name: str, path: Path, root: Path) -> Path:
         raise RunError(f"service {name}: {path} resolves to {resolved}, outside the service's "
                        f"directory {base}; refusing to write or delete there")
     return resolved
+
+
+def _template_strings(name: str, service: Service
+                      ) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    at: tuple[str | int, ...] = ("services", name)
+    if isinstance(service.command, str):
+        yield (*at, "command"), service.command
+    elif service.command is not None:
+        for i, arg in enumerate(service.command):
+            yield (*at, "command", i), arg
+    for key, value in service.env.items():
+        yield (*at, "env", key), value
+    if service.cwd is not None:
+        yield (*at, "cwd"), service.cwd
+
+
+def _check_template(text: str, known: frozenset[str], env: jinja2.Environment,
+                    what: str) -> Iterator[str]:
+    if "{{" not in text and "{%" not in text and "{#" not in text:
+        return
+    try:
+        ast = env.parse(text)
+    except jinja2.TemplateSyntaxError as exc:
+        yield (f"{what}, line {exc.lineno}: " if what else "") + f"template syntax: {exc.message}"
+        return
+    for unknown in sorted(jinja2.meta.find_undeclared_variables(ast) - known):
+        close = difflib.get_close_matches(unknown, sorted(known), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        found = re.search(r"(\{\{|\{%)[^}]*\b" + re.escape(unknown) + r"\b", text)
+        line = f", line {text.count(chr(10), 0, found.start()) + 1}" if found else ""
+        where = f"{what}{line}: " if what else ""
+        yield (f"{where}{{{{ {unknown} }}}} is not a variable{hint}; variables: "
+               f"{', '.join(sorted(known - set(env.globals)))}")
+
+
+def template_problems(plan: Plan, plan_dir: Path | None
+                      ) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Service templates (``command``, ``env``, ``cwd`` and ``config`` files) that would fail
+    to render: a syntax error, or a variable that is neither enduro's nor in the plan's
+    ``vars``. Found before the run, not when the service is started at minute 40."""
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False)
+    known = frozenset(SERVICE_VARIABLES | set(plan.vars) | set(env.globals))
+    for name, service in plan.services.items():
+        for where, text in _template_strings(name, service):
+            for message in _check_template(text, known, env, ""):
+                yield where, message
+        if plan_dir is None:
+            continue
+        for i, cfg in enumerate(service.configs()):
+            where = (("services", name, "config", i, "template")
+                     if isinstance(service.config, list)
+                     else ("services", name, "config", "template"))
+            path = plan_dir / cfg.template
+            try:
+                if path.stat().st_size > _CHECK_MAX_BYTES:
+                    continue
+                text = path.read_text(errors="replace")
+            except OSError:
+                continue  # missing inputs are reported by the plan's path checks
+            for message in _check_template(text, known, env, str(path)):
+                yield where, message

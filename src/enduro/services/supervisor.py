@@ -132,6 +132,7 @@ class ServiceSet:
     def variables(self, name: str) -> dict[str, Any]:
         service = self.plan.services[name]
         return {
+            **self.plan.vars, "vars": dict(self.plan.vars),
             "run_id": self.run_id, "run_dir": str(self.run_dir), "plan": self.plan.name,
             "tag": self.tag or "", "service": name,
             "service_dir": str(self.run_dir / "services" / name),
