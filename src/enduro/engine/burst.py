@@ -20,7 +20,7 @@ from enduro.engine.http import classify
 from enduro.engine.tasks import InFlight
 from enduro.net.client import MAX_HEAD_BYTES, HttpClient
 from enduro.net.conditions import Answer, Condition, JsonPath, parse_json
-from enduro.net.target import split_base
+from enduro.net.target import Target, split_base
 from enduro.net.templates import Template
 from enduro.net.tls import client_context, server_hostname
 from enduro.net.wire import UnsafeValue, build_request
@@ -174,6 +174,29 @@ class BurstDriver:
         req = w.request
         base = render(req.base, ctx) if req.base else self.urls[req.service or ""]
         target = split_base(base)
+        wire = self._wire(w, ctx, target)
+        if wire is None:
+            # Not one request of the round goes out; each counts as not sent.
+            self.op.requests += w.size
+            self.op.errors += w.size
+            self.op.classes[UNSAFE_VALUE] = self.op.classes.get(UNSAFE_VALUE, 0) + w.size
+            return
+        conns = await self._open_all(w, target)
+        procs = [f"{self.name}-{n}-{i}" for i in range(len(conns))]
+        key = self._invoke(w, ctx, procs)
+        released = _monotonic()
+        for _, writer in conns:
+            writer.write(wire)
+        await asyncio.gather(*(self._answer(r, wr, req.method, released, procs[i], key)
+                               for i, (r, wr) in enumerate(conns)))
+        if w.settle:
+            await asyncio.sleep(w.settle)
+        await self._after_round(w, n, ctx, client, db, released)
+
+    def _wire(self, w: BurstWorkload, ctx: FlowContext, target: Target) -> bytes | None:
+        """The round's request, the same bytes for every connection; None when a rendered
+        value cannot be written safely."""
+        req = w.request
         path = target.prefix + Template(req.path).render_target(ctx)
         if req.query:
             from urllib.parse import urlencode
@@ -187,17 +210,17 @@ class BurstDriver:
             body = str(render(req.body, ctx)).encode()
         try:
             # Plan headers replace the defaults of the same name, in any case.
-            wire = build_request(
+            return build_request(
                 req.method, path, target.host_header,
                 [*w.headers.items(), *render(req.headers, ctx).items()], body,
                 content_type=content_type, close=True)
         except UnsafeValue:
-            # Not one request of the round goes out; each counts as not sent.
-            self.op.requests += w.size
-            self.op.errors += w.size
-            self.op.classes[UNSAFE_VALUE] = self.op.classes.get(UNSAFE_VALUE, 0) + w.size
-            return
-        # Every connection is open before any request goes: the barrier.
+            return None
+
+    async def _open_all(self, w: BurstWorkload, target: Target) -> list[
+            tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+        """Every connection is open before any request goes: the barrier. A connection that
+        fails counts as one request with its error."""
         opened = await asyncio.gather(
             *(asyncio.wait_for(asyncio.open_connection(
                 target.host, target.port, limit=MAX_HEAD_BYTES,
@@ -210,21 +233,24 @@ class BurstDriver:
             self.op.requests += 1
             self.op.error(classify(failure) if isinstance(failure, OSError | TimeoutError)
                           else "connect")
+        return conns
+
+    def _invoke(self, w: BurstWorkload, ctx: FlowContext, procs: list[str]) -> Any:
+        """Record one history invocation per process; the rendered key (None without a
+        history)."""
         spec = w.history if self.history is not None else None
         key = render(spec.key, ctx) if spec is not None else None
-        procs = [f"{self.name}-{n}-{i}" for i in range(len(conns))]
         if spec is not None and self.history is not None:
             value = None if spec.value is None or spec.value.startswith("$") \
                 else render(spec.value, ctx)
             for proc in procs:
                 self.history.record(proc, "invoke", spec.f, key, value)
-        released = _monotonic()
-        for _, writer in conns:
-            writer.write(wire)
-        await asyncio.gather(*(self._answer(r, wr, req.method, released, procs[i], key)
-                               for i, (r, wr) in enumerate(conns)))
-        if w.settle:
-            await asyncio.sleep(w.settle)
+        return key
+
+    async def _after_round(self, w: BurstWorkload, n: int, ctx: FlowContext,
+                           client: HttpClient, db: Any, released: float) -> None:
+        """The post-conditions, then the round op: its latency from the release and one
+        ``post:<check>`` error per failed post-condition."""
         failures = []
         for post in w.after:
             problem = await self._post(post, ctx, client, db)
