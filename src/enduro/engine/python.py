@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from enduro.base.errors import PlanError, PlanProblem
@@ -50,6 +51,19 @@ def load_function(spec: str, plan_dir: Path | None, *,
     The function must be an ``async def``; with ``arity``, callable with that many positional
     arguments. Every failure is a ``PlanError``; one inside the module (a syntax error, an
     exception at import) names the module's file and line."""
+    module_name, attr = _split_spec(spec)
+    module = _module_beside_plan(spec, module_name, plan_dir)
+    if module is None:
+        module = _module_on_path(spec, module_name, plan_dir)
+    fn = _coroutine_function(spec, module, module_name, attr)
+    if arity is not None:
+        _check_arity(spec, attr, fn, arity)
+    return fn  # type: ignore[no-any-return]
+
+
+def _split_spec(spec: str) -> tuple[str, str]:
+    """``module:function`` as its module and function names, each checked to be dotted
+    identifiers."""
     module_name, _, attr = spec.partition(":")
     if not module_name or any(not p.isidentifier() for p in module_name.split(".")):
         raise PlanError(f"function {spec!r}: {module_name!r} is not a module name; write "
@@ -58,32 +72,46 @@ def load_function(spec: str, plan_dir: Path | None, *,
     if not attr or any(not p.isidentifier() for p in attr.split(".")):
         raise PlanError(f"function {spec!r}: {attr!r} is not a function name; write "
                         "module:function, such as ops:create")
-    module = None
-    if plan_dir is not None:
-        candidate = plan_dir / (module_name.replace(".", "/") + ".py")
-        if candidate.is_file():
-            mod_spec = importlib.util.spec_from_file_location(
-                f"enduro_plan_{module_name.replace('.', '_')}", candidate)
-            assert mod_spec is not None and mod_spec.loader is not None
-            module = importlib.util.module_from_spec(mod_spec)
-            sys.modules[mod_spec.name] = module
-            try:
-                mod_spec.loader.exec_module(module)
-            except (Exception, SystemExit) as exc:  # the user's module may raise anything
-                sys.modules.pop(mod_spec.name, None)
-                raise _import_problem(spec, exc, candidate) from None
-    if module is None:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and module_name.startswith(exc.name):
-                where = f" (looked for {plan_dir / (module_name.replace('.', '/') + '.py')} " \
-                    "and on sys.path)" if plan_dir is not None else ""
-                raise PlanError(f"function {spec!r}: no module {module_name!r}{where}") \
-                    from None
-            raise _import_problem(spec, exc, None) from None
-        except (Exception, SystemExit) as exc:  # the user's module may raise anything
-            raise _import_problem(spec, exc, None) from None
+    return module_name, attr
+
+
+def _module_beside_plan(spec: str, module_name: str,
+                        plan_dir: Path | None) -> ModuleType | None:
+    """The module imported from its file beside the plan; None when there is no such file."""
+    if plan_dir is None:
+        return None
+    candidate = plan_dir / (module_name.replace(".", "/") + ".py")
+    if not candidate.is_file():
+        return None
+    mod_spec = importlib.util.spec_from_file_location(
+        f"enduro_plan_{module_name.replace('.', '_')}", candidate)
+    assert mod_spec is not None and mod_spec.loader is not None
+    module = importlib.util.module_from_spec(mod_spec)
+    sys.modules[mod_spec.name] = module
+    try:
+        mod_spec.loader.exec_module(module)
+    except (Exception, SystemExit) as exc:  # the user's module may raise anything
+        sys.modules.pop(mod_spec.name, None)
+        raise _import_problem(spec, exc, candidate) from None
+    return module
+
+
+def _module_on_path(spec: str, module_name: str, plan_dir: Path | None) -> ModuleType:
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module_name.startswith(exc.name):
+            where = f" (looked for {plan_dir / (module_name.replace('.', '/') + '.py')} " \
+                "and on sys.path)" if plan_dir is not None else ""
+            raise PlanError(f"function {spec!r}: no module {module_name!r}{where}") \
+                from None
+        raise _import_problem(spec, exc, None) from None
+    except (Exception, SystemExit) as exc:  # the user's module may raise anything
+        raise _import_problem(spec, exc, None) from None
+
+
+def _coroutine_function(spec: str, module: ModuleType, module_name: str, attr: str) -> Any:
+    """The (possibly dotted) attribute of the module, checked to be an async callable."""
     fn: Any = module
     for part in attr.split("."):
         fn = getattr(fn, part, None)
@@ -95,19 +123,21 @@ def load_function(spec: str, plan_dir: Path | None, *,
             or inspect.iscoroutinefunction(type(fn).__call__)):
         raise PlanError(f"function {spec!r}: {attr!r} must be a coroutine function "
                         f"(async def {attr.rsplit('.', 1)[-1]}(...))")
-    if arity is not None:
-        try:
-            signature = inspect.signature(fn)
-        except (TypeError, ValueError):
-            signature = None  # not introspectable: the run will tell
-        if signature is not None:
-            try:
-                signature.bind(*range(arity))
-            except TypeError:
-                wanted = "(ctx)" if arity == 1 else "(client, ctx)"
-                raise PlanError(f"function {spec!r}: it is called as {attr}{wanted}, but its "
-                                f"signature is {attr}{signature}") from None
-    return fn  # type: ignore[no-any-return]
+    return fn
+
+
+def _check_arity(spec: str, attr: str, fn: Any, arity: int) -> None:
+    """The function can be called with ``arity`` positional arguments."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return  # not introspectable: the run will tell
+    try:
+        signature.bind(*range(arity))
+    except TypeError:
+        wanted = "(ctx)" if arity == 1 else "(client, ctx)"
+        raise PlanError(f"function {spec!r}: it is called as {attr}{wanted}, but its "
+                        f"signature is {attr}{signature}") from None
 
 
 def _import_problem(spec: str, exc: BaseException, module_file: Path | None) -> PlanError:
