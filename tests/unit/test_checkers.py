@@ -96,22 +96,18 @@ def test_read_your_writes() -> None:
 def test_a_checker_counts_every_violation_though_it_keeps_twenty_examples(tmp_path: Any) -> None:
     # results.json and the rule table said "20 violation(s)" when a checker found 30.
     import json
-    from types import SimpleNamespace
 
-    from enduro.verdict.final import Correctness
+    from enduro.verdict.assemble import assemble_verdict
+    from enduro.verdict.correctness import run_checkers
+    from enduro.verdict.evaluate import Verdict
 
     h = H()
     for i in range(30):
         h.op("w", "write", f"k{i}", 1).op("r", "read", f"k{i}", None, result=[])
     (tmp_path / "history.jsonl").write_text("".join(json.dumps(r) + "\n" for r in h.records))
-    events: list[tuple[str, dict[str, Any]]] = []
-    run = SimpleNamespace(
-        plan=SimpleNamespace(checkers=["lost_writes"], workloads={}),
-        rundir=SimpleNamespace(file=lambda name: tmp_path / name),
-        event=lambda kind, **data: events.append((kind, data)),
-        log=lambda *a, **k: None)
-    correctness = Correctness(run)  # type: ignore[arg-type]
-    violations = correctness._run_checkers()
-    assert len(violations["lost_writes"]) == 20
-    assert correctness.counts == {"lost_writes": 30}
-    assert ("checker", {"checker": "lost_writes", "violations": 30}) in events
+    findings = run_checkers(tmp_path / "history.jsonl", ["lost_writes"])
+    assert len(findings.violations["lost_writes"]) == 20
+    assert findings.counts == {"lost_writes": 30}
+    assert findings.first["lost_writes"].message
+    (rule,) = assemble_verdict(Verdict(True, []), checkers=findings).results
+    assert rule.observed_text == "30 violation(s)" and not rule.passed

@@ -144,17 +144,18 @@ class SlowEnd(Run):
                 "rules": ["availability >= 99%"]}
         super().__init__(load_plan(write_plan(tmp_path, plan)),
                          RunOptions(out=tmp_path / "runs", live=False, handle_signals=False))
-        self.emergency_finish_s = budget_s
         self.release = threading.Event()
-        self.rundir = RunDir.create(tmp_path / "runs", "slow-end", None, time.time())
-        self._events = self.rundir.open_events()
-        self._log = self.rundir.open_log()
-        self.status.interrupted = True
-        self.status.stop_reason = "interrupted by SIGTERM"
+        self._open(RunDir.create(tmp_path / "runs", "slow-end", None, time.time()))
+        self.watchdog_end.budget_s = budget_s
+        self.stops.status.interrupted = True
+        self.stops.status.stop_reason = "interrupted by SIGTERM"
+        verdict = self.end.verdict
 
-    def _verdict(self, elapsed: float) -> Verdict:
-        self.release.wait(30)
-        return super()._verdict(elapsed)
+        def slow_verdict(elapsed: float) -> Verdict:
+            self.release.wait(30)
+            return verdict(elapsed)
+
+        self.end.verdict = slow_verdict  # type: ignore[method-assign]
 
     def events(self) -> list[dict[str, Any]]:
         assert self.rundir is not None
@@ -166,7 +167,7 @@ def test_the_watchdogs_end_writes_the_results_within_its_budget(tmp_path: Path) 
     run = SlowEnd(tmp_path, budget_s=0.5)
     assert run.rundir is not None
     began = time.monotonic()
-    code = run._emergency_end(run.emergency_finish_s)
+    code = run.watchdog_end.end_within(run.watchdog_end.budget_s)
     took = time.monotonic() - began
     assert code == 130 and 0.5 <= took < 10.0  # the verdict alone would take 30 s
     results_file = run.rundir.file("results.json")
@@ -190,7 +191,7 @@ def test_the_watchdogs_end_within_its_budget_is_the_full_end(tmp_path: Path) -> 
     run = SlowEnd(tmp_path, budget_s=30.0)
     assert run.rundir is not None
     run.release.set()
-    assert run._emergency_end(run.emergency_finish_s) == 130
+    assert run.watchdog_end.end_within(run.watchdog_end.budget_s) == 130
     results = json.loads(run.rundir.file("results.json").read_text())
     assert results["verdict"] == "incomplete" and [r["rule"] for r in results["rules"]] == [
         "availability >= 99%"]

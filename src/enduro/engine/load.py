@@ -104,16 +104,7 @@ async def run_load(plan: Plan, *, seed: int, share: LoadShare, base_urls: dict[s
             if task.done() and not task.cancelled() and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
             task.cancel()
-
-        async def drain_all() -> None:
-            await asyncio.gather(*(d.drain(grace) for d in drivers))
-
-        drain = asyncio.create_task(drain_all())
-        force_wait = asyncio.create_task(force.wait())
-        await asyncio.wait([drain, force_wait], return_when=asyncio.FIRST_COMPLETED)
-        force_wait.cancel()
-        if not drain.done():
-            drain.cancel()
+        await _drain(drivers, grace, force)
     finally:
         stop_wait.cancel()
         for d in drivers:
@@ -127,3 +118,16 @@ async def run_load(plan: Plan, *, seed: int, share: LoadShare, base_urls: dict[s
         if streams is not None:
             write_streams(streams, share.index,
                           [(n, d) for n, d in named if isinstance(d, SseDriver)])
+
+
+async def _drain(drivers: list[Driver], grace: float, force: asyncio.Event) -> None:
+    """Let requests in flight end, within ``grace``; a forced stop cuts the wait."""
+    async def drain_all() -> None:
+        await asyncio.gather(*(d.drain(grace) for d in drivers))
+
+    drain = asyncio.create_task(drain_all())
+    force_wait = asyncio.create_task(force.wait())
+    await asyncio.wait([drain, force_wait], return_when=asyncio.FIRST_COMPLETED)
+    force_wait.cancel()
+    if not drain.done():
+        drain.cancel()

@@ -4,8 +4,11 @@ measured on the load's clock."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
+from enduro.base.clock import Clock
 from enduro.faults.journal import Journal
 from enduro.faults.proxy import ProxySet
 from enduro.faults.runner import FaultRunner, available_kinds
@@ -13,50 +16,62 @@ from enduro.faults.timeline import expand
 from enduro.observe.hist import percentiles_ms
 from enduro.observe.metrics import MetricView
 from enduro.observe.window import WindowStats
+from enduro.plan.models import Plan
+from enduro.services.supervisor import ServiceSet
 from enduro.verdict.recovery import PhaseTracker, analyze_fault
-
-if TYPE_CHECKING:
-    from enduro.run.run import Run
 
 __all__ = ["Chaos"]
 
 
 class Chaos:
-    """Proxies, faults and phases of one run; owned by the ``Run``."""
+    """Proxies, faults and phases of one run of ``plan`` (``duration`` seconds of load, the
+    schedule drawn from ``seed``)."""
 
-    def __init__(self, run: Run) -> None:
-        self.run = run
-        plan = run.plan
-        self.schedule, self.skipped = expand(plan, run.duration, run.seed)
+    def __init__(self, plan: Plan, *, duration: float, seed: int, plan_dir: Path, clock: Clock,
+                 event: Callable[..., None], log: Callable[[str], None]) -> None:
+        self.plan = plan
+        self.duration = duration
+        self.seed = seed
+        self.plan_dir = plan_dir
+        self.clock = clock
+        self._event = event
+        self._log = log
+        self.schedule, self.skipped = expand(plan, duration, seed)
         self.proxies: ProxySet | None = None
         self.runner: FaultRunner | None = None
+        self._load_started = False
         policy = plan.fault_policy
         self.phases = PhaseTracker(plan.window, policy.recovery_windows, policy.baseline_band,
                                    self.fault_active, expect_load=bool(plan.workloads))
 
-    async def start(self) -> None:
-        """Start the plan's proxies and ready the fault runner (after the services)."""
-        run = self.run
-        assert run.rundir is not None
-        plan = run.plan
+    async def start(self, services: ServiceSet | None, journal: Path) -> None:
+        """Start the plan's proxies and ready the fault runner (after the services), its undo
+        records kept in ``journal``."""
+        plan = self.plan
         if plan.proxies:
-            self.proxies = ProxySet(plan.proxies, run.seed)
+            self.proxies = ProxySet(plan.proxies, self.seed)
             await self.proxies.start()
-            run.event("proxies_started", proxies={n: p.listen for n, p in plan.proxies.items()})
+            self._event("proxies_started",
+                        proxies={n: p.listen for n, p in plan.proxies.items()})
         if not self.schedule:
             return
-        plan_dir = run.loaded.source.parent.resolve()
         self.runner = FaultRunner(
-            plan, self.schedule, services=run.services, proxies=self.proxies,
-            journal=Journal(run.rundir.file("faults.journal.jsonl")), clock=run.clock,
-            plan_dir=plan_dir, event=run.event, log=run.log)
-        kinds = available_kinds(plan, run.services)
-        run.event("fault_kinds", kinds=kinds, scheduled=len(self.schedule),
-                  skipped=self.skipped)
+            plan, self.schedule, services=services, proxies=self.proxies,
+            journal=Journal(journal), clock=self.clock, plan_dir=self.plan_dir,
+            event=self._event, log=self._log)
+        kinds = available_kinds(plan, services)
+        self._event("fault_kinds", kinds=kinds, scheduled=len(self.schedule),
+                    skipped=self.skipped)
         usable = ", ".join(k for k, v in kinds.items() if v == "yes")
-        run.log(f"faults: {len(self.schedule)} scheduled"
-                + (f" ({self.skipped} skipped by fault_policy)" if self.skipped else "")
-                + f"; kinds available here: {usable}")
+        self._log(f"faults: {len(self.schedule)} scheduled"
+                  + (f" ({self.skipped} skipped by fault_policy)" if self.skipped else "")
+                  + f"; kinds available here: {usable}")
+
+    async def run(self, load_start: float) -> None:
+        """Apply the schedule, its times counted from ``load_start`` (on the clock's time)."""
+        self._load_started = True
+        if self.runner is not None:
+            await self.runner.run(load_start)
 
     async def undo(self) -> None:
         """Undo every active fault (journaled, so ``enduro recover`` can finish the job)."""
@@ -74,7 +89,7 @@ class Chaos:
         """Whether any fault was active between ``start`` and ``end`` (load seconds)."""
         if self.runner is None:
             return False
-        now = self.runner.now() if self.run.load_start else 0.0
+        now = self.runner.now() if self._load_started else 0.0
         for r in self.runner.records.values():
             if r.start_s is None or r.start_s >= end:
                 continue
@@ -85,8 +100,8 @@ class Chaos:
 
     def phase_of(self, index: int, windows: list[WindowStats]) -> str:
         """The phase label of window ``index``, from its figures."""
-        window = self.run.plan.window
-        if index * window >= self.run.duration - 1e-9:
+        window = self.plan.window
+        if index * window >= self.duration - 1e-9:
             return "final"  # the drain after the load's end: in-flight answers only
         requests = sum(w.requests for w in windows)
         errors = sum(w.errors for w in windows)
@@ -106,7 +121,7 @@ class Chaos:
         """Per fault: what, when, and (with load) detection and recovery times."""
         if self.runner is None:
             return []
-        plan = self.run.plan
+        plan = self.plan
         out = []
         horizon = max(10 * plan.window, 30.0)
         records = self.runner.records.values()

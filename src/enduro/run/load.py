@@ -1,0 +1,186 @@
+"""A run's load, in one of its four modes: a job (``enduro loop``) in a thread, services
+only (``enduro supervise``) until stopped, the load in this process, or in ``--workers``
+processes that start on a common go; with the run's background tasks around it."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from enduro.base.errors import FatalWorkerError
+from enduro.engine.kinds import LoadFiles, outputs
+from enduro.engine.load import LoadControl, LoadShare, run_load
+from enduro.engine.workers import WorkerPool
+from enduro.faults.chaos import Chaos
+from enduro.run.context import RunContext
+from enduro.run.rundir import RunDir
+from enduro.run.stops import Stops
+from enduro.run.supervise import supervise
+from enduro.run.teardown import Teardown
+from enduro.run.tickers import Tickers
+from enduro.run.timeline import Timeline
+from enduro.run.view import LiveView
+from enduro.run.watch import Watch
+from enduro.run.windows import WindowSink
+
+__all__ = ["Load"]
+
+
+class Load:
+    """Drives the load of one run; ``job_result`` holds what a job returned."""
+
+    def __init__(self, ctx: RunContext, stops: Stops, timeline: Timeline, *, rundir: RunDir,
+                 history: Path | None, sink: WindowSink, chaos: Chaos, control: LoadControl,
+                 tickers: Tickers, watch: Watch, view: LiveView, teardown: Teardown) -> None:
+        self.ctx = ctx
+        self.stops = stops
+        self.timeline = timeline
+        self.rundir = rundir
+        self.history = history
+        self.sink = sink
+        self.chaos = chaos
+        self.control = control
+        self.tickers = tickers
+        self.watch = watch
+        self.view = view
+        self.teardown = teardown
+        self.pool: WorkerPool | None = None
+        self.job_result: Any = None
+        self._side: list[asyncio.Task[Any]] = []
+
+    def _supervised(self, name: str, work: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+        return asyncio.create_task(supervise(name, work, clock=self.ctx.clock,
+                                             on_error=self.stops.runlog.worker_error))
+
+    async def drive(self) -> None:
+        """The load in its mode, the run's background tasks around it; a fatal worker error
+        fails the run."""
+        side = self._side = [
+            self._supervised("heartbeat", self.tickers.heartbeat),
+            self._supervised("snapshot", self.tickers.snapshots),
+            self._supervised("state", self.tickers.state_file),
+            self._supervised("sampler", self.watch.sampler),
+            asyncio.create_task(self.watch.loop_lag.run()),
+        ]
+        for name, service in self.ctx.plan.services.items():
+            if service.scrape is not None:
+                side.append(self._supervised(f"scrape:{name}",
+                                             functools.partial(self.watch.scraper, name)))
+        live = self.view.start()
+        try:
+            if live is not None:
+                side.append(asyncio.create_task(self.view.updates(live)))
+            await self._mode()
+        except FatalWorkerError as exc:
+            self.stops.status.fatal = exc
+        finally:
+            for task in side:
+                task.cancel()
+            await asyncio.gather(*side, return_exceptions=True)
+            if live is not None:
+                live.stop()
+
+    async def _mode(self) -> None:
+        options = self.ctx.options
+        if options.job is not None:
+            job = options.job
+            self._begin(bounded=False)  # the job's own limits bound it
+            self.job_result = await asyncio.to_thread(job, self.stops.stop.is_set)
+        elif options.services_only:
+            self._begin(bounded=False)  # supervision lasts until stopped
+            await self._services_only()
+        elif options.workers <= 1:
+            await self._in_process(self._begin())
+        else:
+            await self._in_workers()
+
+    def _begin(self, bounded: bool = True) -> float:
+        """The load starts now (``Timeline.begin_load``), and the fault schedule with it.
+        Returns the start on the engine's clock."""
+        start = self.timeline.begin_load()
+        self.stops.runlog.event("load_started", workers=self.ctx.options.workers)
+        if self.chaos.runner is not None:
+            self._side.append(asyncio.create_task(self.chaos.run(self.timeline.load_start)))
+        self.stops.arm_load(bounded)
+        return start
+
+    async def _services_only(self) -> None:
+        """Keep the services up, supervised, until stopped or the duration passes."""
+        stop, duration = self.stops.stop, self.ctx.duration
+        stopper = asyncio.ensure_future(stop.wait())
+        timer = asyncio.ensure_future(self.ctx.clock.sleep(duration))
+        try:
+            await asyncio.wait([stopper, timer], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopper.cancel()
+            timer.cancel()
+        if not stop.is_set():
+            self.stops.status.stop_reason = f"supervised for --duration {duration:g}s"
+
+    def files(self) -> LoadFiles:
+        """Where the load reads and writes files."""
+        return LoadFiles(plan_dir=self.ctx.plan_dir, history=self.history,
+                         outputs=tuple((o.file, self.rundir.file(o.file))
+                                       for o in outputs(self.ctx.plan)))
+
+    async def _in_process(self, start_mono: float) -> None:
+        ctx, stops = self.ctx, self.stops
+
+        async def work() -> None:
+            await run_load(ctx.plan, seed=ctx.seed, share=LoadShare(),
+                           base_urls=ctx.base_urls(), sink=lambda ws: self.sink.add(0, ws),
+                           duration=ctx.duration, start_mono=start_mono, stop=stops.stop,
+                           force=stops.force, grace=ctx.plan.grace, control=self.control,
+                           files=self.files())
+        await supervise("load", work, clock=ctx.clock, on_error=stops.runlog.worker_error,
+                        stop=stops.stop)
+
+    async def _in_workers(self) -> None:
+        ctx, stops = self.ctx, self.stops
+        pool = self.pool = WorkerPool(ctx.plan, ctx.options.workers, ctx.seed, ctx.base_urls(),
+                                      ctx.duration, ctx.plan.grace, self.sink.add,
+                                      files=self.files())
+        try:
+            await self.teardown.until(pool.start(), stops.stop)
+            if stops.stop.is_set():
+                return
+            pool.send_all("tokens", dict(self.control.credentials.tokens))
+            # Faults, phases and windows count from the workers' common go.
+            self._begin()
+            pool.go(ctx.clock.wall())
+            await self._join(pool)
+        finally:
+            pool.close()
+        bad = [c for c in pool.exit_codes() if c not in (0, None)]
+        if bad:
+            stops.runlog.event("worker_exit", exit_codes=pool.exit_codes())
+            if not stops.status.interrupted:
+                raise FatalWorkerError(f"load worker processes exited with {bad}")
+
+    async def _join(self, pool: WorkerPool) -> None:
+        """Wait for the workers to end; on a stop, tell them, and force them after
+        ``grace`` + 10 s (or at once on a forced stop)."""
+        stops = self.stops
+        waiter = asyncio.ensure_future(pool.wait())
+        stopper = asyncio.ensure_future(stops.stop.wait())
+        await asyncio.wait([waiter, stopper], return_when=asyncio.FIRST_COMPLETED)
+        if not waiter.done():
+            pool.send_all("stop")
+            forcer = asyncio.ensure_future(stops.force.wait())
+            await asyncio.wait([waiter, forcer], timeout=self.ctx.plan.grace + 10,
+                               return_when=asyncio.FIRST_COMPLETED)
+            forcer.cancel()
+            if not waiter.done():
+                pool.send_all("force")
+                await asyncio.wait([waiter], timeout=5)
+                waiter.cancel()
+        stopper.cancel()
+
+    def on_token(self, tokens: dict[str, str]) -> None:
+        """A restarted service wrote a new token: requests use it from now on."""
+        self.control.update_tokens(tokens)
+        if self.pool is not None:
+            self.pool.send_all("tokens", dict(tokens))

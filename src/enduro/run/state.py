@@ -1,0 +1,70 @@
+"""``state.json`` of a running run: where it is, its live figures, resources and services;
+rewritten every two seconds (on a writer thread) and at each turn of the run."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from enduro.observe.hist import percentiles_ms
+from enduro.observe.metrics import Metrics
+from enduro.run.context import RunContext
+from enduro.run.rundir import RunDir
+from enduro.run.stops import RunStatus
+from enduro.run.timeline import Timeline
+from enduro.run.watch import Watch
+from enduro.services.supervisor import ServiceSet
+
+__all__ = ["StateFile"]
+
+
+class StateFile:
+    """Writes one run's ``state.json``."""
+
+    def __init__(self, ctx: RunContext, rundir: RunDir, timeline: Timeline, status: RunStatus,
+                 metrics: Metrics, watch: Watch, services: ServiceSet | None) -> None:
+        self.ctx = ctx
+        self.rundir = rundir
+        self.timeline = timeline
+        self.status = status
+        self.metrics = metrics
+        self.watch = watch
+        self.services = services
+
+    def write(self, background: bool = False) -> None:
+        """``state.json`` now, or (``background``, the periodic write) on a writer thread:
+        the fsync never blocks the event loop."""
+        self.rundir.write_state(background=background, state={
+            **self._core(),
+            "plan_file": str(self.ctx.loaded.source.resolve()),
+            "services_only": self.ctx.options.services_only,
+            "elapsed_s": round(self.timeline.load_elapsed(), 3),
+            "live": self._live_figures(),
+            "resources": {k: {m: round(v, 2) for m, v in vals.items()}
+                          for k, vals in self.watch.resources.items()},
+            "services": self.services.statuses() if self.services is not None else {},
+        })
+
+    def write_bare(self) -> None:
+        """``state.json`` from the watchdog, which cannot rely on the live figures (another
+        thread may be reading the metrics): the full state if it can be had, else the core."""
+        try:
+            self.write()
+        except Exception:
+            self.rundir.write_state(state=self._core())
+
+    def _core(self) -> dict[str, Any]:
+        return {"run_id": self.rundir.run_id, "plan": self.ctx.plan.name,
+                "state": self.status.state, "pid": os.getpid(),
+                "started_at": self.timeline.started_wall,
+                "updated_at": self.timeline.clock.wall(), "duration_s": self.ctx.duration,
+                "seed": self.ctx.seed, "stop_reason": self.status.stop_reason}
+
+    def _live_figures(self) -> dict[str, Any]:
+        if self.metrics.sealed < 0:
+            return {}
+        view = self.metrics.view(last_s=10)
+        return {"rps": round(view.rps, 1), "errors": view.errors,
+                "error_rate": round(view.error_rate, 6),
+                "p95_ms": percentiles_ms(view.latency)["p95"],
+                "requests_total": self.metrics.view(elapsed_s=1).requests}

@@ -1,0 +1,57 @@
+"""Where the load's windows go: merged from every load process, sealed once every process
+has passed them, stored, and judged by the live rules (which may abort the run)."""
+
+from __future__ import annotations
+
+from enduro.engine.http import generator_hint
+from enduro.observe.metrics import Metrics
+from enduro.observe.store import Store
+from enduro.observe.window import GENERATOR, WindowStats
+from enduro.run.context import RunContext
+from enduro.run.stops import Stops
+from enduro.verdict.evaluate import RuleBook
+
+__all__ = ["WindowSink"]
+
+
+class WindowSink:
+    """The run's side of its load processes' windows."""
+
+    def __init__(self, ctx: RunContext, metrics: Metrics, rulebook: RuleBook, stops: Stops,
+                 store: Store | None) -> None:
+        self.ctx = ctx
+        self.metrics = metrics
+        self.rulebook = rulebook
+        self.stops = stops
+        self.store = store
+        self._sources_last: dict[int, int] = {}  # per load process, its last window
+
+    def store_window(self, index: int, windows: list[WindowStats], phase: str | None) -> None:
+        """A sealed window, to ``metrics.sqlite`` (called by ``Metrics`` on its writer)."""
+        window = self.ctx.plan.window
+        if self.store is not None:
+            self.store.add_windows(index * window, window, windows, phase)
+            if index % 60 == 59:
+                self.store.roll_up(index * window)
+
+    def add(self, source: int, windows: list[WindowStats]) -> None:
+        """Windows sealed by load process ``source``: merge, seal what every source has
+        passed, evaluate live rules."""
+        if not windows:
+            return
+        metrics, runlog = self.metrics, self.stops.runlog
+        metrics.add(windows)
+        if metrics.first_seen(GENERATOR):
+            # The generator's own limits: noted when first seen, told after the summary
+            # (out of file descriptors, even printing may fail now).
+            runlog.event("generator_limit", hint=generator_hint())
+            runlog.log(f"warning: {generator_hint()}", echo=False)
+        self._sources_last[source] = max(w.index for w in windows)
+        sealed_upto = min(self._sources_last.values())
+        if len(self._sources_last) < self.ctx.options.workers:
+            return
+        if sealed_upto > metrics.sealed:
+            metrics.seal(sealed_upto)
+            elapsed = (sealed_upto + 1) * self.ctx.plan.window
+            for abort in self.rulebook.live(metrics, min(elapsed, self.ctx.duration)):
+                self.stops.abort(abort)
