@@ -14,6 +14,8 @@ Layers, top to bottom; a module imports its own layer and those below it, never 
     engine                              workload kinds: http, flow, sse, burst, python
     observe                             windows, histograms, store, sampler, scrapes
     net                                 HTTP on the wire, TLS, templates and conditions
+    documents                           results.json, state.json, events, the undo journal
+                                          and worker messages as models (JSON Schemas)
     plan                                typed models, loading with file:line
     base                                errors, units, clock, event loop, atomic files
 

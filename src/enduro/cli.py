@@ -33,6 +33,7 @@ from enduro.base.errors import (
     PlanError,
 )
 from enduro.base.units import parse_duration
+from enduro.documents.schemas import SCHEMA_NAMES
 
 if TYPE_CHECKING:
     from enduro.run.run import RunOptions
@@ -389,6 +390,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_a")
     p.add_argument("run_b")
     runs_arg(p)
+    p = sub.add_parser("schema", help="print the JSON Schema of a document other tools read")
+    p.add_argument("document", choices=SCHEMA_NAMES,
+                   help="results.json, state.json, one line of events.jsonl or of "
+                        "faults.journal.jsonl")
     gate = sub.add_parser("gate", help="a performance gate against a baseline")
     gsub = gate.add_subparsers(dest="gate_command", metavar="snapshot|compare",
                                parser_class=_Parser)
@@ -694,6 +699,12 @@ def _compare(args: argparse.Namespace, out: Console, err: Console) -> int:
     return EXIT_PASS
 
 
+def _schema(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from enduro.documents.schemas import schema_text
+    sys.stdout.write(schema_text(args.document))
+    return EXIT_PASS
+
+
 def _triage(args: argparse.Namespace, out: Console, err: Console) -> int:
     import json
 
@@ -810,7 +821,7 @@ _COMMANDS: dict[str, _Command] = {
     "gate": _gate, "suite": _suites, "loop": _suites, "cycles": _suites,
     "supervise": _supervise, "start": _start, "status": _status, "stop": _stop,
     "collect": _collect, "runs": _runs, "band": _band, "recover": _recover,
-    "report": _report, "compare": _compare,
+    "report": _report, "compare": _compare, "schema": _schema,
 }
 
 

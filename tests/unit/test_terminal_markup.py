@@ -14,6 +14,7 @@ from rich.console import Console
 from enduro.cli import make_console
 from enduro.report.compare import compare_table
 from enduro.report.terminal import services_view, summary_table
+from tests.helpers.documents import figures, results_json
 
 HOSTILE = "[/api] [bold]x[/bold] [link=file:///etc]y"
 
@@ -25,16 +26,14 @@ def _console() -> tuple[Console, io.StringIO]:
 
 
 def _results(name: str) -> dict[str, Any]:
-    latency = {"p50": 1.0, "p95": 2.0, "p99": 3.0, "max": 4.0}
-    return {"plan": name, "duration_s": 3.0, "verdict": "fail", "stop_reason": name,
-            "ops": {name: {"requests": 10, "rps": 3.3, "errors": 1, "latency_ms": latency,
-                           "service_time_ms": latency, "error_rate": 0.1}},
-            "total": {"late": 0, "dropped": 0, "requests": 10, "rps": 3.3, "error_rate": 0.1,
-                      "latency_ms": latency},
-            "errors_by_class": {name: 1},
-            "faults": [{"id": 1, "kind": "kill", "target": name, "error": name}],
-            "rules": [{"rule": f"errors{{op={name}}} == 0", "observed_text": name,
-                       "passed": False}]}
+    return results_json(
+        plan=name, verdict="fail", rules_passed=False, stop_reason=name,
+        ops={name: figures(10, 1, workload="w", kind="request")}, total=figures(10, 1),
+        errors_by_class={name: 1},
+        faults=[{"id": 1, "name": "kill", "kind": "kill", "target": name, "start_s": 1.0,
+                 "end_s": None, "error": name}],
+        rules=[{"rule": f"errors{{op={name}}} == 0", "observed": 1.0, "observed_text": name,
+                "passed": False}])
 
 
 def test_summary_table_prints_markup_literally() -> None:

@@ -12,8 +12,10 @@ from typing import Any
 
 from enduro.base.errors import EXIT_FAIL, EXIT_PASS, EXIT_RUN, EnduroError
 from enduro.detach.collect import collect_run
-from enduro.detach.control import FINAL_STATES, run_status, start_detached
-from enduro.detach.locate import read_json
+from enduro.detach.control import run_status, start_detached
+from enduro.documents.document import DocumentError
+from enduro.documents.results import Results
+from enduro.documents.state import FINAL_STATES
 
 __all__ = ["Scenario", "run_band"]
 
@@ -89,19 +91,23 @@ def run_band(scenarios: list[Scenario], *, out: Path, runs_dir: Path, fail_fast:
             if status["state"] in (*FINAL_STATES, "dead") and not status["runner"]["alive"]:
                 break
             time.sleep(poll_s)
-        results = read_json(started.run_dir / "results.json") or {}
-        total = results.get("total") or {}
-        lat = total.get("latency_ms") or {}
+        try:
+            results: Results | None = Results.read(started.run_dir / "results.json")
+        except DocumentError:
+            results = None  # its runner died before writing it: no figures to show
         tarball = collect_run(started.run_dir, out)
         row.update(run_id=started.run_id, state=status["state"],
-                   verdict=results.get("verdict", ""), duration_s=results.get("duration_s", ""),
-                   requests=total.get("requests", ""), rps=total.get("rps", ""),
-                   error_rate=total.get("error_rate", ""), p95_ms=lat.get("p95", ""),
-                   p99_ms=lat.get("p99", ""),
-                   rules_failed=sum(1 for r in results.get("rules", []) if not r["passed"]),
                    tarball=tarball.name, error=status.get("stop_reason") or "")
+        if results is not None:
+            row.update(verdict=results.verdict, duration_s=results.duration_s,
+                       rules_failed=sum(1 for r in results.rules if not r.passed))
+            if results.total is not None:
+                total = results.total
+                row.update(requests=total.requests, rps=total.rps,
+                           error_rate=total.error_rate, p95_ms=total.latency_ms.p95,
+                           p99_ms=total.latency_ms.p99)
         _append(out / "results.tsv", RESULT_COLUMNS, row)
-        verdict = results.get("verdict")
+        verdict = results.verdict if results is not None else None
         say(f"{scenario.label}: {status['state']}, verdict {verdict or 'none'}")
         if verdict != "pass":
             worst = max(worst, EXIT_FAIL if status["state"] == "completed" else EXIT_RUN)

@@ -20,6 +20,10 @@ from enduro.base.errors import EnduroError, RunError
 from enduro.base.units import format_duration
 from enduro.detach.locate import list_runs, read_json
 from enduro.detach.runner import runner_alive, runner_state
+from enduro.documents.document import DocumentError
+from enduro.documents.results import Results
+from enduro.documents.service import ServiceRecord
+from enduro.documents.state import LIVE_STATES, State, read_state
 from enduro.faults.journal import Recovery, recover
 from enduro.run.rundir import RunDir, write_json_atomic
 from enduro.services.identity import ProcessIdentity, kill_group, processes_inside
@@ -28,8 +32,6 @@ from enduro.services.ports import port_holder
 __all__ = ["Started", "Stopped", "recover_run", "run_status", "runs_table", "start_detached",
            "stop_run"]
 
-FINAL_STATES = ("completed", "failed", "stopped", "dead")
-_LIVE = ("starting", "running")
 # Service states in which its process should be running.
 _RUNNING_SERVICE = ("up", "starting", "restarting", "building", "paused")
 
@@ -74,8 +76,8 @@ def start_detached(plan: Path, *, out: Path, plan_name: str, profile: str | None
     log.close()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        state = read_json(run_dir / "state.json")
-        if state is not None and state.get("pid") == proc.pid:
+        state = read_state(run_dir / "state.json")
+        if state is not None and state.pid == proc.pid:
             return Started(run_dir.name, run_dir, proc.pid)
         if proc.poll() is not None:
             said = (run_dir / "logs" / "runner.out").read_text(errors="replace").strip()
@@ -85,8 +87,8 @@ def start_detached(plan: Path, *, out: Path, plan_name: str, profile: str | None
                    f"{run_dir / 'logs' / 'runner.out'}")
 
 
-def _stamp(wall: Any) -> str | None:
-    if not isinstance(wall, int | float):
+def _stamp(wall: float | None) -> str | None:
+    if wall is None:
         return None
     try:
         return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(wall))
@@ -94,20 +96,18 @@ def _stamp(wall: Any) -> str | None:
         return None
 
 
-def _seconds(value: Any) -> float:
+def _seconds(value: float | None) -> float:
     """A figure of state.json as seconds; 0 for what is not a finite number."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return 0.0
-    return float(value) if math.isfinite(value) else 0.0
+    return float(value) if value is not None and math.isfinite(value) else 0.0
 
 
-def _observed_service(run_dir: Path, name: str, svc: dict[str, Any]) -> dict[str, Any]:
+def _observed_service(run_dir: Path, name: str, svc: ServiceRecord) -> dict[str, Any]:
     """A service as state.json recorded it, corrected by what its process is now: a
     SIGSTOPped process is ``paused``, not ``up``; one that is gone is ``gone``. The runner
     may be dead (state.json then is as old as its last heartbeat), so this looks for itself."""
-    out = dict(svc)
-    pid, recorded = svc.get("pid"), svc.get("state")
-    if not isinstance(pid, int) or recorded not in _RUNNING_SERVICE:
+    out = svc.to_json()
+    pid, recorded = svc.pid, svc.state
+    if pid is None or recorded not in _RUNNING_SERVICE:
         return out
     ident_data = read_json(run_dir / "services" / name / "pid.json")
     try:
@@ -131,46 +131,55 @@ def _observed_service(run_dir: Path, name: str, svc: dict[str, Any]) -> dict[str
 def run_status(run_dir: Path) -> dict[str, Any]:
     """Everything ``enduro status`` shows, as data. Service and runner states are checked
     against the processes themselves, not only read from state.json."""
-    state = read_json(run_dir / "state.json")
-    unreadable = state is None
-    state = state or {}
+    read = read_state(run_dir / "state.json")
+    state = read if read is not None else State()
     runner = runner_state(state)
-    results = read_json(run_dir / "results.json")
-    word = state.get("state")
-    word = word if isinstance(word, str) else "unknown"
+    results, results_problem = _results(run_dir)
+    word: str = state.state or "unknown"
     note = None
-    if unreadable:
+    if read is None:
         note = ("state.json cannot be read (not a JSON object enduro wrote); 'enduro report' "
                 "rebuilds the results from the store")
-    beat = _stamp(state.get("updated_at"))
-    if word in _LIVE and not runner.alive:
+    elif results_problem is not None:
+        note = results_problem
+    beat = _stamp(state.updated_at)
+    if word in LIVE_STATES and not runner.alive:
         heard = (f"last heartbeat at {beat} ({runner.heartbeat_age_s}s ago)" if beat
                  else "no heartbeat recorded")
         note = (f"the runner (pid {runner.pid or 'unknown'}) is not running; {heard}. "
                 "'enduro stop' undoes its faults and stops "
                 "what it left; 'enduro report' rebuilds its results")
         word = "dead"
-    elapsed = _seconds(state.get("elapsed_s"))
-    duration = _seconds(state.get("duration_s"))
-    services = state.get("services")
-    live = state.get("live")
-    plan = state.get("plan")
+    elapsed = _seconds(state.elapsed_s)
+    duration = _seconds(state.duration_s)
     return {
         "run_id": run_dir.name, "run_dir": str(run_dir),
-        "plan": plan if isinstance(plan, str) else None,
-        "state": word, "recorded_state": state.get("state"),
+        "plan": state.plan,
+        "state": word, "recorded_state": state.state,
         "runner": {"pid": runner.pid, "alive": runner.alive,
                    "heartbeat_age_s": runner.heartbeat_age_s, "last_heartbeat": beat},
         "elapsed_s": elapsed, "remaining_s": max(0.0, duration - elapsed),
-        "duration_s": duration, "live": live if isinstance(live, dict) else {},
-        "services": {str(name): _observed_service(run_dir, name, svc)
-                     if isinstance(svc, dict) else {"state": str(svc)} for name, svc in
-                     (services.items() if isinstance(services, dict) else [])},
-        "verdict": results.get("verdict") if results else None,
+        "duration_s": duration, "live": state.live.to_json() if state.live else {},
+        "services": {name: _observed_service(run_dir, name, svc)
+                     for name, svc in (state.services or {}).items()},
+        "verdict": results.verdict if results else None,
         # `enduro supervise`: services only, nothing judged (its verdict is never a pass).
-        "mode": "supervise" if state.get("services_only") is True else "run",
-        "stop_reason": state.get("stop_reason"), "note": note,
+        "mode": "supervise" if state.services_only is True else "run",
+        "stop_reason": state.stop_reason, "note": note,
     }
+
+
+def _results(run_dir: Path) -> tuple[Results | None, str | None]:
+    """The run's results, or None and, when a results.json is there but cannot be read,
+    why (a run still going has none yet: nothing to say)."""
+    path = run_dir / "results.json"
+    try:
+        return Results.read(path), None
+    except DocumentError as exc:
+        if not path.exists():
+            return None, None
+        return None, (f"{exc}; 'enduro report' rebuilds it from the store if the runner "
+                      "died")
 
 
 def format_status(s: dict[str, Any]) -> str:
@@ -254,9 +263,9 @@ class Stopped:
 def recover_run(run_dir: Path) -> Recovery:
     """Undo the faults a dead runner left in force (``enduro recover``). A live runner
     undoes its own: this refuses to race it."""
-    state = read_json(run_dir / "state.json") or {}
+    state = read_state(run_dir / "state.json") or State()
     if runner_alive(state):
-        raise RunError(f"the runner of {run_dir.name} (pid {state.get('pid')}) is alive and "
+        raise RunError(f"the runner of {run_dir.name} (pid {state.pid}) is alive and "
                        "undoes its own faults; 'enduro stop' stops it")
     return recover(run_dir)
 
@@ -282,10 +291,10 @@ def stop_run(run_dir: Path, *, grace: float = 30.0) -> Stopped:
     run directory), mark the run ``dead`` and rebuild its results from the store."""
     out = Stopped()
     actions = out.actions
-    state = read_json(run_dir / "state.json") or {}
-    pid = state.get("pid")
-    died = state.get("state") in _LIVE and not runner_alive(state)
-    if isinstance(pid, int) and runner_alive(state):
+    state = read_state(run_dir / "state.json") or State()
+    pid = state.pid
+    died = state.state in LIVE_STATES and not runner_alive(state)
+    if pid is not None and runner_alive(state):
         os.kill(pid, signal.SIGTERM)
         actions.append(f"sent SIGTERM to the runner (pid {pid})")
         deadline = time.monotonic() + grace
@@ -334,24 +343,24 @@ def stop_run(run_dir: Path, *, grace: float = 30.0) -> Stopped:
             desc = ""
         _end(proc, 5)
         actions.append(f"stopped pid {proc.pid} ({desc}), which ran inside the run directory")
-    state = read_json(run_dir / "state.json") or {}
-    if state.get("state") in _LIVE or (died and state.get("state") != "dead"):
-        beat = _stamp(state.get("updated_at"))
+    state = read_state(run_dir / "state.json") or State()
+    if state.state in LIVE_STATES or (died and state.state != "dead"):
+        beat = _stamp(state.updated_at)
         heard = f"last heartbeat at {beat}" if beat else "no heartbeat recorded"
-        state["state"] = "dead"
-        state["stop_reason"] = state.get("stop_reason") or (
+        state.state = "dead"
+        state.stop_reason = state.stop_reason or (
             f"the runner died ({heard}); 'enduro stop' undid its faults "
             "and stopped what it left")
-        state["stopped_at"] = time.time()
-        write_json_atomic(run_dir / "state.json", state)
+        state.stopped_at = time.time()
+        write_json_atomic(run_dir / "state.json", state.to_json())
         actions.append(f"marked the run dead ({heard})")
-    out.state = str(state.get("state")) if state.get("state") else None
-    if out.state == "dead" and read_json(run_dir / "results.json") is None:
+    out.state = state.state
+    if out.state == "dead" and _results(run_dir)[0] is None:
         from enduro.detach.rebuild import report_run  # plotly and the engine: only here
         try:
             done = report_run(run_dir)
             actions.append(f"rebuilt results.json, junit.xml and report.html from the store "
-                           f"(verdict {done.results['verdict']})")
+                           f"(verdict {done.document.verdict})")
         except (EnduroError, OSError, ValueError) as exc:
             actions.append(f"could not rebuild the results: {exc} (see 'enduro report')")
     for line in out.failed:

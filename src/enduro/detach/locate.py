@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from enduro.base.errors import PlanError
-from enduro.plan.source import read_bounded
+from enduro.documents.document import DocumentError, read_object
+from enduro.documents.state import read_state
 
 __all__ = ["find_run", "list_runs", "read_json"]
-
-
-# A state.json or results.json larger than this is not one enduro wrote; it is not read.
-MAX_JSON_BYTES = 256 << 20
 
 
 def read_json(path: Path) -> dict[str, Any] | None:
@@ -21,10 +17,16 @@ def read_json(path: Path) -> dict[str, Any] | None:
     file, too large, not JSON, nested too deep to parse, or not an object (one corrupt file
     must not stop a command over every run)."""
     try:
-        data = json.loads(read_bounded(path, MAX_JSON_BYTES))
-    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        return read_object(path)
+    except DocumentError:
         return None
-    return data if isinstance(data, dict) else None
+
+
+def _started(run_dir: Path) -> float:
+    state = read_state(run_dir / "state.json")
+    started = state.started_at if state is not None else None
+    # No start recorded (or 0, or nan): the directory's time, so that sorting never fails.
+    return started if started and started == started else run_dir.stat().st_mtime
 
 
 def list_runs(runs_dir: Path) -> list[Path]:
@@ -32,8 +34,7 @@ def list_runs(runs_dir: Path) -> list[Path]:
     if not runs_dir.is_dir():
         return []
     found = [p for p in runs_dir.iterdir() if p.is_dir() and (p / "state.json").exists()]
-    return sorted(found, key=lambda p: ((read_json(p / "state.json") or {}).get("started_at")
-                                        or p.stat().st_mtime, p.name))
+    return sorted(found, key=lambda p: (_started(p), p.name))
 
 
 def find_run(run: str | None, runs_dir: Path) -> Path:

@@ -21,8 +21,19 @@ from typing import Any
 import yaml
 
 from enduro.base.errors import EnduroError, RunError
-from enduro.detach.locate import read_json
 from enduro.detach.runner import runner_alive
+from enduro.documents.document import DocumentError, NewerDocument
+from enduro.documents.events import (
+    Event,
+    FaultEnd,
+    FaultError,
+    FaultStart,
+    FaultUndone,
+    RunStarted,
+    read_events,
+)
+from enduro.documents.results import Results
+from enduro.documents.state import LIVE_STATES, State, read_state
 from enduro.faults.journal import Journal
 from enduro.observe.hist import decode
 from enduro.observe.metrics import Metrics, op_kinds
@@ -30,16 +41,14 @@ from enduro.observe.store import Store
 from enduro.observe.window import WindowStats
 from enduro.plan.models import Plan
 from enduro.report.html import write_report
-from enduro.report.results import build_results, write_junit, write_results
+from enduro.report.results import results_document, write_junit, write_results
 from enduro.verdict.evaluate import RuleBook, Verdict, compile_abort_if, compile_rules
 from enduro.verdict.rules import FAULT_METRICS, RuleResult
 
-__all__ = ["ReportOutcome", "rebuild_results", "report_run"]
+__all__ = ["ReportOutcome", "rebuild_document", "rebuild_results", "report_run"]
 
-# The words a rebuilt results.json carries.
-VERDICT = "incomplete"
+# The state a rebuilt results.json records for a run whose runner died.
 DEAD = "dead"
-_LIVE_STATES = ("starting", "running")
 
 
 @dataclass(frozen=True)
@@ -48,30 +57,42 @@ class ReportOutcome:
 
     report: Path
     rebuilt: bool
-    results: dict[str, Any]
+    document: Results
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def results(self) -> dict[str, Any]:
+        """The results as plain data."""
+        return self.document.to_json()
 
 
 def report_run(run_dir: Path) -> ReportOutcome:
     """Regenerate ``report.html``; when ``results.json`` is missing or unreadable and the
     runner is gone (killed, crashed), rebuild the results from the run's store first.
 
-    A corrupt ``results.json`` is kept beside the new one (``results.json.corrupt``)."""
-    state = read_json(run_dir / "state.json") or {}
+    A corrupt ``results.json`` is kept beside the new one (``results.json.corrupt``); one
+    written by a newer enduro is not corrupt, and is left alone (``NewerDocument``)."""
+    state = read_state(run_dir / "state.json") or State()
     results_path = run_dir / "results.json"
-    results = read_json(results_path)
-    if results is not None and "verdict" in results:
-        return ReportOutcome(write_report(run_dir), False, results)
+    try:
+        existing: Results | None = Results.read(results_path)
+    except NewerDocument:
+        raise
+    except DocumentError:
+        existing = None  # missing or corrupt: rebuilt below, once the runner is gone
+    if existing is not None:
+        return ReportOutcome(write_report(run_dir), False, existing)
     if runner_alive(state):
-        raise RunError(f"{run_dir.name} is still running (runner pid {state.get('pid')}); "
+        raise RunError(f"{run_dir.name} is still running (runner pid {state.pid}); "
                        "its results are written when it ends ('enduro stop' ends it now)")
     if results_path.exists():
         results_path.replace(results_path.with_name("results.json.corrupt"))
-    results = rebuild_results(run_dir)
+    results = rebuild_document(run_dir)
     write_results(results_path, results)
     write_junit(run_dir / "junit.xml", results)
     report = write_report(run_dir)
-    return ReportOutcome(report, True, results, list(results["rebuilt"]["notes"]))
+    notes = list(results.rebuilt.notes) if results.rebuilt is not None else []
+    return ReportOutcome(report, True, results, notes)
 
 
 def _load_plan(run_dir: Path) -> Plan:
@@ -109,44 +130,23 @@ def _windows(db: sqlite3.Connection, window_s: float) -> Iterator[_Row]:
         yield _Row(t, span, op, phase, stats)
 
 
-def _events(run_dir: Path) -> list[dict[str, Any]]:
-    out = []
-    try:
-        lines = (run_dir / "events.jsonl").read_text(errors="replace").splitlines()
-    except OSError:
-        return []
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue  # the torn last line of a killed runner
-        # A record whose time is not a number is not one the runner wrote.
-        if isinstance(record, dict) and isinstance(record.get("t", 0.0), int | float):
-            out.append(record)
-    return out
-
-
-def _faults(events: list[dict[str, Any]], load_t: float,
-            pending: set[int]) -> list[dict[str, Any]]:
+def _faults(events: list[Event], load_t: float, pending: set[int]) -> list[dict[str, Any]]:
     """Per fault: what and when (load seconds), from the events the runner wrote."""
     faults: dict[int, dict[str, Any]] = {}
     for e in events:
-        kind, fid = e.get("event"), e.get("id")
-        if not isinstance(fid, int) or not str(kind).startswith("fault_"):
-            continue
-        at = round(float(e.get("t", 0.0)) - load_t, 3)
-        if kind == "fault_start":
-            faults[fid] = {"id": fid, "name": e.get("name"), "kind": e.get("fault_kind"),
-                           "target": ",".join(e.get("targets") or []), "start_s": at,
-                           "end_s": None, "error": None, "undone": False}
-        elif fid in faults:
-            f = faults[fid]
-            if kind == "fault_error":
-                f["error"] = e.get("error")
+        at = round(e.t - load_t, 3)
+        if isinstance(e, FaultStart):
+            faults[e.id] = {"id": e.id, "name": e.name, "kind": e.fault_kind,
+                            "target": ",".join(e.targets), "start_s": at,
+                            "end_s": None, "error": None, "undone": False}
+        elif isinstance(e, FaultError | FaultEnd | FaultUndone) and e.id in faults:
+            f = faults[e.id]
+            if isinstance(e, FaultError):
+                f["error"] = e.error
                 f["end_s"] = at
-            elif kind == "fault_end":
+            elif isinstance(e, FaultEnd):
                 f["end_s"] = at
-            elif kind == "fault_undone":
+            else:
                 f["undone"] = True
                 f["end_s"] = f["end_s"] if f["end_s"] is not None else at
     for fid, f in faults.items():
@@ -167,8 +167,14 @@ def _not_judged(text: str, why: str) -> RuleResult:
 
 
 def rebuild_results(run_dir: Path) -> dict[str, Any]:
-    """The results document of a run that never wrote one, from its store."""
-    state = read_json(run_dir / "state.json") or {}
+    """``rebuild_document`` as plain data."""
+    return rebuild_document(run_dir).to_json()
+
+
+def rebuild_document(run_dir: Path) -> Results:
+    """The results document of a run that never wrote one, from its store. Its verdict is
+    ``incomplete`` whatever the rules say: the run never reached its end."""
+    state = read_state(run_dir / "state.json") or State()
     plan = _load_plan(run_dir)
     from enduro.engine.load import op_names  # the engine is heavy; only a rebuild needs it
     from enduro.plan.tokens import with_canaries
@@ -177,12 +183,11 @@ def rebuild_results(run_dir: Path) -> dict[str, Any]:
     if not db_path.exists():
         raise RunError(f"{run_dir.name}: no metrics.sqlite to rebuild results from")
     notes: list[str] = []
-    events = _events(run_dir)
-    load_t = next((float(e.get("t", 0.0)) for e in events if e.get("event") == "load_started"),
-                  0.0)
+    # A torn last line (a killed runner) or a record of another shape is skipped.
+    events = read_events(run_dir / "events.jsonl")
+    load_t = next((e.t for e in events if e.event == "load_started"), 0.0)
     window = plan.window
-    duration = state.get("duration_s")
-    duration = float(duration) if isinstance(duration, int | float) else plan.duration
+    duration = state.duration_s if state.duration_s is not None else plan.duration
     try:
         rules = compile_rules(plan, ops)
         abort_if = compile_abort_if(plan, ops)
@@ -256,26 +261,25 @@ def rebuild_results(run_dir: Path) -> dict[str, Any]:
         if not rows:
             notes.append("the store holds no window: the runner died before the first "
                          "window was sealed")
-        recorded = state.get("state")
-        run_state = DEAD if recorded in (*_LIVE_STATES, DEAD, None) else str(recorded)
-        pending = {int(r["id"]) for r in Journal(run_dir / "faults.journal.jsonl").pending()
-                   if isinstance(r.get("id"), int)}
+        recorded = state.state
+        run_state = DEAD if recorded is None or recorded in (*LIVE_STATES, DEAD) else recorded
+        pending = {p.record.id for p in
+                   Journal(run_dir / "faults.journal.jsonl").pending_records()}
         faults = _faults(events, load_t, pending)
-        last_beat = state.get("updated_at")
-        stop_reason = state.get("stop_reason") or (
+        stop_reason = state.stop_reason or (
             "the runner died (no results were written); rebuilt from the store")
-        seed = state.get("seed")
-        started = next((e for e in events if e.get("event") == "run_started"), {})
-        workers = started.get("workers")
-        results = build_results(
+        started = next((e for e in events if isinstance(e, RunStarted)), None)
+        results = results_document(
             run_id=run_dir.name, plan_name=plan.name,
             verdict=Verdict(all(r.passed for r in judged), judged),
             metrics=metrics, ops=ops, elapsed_s=elapsed,
-            seed=int(seed) if isinstance(seed, int) else (plan.seed or 0), state=run_state,
-            started_wall=float(state.get("started_at") or 0.0), stop_reason=stop_reason,
-            workers=workers if isinstance(workers, int) else 1,
-            profile=started.get("profile") if isinstance(started.get("profile"), str) else None,
-            extra={"services": state.get("services") or {},
+            seed=state.seed if state.seed is not None else (plan.seed or 0), state=run_state,
+            started_wall=state.started_at or 0.0, stop_reason=stop_reason,
+            workers=started.workers if started is not None else 1,
+            profile=started.profile if started is not None else None,
+            incomplete=True,
+            extra={"services": {name: svc.to_json()
+                                for name, svc in (state.services or {}).items()},
                    "faults": faults,
                    "phases": {p: round(n * window, 3)
                               for p, n in metrics.phase_windows.items()},
@@ -283,14 +287,12 @@ def rebuild_results(run_dir: Path) -> dict[str, Any]:
                                                            "state.json", "plan.resolved.yaml"],
                                "windows": rows, "rolled_up_windows": rolled,
                                "stored_until_s": round(extent, 3),
-                               "last_heartbeat": last_beat,
+                               "last_heartbeat": state.updated_at,
                                "rules_not_evaluated": not_judged, "notes": notes}})
     except sqlite3.DatabaseError as exc:  # corrupt pages found while reading
         raise _unreadable_store(run_dir, exc) from exc
     finally:
         store.close()
-    for item in results["rules"]:
-        item["evaluated"] = item["rule"] not in not_judged
-    results["verdict"] = VERDICT
-    results["complete"] = False
+    for rule_result in results.rules:
+        rule_result.evaluated = rule_result.rule not in not_judged
     return results

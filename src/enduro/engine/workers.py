@@ -2,7 +2,8 @@
 
 Each worker drives its share (rate / N, connections split) with its own seed, and sends every
 sealed window's histograms (HdrHistogram's compressed encoding) over a pipe. Workers start on
-a common ``go`` so that their windows line up.
+a common ``go`` so that their windows line up. The messages are
+``enduro.documents.worker_messages``' models, sent as plain dicts and read back through them.
 """
 
 from __future__ import annotations
@@ -17,6 +18,17 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from enduro.base.eventloop import run_coroutine
+from enduro.documents.worker_messages import (
+    Done,
+    Force,
+    FromWorker,
+    Go,
+    Ready,
+    Stop,
+    Tokens,
+    ToWorker,
+    Windows,
+)
 from enduro.engine.load import LoadControl, LoadFiles, LoadShare, run_load
 from enduro.observe.window import WindowStats
 from enduro.plan.models import Plan
@@ -41,25 +53,26 @@ def _worker_main(plan_data: dict[str, Any], index: int, count: int, seed: int,
 
         def on_message() -> None:
             try:
-                kind, value = conn.recv()
+                message = ToWorker.model_validate(conn.recv()).root
             except (EOFError, OSError):
                 stop.set()
                 force.set()
                 if not go.done():
                     go.cancel()
                 return
-            if kind == "go" and not go.done():
-                go.set_result(value)
-            elif kind == "stop":
+            if isinstance(message, Go):
+                if not go.done():
+                    go.set_result(message.start_wall)
+            elif isinstance(message, Stop):
                 stop.set()
-            elif kind == "force":
+            elif isinstance(message, Force):
                 stop.set()
                 force.set()
-            elif kind == "tokens":
-                control.update_tokens(value)
+            else:
+                control.update_tokens(message.tokens)
 
         loop.add_reader(conn.fileno(), on_message)
-        conn.send(("ready", index))
+        conn.send(Ready(index=index).to_wire())
         try:
             start_wall = await go
         except asyncio.CancelledError:
@@ -68,13 +81,13 @@ def _worker_main(plan_data: dict[str, Any], index: int, count: int, seed: int,
 
         def sink(windows: list[WindowStats]) -> None:
             with contextlib.suppress(OSError):
-                conn.send(("windows", [w.to_wire() for w in windows]))
+                conn.send(Windows(windows=[w.to_wire() for w in windows]).to_wire())
 
         await run_load(plan, seed=seed, share=LoadShare(index, count), base_urls=base_urls,
                        sink=sink, duration=duration, start_mono=start_mono, stop=stop,
                        force=force, grace=grace, control=control, files=files)
         loop.remove_reader(conn.fileno())
-        conn.send(("done", index))
+        conn.send(Done(index=index).to_wire())
 
     run_coroutine(main())
 
@@ -119,25 +132,23 @@ class WorkerPool:
         await asyncio.wait_for(asyncio.shield(self._all_ready), timeout)
 
     def go(self, start_wall: float) -> None:
-        for conn in self._conns:
-            with contextlib.suppress(OSError):
-                conn.send(("go", start_wall))
+        self.send(Go(start_wall=start_wall))
 
     def _on_message(self, index: int) -> None:
         conn = self._conns[index]
         try:
-            kind, value = conn.recv()
+            message = FromWorker.model_validate(conn.recv()).root
         except (EOFError, OSError):
             asyncio.get_running_loop().remove_reader(conn.fileno())
             self._finish(index)
             return
-        if kind == "windows":
-            self._on_windows(index, [WindowStats.from_wire(w) for w in value])
-        elif kind == "ready":
+        if isinstance(message, Windows):
+            self._on_windows(index, [WindowStats.from_wire(w) for w in message.windows])
+        elif isinstance(message, Ready):
             self._ready.add(index)
             if len(self._ready) == self.count and self._all_ready and not self._all_ready.done():
                 self._all_ready.set_result(None)
-        elif kind == "done":
+        else:
             self._finish(index)
 
     def _finish(self, index: int) -> None:
@@ -149,10 +160,25 @@ class WorkerPool:
         assert self._done is not None
         await self._done
 
-    def send_all(self, kind: str, value: Any = None) -> None:
+    def send(self, message: Go | Stop | Force | Tokens) -> None:
+        """Send ``message`` to every worker (one that is gone is skipped)."""
+        wire = message.to_wire()
         for conn in self._conns:
             with contextlib.suppress(OSError):
-                conn.send((kind, value))
+                conn.send(wire)
+
+    def send_all(self, kind: str, value: Any = None) -> None:
+        """``send`` by the message's kind: "stop", "force", or "tokens" with the tokens."""
+        message: Go | Stop | Force | Tokens
+        if kind == "stop":
+            message = Stop()
+        elif kind == "force":
+            message = Force()
+        elif kind == "tokens":
+            message = Tokens(tokens=value)
+        else:
+            raise ValueError(f"no message {kind!r} to workers")
+        self.send(message)
 
     def exit_codes(self) -> list[int | None]:
         return [p.exitcode for p in self._procs]

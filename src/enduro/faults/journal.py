@@ -1,6 +1,7 @@
 """The undo journal: each fault's undo is written before the fault is applied, so that
 ``enduro recover`` (and ``enduro stop`` of a dead runner) can undo what a killed runner left
-behind. An undo that fails stays pending, with its error, until one succeeds."""
+behind. An undo that fails stays pending, with its error, until one succeeds. The records are
+``enduro.documents.journal``'s models, written from them and read through them."""
 
 from __future__ import annotations
 
@@ -10,15 +11,31 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import ValidationError
 
 from enduro.base.errors import RunError
+from enduro.documents.document import Document, problem
+from enduro.documents.journal import (
+    Applied,
+    Closed,
+    CommandUndo,
+    JournalRecord,
+    OtherUndo,
+    ProxyUndo,
+    SignalUndo,
+    Undo,
+    UndoFailedRecord,
+    UndoRecord,
+)
 from enduro.services.identity import ProcessIdentity, kill_group
 
-__all__ = ["Journal", "Recovery", "UndoFailed", "recover", "run_undo", "this_host"]
+__all__ = ["Journal", "Pending", "Recovery", "UndoFailed", "as_undo", "recover", "run_undo",
+           "this_host"]
 
 
 class UndoFailed(RunError):
@@ -38,76 +55,116 @@ def this_host() -> str:
     return f"host:{socket.gethostname()}"
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A fault whose undo has not succeeded; ``last_error``: why the last try failed."""
+
+    record: Applied
+    last_error: str | None = None
+
+    @property
+    def undo(self) -> Undo:
+        assert self.record.undo is not None  # only faults with an undo are pending
+        return self.record.undo
+
+
 class Journal:
-    """``faults.journal.jsonl`` in the run directory: ``apply`` and ``undone`` records."""
+    """``faults.journal.jsonl`` in the run directory: ``apply``, ``undone``, ``recovered``
+    and ``undo_failed`` records."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def _append(self, record: dict[str, Any]) -> None:
+    def _append(self, record: Document) -> None:
         with self.path.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+            fh.write(json.dumps(record.to_json()) + "\n")
             fh.flush()
             os.fsync(fh.fileno())
 
     def applying(self, fault_id: int, kind: str, targets: list[str],
-                 undo: dict[str, Any] | None) -> None:
-        self._append({"op": "apply", "id": fault_id, "kind": kind, "targets": targets,
-                      "undo": undo, "host": this_host(), "wall": time.time()})
+                 undo: Undo | Mapping[str, Any] | None) -> None:
+        """Record the fault's undo (None: nothing to undo) before the fault is applied."""
+        self._append(Applied(op="apply", id=fault_id, kind=kind, targets=targets,
+                             undo=None if undo is None else as_undo(undo), host=this_host(),
+                             wall=time.time()))
 
     def undone(self, fault_id: int, how: str = "undone") -> None:
-        self._append({"op": how, "id": fault_id, "wall": time.time()})
+        """The undo succeeded: ``undone`` by the runner, ``recovered`` by recover/stop."""
+        op: Literal["undone", "recovered"] = "recovered" if how == "recovered" else "undone"
+        self._append(Closed(op=op, id=fault_id, wall=time.time()))
 
     def undo_failed(self, fault_id: int, error: str) -> None:
         """The undo ran and failed: the fault stays pending, with this error."""
-        self._append({"op": "undo_failed", "id": fault_id, "error": error, "wall": time.time()})
+        self._append(UndoFailedRecord(op="undo_failed", id=fault_id, error=error,
+                                      wall=time.time()))
 
-    def pending(self) -> list[dict[str, Any]]:
-        """Applied faults with an undo that has not succeeded; ``last_error`` says why when
-        an undo was tried and failed."""
-        if not self.path.exists():
-            return []
-        applied: dict[int, dict[str, Any]] = {}
-        for line in self.path.read_text(errors="replace").splitlines():
+    def records(self) -> Iterator[Applied | Closed | UndoFailedRecord]:
+        """Every readable record; a torn last line (a killed runner) or a line of another
+        shape is skipped."""
+        try:
+            text = self.path.read_text(errors="replace")
+        except FileNotFoundError:
+            return
+        for line in text.splitlines():
             try:
-                record = json.loads(line)
-            except ValueError:
-                continue  # a torn last line from a killed runner
-            if not isinstance(record, dict) or not isinstance(record.get("id"), int):
+                yield JournalRecord.model_validate(json.loads(line)).root
+            except (ValueError, RecursionError):  # ValidationError is a ValueError
                 continue
-            op, fid = record.get("op"), int(record["id"])
-            if op == "apply" and record.get("undo"):
-                applied[fid] = record
-            elif op in ("undone", "recovered"):
-                applied.pop(fid, None)
-            elif op == "undo_failed" and fid in applied:
-                applied[fid] = {**applied[fid], "last_error": record.get("error")}
+
+    def pending_records(self) -> list[Pending]:
+        """Applied faults with an undo that has not succeeded, in the order applied."""
+        applied: dict[int, Pending] = {}
+        for record in self.records():
+            if isinstance(record, Applied):
+                if record.undo is not None:
+                    applied[record.id] = Pending(record)
+            elif isinstance(record, Closed):
+                applied.pop(record.id, None)
+            elif record.id in applied:
+                applied[record.id] = Pending(applied[record.id].record, record.error)
         return list(applied.values())
 
+    def pending(self) -> list[dict[str, Any]]:
+        """``pending_records`` as plain data (each apply record, with ``last_error`` when an
+        undo was tried and failed)."""
+        return [{**p.record.to_json(), **({"last_error": p.last_error}
+                                         if p.last_error is not None else {})}
+                for p in self.pending_records()]
 
-def run_undo(undo: dict[str, Any], host: object = None) -> str:
+
+def as_undo(undo: Undo | Mapping[str, Any]) -> Undo:
+    """An undo record as its model (a mapping is read through it)."""
+    if isinstance(undo, SignalUndo | CommandUndo | ProxyUndo | OtherUndo):
+        return undo
+    try:
+        return UndoRecord.model_validate(dict(undo)).root
+    except ValidationError as exc:
+        raise UndoFailed(f"the undo record cannot be read: {problem(exc)}") from exc
+
+
+def run_undo(undo: Undo | Mapping[str, Any], host: object = None) -> str:
     """Carry out one undo record; return what was done, or raise ``UndoFailed``. ``host``:
     the machine that wrote the record; an undo command from another machine (or from a
     journal without one) is never run."""
-    kind = undo.get("type")
-    if kind == "command" and host != this_host():
-        raise UndoFailed(f"{undo.get('argv')!r} was written by a run on another machine (or "
+    undo = as_undo(undo)
+    if isinstance(undo, CommandUndo) and host != this_host():
+        raise UndoFailed(f"{undo.argv!r} was written by a run on another machine (or "
                          "by a journal without a machine id), so enduro does not run it here; "
                          "run it by hand if it is yours")
-    if kind == "signal":
-        sig = getattr(signal, str(undo.get("signal", "SIGCONT")))
+    if isinstance(undo, SignalUndo):
+        sig = getattr(signal, undo.signal)
         done = []
-        for data in undo.get("processes", []):
+        for data in undo.processes:
             ident = ProcessIdentity.from_json(data)
             if ident.alive() and kill_group(ident.pid, sig):
                 done.append(str(ident.pid))
-        return f"sent {undo.get('signal')} to {', '.join(done) or 'no live process'}"
-    if kind == "command":
-        argv = undo["argv"]
+        return f"sent {undo.signal} to {', '.join(done) or 'no live process'}"
+    if isinstance(undo, CommandUndo):
+        argv = undo.argv
         shell = isinstance(argv, str)
-        timeout = float(undo.get("timeout", 60))
+        timeout = undo.timeout
         try:
-            proc = subprocess.run(argv, shell=shell, cwd=undo.get("cwd") or None,
+            proc = subprocess.run(argv, shell=shell, cwd=undo.cwd or None,
                                   capture_output=True, text=True, timeout=timeout,
                                   check=False, stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired as exc:
@@ -119,10 +176,10 @@ def run_undo(undo: dict[str, Any], host: object = None) -> str:
             raise UndoFailed(f"{argv!r} exited with {proc.returncode}"
                              + (f": {said}" if said else ""))
         return f"ran {argv!r}: exit 0"
-    if kind == "proxy":
+    if isinstance(undo, ProxyUndo):
         # The proxy lived in the runner's process: with the runner gone, so is the fault.
         return "proxy faults ended with the runner's proxy"
-    return f"unknown undo {kind!r}; left alone"
+    return f"unknown undo {undo.type!r} (or one this enduro cannot read); left alone"
 
 
 @dataclass
@@ -148,16 +205,17 @@ def recover(run_dir: Path) -> Recovery:
     the journal (``undo_failed``, with its error), so a later ``recover`` tries it again."""
     journal = Journal(run_dir / "faults.journal.jsonl")
     out = Recovery()
-    for record in journal.pending():
-        what = (f"fault #{record['id']} ({record.get('kind')} "
-                f"{','.join(record.get('targets') or [])})").replace(" )", ")")
+    for pending in journal.pending_records():
+        record = pending.record
+        what = (f"fault #{record.id} ({record.kind} "
+                f"{','.join(record.targets)})").replace(" )", ")")
         try:
-            done = run_undo(record["undo"], record.get("host"))
-        except (UndoFailed, KeyError, ValueError, TypeError) as exc:
-            journal.undo_failed(record["id"], str(exc))
+            done = run_undo(pending.undo, record.host)
+        except (UndoFailed, KeyError, ValueError, TypeError, AttributeError) as exc:
+            journal.undo_failed(record.id, str(exc))
             out.failed.append(f"{what}: undo FAILED: {exc}; still pending in "
                               f"{journal.path.name}")
             continue
-        journal.undone(record["id"], "recovered")
+        journal.undone(record.id, "recovered")
         out.undone.append(f"{what}: {done}")
     return out

@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from enduro.base.errors import PlanError
+from enduro.documents.document import DocumentError
+from enduro.documents.results import Results
 
 __all__ = ["read_results"]
 
@@ -32,11 +34,16 @@ def _hyperfine(doc: dict[str, Any]) -> Cases:
             for r in doc["results"]}
 
 
-def _enduro_results(doc: dict[str, Any]) -> Cases:
+def _enduro_results(doc: dict[str, Any], path: Path) -> Cases:
+    try:
+        results = Results.from_json(doc, f"{path}: not a results.json enduro can read")
+    except DocumentError as exc:  # the gate's input is the user's: a usage error
+        raise PlanError(str(exc)) from exc
     out: Cases = {}
-    for op, s in doc.get("ops", {}).items():
-        for q in ("p50", "p95", "p99"):
-            out[f"{op}:{q}"] = [s["latency_ms"][q] / 1000.0]
+    for op, s in results.ops.items():
+        lat = s.latency_ms
+        for q, ms in (("p50", lat.p50), ("p95", lat.p95), ("p99", lat.p99)):
+            out[f"{op}:{q}"] = [ms / 1000.0]
     return out
 
 
@@ -72,7 +79,7 @@ def read_results(path: Path) -> Cases:
         if "results" in doc and doc["results"] and "command" in doc["results"][0]:
             return _hyperfine(doc)
         if doc.get("schema") is not None and "ops" in doc:
-            return _enduro_results(doc)
+            return _enduro_results(doc, path)
         if doc.get("format") == "enduro-gate-summary":
             return {k: [float(x) for x in v] for k, v in doc["cases"].items()}
         if ("mean" in doc and "median" in doc and "slope" in doc) or ("median" in doc \

@@ -5,7 +5,6 @@ and restarts marked, and the rule table."""
 from __future__ import annotations
 
 import html
-import json
 import sqlite3
 from collections import defaultdict
 from pathlib import Path
@@ -13,6 +12,9 @@ from typing import Any
 
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
+
+from enduro.documents.events import Event, ServiceEvent, read_events
+from enduro.documents.results import Results, StreamSummary
 
 __all__ = ["write_report"]
 
@@ -47,11 +49,10 @@ def _rows(db: sqlite3.Connection, query: str, *args: Any) -> list[tuple[Any, ...
         return []
 
 
-def _shapes(results: dict[str, Any], events: list[dict[str, Any]],
-            load_start: float) -> list[dict[str, Any]]:
+def _shapes(results: Results, events: list[Event], load_start: float) -> list[dict[str, Any]]:
     shapes: list[dict[str, Any]] = []
-    for f in results.get("faults", []):
-        start, end = f.get("start_s"), f.get("end_s")
+    for f in results.faults:
+        start, end = f.start_s, f.end_s
         if start is None:
             continue
         if end is None or end - start < 0.5:
@@ -62,8 +63,8 @@ def _shapes(results: dict[str, Any], events: list[dict[str, Any]],
                            "y1": 1, "fillcolor": "#d64545", "opacity": 0.12, "line":
                            {"width": 0}})
     for e in events:
-        if e.get("event") in ("service_restart", "service_exit"):
-            t = e["t"] - load_start
+        if isinstance(e, ServiceEvent) and e.event in ("service_restart", "service_exit"):
+            t = e.t - load_start
             shapes.append({"type": "line", "x0": t, "x1": t, "yref": "paper", "y0": 0, "y1": 1,
                            "line": {"color": "#e69500", "width": 1}})
     return shapes
@@ -81,18 +82,10 @@ def _figure(traces: list[go.Scatter], title: str, ytitle: str,
 
 def write_report(run_dir: Path) -> Path:
     """Build ``report.html`` from what the run directory holds; return its path."""
-    results = json.loads((run_dir / "results.json").read_text())
-    events = []
-    if (run_dir / "events.jsonl").exists():
-        # errors="replace": a torn or corrupt line must not cost the whole page.
-        for line in (run_dir / "events.jsonl").read_text(errors="replace").splitlines():
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(event, dict) and isinstance(event.get("t", 0.0), int | float):
-                events.append(event)
-    load_start = next((e["t"] for e in events if e.get("event") == "load_started"), 0.0)
+    results = Results.read(run_dir / "results.json")
+    # A torn or corrupt line must not cost the whole page: such lines are skipped.
+    events = read_events(run_dir / "events.jsonl")
+    load_start = next((e.t for e in events if e.event == "load_started"), 0.0)
     shapes = _shapes(results, events, load_start)
     db = sqlite3.connect(f"file:{run_dir / 'metrics.sqlite'}?mode=ro", uri=True) \
         if (run_dir / "metrics.sqlite").exists() else sqlite3.connect(":memory:")
@@ -104,8 +97,7 @@ def write_report(run_dir: Path) -> Path:
     charts: list[str] = []
     # Requests are stacked; flow iterations, burst rounds and SSE events are drawn apart
     # (stacked, they would count the same requests twice).
-    kinds = {op: s.get("kind", "request") for op, s in (results.get("ops") or {}).items()
-             if isinstance(s, dict)}
+    kinds = {op: s.kind for op, s in results.ops.items()}
     charts.append(_figure([go.Scatter(x=[r[0] for r in rows], y=[r[3] / r[1] for r in rows],
                                       name=op if kinds.get(op, "request") == "request"
                                       else f"{op} ({kinds[op]}s)", mode="lines",
@@ -155,61 +147,63 @@ def write_report(run_dir: Path) -> Path:
     return out
 
 
-def _stream_row(name: str, st: dict[str, Any]) -> str:
+def _stream_row(name: str, st: StreamSummary) -> str:
     e = html.escape
-    spread = st["events_per_stream"]
-    trouble = "".join(f"<td>{st['streams_with'][k]}</td>"
+    spread = st.events_per_stream
+    trouble = "".join(f"<td>{st.streams_with.get(k, 0)}</td>"
                       for k in ("duplicates", "gaps", "stalls", "failed"))
-    worst = ", ".join(f"w{w['worker']}/#{w['stream']}" for w in st["worst_streams"])
-    return (f"<tr class='{'bad' if any(st['streams_with'].values()) else ''}'>"
-            f"<td>{e(name)}</td><td>{st['streams']}</td><td>{st['connects']:,}</td>"
-            f"<td>{st['resumed_with_last_event_id']:,}</td><td>{spread['min']:,} / "
-            f"{spread['median']:,} / {spread['max']:,}</td>{trouble}<td>{e(worst)}</td></tr>")
+    worst = ", ".join(f"w{w.worker}/#{w.stream}" for w in st.worst_streams)
+    return (f"<tr class='{'bad' if any(st.streams_with.values()) else ''}'>"
+            f"<td>{e(name)}</td><td>{st.streams}</td><td>{st.connects:,}</td>"
+            f"<td>{st.resumed_with_last_event_id:,}</td><td>{spread.min:,} / "
+            f"{spread.median:,} / {spread.max:,}</td>{trouble}<td>{e(worst)}</td></tr>")
 
 
-def _page(r: dict[str, Any], charts: list[str]) -> str:
+def _page(r: Results, charts: list[str]) -> str:
     e = html.escape
-    verdict = r.get("verdict", "?")
-    total = r.get("total", {})
-    lat = total.get("latency_ms", {})
-    cards = [("requests", f"{total.get('requests', 0):,}"), ("rps", f"{total.get('rps', 0):,.1f}"),
-             ("errors", f"{total.get('errors', 0):,}"), ("p95", f"{lat.get('p95', 0)} ms"),
-             ("p99", f"{lat.get('p99', 0)} ms"), ("faults", str(len(r.get("faults", []))))]
+    verdict = r.verdict
+    total = r.total
+    cards = [("requests", f"{total.requests if total else 0:,}"),
+             ("rps", f"{total.rps if total else 0:,.1f}"),
+             ("errors", f"{total.errors if total else 0:,}"),
+             ("p95", f"{total.latency_ms.p95 if total else 0} ms"),
+             ("p99", f"{total.latency_ms.p99 if total else 0} ms"),
+             ("faults", str(len(r.faults)))]
     rules = "".join(
-        f"<tr class='{'' if x['passed'] else 'bad'}'><td>{e(x['rule'])}</td>"
-        f"<td>{e(str(x.get('observed_text', '')))}</td><td class="
-        f"'{'ok' if x['passed'] else 'no'}'>{'PASS' if x['passed'] else 'FAIL'}</td></tr>"
-        for x in r.get("rules", []))
+        f"<tr class='{'' if x.passed else 'bad'}'><td>{e(x.rule)}</td>"
+        f"<td>{e(x.observed_text)}</td><td class="
+        f"'{'ok' if x.passed else 'no'}'>{'PASS' if x.passed else 'FAIL'}</td></tr>"
+        for x in r.rules)
     ops = "".join(
-        f"<tr><td>{e(op)}</td><td>{s['requests']:,}</td><td>{s['rps']:,.1f}</td>"
-        f"<td>{s['errors']:,}</td><td>{s['latency_ms']['p50']}</td>"
-        f"<td>{s['latency_ms']['p95']}</td><td>{s['latency_ms']['p99']}</td>"
-        f"<td>{s['latency_ms']['max']}</td><td>{s['service_time_ms']['p95']}</td></tr>"
-        for op, s in r.get("ops", {}).items())
+        f"<tr><td>{e(op)}</td><td>{s.requests:,}</td><td>{s.rps:,.1f}</td>"
+        f"<td>{s.errors:,}</td><td>{s.latency_ms.p50}</td>"
+        f"<td>{s.latency_ms.p95}</td><td>{s.latency_ms.p99}</td>"
+        f"<td>{s.latency_ms.max}</td><td>{s.service_time_ms.p95}</td></tr>"
+        for op, s in r.ops.items())
     faults = "".join(
-        f"<tr><td>#{f['id']} {e(f['kind'])}</td><td>{e(f.get('target', ''))}</td>"
-        f"<td>{f.get('start_s')}</td><td>{f.get('end_s')}</td><td>{f.get('detect_s')}</td>"
-        f"<td>{f.get('recover_s')}</td><td>{f.get('errors', '')}</td>"
-        f"<td>{e(str(f.get('error') or ''))}</td></tr>" for f in r.get("faults", []))
+        f"<tr><td>#{f.id} {e(f.kind)}</td><td>{e(f.target)}</td>"
+        f"<td>{f.start_s}</td><td>{f.end_s}</td><td>{f.detect_s}</td>"
+        f"<td>{f.recover_s}</td><td>{'' if f.errors is None else f.errors}</td>"
+        f"<td>{e(f.error or '')}</td></tr>" for f in r.faults)
     errors = "".join(f"<tr><td>{e(k)}</td><td>{v:,}</td></tr>"
-                     for k, v in r.get("errors_by_class", {}).items())
-    counts = r.get("checker_counts") or {}  # "checkers" holds the first examples only
+                     for k, v in r.errors_by_class.items())
+    counts = r.checker_counts  # "checkers" holds the first examples only
     checkers = "".join(
         f"<tr class='{'bad' if vs else ''}'><td>{e(name)}</td>"
         f"<td>{counts.get(name, len(vs))}</td>"
-        f"<td>{e(vs[0]['message']) if vs else ''}</td></tr>"
-        for name, vs in r.get("checkers", {}).items())
-    streams = "".join(_stream_row(name, st) for name, st in (r.get("streams") or {}).items())
+        f"<td>{e(vs[0].message) if vs else ''}</td></tr>"
+        for name, vs in r.checkers.items())
+    streams = "".join(_stream_row(name, st) for name, st in r.streams.items())
     bursts = "".join(
-        f"<tr class='bad'><td>{e(name)}</td><td>{b['violations']}</td>"
-        f"<td>{b['rounds_failed']}</td>"
-        f"<td>{e(', '.join(f'{k}: {v}' for k, v in b['by_check'].items()))}</td>"
-        f"<td>{e(b['examples'][0]['problem']) if b['examples'] else ''}</td></tr>"
-        for name, b in (r.get("bursts") or {}).items())
-    head = (f"<header><h1>{e(r.get('plan', ''))}<span class='verdict {e(verdict)}'>"
-            f"{e(verdict.upper())}</span></h1><div class='meta'>run {e(r.get('run_id', ''))}"
-            f" · {r.get('duration_s', 0)} s · seed {r.get('seed')} · state {e(r.get('state', ''))}"
-            + (f" · {e(r['stop_reason'])}" if r.get("stop_reason") else "") + "</div></header>")
+        f"<tr class='bad'><td>{e(name)}</td><td>{b.violations}</td>"
+        f"<td>{b.rounds_failed}</td>"
+        f"<td>{e(', '.join(f'{k}: {v}' for k, v in b.by_check.items()))}</td>"
+        f"<td>{e(b.examples[0].problem or '') if b.examples else ''}</td></tr>"
+        for name, b in r.bursts.items())
+    head = (f"<header><h1>{e(r.plan)}<span class='verdict {e(verdict)}'>"
+            f"{e(verdict.upper())}</span></h1><div class='meta'>run {e(r.run_id)}"
+            f" · {r.duration_s} s · seed {r.seed} · state {e(r.state)}"
+            + (f" · {e(r.stop_reason)}" if r.stop_reason else "") + "</div></header>")
     body = ["<section><div class='grid'>" + "".join(
         f"<div class='card'><b>{v}</b><span>{k}</span></div>" for k, v in cards) + "</div>"
         "</section>",
@@ -238,7 +232,7 @@ def _page(r: dict[str, Any], charts: list[str]) -> str:
         body.append("<section><h2>Checkers</h2><table><tr><th>checker</th><th>violations</th>"
                     f"<th>first</th></tr>{checkers}</table></section>")
     return ("<!doctype html><html><head><meta charset='utf-8'><title>enduro · "
-            f"{e(r.get('plan', ''))}</title><style>{_STYLE}</style>"
+            f"{e(r.plan)}</title><style>{_STYLE}</style>"
             # A script error marks the page, so that a headless check can see it.
             "<script>window.addEventListener('error',function(ev){document.documentElement"
             ".setAttribute('data-js-error',String(ev.message));});</script>"

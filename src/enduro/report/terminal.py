@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from rich.console import Console, Group
@@ -9,8 +10,11 @@ from rich.table import Table
 from rich.text import Text
 
 from enduro.base.units import format_duration
+from enduro.documents.results import Results
+from enduro.documents.service import ServiceRecord
 from enduro.observe.hist import percentiles_ms
 from enduro.observe.metrics import Metrics
+from enduro.report.results import as_results
 
 __all__ = ["heartbeat_line", "live_view", "plain", "services_line", "services_view",
            "summary_table"]
@@ -75,77 +79,78 @@ def live_view(metrics: Metrics, ops: dict[str, str], *, plan: str, elapsed_s: fl
     return Group(*parts)
 
 
-def summary_table(results: dict[str, Any], console: Console) -> None:
+def summary_table(results: Results | Mapping[str, Any], console: Console) -> None:
     """The end-of-run summary: per-op figures, errors by class, rules, verdict (for a
     ``supervise`` run: the services' final table, and no verdict word to misread)."""
-    if results.get("mode") == "supervise":
-        _supervise_summary(results, console)
+    doc = as_results(results)
+    if doc.supervise:
+        _supervise_summary(doc, console)
         return
-    table = Table(title=plain(f"{results['plan']}  ({format_duration(results['duration_s'])})"),
+    table = Table(title=plain(f"{doc.plan}  ({format_duration(doc.duration_s)})"),
                   header_style="bold")
     for col in ("op", "requests", "rps", "errors", "p50", "p95", "p99", "max", "svc p95"):
         table.add_column(col, justify="left" if col == "op" else "right")
-    for op, s in results["ops"].items():
-        lat = s["latency_ms"]
-        kind = s.get("kind", "request")
+    for op, s in doc.ops.items():
+        lat = s.latency_ms
         # A flow's iterations (its steps are the requests), burst rounds, SSE events.
-        label = op if kind == "request" else f"{op} ({_PLURAL.get(kind, kind)})"
-        table.add_row(plain(label), f"{s['requests']:,}", f"{s['rps']:,.1f}", f"{s['errors']:,}",
-                      _ms(lat["p50"]), _ms(lat["p95"]), _ms(lat["p99"]), _ms(lat["max"]),
-                      _ms(s["service_time_ms"]["p95"]))
+        label = op if s.kind == "request" else f"{op} ({_PLURAL.get(s.kind, s.kind)})"
+        table.add_row(plain(label), f"{s.requests:,}", f"{s.rps:,.1f}", f"{s.errors:,}",
+                      _ms(lat.p50), _ms(lat.p95), _ms(lat.p99), _ms(lat.max),
+                      _ms(s.service_time_ms.p95))
     console.print(table)
-    total = results["total"]
-    if total["late"] or total["dropped"]:
-        console.print(plain(f"late arrivals: {total['late']:,}   dropped arrivals: "
-                            f"{total['dropped']:,}"))
-    if results["errors_by_class"]:
-        parts = ", ".join(f"{k}={v:,}" for k, v in results["errors_by_class"].items())
+    total = doc.total
+    if total is not None and (total.late or total.dropped):
+        console.print(plain(f"late arrivals: {total.late:,}   dropped arrivals: "
+                            f"{total.dropped:,}"))
+    if doc.errors_by_class:
+        parts = ", ".join(f"{k}={v:,}" for k, v in doc.errors_by_class.items())
         console.print(plain(f"errors by class: {parts}"))
-    for name, st in (results.get("streams") or {}).items():
-        trouble = ", ".join(f"{v} with {k}" for k, v in st["streams_with"].items() if v)
-        spread = st["events_per_stream"]
-        console.print(plain(f"streams of {name}: {st['streams']}, events per stream "
-                            f"{spread['min']:,}..{spread['max']:,} (median "
-                            f"{spread['median']:,}), {st['resumed_with_last_event_id']:,} "
+    for name, st in doc.streams.items():
+        trouble = ", ".join(f"{v} with {k}" for k, v in st.streams_with.items() if v)
+        spread = st.events_per_stream
+        console.print(plain(f"streams of {name}: {st.streams}, events per stream "
+                            f"{spread.min:,}..{spread.max:,} (median "
+                            f"{spread.median:,}), {st.resumed_with_last_event_id:,} "
                             "resumed with Last-Event-ID"
                             + (f"; {trouble}" if trouble else "; none in trouble")))
-    for name, b in (results.get("bursts") or {}).items():
-        console.print(plain(f"burst {name}: {b['violations']} failed post-condition(s) in "
-                            f"{b['rounds_failed']} round(s)"))
-        for ex in b["examples"][:3]:
-            console.print(plain(f"  round {ex['round']}: {ex['check']} ({ex['condition']}): "
-                                f"{ex['problem']}"))
-    _faults_table(results, console)
-    if results["rules"]:
+    for name, b in doc.bursts.items():
+        console.print(plain(f"burst {name}: {b.violations} failed post-condition(s) in "
+                            f"{b.rounds_failed} round(s)"))
+        for ex in b.examples[:3]:
+            console.print(plain(f"  round {ex.round}: {ex.check} ({ex.condition}): "
+                                f"{ex.problem}"))
+    _faults_table(doc, console)
+    if doc.rules:
         rules = Table(header_style="bold", box=None)
         rules.add_column("")
         rules.add_column("rule")
         rules.add_column("observed", justify="right")
-        for r in results["rules"]:
-            mark = plain("PASS", "green") if r["passed"] else plain("FAIL", "red")
-            rules.add_row(mark, plain(r["rule"]), plain(r["observed_text"]))
+        for r in doc.rules:
+            mark = plain("PASS", "green") if r.passed else plain("FAIL", "red")
+            rules.add_row(mark, plain(r.rule), plain(r.observed_text))
         console.print(rules)
-    word = results["verdict"]
-    style = "bold green" if word == "pass" else "bold red"
-    reason = f"  ({results['stop_reason']})" if results.get("stop_reason") else ""
-    console.print(Text(f"verdict: {word}{reason}", style=style))
+    style = "bold green" if doc.verdict == "pass" else "bold red"
+    reason = f"  ({doc.stop_reason})" if doc.stop_reason else ""
+    console.print(Text(f"verdict: {doc.verdict}{reason}", style=style))
 
 
-def _services_table(statuses: dict[str, dict[str, Any]]) -> Table:
+def _services_table(statuses: Mapping[str, ServiceRecord | Mapping[str, Any]]) -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("service", "kind", "state", "pid", "restarts", "last exit", "last crash", "rss"):
         table.add_column(col)
-    for name, s in statuses.items():
+    for name, status in statuses.items():
+        s = status if isinstance(status, ServiceRecord) else ServiceRecord.salvage(status)
         style = {"up": "green", "down": "red", "failed": "bold red",
-                 "restarting": "yellow"}.get(str(s.get("state")), "")
-        table.add_row(plain(name), plain(s.get("kind")), plain(s.get("state"), style),
-                      str(s.get("pid") or ""), str(s.get("restarts", 0)),
-                      plain(s.get("last_exit") or ""), plain(s.get("last_crash") or ""),
-                      f"{s['rss_mb']} MB" if s.get("rss_mb") is not None else "")
+                 "restarting": "yellow"}.get(str(s.state), "")
+        table.add_row(plain(name), plain(s.kind), plain(s.state, style),
+                      str(s.pid or ""), str(s.restarts),
+                      plain(s.last_exit or ""), plain(s.last_crash or ""),
+                      f"{s.rss_mb} MB" if s.rss_mb is not None else "")
     return table
 
 
-def services_view(statuses: dict[str, dict[str, Any]], *, plan: str, elapsed_s: float) -> Group:
+def services_view(statuses: Mapping[str, ServiceRecord | Mapping[str, Any]], *, plan: str,
+                  elapsed_s: float) -> Group:
     """The live table of ``enduro supervise``: per service up/down, restarts, last crash, RSS."""
     head = Text.assemble(("enduro supervise ", "bold"), (plan, "cyan"),
                          f"  t={format_duration(elapsed_s)}  (Ctrl-C stops)")
@@ -161,21 +166,21 @@ def services_line(statuses: dict[str, dict[str, Any]], elapsed_s: float) -> str:
     return f"alive t={format_duration(elapsed_s)} " + ("; ".join(parts) or "no services")
 
 
-def _supervise_summary(results: dict[str, Any], console: Console) -> None:
+def _supervise_summary(doc: Results, console: Console) -> None:
     """The end of ``enduro supervise``: the services as they ended, the faults, and a last
     line that says nothing was judged (no verdict word a reader could take for a pass)."""
-    table = _services_table(results.get("services") or {})
-    table.title = plain(f"{results['plan']}: services, supervised for "
-                        f"{format_duration(results['duration_s'])}")
+    table = _services_table(doc.services)
+    table.title = plain(f"{doc.plan}: services, supervised for "
+                        f"{format_duration(doc.duration_s)}")
     console.print(table)
-    _faults_table(results, console)
-    reason = f"; {results['stop_reason']}" if results.get("stop_reason") else ""
+    _faults_table(doc, console)
+    reason = f"; {doc.stop_reason}" if doc.stop_reason else ""
     console.print(plain(f"supervise: no load ran and no rule was judged (results.json verdict "
-                        f"{results['verdict']}, mode supervise){reason}", "bold yellow"))
+                        f"{doc.verdict}, mode supervise){reason}", "bold yellow"))
 
 
-def _faults_table(results: dict[str, Any], console: Console) -> None:
-    if not results.get("faults"):
+def _faults_table(doc: Results, console: Console) -> None:
+    if not doc.faults:
         return
     faults = Table(title="faults", header_style="bold")
     for col in ("#", "kind", "target", "start", "end", "detect", "recover", "errors",
@@ -183,14 +188,13 @@ def _faults_table(results: dict[str, Any], console: Console) -> None:
         faults.add_column(col, justify="left" if col in ("kind", "target", "note")
                           else "right")
 
-    def secs(v: Any) -> str:
+    def secs(v: float | None) -> str:
         return "-" if v is None else f"{v:.1f}s"
 
-    for f in results["faults"]:
-        faults.add_row(str(f["id"]), plain(f["kind"]), plain(f.get("target", "")),
-                       secs(f.get("start_s")), secs(f.get("end_s")),
-                       secs(f.get("detect_s")), secs(f.get("recover_s")),
-                       str(f.get("errors", "")),
-                       _ms(f["worst_p99_ms"]) if f.get("worst_p99_ms") else "",
-                       plain(f.get("error") or f.get("skipped") or ""))
+    for f in doc.faults:
+        faults.add_row(str(f.id), plain(f.kind), plain(f.target),
+                       secs(f.start_s), secs(f.end_s), secs(f.detect_s), secs(f.recover_s),
+                       str(f.errors if f.errors is not None else ""),
+                       _ms(f.worst_p99_ms) if f.worst_p99_ms else "",
+                       plain(f.error or f.skipped or ""))
     console.print(faults)

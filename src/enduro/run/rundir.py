@@ -2,17 +2,48 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from pydantic import ValidationError
+
 from enduro.base.files import AtomicWriter, json_bytes, write_json_atomic
+from enduro.documents.events import Event, make_event
+from enduro.documents.state import State
 
-__all__ = ["STATES", "AtomicWriter", "RunDir", "write_json_atomic"]
+__all__ = ["STATES", "AtomicWriter", "EventLog", "RunDir", "write_json_atomic"]
 
+# The states a runner writes (``dead`` is written by ``enduro stop`` of a dead runner).
 STATES = ("starting", "running", "completed", "failed", "stopped")
+
+
+class EventLog:
+    """``events.jsonl``, one record per line (line-buffered: a killed runner leaves at most a
+    torn last line, which readers skip). Each record is made through its kind's model."""
+
+    def __init__(self, fh: TextIO) -> None:
+        self._fh = fh
+
+    def append(self, kind: str, t: float, wall: float, **data: Any) -> Event | None:
+        """Write one record; return it, or None when it does not fit its kind's model: it is
+        written as given all the same (a record is never lost to a typing slip; tests read
+        events through the models strictly)."""
+        try:
+            event: Event | None = make_event(kind, round(t, 3), round(wall, 3), data)
+        except ValidationError:
+            event = None
+        record = event.to_json() if event is not None else \
+            {"t": round(t, 3), "wall": round(wall, 3), "event": kind, **data}
+        self._fh.write(json.dumps(record, default=str) + "\n")
+        return event
+
+    def close(self) -> None:
+        self._fh.close()
 
 
 @dataclass
@@ -61,14 +92,15 @@ class RunDir:
     def file(self, name: str) -> Path:
         return self.path / name
 
-    def write_state(self, state: dict[str, Any], *, background: bool = False) -> None:
-        """Rewrite ``state.json`` atomically: now (errors raised), or with ``background`` on
-        the writer thread, so that the periodic write never blocks the event loop on the
-        disk (fsync). The content is serialised here: later changes to ``state`` are not
-        seen."""
+    def write_state(self, state: State | Mapping[str, Any], *, background: bool = False) -> None:
+        """Rewrite ``state.json`` atomically, from the ``State`` model (a mapping is read
+        through it first): now (errors raised), or with ``background`` on the writer thread,
+        so that the periodic write never blocks the event loop on the disk (fsync). The
+        content is serialised here: later changes to ``state`` are not seen."""
         if self._state is None:
             self._state = AtomicWriter(self.file("state.json"))
-        payload = json_bytes(state)
+        document = state if isinstance(state, State) else State.model_validate(dict(state))
+        payload = json_bytes(document.to_json())
         if background:
             self._state.post(payload)
         else:
@@ -79,7 +111,12 @@ class RunDir:
         return self._state.flush(timeout) if self._state is not None else True
 
     def open_events(self) -> TextIO:
+        """``events.jsonl`` to append lines to (``open_event_log`` writes records through
+        their models)."""
         return self.file("events.jsonl").open("a", encoding="utf-8", buffering=1)
+
+    def open_event_log(self) -> EventLog:
+        return EventLog(self.open_events())
 
     def open_log(self) -> TextIO:
         return (self.path / "logs" / "enduro.log").open("a", encoding="utf-8", buffering=1)

@@ -3,7 +3,6 @@ and what is new against a baseline."""
 
 from __future__ import annotations
 
-import json
 import re
 import tarfile
 import tempfile
@@ -11,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from enduro.documents.events import FaultStart, read_events
 from enduro.triage.extract import Crash, extract_crashes, mask
 
 __all__ = ["triage"]
@@ -62,18 +62,14 @@ def triage(targets: list[Path], baseline: Path | None = None) -> dict[str, Any]:
     """The triage of runs, tarballs or log files, as data."""
     crashes: dict[tuple[str, str], Group] = {}
     logs: dict[tuple[str, str], Group] = {}
-    faults: list[dict[str, Any]] = []
+    faults: list[FaultStart] = []
     lines_read = 0
     for target in targets:
         files, run_dir = _sources(target)
         if run_dir is not None:
-            for line in (run_dir / "events.jsonl").read_text().splitlines():
-                try:
-                    e = json.loads(line)
-                except ValueError:
-                    continue
-                if e.get("event") == "fault_start":
-                    faults.append(e)
+            # A torn or corrupt line (even one that is not UTF-8) is skipped.
+            faults += [e for e in read_events(run_dir / "events.jsonl")
+                       if isinstance(e, FaultStart)]
         seen_crash_lines: set[str] = set()
         for service, path in files:
             try:
@@ -131,12 +127,11 @@ def _count(g: Group, line: str, index: int, text: list[str], path: Path) -> None
         g.last = (when, where)
 
 
-def _nearest(faults: list[dict[str, Any]]) -> str | None:
+def _nearest(faults: list[FaultStart]) -> str | None:
     if not faults:
         return None
     f = faults[-1]
-    return f"#{f.get('id')} {f.get('fault_kind')} {','.join(f.get('targets') or [])} " \
-           f"at t={f.get('t')}s"
+    return f"#{f.id} {f.fault_kind} {','.join(f.targets)} at t={f.t}s"
 
 
 def markdown(result: dict[str, Any]) -> str:

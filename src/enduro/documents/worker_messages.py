@@ -1,0 +1,87 @@
+"""The messages between the runner and its ``--workers`` load processes, one pipe each.
+
+A message travels as a plain dict (pickled by ``multiprocessing``) and is read back through
+its model on the other side, so that both ends agree on one definition. Windows travel in
+``WindowStats.to_wire`` form, which ``observe.window`` owns: here they are opaque."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, RootModel
+
+__all__ = [
+    "Done",
+    "Force",
+    "FromWorker",
+    "Go",
+    "Ready",
+    "Stop",
+    "ToWorker",
+    "Tokens",
+    "Windows",
+]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def to_wire(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+# The runner to a worker.
+class Go(_Message):
+    """Start the load at ``start_wall`` (wall-clock seconds), the same for every worker."""
+
+    kind: Literal["go"] = "go"
+    start_wall: float
+
+
+class Stop(_Message):
+    """End the load: in-flight requests finish within the grace."""
+
+    kind: Literal["stop"] = "stop"
+
+
+class Force(_Message):
+    """End the load now."""
+
+    kind: Literal["force"] = "force"
+
+
+class Tokens(_Message):
+    """The services' credentials changed (``${token:...}`` in requests)."""
+
+    kind: Literal["tokens"] = "tokens"
+    tokens: dict[str, str]
+
+
+class ToWorker(RootModel[Annotated[Go | Stop | Force | Tokens, Field(discriminator="kind")]]):
+    """What a worker reads from its pipe."""
+
+
+# A worker to the runner.
+class Ready(_Message):
+    """The worker built its drivers and waits for ``Go``."""
+
+    kind: Literal["ready"] = "ready"
+    index: int
+
+
+class Windows(_Message):
+    """Sealed windows, in ``WindowStats.to_wire`` form."""
+
+    kind: Literal["windows"] = "windows"
+    windows: list[dict[str, Any]]
+
+
+class Done(_Message):
+    """The worker's load ended and its last windows were sent."""
+
+    kind: Literal["done"] = "done"
+    index: int
+
+
+class FromWorker(RootModel[Annotated[Ready | Windows | Done, Field(discriminator="kind")]]):
+    """What the runner reads from a worker's pipe."""
