@@ -32,12 +32,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 LEVEL = {part: level for level, parts in enumerate(LAYERS) for part in parts}
 
 # Upward imports still to be mended, each named with the module that makes it.
-KNOWN_UPWARD: frozenset[tuple[str, str]] = frozenset({
-    ("enduro.faults.session", "enduro.run.run"),
-    ("enduro.observe.watch", "enduro.run.run"),
-    ("enduro.observe.watch", "enduro.verdict.trends"),
-    ("enduro.verdict.final", "enduro.run.run"),
-})
+KNOWN_UPWARD: frozenset[tuple[str, str]] = frozenset()
 
 
 def _module_name(path: Path) -> str:
