@@ -135,50 +135,75 @@ class FaultRunner:
             if self.services is None:
                 raise RunError("process faults need services in the plan")
             if kind in ("kill", "terminate"):
-                sig = signal.SIGKILL if kind == "kill" else signal.SIGTERM
-                for target in fault.targets:
-                    self.journal.applying(fault.id, kind, [target], None)
-                    self.services.fault_signal(target, sig, f"fault #{fault.id} {kind}")
+                self._signal(fault, self.services)
             elif kind == "pause":
-                idents = []
-                for target in fault.targets:
-                    entry = self.services.entries[target]
-                    if entry.process is not None and entry.process.identity is not None:
-                        idents.append(entry.process.identity.to_json())
-                record.undo = {"type": "signal", "signal": "SIGCONT", "processes": idents}
-                self.journal.applying(fault.id, kind, list(fault.targets), record.undo)
-                for target in fault.targets:
-                    self.services.fault_signal(target, signal.SIGSTOP, f"fault #{fault.id} pause")
-            else:  # restart
-                self.journal.applying(fault.id, kind, list(fault.targets), None)
-                took: dict[str, float] = {}
-                if fault.rolling is not None:
-                    for i, target in enumerate(fault.targets):
-                        if i:
-                            await self.clock.sleep(fault.rolling)
-                        took[target] = await self.services.fault_restart(target)
-                else:
-                    results = await asyncio.gather(
-                        *(self.services.fault_restart(t) for t in fault.targets))
-                    took = dict(zip(fault.targets, results, strict=True))
-                record.extra["ready_s"] = {t: round(v, 3) for t, v in took.items()}
-                record.end_s = round(self.now(), 3)
+                self._pause(record, self.services)
+            else:
+                await self._restart(record, self.services)
             return
         if kind in TOXIC_KINDS or kind == "http":
-            assert self.proxies is not None
-            proxy = self.proxies[fault.targets[0]]
-            record.undo = {"type": "proxy"}
-            self.journal.applying(fault.id, kind, list(fault.targets), record.undo)
-            if kind == "http":
-                proxy.add_http(fault.id, spec)
-            else:
-                proxy.add_toxic(fault.id, kind, spec)
+            self._add_to_proxy(record, spec)
             return
         assert isinstance(spec, CommandFault)
+        await self._command(record, spec)
+
+    def _signal(self, fault: ScheduledFault, services: ServiceSet) -> None:
+        """kill or terminate: journaled one target at a time, as each is signalled."""
+        sig = signal.SIGKILL if fault.kind == "kill" else signal.SIGTERM
+        for target in fault.targets:
+            self.journal.applying(fault.id, fault.kind, [target], None)
+            services.fault_signal(target, sig, f"fault #{fault.id} {fault.kind}")
+
+    def _pause(self, record: FaultRecord, services: ServiceSet) -> None:
+        """SIGSTOP, with the SIGCONT that undoes it journaled first for every process."""
+        fault = record.fault
+        idents = []
+        for target in fault.targets:
+            entry = services.entries[target]
+            if entry.process is not None and entry.process.identity is not None:
+                idents.append(entry.process.identity.to_json())
+        record.undo = {"type": "signal", "signal": "SIGCONT", "processes": idents}
+        self.journal.applying(fault.id, fault.kind, list(fault.targets), record.undo)
+        for target in fault.targets:
+            services.fault_signal(target, signal.SIGSTOP, f"fault #{fault.id} pause")
+
+    async def _restart(self, record: FaultRecord, services: ServiceSet) -> None:
+        """Restart the targets together, or one after another with ``rolling`` between; the
+        fault ends when the last is ready again."""
+        fault = record.fault
+        self.journal.applying(fault.id, fault.kind, list(fault.targets), None)
+        took: dict[str, float] = {}
+        if fault.rolling is not None:
+            for i, target in enumerate(fault.targets):
+                if i:
+                    await self.clock.sleep(fault.rolling)
+                took[target] = await services.fault_restart(target)
+        else:
+            results = await asyncio.gather(
+                *(services.fault_restart(t) for t in fault.targets))
+            took = dict(zip(fault.targets, results, strict=True))
+        record.extra["ready_s"] = {t: round(v, 3) for t, v in took.items()}
+        record.end_s = round(self.now(), 3)
+
+    def _add_to_proxy(self, record: FaultRecord, spec: Any) -> None:
+        """A toxic or an HTTP fault on the target's proxy."""
+        fault = record.fault
+        assert self.proxies is not None
+        proxy = self.proxies[fault.targets[0]]
+        record.undo = {"type": "proxy"}
+        self.journal.applying(fault.id, fault.kind, list(fault.targets), record.undo)
+        if fault.kind == "http":
+            proxy.add_http(fault.id, spec)
+        else:
+            proxy.add_toxic(fault.id, fault.kind, spec)
+
+    async def _command(self, record: FaultRecord, spec: CommandFault) -> None:
+        """Run the fault's command, its undo command journaled first."""
+        fault = record.fault
         if spec.undo is not None:
             record.undo = {"type": "command", "argv": spec.undo, "cwd": str(self.plan_dir),
                            "timeout": spec.timeout}
-        self.journal.applying(fault.id, kind, [], record.undo)
+        self.journal.applying(fault.id, fault.kind, [], record.undo)
         code, out = await _run_command(spec.run, self.plan_dir, spec.timeout)
         record.extra["exit_code"] = code
         if code != 0:
