@@ -96,8 +96,24 @@ def _holm(pvalues: list[float]) -> list[float]:
 def compare_cases(base: dict[str, list[float]], head: dict[str, list[float]],
                   t: Thresholds) -> tuple[list[CaseResult], list[str]]:
     """Results for every case present in both, and the names skipped (with why)."""
-    import re
     rng = np.random.default_rng(t.seed)
+    names, skipped = _selected(base, head, t)
+    # Every case is subsampled before any is bootstrapped: the draws from the seeded
+    # generator, and so the intervals, stay the same from run to run.
+    raw = [(name, *_tested(base[name], head[name], rng)) for name in names]
+    tested = [p for *_, p in raw if p is not None]
+    adjusted = iter(_holm(tested)) if tested else iter(())
+    results = []
+    for name, a, b, p in raw:
+        p_adj = next(adjusted) if p is not None else None
+        results.append(_case_result(name, a, b, p, p_adj, t, rng))
+    return results, skipped
+
+
+def _selected(base: dict[str, list[float]], head: dict[str, list[float]],
+              t: Thresholds) -> tuple[list[str], list[str]]:
+    """The cases to compare, and the ones skipped (with why), by name."""
+    import re
     skipped: list[str] = []
     names = []
     for name in sorted(set(base) | set(head)):
@@ -112,40 +128,44 @@ def compare_cases(base: dict[str, list[float]], head: dict[str, list[float]],
             skipped.append(f"{name}: base median below {t.min_base_time_s:g}s")
             continue
         names.append(name)
-    raw: list[tuple[str, np.ndarray, np.ndarray, float | None]] = []
-    for name in names:
-        a, b = np.asarray(base[name], float), np.asarray(head[name], float)
-        # pytest-benchmark can save tens of thousands of rounds: a random 2,000 of them
-        # decide as well and keep the bootstrap small.
-        if len(a) > 2000:
-            a = rng.choice(a, 2000, replace=False)
-        if len(b) > 2000:
-            b = rng.choice(b, 2000, replace=False)
-        p = None
-        if len(a) >= 3 and len(b) >= 3:
-            p = float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
-        raw.append((name, a, b, p))
-    tested = [p for *_, p in raw if p is not None]
-    adjusted = iter(_holm(tested)) if tested else iter(())
-    results = []
-    for name, a, b, p in raw:
-        p_adj = next(adjusted) if p is not None else None
-        ma, mb = float(np.median(a)), float(np.median(b))
-        delta = (mb / ma - 1) * 100 if ma else 0.0
-        lo, hi = _bootstrap_ratio(a, b, t.bootstrap, rng)
-        cv = _robust_cv(a)
-        # Standard error of a median ~ 1.2533 sd / sqrt(n); of a difference of two, sqrt 2.
-        floor = 2.8 * 1.2533 * cv * math.sqrt(1 / len(a) + 1 / len(b)) * 100 if len(a) > 1 \
-            else 0.0
-        need = max(t.regression_pct, floor)
-        significant = p_adj is not None and p_adj < t.alpha
-        if significant and delta > need and lo > 1:
-            verdict = "regressed"
-        elif significant and delta < -need and hi < 1:
-            verdict = "improved"
-        else:
-            verdict = "inconclusive"
-        results.append(CaseResult(name, verdict, ma, mb, delta, ((lo - 1) * 100,
-                                                                 (hi - 1) * 100),
-                                  p, p_adj, floor, (len(a), len(b))))
-    return results, skipped
+    return names, skipped
+
+
+def _tested(base: list[float], head: list[float], rng: np.random.Generator) -> tuple[
+        np.ndarray, np.ndarray, float | None]:
+    """Both samples (at most 2,000 rounds each) and the Mann-Whitney p-value, None with fewer
+    than 3 rounds on a side."""
+    a, b = np.asarray(base, float), np.asarray(head, float)
+    # pytest-benchmark can save tens of thousands of rounds: a random 2,000 of them
+    # decide as well and keep the bootstrap small.
+    if len(a) > 2000:
+        a = rng.choice(a, 2000, replace=False)
+    if len(b) > 2000:
+        b = rng.choice(b, 2000, replace=False)
+    p = None
+    if len(a) >= 3 and len(b) >= 3:
+        p = float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
+    return a, b, p
+
+
+def _case_result(name: str, a: np.ndarray, b: np.ndarray, p: float | None,
+                 p_adj: float | None, t: Thresholds, rng: np.random.Generator) -> CaseResult:
+    """One case's verdict: a change beyond both the threshold and the noise floor, significant
+    after correction, and with its bootstrap interval clear of no change."""
+    ma, mb = float(np.median(a)), float(np.median(b))
+    delta = (mb / ma - 1) * 100 if ma else 0.0
+    lo, hi = _bootstrap_ratio(a, b, t.bootstrap, rng)
+    cv = _robust_cv(a)
+    # Standard error of a median ~ 1.2533 sd / sqrt(n); of a difference of two, sqrt 2.
+    floor = 2.8 * 1.2533 * cv * math.sqrt(1 / len(a) + 1 / len(b)) * 100 if len(a) > 1 \
+        else 0.0
+    need = max(t.regression_pct, floor)
+    significant = p_adj is not None and p_adj < t.alpha
+    if significant and delta > need and lo > 1:
+        verdict = "regressed"
+    elif significant and delta < -need and hi < 1:
+        verdict = "improved"
+    else:
+        verdict = "inconclusive"
+    return CaseResult(name, verdict, ma, mb, delta, ((lo - 1) * 100, (hi - 1) * 100),
+                      p, p_adj, floor, (len(a), len(b)))
