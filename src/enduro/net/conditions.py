@@ -304,32 +304,35 @@ class ResponseCheck:
             if canary in body:
                 return "canary"
         if not self._status_ok(code):
-            if code >= 500:
-                return "5xx"
-            if code >= 400:
-                return "4xx"
-            return "status"
+            return "5xx" if code >= 500 else "4xx" if code >= 400 else "status"
+        return None if self._body_holds(answer, scope) else "check_failed"
+
+    def _body_holds(self, answer: Answer, scope: Scope | None) -> bool:
+        """contains, regex, json and that, in this order, the first that fails ending it."""
         contains = self._contains
         if contains is not None:
             if isinstance(contains, Template):
                 assert scope is not None
                 contains = contains.render(scope).encode()
-            if contains not in body:
-                return "check_failed"
-        if self._regex is not None and self._regex.search(body) is None:
-            return "check_failed"
-        if self._json:
-            try:
-                doc = answer.doc()
-                for path, wanted, static in self._json:
-                    if not static:
-                        assert scope is not None
-                        wanted = render_value(wanted, scope)
-                    if path.get(doc) != wanted:
-                        return "check_failed"
-            except (ValueError, KeyError, IndexError, TypeError):
-                return "check_failed"
-        for condition in self._that:
-            if not condition.holds(answer, scope):
-                return "check_failed"
-        return None
+            if contains not in answer.body:
+                return False
+        if self._regex is not None and self._regex.search(answer.body) is None:
+            return False
+        if self._json and not self._json_holds(answer, scope):
+            return False
+        return all(condition.holds(answer, scope) for condition in self._that)
+
+    def _json_holds(self, answer: Answer, scope: Scope | None) -> bool:
+        """Every JSON path has its wanted value; a body that is not JSON, or lacks a path,
+        does not hold."""
+        try:
+            doc = answer.doc()
+            for path, wanted, static in self._json:
+                if not static:
+                    assert scope is not None
+                    wanted = render_value(wanted, scope)
+                if path.get(doc) != wanted:
+                    return False
+        except (ValueError, KeyError, IndexError, TypeError):
+            return False
+        return True
