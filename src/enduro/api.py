@@ -120,16 +120,15 @@ def _workload_problems(plan: Plan) -> Iterator[tuple[_Where, str]]:
 
 def _base_url_problems(plan: Plan, wname: str,
                        workload: Workload) -> Iterator[tuple[_Where, str]]:
-    kind = next((k for k in ("http", "sse", "flow", "burst") if getattr(workload, k)), None)
-    target = workload.http or workload.sse or workload.flow or workload.burst
-    if target is None or kind is None:
+    target = workload.target
+    if target is None:
         return
     try:
         split_base(plan.base_url(target))
     except PlanError as exc:
         field = "base" if target.base is not None else "service"
         for p in exc.problems:
-            yield ("workloads", wname, kind, field), p.message
+            yield ("workloads", wname, workload.kind, field), p.message
 
 
 def _token_problems(plan: Plan) -> Iterator[tuple[_Where, str]]:
