@@ -40,6 +40,7 @@ class Watch:
         self.scraped: dict[str, dict[str, float]] = {}
 
     def generator_summary(self) -> dict[str, Any]:
+        """The generator section of results.json: whether its figures may be suspect."""
         return {"saturated": self.saturated_samples > 0,
                 "saturated_samples": self.saturated_samples, "samples": self.samples_taken,
                 "loop_lag_worst_ms": round(self.loop_lag.worst * 1000, 2)}
@@ -93,6 +94,7 @@ class Watch:
                                 "try --workers")
 
     async def scraper(self, name: str) -> None:
+        """Scrape service ``name`` every ``scrape.every`` until cancelled."""
         spec = self.ctx.plan.services[name].scrape
         assert spec is not None
         # One client and one TLS context (the scrape's ``tls``) for all its scrapes.
