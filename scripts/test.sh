@@ -41,6 +41,7 @@ python3 -m pip install -q --disable-pip-version-check -e '.[test]'
 python3 -m ruff check src tests benchmarks
 python3 -m mypy
 # Tests are independent (ports and directories per test), so they run in parallel: most of
-# their time is spent waiting for runs of fixed length. ENDURO_TEST_WORKERS=0 runs them in one
-# process.
-python3 -m pytest -n "${ENDURO_TEST_WORKERS:-3}" "$@"
+# their time is spent waiting for runs of fixed length, so 5 workers keep a 2-core machine busy
+# (3 left it half idle). The longest tests start first (tests/conftest.py).
+# ENDURO_TEST_WORKERS=0 runs them in one process.
+python3 -m pytest -n "${ENDURO_TEST_WORKERS:-5}" "$@"

@@ -131,6 +131,7 @@ def _window(op: str, index: int, requests: int, errors: int, lat_us: int) -> Win
                        fold(array("q", [lat_us] * requests)), fold(array("q", [lat_us])))
 
 
+@pytest.mark.slow(6)
 def test_rebuild_after_roll_up_keeps_counts_classes_and_phases(tmp_path: Path) -> None:
     """Two hours of windows, the first rolled up to minutes (as a long soak's store is):
     the rebuilt totals, error classes and phase lengths equal what was stored."""

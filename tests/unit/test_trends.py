@@ -70,14 +70,14 @@ def test_a_1mb_per_hour_leak_is_caught() -> None:
     assert verdict.time_to_limit_h is not None and 40 < verdict.time_to_limit_h < 60
 
 
-@pytest.mark.slow(8)
+@pytest.mark.slow(11)
 def test_false_alarms_stay_under_one_percent() -> None:
-    # No alarm in 300 healthy series bounds the rate under 1% with 95% confidence (one-sided
-    # Clopper-Pearson: 1 - 0.05 ** (1 / 300) = 0.99%); 10 of 1000 allowed up to 1.7%.
+    # At most one alarm in 480 healthy series bounds the rate under 1% with 95% confidence
+    # (one-sided Clopper-Pearson: 0.98%); 10 of 1000, checked before, allowed up to 1.7%.
     shapes = (plateau, sawtooth, pure_noise)
-    alarms = sum(judge(shapes[i % 3](1000 + i)) for i in range(300))
-    print(f"false alarms: {alarms} / 300")
-    assert alarms == 0
+    alarms = sum(judge(shapes[i % 3](1000 + i)) for i in range(480))
+    print(f"false alarms: {alarms} / 480")
+    assert alarms <= 1
 
 
 def test_each_healthy_shape_says_why() -> None:
