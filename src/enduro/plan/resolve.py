@@ -265,6 +265,14 @@ def apply_set(data: dict[str, Any], item: str, lines: Lines) -> None:
         parts.append(int(piece[1:-1]) if piece.startswith("[") else piece)
     if not parts:
         raise PlanError(f"--set {item!r}: empty path")
+    node = _set_parent(data, parts, raw_path)
+    _set_last(node, parts, value, raw_path)
+    lines.replace(tuple(parts), 0)  # 0 marks "from the command line"
+
+
+def _set_parent(data: dict[str, Any], parts: list[str | int], raw_path: str) -> Any:
+    """The node that holds the path's last part, with missing mappings (or lists, before an
+    index) made on the way."""
     node: Any = data
     for i, part in enumerate(parts[:-1]):
         nxt = parts[i + 1]
@@ -281,6 +289,11 @@ def apply_set(data: dict[str, Any], item: str, lines: Lines) -> None:
         else:
             raise PlanError(f"--set {raw_path}: {dotted(tuple(parts[: i + 1]))} is not a "
                             "mapping or list index that exists")
+    return node
+
+
+def _set_last(node: Any, parts: list[str | int], value: Any, raw_path: str) -> None:
+    """Set the path's last part in its parent: a key of a mapping, an existing list index."""
     last = parts[-1]
     if isinstance(node, dict):
         node[str(last)] = value
@@ -295,7 +308,6 @@ def apply_set(data: dict[str, Any], item: str, lines: Lines) -> None:
         node[index] = value
     else:
         raise PlanError(f"--set {raw_path}: the parent is not a mapping or list")
-    lines.replace(tuple(parts), 0)  # 0 marks "from the command line"
 
 
 def substitute(text: str, env: Mapping[str, str], base_dir: Path) -> str:
