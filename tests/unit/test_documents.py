@@ -240,6 +240,53 @@ def test_the_gate_reads_results_through_the_model(tmp_path: Path) -> None:
         read_results(path)
 
 
+# --- the pieces each writer hands in, checked against their models without a run ---------------
+
+def _declared(model: type[Any], data: object) -> list[str]:
+    return model.model_validate(data).unknown_keys()  # type: ignore[no-any-return]
+
+
+def test_the_pieces_of_results_fit_their_models() -> None:
+    """Each producer's ``to_json`` against the model of its place in results.json: a key added
+    on either side alone fails here, at unit speed (the runs in
+    tests/integration/test_documents_from_runs.py check whole files)."""
+    from dataclasses import fields
+
+    from pydantic import TypeAdapter
+
+    from enduro.documents.results import (
+        CheckerViolation,
+        DriftDetail,
+        Figures,
+        LeakTrend,
+        RuleOutcome,
+        TrendDetail,
+    )
+    from enduro.documents.service import ServiceRecord
+    from enduro.observe.metrics import Metrics
+    from enduro.services.supervisor import ServiceStatus
+    from enduro.verdict.checkers import Violation
+    from enduro.verdict.rules import RuleResult
+    from enduro.verdict.trends import drift_verdict, leak, leak_by_incarnation
+
+    assert _declared(RuleOutcome, RuleResult("r", 1.0, "1", False, "why", True).to_json()) == []
+    assert _declared(Figures, Metrics(1.0).view(elapsed_s=1.0).summary()) == []
+    assert [f.name for f in fields(ServiceStatus)] + ["rss_mb"] == list(
+        ServiceRecord.model_fields)
+    assert _declared(CheckerViolation, Violation("c", "k", "m", [{"f": "x"}]).to_json()) == []
+    times = [float(i) for i in range(300)]
+    grows = [100.0 + i for i in range(300)]
+    assert _declared(LeakTrend, {"leak": None, "reasons": ["short"]}) == []
+    assert _declared(LeakTrend, leak(times, grows, min_abs=1.0).to_json()) == []
+    restarted = leak_by_incarnation(times, grows, [1.0] * 150 + [2.0] * 150, min_abs=1.0)
+    assert _declared(LeakTrend, restarted.to_json()) == []
+    assert _declared(DriftDetail, drift_verdict(times, grows).to_json()) == []
+    assert _declared(DriftDetail, drift_verdict(times[:3], grows[:3]).to_json()) == []
+    trend = TypeAdapter(TrendDetail)
+    assert isinstance(trend.validate_python(drift_verdict(times, grows).to_json()), DriftDetail)
+    assert isinstance(trend.validate_python(restarted.to_json()), LeakTrend)
+
+
 # --- state.json -------------------------------------------------------------------------------
 
 def test_status_shows_what_can_be_read_of_a_corrupt_state() -> None:
