@@ -199,7 +199,7 @@ def format_status(s: dict[str, Any]) -> str:
     live = s["live"]
     if live:
         lines.append(f"  rps {_seconds(live.get('rps')):,.1f}  errors (10s) "
-                     f"{live.get('errors', 0)}  p95 {live.get('p95_ms', 0)}ms  requests "
+                     f"{live.get('errors') or 0}  p95 {live.get('p95_ms') or 0}ms  requests "
                      f"{_seconds(live.get('requests_total')):,.0f}")
     for name, svc in s["services"].items():
         rss = f"  rss {svc['rss_mb']}MB" if svc.get("rss_mb") is not None else ""
