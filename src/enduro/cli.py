@@ -402,8 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="pytest-benchmark/hyperfine JSON, Criterion dir or results.json")
     g.add_argument("--out", "-o", type=Path, default=Path("base_summary.json"))
     g = gsub.add_parser("compare", help="compare head with a baseline; exit 1 when it fails")
-    g.add_argument("--base", type=Path, help="a baseline result file or summary")
-    g.add_argument("--head", type=Path, help="the head result file (default: run --command)")
+    g.add_argument("--base", type=Path, help="a baseline result file or summary, or an enduro "
+                   "run directory (its per-window figures are the samples)")
+    g.add_argument("--head", type=Path, help="the head result file or run directory (default: "
+                   "run --command)")
     g.add_argument("--base-ref", help="a git ref: run --command in a worktree of it")
     g.add_argument("--command", dest="bench_command",
                    help="the benchmark command (with --base-ref or no --head)")
@@ -738,13 +740,18 @@ def _gate(args: argparse.Namespace, out: Console, err: Console) -> int:
         if not (args.base_ref and args.bench_command and args.result):
             raise PlanError("gate compare needs --base FILE, or --base-ref REF with "
                             "--command CMD and --result PATH")
-        base = baseline_from_ref(args.base_ref, args.bench_command, args.result, Path.cwd())
+        base = baseline_from_ref(args.base_ref, args.bench_command, args.result, Path.cwd(),
+                                 log=args.out / "base.bench.log")
     if head is None:
         if not (args.bench_command and args.result):
             raise PlanError("gate compare needs --head FILE, or --command and --result")
-        proc = subprocess.run(args.bench_command, shell=True, stdout=subprocess.DEVNULL)
+        args.out.mkdir(parents=True, exist_ok=True)
+        with (args.out / "head.bench.log").open("wb") as log:  # kept, as teams keep it
+            proc = subprocess.run(args.bench_command, shell=True, stdout=log,
+                                  stderr=subprocess.STDOUT)
         if proc.returncode != 0:
-            raise PlanError(f"the benchmark command failed (exit {proc.returncode})")
+            raise PlanError(f"the benchmark command failed (exit {proc.returncode}); its "
+                            f"output is in {args.out / 'head.bench.log'}")
         head = Path(args.result)
     outcome = run_compare(base, head, load_thresholds(args.config), args.out)
     sys.stdout.write(outcome.markdown())

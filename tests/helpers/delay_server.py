@@ -1,11 +1,12 @@
 """An HTTP/1.1 keep-alive server with a known delay distribution, recording what it did.
 
-    python delay_server.py --port P --log L [--seed S] [--zero]
+    python delay_server.py --port P --log L [--seed S] [--zero] [--scale F]
 
 Each request waits a delay drawn with a seeded RNG, in arrival order: 80% 5 ms, 15% 50 ms,
-5% 200 ms (``--zero``: no delay). The time the server actually held each request (from
-having read it to having written the answer, measured by the server) is appended to ``--log``
-as one number of seconds per line: the true distribution a load tool's figures must match.
+5% 200 ms, each times ``--scale`` (``--zero``: no delay). The time the server actually held
+each request (from having read it to having written the answer, measured by the server) is
+appended to ``--log`` as one number of seconds per line: the true distribution a load tool's
+figures must match.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ async def main() -> None:
     p.add_argument("--log", required=True)
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--zero", action="store_true")
+    p.add_argument("--scale", type=float, default=1.0)
     args = p.parse_args()
     rng = random.Random(args.seed)
     log = open(args.log, "a", buffering=1)  # noqa: SIM115 - open for the server's life
@@ -35,7 +37,7 @@ async def main() -> None:
         if args.zero:
             return 0.0
         x = rng.random()
-        return next(d for share, d in DELAYS if x < share)
+        return next(d for share, d in DELAYS if x < share) * args.scale
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

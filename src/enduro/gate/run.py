@@ -4,8 +4,11 @@ markdown and JSON reports and a non-zero exit when the gate fails."""
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -20,6 +23,7 @@ import yaml
 from enduro.base.errors import PlanError, RunError
 from enduro.gate.readers import read_results
 from enduro.gate.stats import CaseResult, Thresholds, compare_cases
+from enduro.gate.stats import patterns as _patterns
 
 __all__ = ["GateOutcome", "load_thresholds", "run_compare", "snapshot"]
 
@@ -27,15 +31,18 @@ _ENV = {"ENDURO_GATE_REGRESSION_PCT": "regression_pct",
         "ENDURO_GATE_MAX_REGRESSED": "max_regressed",
         "ENDURO_GATE_MIN_COMPARED": "min_compared",
         "ENDURO_GATE_MIN_BASE_TIME": "min_base_time_s",
+        "ENDURO_GATE_MIN_BASE_TIME_NS": "min_base_time_ns",
         "ENDURO_GATE_ALPHA": "alpha",
         "ENDURO_GATE_INCLUDE": "include",
         "ENDURO_GATE_EXCLUDE": "exclude"}
 
 
 def load_thresholds(path: Path | None, env: Mapping[str, str] = os.environ) -> Thresholds:
-    """Defaults, then the file (TOML or YAML, keys as in ``Thresholds``), then the env."""
+    """Defaults, then the file (TOML or YAML, keys as in ``Thresholds``, and
+    ``min_base_time_ns`` for inputs in ns), then the env."""
     t = Thresholds()
     types = {f.name: f.type for f in fields(Thresholds)}
+    types["min_base_time_ns"] = "float"
     values: dict[str, Any] = {}
     if path is not None:
         try:
@@ -59,7 +66,27 @@ def load_thresholds(path: Path | None, env: Mapping[str, str] = os.environ) -> T
                            else str(value))
         except ValueError as exc:
             raise PlanError(f"gate setting {key}: {value!r} is not a number") from exc
+        if isinstance(values[key], float) and not math.isfinite(values[key]):
+            raise PlanError(f"gate setting {key}: {value!r} is not a finite number")
+    if "min_base_time_ns" in values:
+        values["min_base_time_s"] = values.pop("min_base_time_ns") / 1e9
+    for key in ("include", "exclude"):
+        for pattern in _patterns(values.get(key)):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise PlanError(f"gate setting {key}: {pattern!r} is not a regex: {exc}") \
+                    from None
     return replace(t, **values)
+
+
+def summary(cases: dict[str, list[float]], **extra: Any) -> dict[str, Any]:
+    """A gate summary: the samples of each case (s) and, as teams read them, each case's
+    ``median_ns`` and ``mean_ns``."""
+    return {"format": "enduro-gate-summary", **extra, "cases": cases,
+            "stats": {name: {"median_ns": statistics.median(v) * 1e9,
+                             "mean_ns": statistics.fmean(v) * 1e9, "samples": len(v)}
+                      for name, v in cases.items() if v}}
 
 
 def snapshot(paths: list[Path], out: Path) -> Path:
@@ -67,13 +94,15 @@ def snapshot(paths: list[Path], out: Path) -> Path:
     cases: dict[str, list[float]] = {}
     for p in paths:
         cases.update(read_results(p))
-    out.write_text(json.dumps({"format": "enduro-gate-summary", "created_at": time.time(),
-                               "sources": [str(p) for p in paths], "cases": cases}, indent=1))
+    out.write_text(json.dumps(summary(cases, created_at=time.time(),
+                                      sources=[str(p) for p in paths]), indent=1))
     return out
 
 
-def baseline_from_ref(ref: str, command: str, result: str, repo: Path) -> Path:
-    """Run ``command`` in a git worktree of ``ref``; return the result file it wrote."""
+def baseline_from_ref(ref: str, command: str, result: str, repo: Path,
+                      log: Path | None = None) -> Path:
+    """Run ``command`` in a git worktree of ``ref``; return the result file it wrote. Its
+    output is kept in ``log`` (``base.bench.log``)."""
     root = Path(tempfile.mkdtemp(prefix="enduro-gate-"))
     tree = root / "tree"
     add = subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", str(tree),
@@ -82,6 +111,9 @@ def baseline_from_ref(ref: str, command: str, result: str, repo: Path) -> Path:
         raise RunError(f"git worktree add {ref} failed: {add.stderr.strip()}")
     try:
         proc = subprocess.run(command, shell=True, cwd=tree, capture_output=True, text=True)
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            log.write_text(proc.stdout + proc.stderr)
         if proc.returncode != 0:
             raise RunError(f"the benchmark command failed at {ref} (exit {proc.returncode}): "
                            f"{proc.stderr.strip()[-500:]}")
@@ -126,17 +158,18 @@ class GateOutcome:
                 "inconclusive": "⚪ no change"}
         lines = [f"## Performance gate: {'PASS' if self.passed else 'FAIL'}", ""]
         lines += [f"- {r}" for r in self.reasons]
-        lines += ["", "| case | base | head | delta | 95% CI | p (adj.) | noise floor | |",
-                  "|---|---:|---:|---:|---:|---:|---:|---|"]
+        lines += ["", "| case | base | head | delta | 95% CI | p (adj.) | noise floor | rule | |",
+                  "|---|---:|---:|---:|---:|---:|---:|---|---|"]
         for r in sorted(self.results, key=lambda r: -abs(r.delta_pct)):
             p = f"{r.p_adjusted:.3g}" if r.p_adjusted is not None else "-"
             lines.append(f"| `{r.case}` | {_t(r.base_median)} | {_t(r.head_median)} | "
                          f"{r.delta_pct:+.2f}% | {r.ci_pct[0]:+.1f}%..{r.ci_pct[1]:+.1f}% | "
-                         f"{p} | ±{r.noise_floor_pct:.1f}% | {mark[r.verdict]} |")
+                         f"{p} | ±{r.noise_floor_pct:.1f}% | {r.rule} | {mark[r.verdict]} |")
         if self.skipped:
             lines += ["", "Skipped:", *(f"- {s}" for s in self.skipped)]
         lines += ["", "The noise floor is the smallest change this many samples with the "
-                  "baseline's spread could reveal."]
+                  "baseline's spread could reveal. Rule `threshold`: one estimate per case, "
+                  f"so no significance test; regressed beyond {self.thresholds.regression_pct:g}%."]
         return "\n".join(lines) + "\n"
 
 
@@ -151,9 +184,9 @@ def run_compare(base: Path, head: Path, t: Thresholds, out: Path) -> GateOutcome
     """Compare two result files (any supported format); write the reports into ``out``."""
     base_cases, head_cases = read_results(base), read_results(head)
     out.mkdir(parents=True, exist_ok=True)
-    for name, cases in (("base_summary.json", base_cases), ("head_summary.json", head_cases)):
-        (out / name).write_text(json.dumps({"format": "enduro-gate-summary",
-                                            "cases": cases}, indent=1))
+    for name, cases in (("base_summary.json", base_cases), ("head_summary.json", head_cases),
+                        ("head_snapshot.json", head_cases)):
+        (out / name).write_text(json.dumps(summary(cases), indent=1))
     results, skipped = compare_cases(base_cases, head_cases, t)
     outcome = GateOutcome(results, skipped, t)
     (out / "comparison.json").write_text(json.dumps(outcome.to_json(), indent=2))

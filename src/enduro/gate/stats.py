@@ -7,6 +7,10 @@
 - A case is regressed (or improved) only when the change is significant after correction
   and its estimate exceeds both the configured threshold and the noise floor; otherwise it
   is inconclusive.
+- With fewer than 3 samples on a side (one estimate per case: Criterion's estimates.json,
+  hyperfine without times, a summary without samples) no significance test can work, so the
+  case is judged, visibly, by the threshold rule teams use: regressed when the change of
+  the medians exceeds ``regression_pct`` (``rule: threshold`` in the reports).
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-__all__ = ["CaseResult", "Thresholds", "compare_cases"]
+__all__ = ["CaseResult", "Thresholds", "compare_cases", "patterns"]
 
 
 @dataclass(frozen=True)
@@ -53,9 +57,11 @@ class CaseResult:
     p_adjusted: float | None
     noise_floor_pct: float
     samples: tuple[int, int]
+    rule: str = "statistics"  # statistics | threshold (too few samples for a test)
 
     def to_json(self) -> dict[str, Any]:
-        return {"case": self.case, "verdict": self.verdict, "base_median": self.base_median,
+        return {"case": self.case, "verdict": self.verdict, "rule": self.rule,
+                "base_median": self.base_median,
                 "head_median": self.head_median, "delta_pct": round(self.delta_pct, 3),
                 "ci_pct": [round(x, 3) for x in self.ci_pct],
                 "p_value": self.p_value, "p_adjusted": self.p_adjusted,
@@ -116,10 +122,11 @@ def _selected(base: dict[str, list[float]], head: dict[str, list[float]],
     import re
     skipped: list[str] = []
     names = []
+    include, exclude = patterns(t.include), patterns(t.exclude)
     for name in sorted(set(base) | set(head)):
-        if t.include and not re.search(t.include, name):
+        if include and not any(re.search(x, name) for x in include):
             continue
-        if t.exclude and re.search(t.exclude, name):
+        if exclude and any(re.search(x, name) for x in exclude):
             continue
         if name not in base or name not in head:
             skipped.append(f"{name}: only in {'head' if name in head else 'base'}")
@@ -129,6 +136,15 @@ def _selected(base: dict[str, list[float]], head: dict[str, list[float]],
             continue
         names.append(name)
     return names, skipped
+
+
+def patterns(text: str | None) -> list[str]:
+    """A filter: comma-separated names or regexes, any of which may match (a comma inside a
+    regex's ``{m,n}`` does not separate)."""
+    import re
+    if not text:
+        return []
+    return [x.strip() for x in re.split(r",(?![^{]*\})", text) if x.strip()]
 
 
 def _tested(base: list[float], head: list[float], rng: np.random.Generator) -> tuple[
@@ -159,6 +175,12 @@ def _case_result(name: str, a: np.ndarray, b: np.ndarray, p: float | None,
     # Standard error of a median ~ 1.2533 sd / sqrt(n); of a difference of two, sqrt 2.
     floor = 2.8 * 1.2533 * cv * math.sqrt(1 / len(a) + 1 / len(b)) * 100 if len(a) > 1 \
         else 0.0
+    if p is None:
+        # One estimate a side: no test can say anything; the threshold rule judges alone.
+        verdict = ("regressed" if delta > t.regression_pct
+                   else "improved" if delta < -t.regression_pct else "inconclusive")
+        return CaseResult(name, verdict, ma, mb, delta, ((lo - 1) * 100, (hi - 1) * 100),
+                          None, None, floor, (len(a), len(b)), rule="threshold")
     need = max(t.regression_pct, floor)
     significant = p_adj is not None and p_adj < t.alpha
     if significant and delta > need and lo > 1:
