@@ -59,13 +59,16 @@ def test_soak_demo_passes_without_a_defect(tmp_path: Path) -> None:
 
 # fd-leak is judged from a recorded 60 s run of the demo (tests/unit/test_verdict_data.py):
 # 25 s of it gave p-values next to the significance level, caught or not by timing luck.
-@pytest.mark.parametrize(("defect", "rule"), [
-    ("leak", "leak(rss{service=demo, min=10MB}) == false"),
-    ("slow-drift", "drift(p95(latency{op=list})) < 100%"),
+# slow-drift adds 1 ms every 2 s: over 25 s the p95 drifted 109% against the 100% limit on a
+# busy machine (and -15% under a load of 11), over 40 s 177%. The leak is plain at 25 s.
+@pytest.mark.parametrize(("defect", "rule", "duration"), [
+    pytest.param("leak", "leak(rss{service=demo, min=10MB}) == false", "25s",
+                 marks=pytest.mark.slow(28)),
+    pytest.param("slow-drift", "drift(p95(latency{op=list})) < 100%", "40s",
+                 marks=pytest.mark.slow(43)),
 ])
-@pytest.mark.slow(28)
-def test_soak_defects_are_caught(tmp_path: Path, defect: str, rule: str) -> None:
-    proc = run_cli("demo", "--defect", defect, "--duration", "25s", "--out", str(tmp_path),
+def test_soak_defects_are_caught(tmp_path: Path, defect: str, rule: str, duration: str) -> None:
+    proc = run_cli("demo", "--defect", defect, "--duration", duration, "--out", str(tmp_path),
                    timeout=120)
     assert proc.returncode == 1, proc.stderr
     if defect == "slow-drift":
