@@ -287,6 +287,14 @@ def test_the_pieces_of_results_fit_their_models() -> None:
     assert isinstance(trend.validate_python(restarted.to_json()), LeakTrend)
 
 
+def test_every_workload_kind_s_summary_has_a_place_in_results() -> None:
+    """A kind whose output is summed up in results.json (engine/kinds.py) needs its field in
+    ``Results`` first: results_document refuses a section the model does not know."""
+    from enduro.engine.kinds import KINDS
+    keys = {kind.output.key for kind in KINDS.values() if kind.output is not None}
+    assert keys and keys <= set(Results.model_fields)
+
+
 # --- state.json -------------------------------------------------------------------------------
 
 def test_status_shows_what_can_be_read_of_a_corrupt_state() -> None:

@@ -29,7 +29,7 @@ class EventLog:
     def __init__(self, fh: TextIO) -> None:
         self._fh = fh
 
-    def append(self, kind: str, t: float, wall: float, **data: Any) -> Event | None:
+    def append(self, kind: str, t: float, wall: float, /, **data: Any) -> Event | None:
         """Write one record; return it, or None when it does not fit its kind's model: it is
         written as given all the same (a record is never lost to a typing slip; tests read
         events through the models strictly)."""
