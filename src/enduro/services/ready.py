@@ -143,12 +143,8 @@ async def wait_ready(name: str, ready: Ready, *, service_dir: Path | None = None
     own token is sent once that token is read. ``ready.timeout`` bounds the whole wait."""
     start = time.monotonic()
     deadline = start + ready.timeout
-    last = "no answer yet"
-    auth_failures = 0
-    seen_lines = log_from  # lines of an earlier incarnation do not count
-    pattern = re.compile(ready.log) if ready.log is not None else None
-    ctx = probe_context(ready)  # one context for every attempt
-    own_token = name in TOKEN_REF.findall(" ".join(ready.headers.values()))
+    probe = _Probe(name, ready, service_dir, output, token, tokens,
+                   seen_lines=log_from)  # lines of an earlier incarnation do not count
     passed = False
     while True:
         if exited is not None and (why := exited()) is not None:
@@ -157,61 +153,108 @@ async def wait_ready(name: str, ready: Ready, *, service_dir: Path | None = None
                 tail = "; last output:\n    " + "\n    ".join(list(output.tail)[-10:])
             raise NeverReady(f"service {name} {why} before it was ready{tail}")
         waiting = token.poll() if token is not None else None
-        try:
-            if passed:
-                pass
-            elif pattern is not None:
-                if output is None:
-                    raise RunError(f"service {name}: a log probe needs a managed process")
-                lines = list(output.tail)
-                new = min(len(lines), output.lines_seen - seen_lines)
-                seen_lines = output.lines_seen
-                passed = any(pattern.search(line) for line in lines[len(lines) - new:])
-                last = "" if passed else f"no line matched {ready.log!r} yet"
-            elif ready.file is not None:
-                path = Path(ready.file)
-                if not path.is_absolute() and service_dir is not None:
-                    path = service_dir / path
-                passed = path.exists() and path.stat().st_size > 0
-                last = "" if passed else f"{path} does not exist yet"
-            elif ready.http is not None:
-                if own_token and (token is None or token.token is None):
-                    last = "its headers need the token it has not written yet"
-                else:
-                    own = {name: token.token} if token is not None and token.token else {}
-                    headers = Credentials({**(tokens or {}), **own}).fill(dict(ready.headers))
-                    status = await _http_status(ready, ctx, headers, min(5.0, ready.timeout))
-                    passed = status == ready.status
-                    last = "" if passed else f"answered {status}, expected {ready.status}"
-                    auth_failures = auth_failures + 1 if status in (401, 403) else 0
-                    if auth_failures >= ready.auth_failures:
-                        raise NeverReady(
-                            f"service {name}: {ready.http} answered {status} {auth_failures} "
-                            "times in a row; a stale process (an old instance still holding "
-                            "the port) or a stale token is likely")
-            else:
-                assert ready.tcp is not None
-                host, _, port = ready.tcp.rpartition(":")
-                _, writer = await asyncio.wait_for(
-                    asyncio.open_connection(host.strip("[]") or "127.0.0.1", int(port)),
-                    min(5.0, ready.timeout))
-                writer.close()
-                passed = True
-        except (OSError, TimeoutError, ValueError) as exc:
-            last = str(exc) or type(exc).__name__
+        if not passed:
+            passed = await probe.attempt()
         if passed and token is not None and token.token is None:
             waiting = token.poll()  # the probe took a while: look again before sleeping
         if passed and waiting is None:
             return time.monotonic() - start
         if time.monotonic() >= deadline:
-            probe = ready.http or ready.tcp or ready.log or ready.file
-            why_not = "; ".join(w for w in ("" if passed else last, waiting or "") if w)
+            what = ready.http or ready.tcp or ready.log or ready.file
+            why_not = "; ".join(w for w in ("" if passed else probe.last, waiting or "") if w)
             raise NeverReady(
-                f"service {name} was not ready within {ready.timeout:g}s ({probe}: {why_not})")
-        if pattern is not None and output is not None and not passed:
+                f"service {name} was not ready within {ready.timeout:g}s ({what}: {why_not})")
+        await probe.pause(passed)
+
+
+class _Probe:
+    """One service's readiness probe across its attempts: what the last attempt saw, the log
+    lines already searched and the authentication failures in a row."""
+
+    def __init__(self, name: str, ready: Ready, service_dir: Path | None,
+                 output: OutputLog | None, token: TokenWait | None,
+                 tokens: Mapping[str, str] | None, *, seen_lines: int) -> None:
+        self.name = name
+        self.ready = ready
+        self.service_dir = service_dir
+        self.output = output
+        self.token = token
+        self.tokens = tokens
+        self.seen_lines = seen_lines
+        self.pattern = re.compile(ready.log) if ready.log is not None else None
+        self.ctx = probe_context(ready)  # one context for every attempt
+        self.own_token = name in TOKEN_REF.findall(" ".join(ready.headers.values()))
+        self.last = "no answer yet"
+        self.auth_failures = 0
+
+    async def attempt(self) -> bool:
+        """One attempt: whether it passed; when not, ``last`` says why."""
+        try:
+            if self.pattern is not None:
+                return self._log(self.pattern)
+            if self.ready.file is not None:
+                return self._file(self.ready.file)
+            if self.ready.http is not None:
+                return await self._http(self.ready.http)
+            return await self._tcp()
+        except (OSError, TimeoutError, ValueError) as exc:
+            self.last = str(exc) or type(exc).__name__
+            return False
+
+    def _log(self, pattern: re.Pattern[str]) -> bool:
+        """A line printed since the last attempt matches."""
+        output = self.output
+        if output is None:
+            raise RunError(f"service {self.name}: a log probe needs a managed process")
+        lines = list(output.tail)
+        new = min(len(lines), output.lines_seen - self.seen_lines)
+        self.seen_lines = output.lines_seen
+        passed = any(pattern.search(line) for line in lines[len(lines) - new:])
+        self.last = "" if passed else f"no line matched {self.ready.log!r} yet"
+        return passed
+
+    def _file(self, name: str) -> bool:
+        path = Path(name)
+        if not path.is_absolute() and self.service_dir is not None:
+            path = self.service_dir / path
+        passed = path.exists() and path.stat().st_size > 0
+        self.last = "" if passed else f"{path} does not exist yet"
+        return passed
+
+    async def _http(self, url: str) -> bool:
+        """The expected status; a run of 401/403 answers ends the wait early."""
+        ready, token = self.ready, self.token
+        if self.own_token and (token is None or token.token is None):
+            self.last = "its headers need the token it has not written yet"
+            return False
+        own = {self.name: token.token} if token is not None and token.token else {}
+        headers = Credentials({**(self.tokens or {}), **own}).fill(dict(ready.headers))
+        status = await _http_status(ready, self.ctx, headers, min(5.0, ready.timeout))
+        passed = status == ready.status
+        self.last = "" if passed else f"answered {status}, expected {ready.status}"
+        self.auth_failures = self.auth_failures + 1 if status in (401, 403) else 0
+        if self.auth_failures >= ready.auth_failures:
+            raise NeverReady(
+                f"service {self.name}: {url} answered {status} {self.auth_failures} "
+                "times in a row; a stale process (an old instance still holding "
+                "the port) or a stale token is likely")
+        return passed
+
+    async def _tcp(self) -> bool:
+        assert self.ready.tcp is not None
+        host, _, port = self.ready.tcp.rpartition(":")
+        _, writer = await asyncio.wait_for(
+            asyncio.open_connection(host.strip("[]") or "127.0.0.1", int(port)),
+            min(5.0, self.ready.timeout))
+        writer.close()
+        return True
+
+    async def pause(self, passed: bool) -> None:
+        """Until the next attempt: a log probe looks again as soon as there is new output."""
+        if self.pattern is not None and self.output is not None and not passed:
             try:
-                await asyncio.wait_for(output.changed(), ready.interval)
+                await asyncio.wait_for(self.output.changed(), self.ready.interval)
             except TimeoutError:
                 pass
         else:
-            await asyncio.sleep(ready.interval)
+            await asyncio.sleep(self.ready.interval)
