@@ -94,7 +94,8 @@ def test_gate_on_hyperfine_files_with_thresholds(tmp_path: Path) -> None:
                         str(path), "-n", "sleeper", f"sleep {seconds}"], check=True,
                        capture_output=True)
         return path
-    base, same, slow = run("a.json", "0.02"), run("b.json", "0.02"), run("c.json", "0.03")
+    # Twice as slow: +50% (0.03 s) drowned in a busy machine's wake-up delays (not flagged).
+    base, same, slow = run("a.json", "0.02"), run("b.json", "0.02"), run("c.json", "0.04")
     snap = run_cli("gate", "snapshot", str(base), "--out", str(tmp_path / "base.json"))
     assert snap.returncode == 0
     ok = run_cli("gate", "compare", "--base", str(tmp_path / "base.json"), "--head", str(same),
@@ -103,10 +104,10 @@ def test_gate_on_hyperfine_files_with_thresholds(tmp_path: Path) -> None:
     bad = run_cli("gate", "compare", "--base", str(base), "--head", str(slow), "--out",
                   str(tmp_path / "g2"), env=LAX)
     assert bad.returncode == 1 and "sleeper" in bad.stdout
-    # Thresholds from a file and the environment: 60% regression allowed; one case must be
+    # Thresholds from a file and the environment: 150% regression allowed; one case must be
     # compared, so an exclude-all filter fails the gate.
     config = tmp_path / "gate.toml"
-    config.write_text("[gate]\nregression_pct = 60\n")
+    config.write_text("[gate]\nregression_pct = 150\n")
     lax = run_cli("gate", "compare", "--base", str(base), "--head", str(slow), "--config",
                   str(config), "--out", str(tmp_path / "g3"))
     assert lax.returncode == 0, lax.stdout
