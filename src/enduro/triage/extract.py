@@ -94,15 +94,8 @@ def extract_crashes(lines: list[str]) -> Iterator[Crash]:
             yield crash
             continue
         if body.startswith(("panic: ", "fatal error: ")) and (m := _GO_PANIC.match(body)):
-            frames = []
-            j = i + 1
-            while j < n and j < i + 60:
-                fm = _GO_FRAME.match(_strip_stamp(lines[j]).strip())
-                if fm:
-                    frames.append(fm.group(1))
-                j += 1
-            yield Crash("go", m.group(1), m.group(2), frames, i, lines[i:j])
-            i = j
+            crash, i = _go(lines, i, m)
+            yield crash
             continue
         if ("Exception" in body or "Error" in body) and (m := _JAVA_HEAD.match(body)) and \
                 i + 1 < n and _JAVA_FRAME.match(_strip_stamp(lines[i + 1])):
@@ -110,30 +103,53 @@ def extract_crashes(lines: list[str]) -> Iterator[Crash]:
             yield crash
             continue
         if "Sanitizer" in body and (m := _SAN.match(body)):
-            frames = []
-            j = i + 1
-            # A report ends with "==PID==ABORTING"; the cap keeps a truncated one from
-            # swallowing what follows it.
-            while j < n and j < i + 120:
-                text = _strip_stamp(lines[j])
-                if text.startswith("==") and (_SAN_END.match(text) or _SAN.match(text)):
-                    j += 1 if _SAN_END.match(text) else 0
-                    break
-                fm = _SAN_FRAME.match(text)
-                if fm:
-                    frames.append(fm.group(1))
-                j += 1
-            yield Crash("sanitizer", f"{m.group(1)}:{m.group(2)}", m.group(2), frames, i,
-                        lines[i:j])
-            i = j
+            crash, i = _sanitizer(lines, i, m)
+            yield crash
             continue
-        if (m := _OOM.search(body)) is not None:
-            yield Crash("oom", "OOM kill", body.strip(), [], i, [line])
-        elif (m2 := _SIGNAL.search(body)) is not None:
-            sig = m2.group(1) or {"Segmentation fault": "SIGSEGV", "Bus error": "SIGBUS",
-                                  "Aborted": "SIGABRT"}[m2.group(2)]
-            yield Crash("signal", sig, body.strip(), [], i, [line])
+        if (one := _one_line(line, body, i)) is not None:
+            yield one
         i += 1
+
+
+def _go(lines: list[str], i: int, m: re.Match[str]) -> tuple[Crash, int]:
+    """A Go panic or fatal error: the function frames of the next 60 lines."""
+    frames = []
+    j = i + 1
+    while j < len(lines) and j < i + 60:
+        fm = _GO_FRAME.match(_strip_stamp(lines[j]).strip())
+        if fm:
+            frames.append(fm.group(1))
+        j += 1
+    return Crash("go", m.group(1), m.group(2), frames, i, lines[i:j]), j
+
+
+def _sanitizer(lines: list[str], i: int, m: re.Match[str]) -> tuple[Crash, int]:
+    frames = []
+    j = i + 1
+    # A report ends with "==PID==ABORTING"; the cap keeps a truncated one from
+    # swallowing what follows it.
+    while j < len(lines) and j < i + 120:
+        text = _strip_stamp(lines[j])
+        if text.startswith("==") and (_SAN_END.match(text) or _SAN.match(text)):
+            j += 1 if _SAN_END.match(text) else 0
+            break
+        fm = _SAN_FRAME.match(text)
+        if fm:
+            frames.append(fm.group(1))
+        j += 1
+    return Crash("sanitizer", f"{m.group(1)}:{m.group(2)}", m.group(2), frames, i,
+                 lines[i:j]), j
+
+
+def _one_line(line: str, body: str, i: int) -> Crash | None:
+    """An OOM kill or a fatal signal, each told in one line."""
+    if _OOM.search(body) is not None:
+        return Crash("oom", "OOM kill", body.strip(), [], i, [line])
+    if (m := _SIGNAL.search(body)) is not None:
+        sig = m.group(1) or {"Segmentation fault": "SIGSEGV", "Bus error": "SIGBUS",
+                             "Aborted": "SIGABRT"}[m.group(2)]
+        return Crash("signal", sig, body.strip(), [], i, [line])
+    return None
 
 
 _STAMP = re.compile(r"^\d\d:\d\d:\d\d ")
