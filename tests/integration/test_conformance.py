@@ -39,13 +39,13 @@ ALL = [*RIGHT, *WRONG]
 UNIQUE = "/r/{{uuid}}"
 
 
-def _plan(workload: dict[str, Any], duration: str = "1s") -> dict[str, Any]:
-    return {"name": "conf", "duration": duration, "seed": 1, "grace": "1s",
+def _plan(workload: dict[str, Any], duration: str = "1s", grace: str = "1s") -> dict[str, Any]:
+    return {"name": "conf", "duration": duration, "seed": 1, "grace": grace,
             "workloads": {"w": workload}, "rules": []}
 
 
-def _ops(tmp_path: Path, workload: dict[str, Any]) -> dict[str, Any]:
-    outcome = run_plan(tmp_path, _plan(workload))
+def _ops(tmp_path: Path, workload: dict[str, Any], grace: str = "1s") -> dict[str, Any]:
+    outcome = run_plan(tmp_path, _plan(workload, grace=grace))
     assert outcome.results is not None
     ops: dict[str, Any] = outcome.results["ops"]
     return ops
@@ -451,7 +451,10 @@ def test_real_servers_count_what_enduro_counts(tmp_path: Path, server: str, kind
         workload = {"burst": {"size": 3, "rounds": 5, "every": "50ms", "request": post}}
     with _real(server, tmp_path / "server") as (url, counted):
         next(iter(workload.values()))["base"] = url
-        ops = _ops(tmp_path, workload)
+        # Up to 5 s to answer what is in flight at the end (the run ends as soon as all is
+        # answered): on a busy machine http.server, a thread of this process, fell behind the
+        # open model by 19 of 300 requests, and 1 s left them unfinished.
+        ops = _ops(tmp_path, workload, grace="5s")
         received = _settled(counted)
         # A burst round sends its one rendered path on each of its 3 connections, once.
         assert set(counted.duplicates().values()) <= ({3} if kind == "burst" else set())
