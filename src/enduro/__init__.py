@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from enduro.base.errors import (
     EnduroError,
+    Fatal,
     FatalWorkerError,
     Interrupted,
     PlanError,
@@ -69,6 +70,7 @@ __all__ = [
     "Clock",
     "EnduroError",
     "FakeClock",
+    "Fatal",
     "FatalWorkerError",
     "Interrupted",
     "LoadedPlan",

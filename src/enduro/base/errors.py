@@ -10,6 +10,9 @@
     └── Defect                  a bug in enduro itself: exit code 70 (EX_SOFTWARE); the
                                 traceback is saved to a file, never printed
 
+    Fatal                       raised by the user's python op or flow step: stop the run
+                                now, as failed (exit code 1); not an EnduroError
+
 Exit codes: 0 pass, 1 a rule failed (``EXIT_FAIL``), 2 plan or usage error, 3 the run could not
 proceed, 70 an enduro defect, 130 interrupted. Any exception that is not an ``EnduroError`` is a
 defect: ``enduro.cli`` saves its traceback with :func:`save_traceback` and prints one line.
@@ -35,7 +38,10 @@ __all__ = [
     "EXIT_RUN",
     "Defect",
     "EnduroError",
+    "FATAL_CLASS",
+    "Fatal",
     "FatalWorkerError",
+    "fatal_class",
     "Interrupted",
     "PlanError",
     "PlanProblem",
@@ -106,6 +112,23 @@ class TargetUnreachable(RunError):
 
 class FatalWorkerError(RunError):
     """A worker failed in a way that retrying cannot mend; the run stops as failed."""
+
+
+class Fatal(Exception):  # noqa: N818 - the name users raise: `raise enduro.Fatal("why")`
+    """Raise it in a python op or a python flow step to stop the run at once, as failed:
+    what the code saw makes going on pointless (the service lost data, a key invariant
+    broke). The message becomes the run's stop reason; the op counts an error of class
+    ``fatal:<message>``."""
+
+
+# The error class a ``Fatal`` is counted as (followed by its message).
+FATAL_CLASS = "fatal"
+
+
+def fatal_class(exc: Fatal) -> str:
+    """The error class of a ``Fatal``: ``fatal:`` and its message, on one line, bounded."""
+    message = " ".join(str(exc).split())[:120]
+    return f"{FATAL_CLASS}:{message}" if message else FATAL_CLASS
 
 
 class Interrupted(EnduroError):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from enduro.base.errors import Fatal, fatal_class
 from enduro.engine.http import classify
 from enduro.engine.python import load_function
 from enduro.engine.schedule import ArrivalSchedule
@@ -579,6 +580,8 @@ class FlowDriver(TaskDriver):
             await asyncio.wait_for(fn(ctx.client, ctx), self.workload.timeout)
         except (FlowFailed, OSError, TimeoutError, UnsafeValue, asyncio.CancelledError):
             raise
+        except Fatal as exc:  # the run stops, as failed (see enduro.Fatal)
+            raise FlowFailed(step.name or "?", fatal_class(exc), str(exc)) from exc
         except Exception as exc:  # the user's code may raise anything
             raise FlowFailed(step.name or "?", f"error:{type(exc).__name__}", str(exc)) \
                 from exc

@@ -17,7 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from enduro.base.errors import PlanError, PlanProblem
+from enduro.base.errors import Fatal, PlanError, PlanProblem, fatal_class
 from enduro.engine.http import classify
 from enduro.engine.schedule import ArrivalSchedule, RateStage
 from enduro.engine.tasks import TaskDriver, closed_loops, open_arrivals
@@ -159,6 +159,8 @@ def _import_problem(spec: str, exc: BaseException, module_file: Path | None) -> 
 
 
 def _error_class(exc: BaseException) -> str:
+    if isinstance(exc, Fatal):
+        return fatal_class(exc)
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return "timeout"
     if isinstance(exc, OSError):

@@ -127,10 +127,11 @@ class Stops:
         if self.stop.is_set():
             return
         self.status.aborts.append(abort)
-        self.status.stop_reason = (f"aborted: rule {abort.rule!r} failed "
-                                   f"(observed {abort.observed_text})")
+        self.status.stop_reason = abort.reason or (f"aborted: rule {abort.rule!r} failed "
+                                                   f"(observed {abort.observed_text})")
         self.runlog.event("abort", rule=abort.rule, observed=abort.observed_text)
-        self.runlog.log(f"abort: rule {abort.rule!r} failed, observed {abort.observed_text}")
+        self.runlog.log(f"abort: {abort.reason}" if abort.reason else
+                        f"abort: rule {abort.rule!r} failed, observed {abort.observed_text}")
         self.stop.set()
 
     def overrun(self, what: str) -> None:

@@ -3,13 +3,14 @@ has passed them, stored, and judged by the live rules (which may abort the run).
 
 from __future__ import annotations
 
+from enduro.base.errors import FATAL_CLASS
 from enduro.engine.http import generator_hint
 from enduro.observe.metrics import Metrics
 from enduro.observe.store import Store
 from enduro.observe.window import GENERATOR, WindowStats
 from enduro.run.context import RunContext
 from enduro.run.stops import Stops
-from enduro.verdict.evaluate import RuleBook
+from enduro.verdict.evaluate import Abort, RuleBook
 
 __all__ = ["WindowSink"]
 
@@ -25,6 +26,7 @@ class WindowSink:
         self.stops = stops
         self.store = store
         self._sources_last: dict[int, int] = {}  # per load process, its last window
+        self._fatal_seen = False
 
     def store_window(self, index: int, windows: list[WindowStats], phase: str | None) -> None:
         """A sealed window, to ``metrics.sqlite`` (called by ``Metrics`` on its writer)."""
@@ -34,6 +36,21 @@ class WindowSink:
             if index % 60 == 59:
                 self.store.roll_up(index * window)
 
+    def _fatal(self, windows: list[WindowStats]) -> None:
+        """A ``Fatal`` raised by the user's code (counted as class ``fatal:<message>``, from
+        any load process) stops the run at once, as failed, with its message."""
+        if self._fatal_seen:
+            return
+        for w in windows:
+            cls = next((c for c in w.classes if c.split(":", 1)[0] == FATAL_CLASS), None)
+            if cls is not None:
+                self._fatal_seen = True
+                message = cls.partition(":")[2] or "(no message)"
+                self.stops.abort(Abort(f"Fatal raised in op {w.op}", message,
+                                       at_s=(w.index + 1) * self.ctx.plan.window,
+                                       reason=f"Fatal raised in op {w.op}: {message}"))
+                return
+
     def add(self, source: int, windows: list[WindowStats]) -> None:
         """Windows sealed by load process ``source``: merge, seal what every source has
         passed, evaluate live rules."""
@@ -41,6 +58,7 @@ class WindowSink:
             return
         metrics, runlog = self.metrics, self.stops.runlog
         metrics.add(windows)
+        self._fatal(windows)
         if metrics.first_seen(GENERATOR):
             # The generator's own limits: noted when first seen, told after the summary
             # (out of file descriptors, even printing may fail now).

@@ -153,11 +153,13 @@ def compile_rules(plan: Plan, ops: Mapping[str, str], lines: Lines | None = None
 
 @dataclass(frozen=True)
 class Abort:
-    """A rule with ``abort_on_fail`` failed for longer than its grace."""
+    """A rule with ``abort_on_fail`` failed for longer than its grace (or, ``reason`` set,
+    the user's code raised ``enduro.Fatal``)."""
 
     rule: str
     observed_text: str
     at_s: float
+    reason: str | None = None  # the stop reason, when it is not a failed rule
 
 
 @dataclass
