@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_cli
 from tests.helpers.plans import write_plan
 
 
+@pytest.mark.slow(4)
 def test_canaries_in_responses_and_logs(tmp_path: Path, demo: tuple[str, Path]) -> None:
     url, directory = demo
     token = (directory / "demo.token").read_text().strip()

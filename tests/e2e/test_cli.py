@@ -91,6 +91,7 @@ def test_unreachable_target_exits_3(tmp_path: Path) -> None:
     assert "cannot connect" in proc.stderr
 
 
+@pytest.mark.slow(4)
 def test_failed_rule_exits_1_with_junit(tmp_path: Path, demo: tuple[str, Path]) -> None:
     url, _ = demo
     path = write_plan(tmp_path, http_plan(url, rate="50/s", duration="2s",

@@ -168,6 +168,7 @@ def test_faults_are_undone_on_sigint(tmp_path: Path) -> None:
     assert '"op": "undone"' in journal
 
 
+@pytest.mark.slow(4)
 def test_plan_faults_is_reproducible_from_the_cli(tmp_path: Path) -> None:
     plan = write_plan(tmp_path, {
         "name": "sched", "duration": "10m",

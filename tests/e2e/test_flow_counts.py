@@ -39,6 +39,7 @@ def run(tmp_path: Path, plan: dict[str, Any]) -> tuple[int, dict[str, Any], str,
         proc.stderr, log
 
 
+@pytest.mark.slow(4)
 def test_a_failed_flow_counts_once_and_totals_equal_the_server(tmp_path: Path,
                                                                counting_url: str) -> None:
     code, results, err, _ = run(tmp_path, {
@@ -84,6 +85,7 @@ def test_a_failed_flow_counts_once_and_totals_equal_the_server(tmp_path: Path,
     assert "f (iterations)" in page
 
 
+@pytest.mark.slow(4)
 def test_a_python_step_that_never_returns_times_out(tmp_path: Path, counting_url: str) -> None:
     (tmp_path / "steps.py").write_text(
         "import asyncio\n\n\nasync def stuck(client, ctx):\n    await asyncio.Event().wait()\n")

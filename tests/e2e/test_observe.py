@@ -171,6 +171,7 @@ def test_leaking_and_steady_real_processes_are_told_apart(tmp_path: Path) -> Non
     assert failed_rules(tmp_path / "runs") == ["leak(rss{service=leaky}) == false"]
 
 
+@pytest.mark.slow(4)
 def test_metrics_port_serves_the_live_run(tmp_path: Path, demo: tuple[str, Path]) -> None:
     import subprocess
     import urllib.request

@@ -89,6 +89,7 @@ def test_crashed_service_is_restarted_with_a_crash_log(tmp_path: Path) -> None:
     assert_nothing_left(run_dir, [pid, new_pid])
 
 
+@pytest.mark.slow(4)
 def test_busy_port_fails_fast_naming_its_holder(tmp_path: Path) -> None:
     port = free_port()
     with socket.socket() as holder:
@@ -107,6 +108,7 @@ def test_busy_port_fails_fast_naming_its_holder(tmp_path: Path) -> None:
     assert state["state"] == "failed" and "is busy" in state["stop_reason"]
 
 
+@pytest.mark.slow(4)
 def test_repeated_403_readiness_fails_fast(tmp_path: Path) -> None:
     port = free_port()
     plan = write_plan(tmp_path, {
@@ -125,6 +127,7 @@ def test_repeated_403_readiness_fails_fast(tmp_path: Path) -> None:
     assert processes_inside(run_dir) == []
 
 
+@pytest.mark.slow(4)
 def test_token_file_is_waited_for_and_used(tmp_path: Path) -> None:
     port = free_port()
     plan = write_plan(tmp_path, {
@@ -147,6 +150,7 @@ def test_token_file_is_waited_for_and_used(tmp_path: Path) -> None:
     assert "tok-0123456789abcdef" not in (run_dir / "plan.resolved.yaml").read_text()
 
 
+@pytest.mark.slow(4)
 def test_build_stage_fresh_and_config(tmp_path: Path) -> None:
     dist = tmp_path / "dist"
     (dist / "data").mkdir(parents=True)
@@ -254,6 +258,7 @@ def test_redis_server_as_a_managed_service(tmp_path: Path) -> None:
     assert_nothing_left(run_dir, [s["services"]["redis"]["pid"]])
 
 
+@pytest.mark.slow(4)
 def test_supervise_runs_services_until_stopped(tmp_path: Path) -> None:
     plan = write_plan(tmp_path, {
         "name": "sup", "services": {"a": {"command": [*CHATTY]}, "b": {
@@ -317,6 +322,7 @@ def test_band_writes_one_row_per_scenario(tmp_path: Path, demo: tuple[str, Path]
                 assert f is None or token.encode() not in f.read()
 
 
+@pytest.mark.slow(4)
 def test_fullstack_example_runs(tmp_path: Path) -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "fullstack" / "plan.yaml"
     proc = run_cli("run", str(example), "--profile", "smoke", "--duration", "3s", "--out",
@@ -335,6 +341,7 @@ def test_fullstack_example_runs(tmp_path: Path) -> None:
     ({"compose": {"service": "web"}}, "docker"),
     ({"systemd": {"unit": "nginx.service"}}, "systemd"),
 ])
+@pytest.mark.slow(4)
 def test_tool_drivers_say_what_is_missing(tmp_path: Path, driver: dict[str, Any],
                                           message: str) -> None:
     if driver.get("systemd") and Path("/run/systemd/system").is_dir():

@@ -295,6 +295,7 @@ def _signal_until_ended(case: Case, sig: signal.Signals, timeout: float) -> None
 
 
 @pytest.mark.parametrize("how", ["SIGINT", "SIGTERM", "double"])
+@pytest.mark.slow(4)
 def test_a_signal_ends_a_run_whose_event_loop_is_blocked(tmp_path: Path, how: str) -> None:
     sig = signal.SIGINT if how == "SIGINT" else signal.SIGTERM
     # A service that ignores SIGTERM: after a second signal it gets SIGKILL at once.

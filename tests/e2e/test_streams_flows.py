@@ -69,6 +69,7 @@ def test_sse_churn_resumes_from_last_event_id(tmp_path: Path, demo: tuple[str, P
     assert "<h2>SSE streams</h2>" in report and "<td>stream</td><td>8</td>" in report
 
 
+@pytest.mark.slow(4)
 def test_sse_stream_without_auth_counts_failed_connects(tmp_path: Path,
                                                         demo: tuple[str, Path]) -> None:
     url, _ = demo

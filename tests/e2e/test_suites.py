@@ -47,6 +47,7 @@ def test_suite_layers_retries_timeouts_and_failpoints(tmp_path: Path) -> None:
     assert unknown.returncode == 2 and "no suite layer 'nightly'" in unknown.stderr
 
 
+@pytest.mark.slow(4)
 def test_loop_with_cleanup_between_iterations(tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     plan = write_plan(tmp_path, {"name": "l", "suite": {
@@ -85,6 +86,7 @@ def test_loop_runs_inside_services_and_faults(tmp_path: Path) -> None:
     assert not marker.exists()  # the fault was undone when the loop ended
 
 
+@pytest.mark.slow(4)
 def test_cycles_write_perf_cycles_csv(tmp_path: Path) -> None:
     perf = (f"{sys.executable} -c \"import json,random; json.dump({{'format': "
             "'enduro-gate-summary', 'cases': {'a': [random.uniform(1, 2) for _ in range(20)]}}, "

@@ -63,6 +63,7 @@ def _assert_never_a_pass(run_dir: Path) -> dict[str, Any]:
     return dict(results)
 
 
+@pytest.mark.slow(4)
 def test_supervise_stopped_by_sigint_records_no_pass(tmp_path: Path) -> None:
     port = free_port()
     plan = _plan(tmp_path, port)
