@@ -60,60 +60,87 @@ def _when(line: str, index: int) -> float:
 
 def triage(targets: list[Path], baseline: Path | None = None) -> dict[str, Any]:
     """The triage of runs, tarballs or log files, as data."""
-    crashes: dict[tuple[str, str], Group] = {}
-    logs: dict[tuple[str, str], Group] = {}
-    faults: list[FaultStart] = []
-    lines_read = 0
+    tally = _Tally()
     for target in targets:
+        tally.read(target)
+    base_prints: set[str] = set()
+    if baseline is not None:
+        base_prints = {c["fingerprint"] for c in triage([baseline])["crashes"]}
+    crash_list = [_crash_entry(g, tally.faults,
+                               new=baseline is not None and g.key not in base_prints)
+                  for g in sorted(tally.crashes.values(), key=lambda g: g.first[0])]
+    log_list = [{"service": g.service, "template": g.key, "count": g.count,
+                 "first_seen": g.first[1], "last_seen": g.last[1],
+                 "example": "\n".join(g.example)}
+                for g in sorted(tally.logs.values(), key=lambda g: -g.count)]
+    return {"lines": tally.lines_read, "crashes": crash_list, "log_groups": log_list,
+            "primary": crash_list[0] if crash_list else (log_list[0] if log_list else None)}
+
+
+@dataclass
+class _Tally:
+    """Crashes by fingerprint and log lines by template, per service, over every file read;
+    and the faults of the runs read."""
+
+    crashes: dict[tuple[str, str], Group] = field(default_factory=dict)
+    logs: dict[tuple[str, str], Group] = field(default_factory=dict)
+    faults: list[FaultStart] = field(default_factory=list)
+    lines_read: int = 0
+
+    def read(self, target: Path) -> None:
+        """A run directory, a tarball of one or a log file."""
         files, run_dir = _sources(target)
         if run_dir is not None:
             # A torn or corrupt line (even one that is not UTF-8) is skipped.
-            faults += [e for e in read_events(run_dir / "events.jsonl")
-                       if isinstance(e, FaultStart)]
+            self.faults += [e for e in read_events(run_dir / "events.jsonl")
+                            if isinstance(e, FaultStart)]
         seen_crash_lines: set[str] = set()
         for service, path in files:
             try:
                 lines = path.read_text(errors="replace").splitlines()
             except OSError:
                 continue
-            lines_read += len(lines)
-            covered: set[int] = set()
-            for crash in extract_crashes(lines):
-                covered.update(range(crash.line, crash.line + max(1, len(crash.text))))
-                text_key = "\n".join(crash.text[:3])
-                # A crash log repeats the end of output.log: count each crash once.
-                if path.name.startswith("crash-") and text_key in seen_crash_lines:
-                    continue
-                seen_crash_lines.add(text_key)
-                g = crashes.setdefault((service, crash.fingerprint),
-                                       Group(service, crash.fingerprint, crash=crash))
-                _count(g, lines[crash.line], crash.line, crash.text, path)
-            for i, line in enumerate(lines):
-                if i in covered or not _LEVEL.search(line):
-                    continue
-                body = re.sub(r"^\d\d:\d\d:\d\d ", "", line)
-                g = logs.setdefault((service, mask(body)), Group(service, mask(body)))
-                _count(g, line, i, lines[max(0, i - 2):i + 3], path)
-    base_prints: set[str] = set()
-    if baseline is not None:
-        base_prints = {c["fingerprint"] for c in triage([baseline])["crashes"]}
-    crash_list = []
-    for g in sorted(crashes.values(), key=lambda g: g.first[0]):
-        c = g.crash
-        assert c is not None
-        crash_list.append({
-            "fingerprint": g.key, "service": g.service, "kind": c.kind, "type": c.type,
-            "message": c.message, "count": g.count, "first_seen": g.first[1],
-            "last_seen": g.last[1], "frames": [f for f in c.frames][:8],
-            "example": "\n".join(g.example[:40]),
-            "nearest_fault": _nearest(faults),
-            "new": baseline is not None and g.key not in base_prints})
-    log_list = [{"service": g.service, "template": g.key, "count": g.count,
-                 "first_seen": g.first[1], "last_seen": g.last[1],
-                 "example": "\n".join(g.example)}
-                for g in sorted(logs.values(), key=lambda g: -g.count)]
-    return {"lines": lines_read, "crashes": crash_list, "log_groups": log_list,
-            "primary": crash_list[0] if crash_list else (log_list[0] if log_list else None)}
+            self.lines_read += len(lines)
+            covered = self._crashes(service, path, lines, seen_crash_lines)
+            self._log_lines(service, path, lines, covered)
+
+    def _crashes(self, service: str, path: Path, lines: list[str],
+                 seen_crash_lines: set[str]) -> set[int]:
+        """Count the crashes in the lines; return the lines they cover."""
+        covered: set[int] = set()
+        for crash in extract_crashes(lines):
+            covered.update(range(crash.line, crash.line + max(1, len(crash.text))))
+            text_key = "\n".join(crash.text[:3])
+            # A crash log repeats the end of output.log: count each crash once.
+            if path.name.startswith("crash-") and text_key in seen_crash_lines:
+                continue
+            seen_crash_lines.add(text_key)
+            g = self.crashes.setdefault((service, crash.fingerprint),
+                                        Group(service, crash.fingerprint, crash=crash))
+            _count(g, lines[crash.line], crash.line, crash.text, path)
+        return covered
+
+    def _log_lines(self, service: str, path: Path, lines: list[str],
+                   covered: set[int]) -> None:
+        """Count the warning and error lines outside crashes, by template."""
+        for i, line in enumerate(lines):
+            if i in covered or not _LEVEL.search(line):
+                continue
+            body = re.sub(r"^\d\d:\d\d:\d\d ", "", line)
+            g = self.logs.setdefault((service, mask(body)), Group(service, mask(body)))
+            _count(g, line, i, lines[max(0, i - 2):i + 3], path)
+
+
+def _crash_entry(g: Group, faults: list[FaultStart], *, new: bool) -> dict[str, Any]:
+    c = g.crash
+    assert c is not None
+    return {
+        "fingerprint": g.key, "service": g.service, "kind": c.kind, "type": c.type,
+        "message": c.message, "count": g.count, "first_seen": g.first[1],
+        "last_seen": g.last[1], "frames": [f for f in c.frames][:8],
+        "example": "\n".join(g.example[:40]),
+        "nearest_fault": _nearest(faults),
+        "new": new}
 
 
 def _count(g: Group, line: str, index: int, text: list[str], path: Path) -> None:
