@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from itertools import chain
 from pathlib import Path
 
@@ -42,15 +42,39 @@ def load_checked(path: Path | str, *, profile: str | None = None,
         except PlanError as more:
             problems += more.problems
         raise PlanError(sort_problems(problems)) from None
-    check_plan(loaded.plan, lines=loaded.lines, plan_dir=loaded.source.parent.resolve())
+    # With scenarios, the plan's rules are each scenario's default: checked in each one.
+    plan = loaded.plan if not loaded.plan.scenarios else loaded.plan.model_copy(
+        update={"rules": [], "abort_if": [], "checkers": []})
+    check_plan(plan, lines=loaded.lines, plan_dir=loaded.source.parent.resolve())
+    _check_scenarios(loaded)
     return loaded
+
+
+def _check_scenarios(loaded: LoadedPlan) -> None:
+    """Each scenario checked as the plan it runs; every problem at the scenario's lines."""
+    from enduro.plan.scenarios import scenario_loaded
+    problems: list[PlanProblem] = []
+    for i in range(len(loaded.plan.scenarios)):
+        one = scenario_loaded(loaded, i)
+        try:
+            check_plan(one.plan, lines=one.lines, plan_dir=loaded.source.parent.resolve())
+        except PlanError as exc:
+            problems += [PlanProblem(p.message, p.file, p.line,
+                                     f"scenarios[{i}].{p.path}" if p.path else
+                                     f"scenarios[{i}]") for p in exc.problems]
+    if problems:
+        raise PlanError(sort_problems(problems))
 
 
 def run_plan(path: Path | str, options: RunOptions, *, profile: str | None = None,
              sets: list[str] | None = None, env: Mapping[str, str] | None = None,
-             console: Console | None = None) -> RunOutcome:
-    """``enduro run``: load, check and run a plan in the foreground."""
+             console: Console | None = None, only: Sequence[str] = ()) -> RunOutcome:
+    """``enduro run``: load, check and run a plan in the foreground; a plan of scenarios
+    runs each one (or those named in ``only``) against services started once."""
     loaded = load_checked(path, profile=profile, sets=sets, env=env)
+    if loaded.plan.scenarios or only:
+        from enduro.run.scenarios import ScenarioRun
+        return ScenarioRun(loaded, options, only=only, console=console).main()
     return Run(loaded, options, console=console).main()
 
 

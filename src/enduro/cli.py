@@ -331,10 +331,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_seed, help="override the plan's seed (and the seed of "
                    "--faults)")
     p.add_argument("--duration", "-d", type=_duration, help="override the plan's duration")
+    p.add_argument("--list", action="store_true",
+                   help="list the plan's scenarios (name, duration, workloads)")
     p = sub.add_parser("run", help="run a plan in the foreground", epilog=EXIT_CODES,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     plan_args(p)
     run_args(p)
+    p.add_argument("--only", action="append", default=[], metavar="SCENARIO",
+                   help="run only this scenario of the plan (repeatable)")
     p = sub.add_parser("supervise", help="run only the plan's services, supervised, with a "
                        "live status table, until stopped (no load, no verdict)",
                        epilog=SUPERVISE_EXIT, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -534,6 +538,19 @@ def _validate(args: argparse.Namespace, out: Console, err: Console) -> int:
 def _plan(args: argparse.Namespace, out: Console, err: Console) -> int:
     from enduro.api import load_checked
     loaded = load_checked(args.plan, profile=args.profile, sets=args.sets)
+    if args.list:
+        for scenario in loaded.plan.scenarios:
+            duration = scenario.duration if scenario.duration is not None \
+                else loaded.plan.duration
+            # Tab-separated as they are, for scripts (a console would expand the tabs).
+            sys.stdout.write(f"{scenario.name}\t{duration:g}s\t"
+                             f"{', '.join(scenario.workloads)}"
+                             + (f"\t{scenario.description}" if scenario.description else "")
+                             + "\n")
+        if not loaded.plan.scenarios:
+            out.print(f"the plan {loaded.plan.name!r} has no scenarios", markup=False,
+                      highlight=False)
+        return EXIT_PASS
     if args.faults:
         import random
 
@@ -803,7 +820,7 @@ def _band(args: argparse.Namespace, out: Console, err: Console) -> int:
 def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
     from enduro.api import run_plan
     outcome = run_plan(args.plan, _options(args), profile=args.profile, sets=args.sets,
-                       console=err)
+                       console=err, only=args.only)
     if outcome.run_dir is not None:
         err.print(f"run directory: {outcome.run_dir}")
     return outcome.exit_code

@@ -23,8 +23,8 @@ from enduro.documents.state import RunState
 
 __all__ = ["MODES", "SCHEMA", "VERDICTS", "BurstSummary", "CanaryHit", "CheckerViolation",
            "FaultOutcome", "Figures", "Generator", "LeakTrend", "LoopIteration", "OpFigures",
-           "Percentiles", "ResourceSummary", "Results", "RuleOutcome", "StreamSummary",
-           "TrendDetail"]
+           "Percentiles", "ResourceSummary", "Results", "RuleOutcome", "ScenarioResult",
+           "StreamSummary", "TrendDetail"]
 
 SCHEMA = 2
 Verdict = Literal["pass", "fail", "incomplete"]
@@ -269,6 +269,25 @@ class BurstSummary(Document):
     file: str
 
 
+class ScenarioResult(Document):
+    """One scenario of a plan of ``scenarios``, as its own run judged it (its whole
+    results.json is in ``run_dir``)."""
+
+    name: str
+    verdict: Verdict
+    complete: bool
+    rules_passed: bool | None
+    exit_code: int
+    run_dir: str
+    """The scenario's run directory, relative to this run's."""
+    duration_s: float
+    stop_reason: str | None = None
+    error: str | None = None
+    rules: list[RuleOutcome] = Field(default_factory=list)
+    ops: dict[str, OpFigures] = Field(default_factory=dict)
+    bursts: dict[str, BurstSummary] = Field(default_factory=dict)
+
+
 class Rebuilt(Document):
     """How ``enduro report`` rebuilt the results of a run whose runner died."""
 
@@ -354,6 +373,9 @@ class Results(Document):
     """The file holding an enduro defect's traceback."""
     rebuilt: Rebuilt | None = None
     """Present when ``enduro report`` rebuilt these results from the store."""
+    scenarios: list[ScenarioResult] | None = None
+    """A plan of scenarios: each one run, in order; the run's verdict is the worst of theirs
+    (``ops`` and ``rules`` above are then empty). Null for other runs."""
 
     @model_validator(mode="before")
     @classmethod

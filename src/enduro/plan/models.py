@@ -57,6 +57,7 @@ __all__ = [
     "Ready",
     "RequestSpec",
     "RuleSpec",
+    "Scenario",
     "Service",
     "Size",
     "SseWorkload",
@@ -513,6 +514,22 @@ class RuleSpec(_Model):
     grace: Duration = 0.0
 
 
+class Scenario(_Model):
+    """One of a plan's ``scenarios``: run after the one before it, against the same services
+    (started once), with its own workloads, duration and rules (the plan's when it gives
+    none) and its own verdict."""
+
+    name: Name
+    description: str | None = None
+    duration: Interval | None = None
+    workloads: dict[Name, Workload] = {}
+    rules: list[str | RuleSpec] | None = None
+    abort_if: list[str] | None = None
+    final: FinalPhase | None = None
+    checkers: list[Literal["lost_writes", "garbage_reads", "duplicate_effect",
+                           "monotonic_reads", "read_your_writes"]] | None = None
+
+
 class Observe(_Model):
     """Intervals of the heartbeat line, the JSON snapshots and resource sampling, and when
     the generator counts as saturated (its figures are then suspect)."""
@@ -558,6 +575,16 @@ class Plan(_Model):
     checkers: list[Literal["lost_writes", "garbage_reads", "duplicate_effect",
                            "monotonic_reads", "read_your_writes"]] = []
     vars: dict[VarName, VarValue] = {}
+    scenarios: list[Scenario] = []
+
+    @field_validator("scenarios")
+    @classmethod
+    def _scenario_names(cls, value: list[Scenario]) -> list[Scenario]:
+        names = [s.name for s in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"scenario names must be unique: {', '.join(twice)} repeat")
+        return value
 
     @field_validator("vars")
     @classmethod
@@ -582,7 +609,21 @@ class Plan(_Model):
         """Names that point at nothing (services, groups, proxies) and claims that clash
         (ports), each with the location of the reference."""
         return [*self._workload_references(), *self._service_references(),
-                *self._fault_references(), *self._port_clashes()]
+                *self._fault_references(), *self._port_clashes(),
+                *self._scenario_references()]
+
+    def _scenario_references(self) -> Iterator[tuple[tuple[str | int, ...], str]]:
+        if self.scenarios and self.workloads:
+            yield (("workloads",), "a plan with 'scenarios' gives its workloads in each "
+                   "scenario, not at the top level")
+        for i, scenario in enumerate(self.scenarios):
+            for wname, wl in scenario.workloads.items():
+                svc = wl.target.service if wl.target is not None else None
+                if svc is not None and (svc not in self.services
+                                        or self.services[svc].url is None):
+                    yield (("scenarios", i, "workloads", wname, wl.kind, "service"),
+                           f"names {svc!r}, which is not a service with a 'url' (services: "
+                           f"{', '.join(sorted(self.services)) or 'none defined'})")
 
     def _workload_references(self) -> Iterator[tuple[tuple[str | int, ...], str]]:
         for wname, workload in self.workloads.items():

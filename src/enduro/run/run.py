@@ -78,8 +78,12 @@ class Run:
     ``Correctness`` (the final phase), ``Teardown`` and ``RunEnd`` (verdict, results)."""
 
     def __init__(self, loaded: LoadedPlan, options: RunOptions | None = None, *,
-                 clock: Clock | None = None, console: Console | None = None) -> None:
+                 clock: Clock | None = None, console: Console | None = None,
+                 services: ServiceSet | None = None) -> None:
         options = options or RunOptions()
+        # Services started by someone else (the scenarios of a plan share them): this run
+        # neither starts nor stops them.
+        self.lent_services = services
         ctx = self.ctx = RunContext.of(loaded, options, clock or SystemClock())
         self.loaded = loaded
         self.plan = ctx.plan
@@ -167,9 +171,9 @@ class Run:
         store = self.store = Store(rundir.file("metrics.sqlite"))
         self.rulebook.store = store
         runlog.open(rundir)
-        services = self.services = ServiceSet(
+        services = self.services = self.lent_services or (ServiceSet(
             ctx.plan, ctx.plan_dir, rundir.path, rundir.run_id, tag=ctx.options.tag,
-            clock=ctx.clock, event=runlog.event, log=runlog.log) if ctx.plan.services else None
+            clock=ctx.clock, event=runlog.event, log=runlog.log) if ctx.plan.services else None)
         if services is not None:
             services.on_token = self._on_token
         watch = self.watch = Watch(ctx, timeline, runlog, store=store, services=services,
@@ -181,7 +185,8 @@ class Run:
         view = LiveView(ctx, self.console, timeline, stops.status, self.metrics, watch, services)
         tickers = Tickers(ctx, runlog, timeline, rundir, self.metrics, status=stops.status,
                           state=state, watch=watch, view=view, services=services)
-        self.teardown = Teardown(stops, self.chaos, services, write_state=state.write)
+        self.teardown = Teardown(stops, self.chaos, services, write_state=state.write,
+                                 keep_services=self.lent_services is not None)
         history = rundir.file("history.jsonl") if history_used(ctx.plan) else None
         self.correctness = Correctness(ctx, runlog, self.chaos, services, history)
         self.load = Load(ctx, stops, timeline, rundir=rundir, history=history, sink=sink,
@@ -235,7 +240,8 @@ class Run:
         stop, until = self.stops.stop, self.teardown.until
         assert self.rundir is not None
         if self.services is not None:
-            await until(self.services.start_all(), stop)
+            if self.lent_services is None:
+                await until(self.services.start_all(), stop)
             if stop.is_set():
                 return
             # The plan keeps its ${token:name} references; every driver and the scraper

@@ -21,12 +21,13 @@ class Teardown:
     """The end of a run's services and faults, and the waits that a stop cuts short."""
 
     def __init__(self, stops: Stops, chaos: Chaos, services: ServiceSet | None, *,
-                 write_state: Callable[[], None]) -> None:
+                 write_state: Callable[[], None], keep_services: bool = False) -> None:
         self.stops = stops
         self.chaos = chaos
         self.services = services
         self._write_state = write_state
-        self._services_down = False
+        # Services the run was lent (a plan's scenarios share them): left up at the end.
+        self._services_down = keep_services
 
     async def until(self, coro: Awaitable[Any], event: asyncio.Event) -> Any:
         """Run ``coro`` until it ends or ``event`` is set; then cancel it and wait until its
