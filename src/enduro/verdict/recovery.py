@@ -163,9 +163,26 @@ def analyze_fault(tracker: PhaseTracker, start_s: float, end_s: float | None,
     end = end_s if end_s is not None else start_s
     settle = settle_time(w) if settle_s is None else settle_s
     until = end + min(settle, horizon_s)
+    ours, cut = _own_windows(tracker, start_s, next_start_s)
+    detect_at = _first_bad(tracker, ours, until)
+    if detect_at is None:
+        return _figures(None, 0.0, [s for s in ours if s.index * w < until])
+    detect = max(0.0, detect_at * w - start_s)
+    run, first_good = _good_run(tracker, ours, end, detect_at)
+    if run >= tracker.k or (run and cut):
+        recover = max(0.0, first_good * w - end)
+        return _figures(detect, recover, [s for s in ours if s.index < first_good])
+    # Still bad when the data ended or the next fault started: everything up to there.
+    return _figures(detect, None, ours)
+
+
+def _own_windows(tracker: PhaseTracker, start_s: float,
+                 next_start_s: float | None) -> tuple[list[WindowSummary], bool]:
+    """The windows from the fault's start that can be this fault's rather than the next
+    one's, and whether the next fault's start cut them short of the data's end."""
+    w = tracker.window_s
 
     def mine(index: int) -> bool:
-        """Whether the window can be this fault's rather than the next one's."""
         if next_start_s is None or index * w <= start_s:
             return True  # no next fault, or this fault started in (or before) the window
         # A fault at a whole second starts a few ms after a window boundary; a timer may fire
@@ -178,17 +195,25 @@ def analyze_fault(tracker: PhaseTracker, start_s: float, end_s: float | None,
         if not mine(s.index):
             break
         ours.append(s)
-    cut = len(ours) < len(windows)  # the next fault started before the data ended
-    detect_at: int | None = None
+    return ours, len(ours) < len(windows)
+
+
+def _first_bad(tracker: PhaseTracker, ours: list[WindowSummary], until: float) -> int | None:
+    """The index of the first bad window that begins before ``until``."""
     for s in ours:
-        if s.index * w >= until:
+        if s.index * tracker.window_s >= until:
             break
         if not tracker.good(s):
-            detect_at = s.index
-            break
-    if detect_at is None:
-        return _figures(None, 0.0, [s for s in ours if s.index * w < until])
-    detect = max(0.0, detect_at * w - start_s)
+            return s.index
+    return None
+
+
+def _good_run(tracker: PhaseTracker, ours: list[WindowSummary], end: float,
+              detect_at: int) -> tuple[int, int]:
+    """Good windows in a row after the fault's end and its detection: the length of the first
+    run to reach K, or else of the run still going when the windows end (0 when the last is
+    bad), and the index of its first window."""
+    w = tracker.window_s
     run, first_good = 0, 0
     for s in ours:
         # Good windows before the fault's end, or before its effect showed, are not a
@@ -203,11 +228,7 @@ def analyze_fault(tracker: PhaseTracker, start_s: float, end_s: float | None,
             first_good = s.index
         if run >= tracker.k:
             break
-    if run >= tracker.k or (run and cut):
-        recover = max(0.0, first_good * w - end)
-        return _figures(detect, recover, [s for s in ours if s.index < first_good])
-    # Still bad when the data ended or the next fault started: everything up to there.
-    return _figures(detect, None, ours)
+    return run, first_good
 
 
 def _figures(detect: float | None, recover: float | None,
