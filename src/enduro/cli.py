@@ -431,9 +431,17 @@ def build_parser() -> argparse.ArgumentParser:
     runs_arg(p)
     p = sub.add_parser("band", help="run several plans one after another, collecting each",
                        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("scenarios", nargs="+", metavar="PLAN[:PROFILE]")
-    p.add_argument("--out", "-o", type=Path, default=Path("band"),
-                   help="where status.tsv, results.tsv and tarballs go (default: ./band)")
+    p.add_argument("scenarios", nargs="*", metavar="PLAN[:PROFILE][@DURATION]")
+    p.add_argument("--scenarios", dest="scenario_file", type=Path, metavar="FILE",
+                   help="a YAML list of scenarios: {plan, profile, duration, set: [...]}")
+    p.add_argument("--duration", "-d", type=_duration,
+                   help="every scenario's duration (unless it sets its own)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="PATH=VALUE",
+                   help="an override for every scenario (repeatable; a scenario's own win)")
+    p.add_argument("--out", "-o", type=Path,
+                   help="where status.tsv, results.tsv and tarballs go (default: "
+                        "./band/<UTC time>; a folder that already holds results.tsv gets a "
+                        "timestamped folder inside it, never appended to)")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first scenario "
                    "that does not pass")
     p.add_argument("--poll", type=_duration, default=2.0, help="status poll interval")
@@ -485,9 +493,12 @@ def check_args(args: argparse.Namespace) -> None:
     if isinstance(getattr(args, "plan", None), Path):
         check_plan_file(args.plan)
     if name == "band":
-        from enduro.detach.band import Scenario
-        for text in args.scenarios:
-            check_plan_file(Scenario.parse(text).plan)
+        from enduro.detach.band import Scenario, read_scenarios
+        if args.scenario_file is not None:
+            check_plan_file(args.scenario_file)
+        for scenario in [*(Scenario.parse(text) for text in args.scenarios),
+                         *(read_scenarios(args.scenario_file) if args.scenario_file else [])]:
+            check_plan_file(scenario.plan)
     if name == "gate" and args.gate_command == "snapshot":
         # Its --out is a file, not a directory: the output checks below do not apply.
         _check_snapshot_args(args)
@@ -807,13 +818,27 @@ def _runs(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _band(args: argparse.Namespace, out: Console, err: Console) -> int:
+    import time as _t
+
     from enduro.api import load_checked
-    from enduro.detach.band import Scenario, run_band
+    from enduro.detach.band import Scenario, read_scenarios, run_band
     scenarios = [Scenario.parse(s) for s in args.scenarios]
+    if args.scenario_file is not None:
+        scenarios += read_scenarios(args.scenario_file)
+    if not scenarios:
+        raise PlanError("enduro band: name at least one scenario (PLAN[:PROFILE][@DURATION]) "
+                        "or --scenarios FILE")
+    scenarios = [sc.with_defaults(args.duration, args.sets) for sc in scenarios]
     for sc in scenarios:  # every plan is checked before the first one starts
-        load_checked(sc.plan, profile=sc.profile)
-    return run_band(scenarios, out=args.out, runs_dir=args.runs, fail_fast=args.fail_fast,
-                    load=lambda sc: load_checked(sc.plan, profile=sc.profile).plan.name,
+        load_checked(sc.plan, profile=sc.profile, sets=list(sc.sets))
+    stamp = _t.strftime("%Y%m%dT%H%M%SZ", _t.gmtime())
+    where = args.out if args.out is not None else Path("band") / stamp
+    if (where / "results.tsv").exists():
+        where = where / stamp  # an earlier band's results stay as they are
+        out.print(f"{args.out}/results.tsv exists; this band writes to {where}")
+    return run_band(scenarios, out=where, runs_dir=args.runs, fail_fast=args.fail_fast,
+                    load=lambda sc: load_checked(sc.plan, profile=sc.profile,
+                                                 sets=list(sc.sets)).plan.name,
                     poll_s=args.poll, say=lambda line: out.print(line))
 
 
