@@ -243,6 +243,9 @@ class StreamSummary(Document):
     events_per_stream: Spread
     connects: int
     resumed_with_last_event_id: int
+    replayed: int = 0
+    """Events stamped before their connection opened (replays after a resume): counted as
+    events, kept out of the delivery latency."""
     streams_with: dict[str, int]
     """Per trouble (duplicates, gaps, stalls, failed): how many streams had it."""
     streams_without_events: int

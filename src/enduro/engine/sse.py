@@ -47,6 +47,7 @@ class StreamStats:
         "failed",
         "gaps",
         "longest_gap_s",
+        "replayed",
         "resumed",
         "stalls",
         "worst_ttfe_s",
@@ -56,6 +57,7 @@ class StreamStats:
         self.connects = 0
         self.failed = 0
         self.resumed = 0
+        self.replayed = 0
         self.events = 0
         self.duplicates = 0
         self.gaps = 0
@@ -85,6 +87,9 @@ class _Client:
         self.stalled = False
         # When its connect request went out, while the response head is awaited.
         self.connecting_since: float | None = None
+        # Wall time its current connection was answered: an event the server stamped before
+        # it was generated while this client was away (a replay after a resume).
+        self.connected_wall: float | None = None
 
     def remember(self, event_id: str) -> bool:
         """False when the id was seen before (a duplicate)."""
@@ -231,6 +236,7 @@ class SseDriver:
                 writer.close()
             return
         client.connecting_since = None
+        client.connected_wall = time.time()
         assert writer is not None
         status = head.status
         if status != 200:
@@ -347,8 +353,13 @@ class SseDriver:
                 ts = float(json_path(parse_json(event.get("data", "")), path))
                 if self.workload.ts_unit == "ms":
                     ts /= 1000.0
-                delay = time.time() - ts
-                e.lat.append(max(1, int(delay * 1_000_000)))
+                if client.connected_wall is not None and ts < client.connected_wall:
+                    # Stamped before this connection existed: a replay of what the client
+                    # missed while away. Its age is the reconnect's, not the delivery's.
+                    stats.replayed += 1
+                else:
+                    delay = time.time() - ts
+                    e.lat.append(max(1, int(delay * 1_000_000)))
 
     async def drain(self, grace: float) -> None:
         """No new connects; connects awaiting their answer get up to ``grace``."""
@@ -413,6 +424,7 @@ def summarize_streams(path: Path, worst: int = 5) -> dict[str, Any]:
                                   "max": max(events)},
             "connects": connects,
             "resumed_with_last_event_id": sum(int(r["resumed"]) for r in rows),
+            "replayed": sum(int(r.get("replayed", 0)) for r in rows),
             "streams_with": {k: sum(1 for r in rows if r[k]) for k in _FLAGS},
             "streams_without_events": sum(1 for e in events if e == 0),
             "worst_ttfe_s": max(float(r["worst_ttfe_s"]) for r in rows),
