@@ -25,7 +25,7 @@ from enduro.net.templates import Template
 from enduro.net.tls import client_context, server_hostname
 from enduro.net.wire import UnsafeValue, build_request
 from enduro.observe.window import UNSAFE_VALUE, OpCounter, Recorder
-from enduro.plan.bursts import BurstWorkload, PostCondition, SplitRule
+from enduro.plan.bursts import BurstWorkload, PostCondition, SplitRule, sqlstate
 from enduro.plan.tokens import Credentials, Filled
 
 __all__ = ["BurstDriver", "check_rows", "summarize_violations"]
@@ -61,6 +61,11 @@ def check_rows(check: str, rows: list[tuple[Any, ...]], columns: list[str]) -> s
         if b < a:
             return f"{col} goes back from {a!r} to {b!r}"
     return None
+
+
+def _params(ctx: FlowContext) -> dict[str, Any]:
+    """The round's variables an SQL statement can name (``%(key)s``)."""
+    return {k: v for k, v in ctx.vars.items() if isinstance(v, str | int | float)}
 
 
 def _matches(rule: SplitRule, status: int, headers: dict[str, str]) -> bool:
@@ -102,7 +107,8 @@ class BurstDriver:
         # Post-conditions and the history path compiled once (their values may hold
         # {{var}}, filled in per round).
         self._conditions = {p.check: Condition(p.check, templated=True)
-                            for p in workload.after if p.http is not None}
+                            for p in workload.after if p.http is not None
+                            and p.check is not None}
         spec = workload.history
         self._history_path = (JsonPath(spec.value) if spec is not None and spec.value
                               is not None and spec.value.startswith("$") else None)
@@ -171,11 +177,20 @@ class BurstDriver:
     async def _round(self, n: int, client: HttpClient, db: Any) -> None:
         w = self.workload = self._filled.get()
         ctx = self._ctx(n, client)
+        problem = await self._setup(w, ctx, client, db)
+        if problem is not None:
+            # Without its setup the round would test nothing: it fails, nothing is sent.
+            self._violation({"workload": self.name, "round": n, "check": "setup",
+                             "condition": "setup", "problem": problem,
+                             "time": round(time.time(), 3)})
+            self.round_op.requests += 1
+            self.round_op.error("post:setup")
+            return
         req = w.request
         base = render(req.base, ctx) if req.base else self.urls[req.service or ""]
         target = split_base(base)
-        wire = self._wire(w, ctx, target)
-        if wire is None:
+        wires = self._wires(w, ctx, target)
+        if wires is None:
             # Not one request of the round goes out; each counts as not sent.
             self.op.requests += w.size
             self.op.errors += w.size
@@ -185,7 +200,7 @@ class BurstDriver:
         procs = [f"{self.name}-{n}-{i}" for i in range(len(conns))]
         key = self._invoke(w, ctx, procs)
         released = _monotonic()
-        for _, writer in conns:
+        for (_, writer), wire in zip(conns, wires, strict=False):
             writer.write(wire)
         await asyncio.gather(*(self._answer(r, wr, req.method, released, procs[i], key)
                                for i, (r, wr) in enumerate(conns)))
@@ -193,9 +208,57 @@ class BurstDriver:
             await asyncio.sleep(w.settle)
         await self._after_round(w, n, ctx, client, db, released)
 
+    def _wires(self, w: BurstWorkload, ctx: FlowContext,
+               target: Target) -> list[bytes] | None:
+        """Each request of the round, rendered with its ``{{i}}`` and ``{{sender}}``; None
+        when a rendered value cannot be written safely."""
+        wires = []
+        try:
+            for i in range(w.size):
+                ctx.vars["i"] = i
+                ctx.vars["sender"] = i % w.senders
+                wire = self._wire(w, ctx, target)
+                if wire is None:
+                    return None
+                wires.append(wire)
+        finally:
+            ctx.vars.pop("i", None)
+            ctx.vars.pop("sender", None)
+        return wires
+
+    async def _setup(self, w: BurstWorkload, ctx: FlowContext, client: HttpClient,
+                     db: Any) -> str | None:
+        """The round's setup steps in order; what went wrong, or None."""
+        for i, step in enumerate(w.setup):
+            if step.sql is not None:
+                import psycopg
+                try:
+                    await db.execute(step.sql, _params(ctx))
+                except psycopg.Error as exc:
+                    return f"setup[{i}]: the statement failed: {exc}"
+                continue
+            assert step.http is not None
+            req = step.http
+            base = render(req.base, ctx) if req.base else self.urls[req.service or ""]
+            try:
+                response = await client.request(
+                    req.method, base.rstrip("/") + Template(req.path).render_target(ctx),
+                    headers={**self.workload.headers, **render(req.headers, ctx)},
+                    query=render(req.query, ctx) or None,
+                    json_body=render(req.json_, ctx) if req.json_ is not None else None)
+            except (OSError, TimeoutError, UnsafeValue) as exc:
+                return f"setup[{i}]: request failed: {exc!r}"
+            allowed = step.expect_status
+            ok = (response.status < 400 if allowed is None else response.status in (
+                allowed if isinstance(allowed, list) else [allowed]))
+            if not ok:
+                return (f"setup[{i}]: {req.method} {req.path} answered {response.status}: "
+                        f"{response.text[:200]}")
+        return None
+
     def _wire(self, w: BurstWorkload, ctx: FlowContext, target: Target) -> bytes | None:
-        """The round's request, the same bytes for every connection; None when a rendered
-        value cannot be written safely."""
+        """One request of the round; None when a rendered value cannot be written
+        safely."""
         req = w.request
         path = target.prefix + Template(req.path).render_target(ctx)
         if req.query:
@@ -257,7 +320,10 @@ class BurstDriver:
             if problem is not None:
                 failures.append(post.name)
                 self._violation({"workload": self.name, "round": n, "check": post.name,
-                                 "condition": post.check, "problem": problem,
+                                 "condition": post.check or (
+                                     f"expect_error {post.expect_error}"
+                                     if post.expect_error else "succeeds"),
+                                 "problem": problem,
                                  "time": round(time.time(), 3)})
         self.round_op.requests += 1
         self.round_op.lat.append(int((_monotonic() - released) * 1_000_000))
@@ -308,27 +374,40 @@ class BurstDriver:
 
     async def _post(self, post: PostCondition, ctx: FlowContext, client: HttpClient,
                     db: Any) -> str | None:
+        if post.wait:
+            await asyncio.sleep(post.wait)
         if post.http is not None:
+            assert post.check is not None
             req = post.http
             base = render(req.base, ctx) if req.base else self.urls[req.service or ""]
             try:
                 response = await client.request(
                     req.method, base.rstrip("/") + Template(req.path).render_target(ctx),
                     headers={**self.workload.headers, **render(req.headers, ctx)},
-                    query=render(req.query, ctx) or None)
+                    query=render(req.query, ctx) or None,
+                    json_body=render(req.json_, ctx) if req.json_ is not None else None)
             except (OSError, TimeoutError, UnsafeValue) as exc:
                 return f"request failed: {exc!r}"
             if self._conditions[post.check].holds(Answer(response.status, response.body), ctx):
                 return None
             return f"{post.check} does not hold: {response.text[:200]}"
-        assert post.sql is not None
+        statement = post.sql if post.sql is not None else post.exec_
+        assert statement is not None
         import psycopg
         try:
-            cursor = await db.execute(post.sql, {k: v for k, v in ctx.vars.items()
-                                                 if isinstance(v, str | int | float)})
-            rows = await cursor.fetchall()
+            cursor = await db.execute(statement, _params(ctx))
+            rows = await cursor.fetchall() if cursor.description else []
         except psycopg.Error as exc:
-            return f"the query failed: {exc}"
+            if post.expect_error is None:
+                return f"the statement failed: {exc}"
+            got = exc.sqlstate or "?"
+            want = sqlstate(post.expect_error)
+            return None if got == want else (f"expected {post.expect_error} ({want}), got "
+                                             f"{got}: {exc}")
+        if post.expect_error is not None:
+            return f"expected {post.expect_error}, but the statement succeeded"
+        if post.check is None:
+            return None
         columns = [d.name for d in cursor.description or []]
         return check_rows(post.check, [tuple(r) for r in rows], columns)
 

@@ -253,11 +253,15 @@ class _Checker:
         self.not_templated(w.headers, (*at, "headers"),
                            "a burst's own headers are sent as written (put templated headers "
                            "on its request)")
-        self.request(w.request, (*at, "request"), names, False)
+        for i, step in enumerate(w.setup):
+            if step.http is not None:
+                self.request(step.http, (*at, "setup", i, "http"), names, False)
+        # Each request of a round is rendered with its index and its sender.
+        self.request(w.request, (*at, "request"), names | {"i", "sender"}, False)
         self.history(w.history, (*at, "history"), names, False)
         for i, post in enumerate(w.after):
             pat: Path_ = (*at, "after", i)
-            if post.http is not None:
+            if post.http is not None and post.check is not None:
                 self.request(post.http, (*pat, "http"), names, False)
                 self.template(post.check, (*pat, "check"), names, False)
                 # Compiled once; placeholders in its value are filled in per round.
