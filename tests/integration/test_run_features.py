@@ -71,11 +71,40 @@ def test_heartbeats_snapshots_and_events(tmp_path: Path, demo: tuple[str, Path])
     log = (run_dir / "logs" / "enduro.log").read_text()
     assert log.count("alive t=") >= 2
     assert "rps=" in log and "p95=" in log
-    (snap,) = sorted((run_dir / "snapshots").iterdir())
+    first, snap = sorted((run_dir / "snapshots").iterdir())
+    assert first.name == "snapshot-0000-t0s.json"  # the state the run started from
+    assert json.loads(first.read_text())["t"] < 0.5
     data = json.loads(snap.read_text())
     assert data["ops"]["health"]["requests"] >= 90
+    assert "resources" in data and "scraped" in data and data["faults_in_force"] == []
     events = [json.loads(line)["event"] for line in (run_dir / "events.jsonl").open()]
-    assert events.count("heartbeat") >= 2 and "snapshot" in events
+    assert events.count("heartbeat") >= 2 and events.count("snapshot") == 2
+
+
+def test_heartbeat_shows_flows_and_faults_in_force(tmp_path: Path,
+                                                   demo: tuple[str, Path]) -> None:
+    url, _ = demo
+    plan = {"name": "hb", "duration": "3.5s", "grace": "2s",
+            "observe": {"heartbeat": "0.5s"},
+            "workloads": {"f": {"flow": {"base": url, "rate": "10/s", "steps": [
+                {"name": "health", "request": {"path": "/health"}}]}}},
+            "faults": [{"at": "1s", "for": "2s", "command": {"run": "true", "undo": "true"}}]}
+    run_dir = run_plan(tmp_path / "a", plan).run_dir
+    assert run_dir is not None
+    lines = [line for line in (run_dir / "logs" / "enduro.log").read_text().splitlines()
+             if "alive t=" in line]
+    assert all(" rps=" in line and " flows=" in line and " faults=" in line
+               for line in lines), lines
+    assert any("faults=command" in line for line in lines), lines
+    assert "faults=none" in lines[0], lines
+
+    plan["observe"] = {"heartbeat": "0.5s", "heartbeat_fields": ["p99", "restarts"]}
+    run_dir = run_plan(tmp_path / "b", plan).run_dir
+    assert run_dir is not None
+    lines = [line for line in (run_dir / "logs" / "enduro.log").read_text().splitlines()
+             if "alive t=" in line]
+    assert lines and all(" p99=" in line and " restarts=0" in line and "rps=" not in line
+                         for line in lines), lines
 
 
 def test_live_view_renders_on_a_terminal(tmp_path: Path, demo: tuple[str, Path]) -> None:
@@ -196,6 +225,7 @@ def test_an_unwritable_results_file_costs_no_other_artefact(tmp_path: Path,
                for line in (run_dir / "events.jsonl").read_text().splitlines())
 
 
+@pytest.mark.slow(6)
 def test_faults_with_workers_start_at_the_workers_go(tmp_path: Path,
                                                      demo: tuple[str, Path]) -> None:
     """The restart-like outage at 1.5 s must land in windows labelled chaos, not in the

@@ -85,6 +85,14 @@ class Chaos:
             await self.proxies.stop()
             self.proxies = None
 
+    def in_force(self) -> list[str]:
+        """The faults in force now, as ``kind target`` (what the heartbeat shows)."""
+        if self.runner is None or not self._load_started:
+            return []
+        return [f"{r.fault.kind}" + (f" {','.join(r.fault.targets)}" if r.fault.targets else "")
+                for r in self.runner.active(self.runner.now())
+                if r.fault.end is not None and not r.undone]
+
     def fault_active(self, start: float, end: float) -> bool:
         """Whether any fault was active between ``start`` and ``end`` (load seconds)."""
         if self.runner is None:

@@ -530,11 +530,18 @@ class Scenario(_Model):
                            "monotonic_reads", "read_your_writes"]] | None = None
 
 
+HeartbeatField = Literal["rps", "errors", "err%", "p95", "p99", "flows", "events", "faults",
+                         "services", "restarts"]
+
+
 class Observe(_Model):
     """Intervals of the heartbeat line, the JSON snapshots and resource sampling, and when
     the generator counts as saturated (its figures are then suspect)."""
 
     heartbeat: Interval = 60.0
+    # What the heartbeat line shows; by default the request figures, and flows, SSE events
+    # and faults in force when the plan has them.
+    heartbeat_fields: list[HeartbeatField] | None = None
     snapshot: Interval = 600.0
     sample: Interval = 2.0
     saturation_cpu: Percent = 0.9

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console, Group
@@ -13,7 +13,7 @@ from enduro.base.units import format_duration
 from enduro.documents.results import Results
 from enduro.documents.service import ServiceRecord
 from enduro.observe.hist import percentiles_ms
-from enduro.observe.metrics import Metrics
+from enduro.observe.metrics import EVENT, ITERATION, Metrics
 from enduro.report.results import as_results
 
 __all__ = ["heartbeat_line", "live_view", "plain", "services_line", "services_view",
@@ -36,13 +36,40 @@ def _ms(value: float) -> str:
 _PLURAL = {"iteration": "iterations", "round": "rounds", "split": "split", "event": "events"}
 
 
-def heartbeat_line(metrics: Metrics, elapsed_s: float, last_s: float) -> str:
+# The heartbeat's figures when the plan does not name them.
+HEARTBEAT_DEFAULT = ("rps", "errors", "err%", "p95")
+
+
+def _sum_requests(metrics: Metrics, ops: list[str], last_s: float | None) -> int:
+    return metrics.view(set(ops), last_s=last_s).requests if ops else 0
+
+
+def heartbeat_line(metrics: Metrics, elapsed_s: float, last_s: float,
+                   fields: Sequence[str] = HEARTBEAT_DEFAULT,
+                   extra: Mapping[str, str] | None = None) -> str:
     """``alive t=12m rps=… errors=… p95=…`` over the last interval, over requests (not flow
-    iterations, burst rounds or SSE events)."""
+    iterations, burst rounds or SSE events), then the other ``fields`` asked for: ``flows``
+    (iterations started so far), ``events`` (SSE events in the interval), and what the caller
+    knows in ``extra`` (``faults`` in force, ``services`` up, ``restarts``)."""
     view = metrics.view(last_s=last_s)
-    p95 = percentiles_ms(view.latency)["p95"]
-    return (f"alive t={format_duration(elapsed_s)} rps={view.rps:,.0f} errors={view.errors} "
-            f"err%={view.error_rate * 100:.2f} p95={_ms(p95)}")
+    pct = percentiles_ms(view.latency)
+    by_kind: dict[str, list[str]] = {}
+    for op, kind in metrics.kinds.items():
+        by_kind.setdefault(kind, []).append(op)
+    values = {
+        "rps": lambda: f"{view.rps:,.0f}", "errors": lambda: str(view.errors),
+        "err%": lambda: f"{view.error_rate * 100:.2f}", "p95": lambda: _ms(pct["p95"]),
+        "p99": lambda: _ms(pct["p99"]),
+        "flows": lambda: f"{_sum_requests(metrics, by_kind.get(ITERATION, []), None):,}",
+        "events": lambda: f"{_sum_requests(metrics, by_kind.get(EVENT, []), last_s):,}",
+    }
+    parts = [f"alive t={format_duration(elapsed_s)}"]
+    for name in fields:
+        if name in values:
+            parts.append(f"{name}={values[name]()}")
+        elif extra is not None and name in extra:
+            parts.append(f"{name}={extra[name]}")
+    return " ".join(parts)
 
 
 def live_view(metrics: Metrics, ops: dict[str, str], *, plan: str, elapsed_s: float,

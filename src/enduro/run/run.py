@@ -184,7 +184,8 @@ class Run:
                                        services)
         view = LiveView(ctx, self.console, timeline, stops.status, self.metrics, watch, services)
         tickers = Tickers(ctx, runlog, timeline, rundir, self.metrics, status=stops.status,
-                          state=state, watch=watch, view=view, services=services)
+                          state=state, watch=watch, view=view, services=services,
+                          faults=self.chaos.in_force)
         self.teardown = Teardown(stops, self.chaos, services, write_state=state.write,
                                  keep_services=self.lent_services is not None)
         history = rundir.file("history.jsonl") if history_used(ctx.plan) else None

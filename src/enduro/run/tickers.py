@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 from enduro.observe.exposition import Exporter
 from enduro.observe.hist import percentiles_ms
 from enduro.observe.metrics import Metrics
-from enduro.report.terminal import heartbeat_line, services_line
+from enduro.report.terminal import HEARTBEAT_DEFAULT, heartbeat_line, services_line
 from enduro.run.context import RunContext
 from enduro.run.rundir import RunDir
 from enduro.run.runlog import RunLog
@@ -29,7 +30,8 @@ class Tickers:
 
     def __init__(self, ctx: RunContext, runlog: RunLog, timeline: Timeline, rundir: RunDir,
                  metrics: Metrics, *, status: RunStatus, state: StateFile, watch: Watch,
-                 view: LiveView, services: ServiceSet | None) -> None:
+                 view: LiveView, services: ServiceSet | None,
+                 faults: Callable[[], list[str]] | None = None) -> None:
         self.ctx = ctx
         self.runlog = runlog
         self.timeline = timeline
@@ -40,21 +42,43 @@ class Tickers:
         self.watch = watch
         self.view = view
         self.services = services
+        self.faults = faults  # the faults in force now, as "kind target"
 
     async def _after_window(self) -> None:
         # A little after each boundary, so that the window just ended has been sealed.
         await self.timeline.clock.sleep(min(0.2, self.ctx.plan.window / 5))
 
+    def heartbeat_fields(self) -> list[str]:
+        """``observe.heartbeat_fields``, or the request figures and, when the plan has them,
+        flows, SSE events and faults in force."""
+        plan = self.ctx.plan
+        if plan.observe.heartbeat_fields is not None:
+            return list(plan.observe.heartbeat_fields)
+        kinds = {w.kind for w in plan.workloads.values()}
+        return [*HEARTBEAT_DEFAULT, *(["flows"] if "flow" in kinds else []),
+                *(["events"] if "sse" in kinds else []), *(["faults"] if plan.faults else [])]
+
+    def _extra(self) -> dict[str, str]:
+        """What the heartbeat knows beyond the figures: faults in force and services."""
+        faults = self.faults() if self.faults is not None else []
+        statuses = self.services.statuses() if self.services is not None else {}
+        return {"faults": ",".join(faults) or "none",
+                "services": f"{sum(1 for s in statuses.values() if s.get('state') == 'up')}"
+                            f"/{len(statuses)}",
+                "restarts": str(sum(int(s.get("restarts") or 0) for s in statuses.values()))}
+
     async def heartbeat(self) -> None:
         """A line of figures (or of the services' states) every ``observe.heartbeat``."""
         every = self.ctx.plan.observe.heartbeat
+        fields = self.heartbeat_fields()
         await self._after_window()
         while True:
             await self.timeline.clock.sleep(every)
             elapsed = self.timeline.load_elapsed()
             line = (services_line(self.services.statuses() if self.services else {}, elapsed)
                     if self.ctx.options.services_only
-                    else heartbeat_line(self.metrics, elapsed, min(every, 60.0)))
+                    else heartbeat_line(self.metrics, elapsed, min(every, 60.0), fields,
+                                        self._extra()))
             self.runlog.event("heartbeat", line=line)
             self.runlog.log(line, echo=not self.view.is_live())
 
@@ -62,18 +86,22 @@ class Tickers:
         """The figures so far, in ``snapshots/`` every ``observe.snapshot``."""
         every = self.ctx.plan.observe.snapshot
         n = 0
-        await self._after_window()
-        while True:
-            await self.timeline.clock.sleep(every)
-            n += 1
+        while True:  # the first at t=0: the state the run started from
             elapsed = self.timeline.load_elapsed()
             snap = {"t": round(elapsed, 3), "wall": self.timeline.clock.wall(),
                     "total": self.metrics.view(elapsed_s=elapsed).summary(),
                     "ops": {op: self.metrics.view({op}, elapsed_s=elapsed).summary()
-                            for op in self.ctx.ops}}
+                            for op in self.ctx.ops},
+                    "resources": {k: dict(v) for k, v in self.watch.resources.items()},
+                    "scraped": {k: dict(v) for k, v in self.watch.scraped.items()},
+                    "faults_in_force": self.faults() if self.faults is not None else [],
+                    "services": self.services.statuses() if self.services else {}}
             path = self.rundir.path / "snapshots" / f"snapshot-{n:04d}-t{int(elapsed)}s.json"
-            await asyncio.to_thread(path.write_text, json.dumps(snap, indent=2) + "\n")
+            await asyncio.to_thread(path.write_text,
+                                    json.dumps(snap, indent=2, default=str) + "\n")
             self.runlog.event("snapshot", path=str(path.relative_to(self.rundir.path)))
+            n += 1
+            await self.timeline.clock.sleep(every if n > 1 else max(0.0, every - elapsed))
 
     async def state_file(self) -> None:
         """state.json every two seconds, and the exposition on ``--metrics-port``."""
