@@ -45,7 +45,7 @@ def run(cmd: list[str], cwd: Path, log: Path, env: dict[str, str] | None = None)
 def test_python_crashes_group_by_root_cause(tmp_path: Path) -> None:
     (tmp_path / "app.py").write_text(PY)
     log = tmp_path / "python.log"
-    for args in (["handle", "alice"], ["handle", "bob"], ["handle", "carol"],
+    for args in (["handle", "1001"], ["handle", "1002"], ["handle", "1003"],
                  ["parse", "x1"], ["parse", "x2"]):
         run([sys.executable, "app.py", *args], tmp_path, log)
     result = triage([log])
@@ -54,6 +54,7 @@ def test_python_crashes_group_by_root_cause(tmp_path: Path) -> None:
     assert crashes["RuntimeError"]["count"] == 3 and crashes["ValueError"]["count"] == 2
     assert "caused by KeyError" in crashes["RuntimeError"]["message"]
     assert crashes["RuntimeError"]["frames"][0].startswith("handle")
+    assert crashes["RuntimeError"]["app_frames"] == ["handle (app.py)", "<module> (app.py)"]
     assert result["primary"]["type"] == "RuntimeError"
 
 
@@ -69,22 +70,25 @@ def test_sanitizer_reports_and_signals_group_by_root_cause() -> None:
     assert crashes["SIGSEGV"]["count"] == 2 and crashes["SIGSEGV"]["kind"] == "signal"
 
 
-def test_rust_panics_group_by_location() -> None:
+def test_rust_panics_group_by_location_and_message() -> None:
     log = RECORDED / "rust.log"
-    crashes = triage([log])["crashes"]
-    assert len(crashes) == 2
-    counts = sorted(c["count"] for c in crashes)
-    assert counts == [2, 3]
-    assert all(c["kind"] == "rust" and "main.rs" in c["frames"][0] for c in crashes)
+    crashes = {c["message"][:16]: c for c in triage([log])["crashes"]}
+    # Two of them panic on one source line (src/main.rs:3): `expect` and `unwrap`.
+    assert {k: c["count"] for k, c in crashes.items()} == {
+        "index out of bou": 2, "no value for \"a\"": 3, "port must be set": 3,
+        "called `Result::": 3}
+    assert all(c["kind"] == "rust" and "main.rs" in c["frames"][0] for c in crashes.values())
+    assert crashes["port must be set"]["app_frames"] == ["src/main.rs:3"]
 
 
 def test_java_exceptions_group_by_root_cause() -> None:
     log = RECORDED / "java.log"
     crashes = {c["type"]: c for c in triage([log])["crashes"]}
-    assert set(crashes) == {"java.lang.IllegalStateException", "java.lang.ArithmeticException",
-                            "java.lang.NumberFormatException"}
-    assert crashes["java.lang.IllegalStateException"]["count"] == 2  # the root cause
-    assert crashes["java.lang.ArithmeticException"]["count"] == 2
+    found = triage([log])["crashes"]
+    assert sorted((c["type"], c["count"]) for c in found) == [
+        ("java.lang.ArithmeticException", 2), ("java.lang.IllegalStateException", 2),
+        ("java.lang.NumberFormatException", 1), ("java.lang.NumberFormatException", 2)]
+    assert crashes["java.lang.IllegalStateException"]["app_frames"][0] == "Crash.store"
 
 
 @pytest.mark.slow(7)
@@ -94,7 +98,7 @@ def test_triage_of_a_run_from_the_cli(tmp_path: Path) -> None:
     plan = write_plan(tmp_path, {
         "name": "crashy", "duration": "4s",
         "services": {"api": {"command": [sys.executable, str(tmp_path / "app.py"), "handle",
-                                         "dave"], "restart": "always"}}})
+                                         "1004"], "restart": "always"}}})
     run_cli("run", str(plan), "--out", str(tmp_path / "runs"))
     (run_dir,) = (tmp_path / "runs").iterdir()
     proc = run_cli("triage", str(run_dir), "--json")

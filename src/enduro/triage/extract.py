@@ -1,6 +1,8 @@
 """Crash extraction from log text: Python tracebacks (with chained causes), Rust panics, Go
 panics and fatal errors, Java exceptions (with Caused by), sanitizer reports, fatal signals and
-OOM kills. Each crash gets a fingerprint: its type plus its top in-app frames."""
+OOM kills. Each crash gets a fingerprint: its type, its message template and its first in-app
+frames, so that two panics on one source line with different messages are two root causes, and
+one panic with different numbers in its message stays one."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-__all__ = ["Crash", "extract_crashes", "mask"]
+__all__ = ["Crash", "extract_crashes", "in_app", "mask"]
 
 _PY_FRAME = re.compile(r'^\s*File "([^"]+)", line (\d+), in (\S+)')
 _PY_EXC = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Warning|Fault)\w*)"
@@ -39,6 +41,7 @@ _MASKS = [
     (re.compile(r"\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{6,}\b", re.I), "<hex>"),
     (re.compile(r"(?<![\w])/[\w.@%+-]+(?:/[\w.@%+-]+)+"), "<path>"),
     (re.compile(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?Z?"), "<time>"),
+    (re.compile(r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?::\d+)?(?![\w.])"), "<ip>"),
     (re.compile(r"(?<![\w.])\d+(?:\.\d+)?"), "<n>"),
     (re.compile(r"'[^']{1,80}'|\"[^\"]{1,80}\""), "<str>"),
 ]
@@ -51,10 +54,30 @@ def mask(text: str) -> str:
     return text.strip()
 
 
-def _in_app(frame: str) -> bool:
-    return not any(p in frame for p in ("site-packages", "/lib/python", "<frozen",
-                                         "std::", "core::", "rust_begin_unwind", "java.",
-                                         "jdk.", "sun.", "runtime.", "__libc", "_start"))
+# Frames of the runtime and of libraries, per kind of crash: a root cause is named by the
+# first frames that are the application's own.
+_NOT_APP: dict[str, re.Pattern[str]] = {
+    # A Python frame is "func (path)": the standard library, installed packages, the importer.
+    "python": re.compile(r"\((?:<frozen |.*[/\\](?:site-packages|dist-packages)[/\\]"
+                         r"|.*[/\\]lib[/\\]python\d[\d.]*[/\\]|.*[/\\]Lib[/\\])"),
+    # Rust symbols of std/core/alloc and the unwinder; a location in the toolchain's library or
+    # in a dependency's source (~/.cargo/registry, ~/.cargo/git).
+    "rust": re.compile(r"^<?(?:std|core|alloc|__rustc|backtrace|panic_unwind)::"
+                       r"|^(?:rust_begin_unwind|__rust|_start|__libc|main$)"
+                       r"|^/rustc/|/\.cargo/(?:registry|git)/|^library/(?:std|core|alloc)/"),
+    "java": re.compile(r"^(?:java|javax|jdk|sun|com\.sun|kotlin|scala)\."),
+    # Go's standard library has no dot in its first path element (main aside).
+    "go": re.compile(r"^(?!main\.)[a-z0-9_]+(?:/[a-z0-9_]+)*\.[^/]*$"),
+    "sanitizer": re.compile(r"^(?:__interceptor_|__asan|__sanitizer|__libc|_start$|"
+                            r"__GI_|operator (?:new|delete))"),
+}
+_APP_FRAMES = 3
+
+
+def in_app(kind: str, frame: str) -> bool:
+    """Whether a frame (as a crash of that kind lists it) is the application's own code."""
+    pattern = _NOT_APP.get(kind)
+    return pattern is None or pattern.search(frame) is None
 
 
 @dataclass
@@ -69,10 +92,24 @@ class Crash:
     text: list[str] = field(default_factory=list)
 
     @property
+    def app_frames(self) -> list[str]:
+        """The first in-app frames, innermost first: those the fingerprint holds."""
+        app = [f for f in self.frames if in_app(self.kind, f)]
+        if self.kind == "python":
+            # "func (path)" as "func (file.py)": where the code is deployed is no part of it.
+            app = [re.sub(r"\(.*[/\\]", "(", f) for f in app]
+        if self.kind == "rust" and app:
+            # A panic's location is its innermost in-app frame; the symbols of a backtrace
+            # (present or not, as RUST_BACKTRACE was set) must not split one root cause.
+            return app[:1]
+        return app[:_APP_FRAMES]
+
+    @property
     def fingerprint(self) -> str:
-        top = [f for f in self.frames if _in_app(f)][:3] or self.frames[:3]
-        key = "|".join([self.kind, self.type, *top]) if top else \
-            "|".join([self.kind, self.type, mask(self.message)])
+        """Type, message template and first in-app frames (or first frames when none is the
+        application's), hashed."""
+        top = self.app_frames or self.frames[:_APP_FRAMES]
+        key = "|".join([self.kind, self.type, mask(self.message), *top])
         return hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
@@ -168,7 +205,7 @@ def _python(lines: list[str], i: int) -> tuple[Crash | None, int]:
     while i < len(lines):
         body = _strip_stamp(lines[i])
         if (m := _PY_FRAME.match(body)) is not None:
-            frames.insert(0, f"{m.group(3)} ({m.group(1).rsplit('/', 1)[-1]})")
+            frames.insert(0, f"{m.group(3)} ({m.group(1)})")
             i += 1
             continue
         if body.startswith(" ") or not body:
@@ -221,10 +258,14 @@ def _rust(lines: list[str], i: int, body: str) -> tuple[Crash, int]:
     return Crash("rust", "panic", message, frames, start, lines[start:i]), i
 
 
+_JAVA_MORE = re.compile(r"^\s+\.\.\. (\d+) (?:more|common frames omitted)")
+
+
 def _java(lines: list[str], i: int, head: re.Match[str]) -> tuple[Crash, int]:
     start = i
     etype, message = head.group(1), head.group(2) or ""
     frames: list[str] = []
+    enclosing: list[str] = []
     i += 1
     while i < len(lines):
         b = _strip_stamp(lines[i])
@@ -232,8 +273,13 @@ def _java(lines: list[str], i: int, head: re.Match[str]) -> tuple[Crash, int]:
             frames.append(fm.group(1))
         elif (cm := _JAVA_CAUSE.match(b)) is not None:
             # The root cause decides the root cause: its frames replace the wrapper's.
-            etype, message, frames = cm.group(1), cm.group(2) or "", []
-        elif not b.strip().startswith("..."):
+            etype, message, enclosing, frames = cm.group(1), cm.group(2) or "", frames, []
+        elif (more := _JAVA_MORE.match(b)) is not None:
+            # "... N more": the cause's last N frames are the enclosing trace's last N, and
+            # may be the only application frames it has.
+            n = int(more.group(1))
+            frames += enclosing[len(enclosing) - n:] if 0 < n <= len(enclosing) else []
+        elif b.strip():
             break
         i += 1
     return Crash("java", etype, message, frames, start, lines[start:i]), i

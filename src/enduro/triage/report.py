@@ -137,7 +137,7 @@ def _crash_entry(g: Group, faults: list[FaultStart], *, new: bool) -> dict[str, 
     return {
         "fingerprint": g.key, "service": g.service, "kind": c.kind, "type": c.type,
         "message": c.message, "count": g.count, "first_seen": g.first[1],
-        "last_seen": g.last[1], "frames": [f for f in c.frames][:8],
+        "last_seen": g.last[1], "frames": c.frames[:8], "app_frames": c.app_frames,
         "example": "\n".join(g.example[:40]),
         "nearest_fault": _nearest(faults),
         "new": new}

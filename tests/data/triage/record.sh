@@ -34,10 +34,18 @@ for args in "index 7" "index 9" "none a" "none b" "none c"; do
   # shellcheck disable=SC2086
   (cd "$work" && RUST_BACKTRACE=0 run "$here/rust.log" ./crasher/target/debug/crasher $args)
 done
+# Two panics on one source line: `expect` (PORT unset) and `unwrap` on a ParseIntError; one of
+# each with a backtrace, which must not make it a root cause of its own.
+for port in "" "" "80x" "9o"; do
+  (cd "$work" && unset PORT && if [ -n "$port" ]; then export PORT="$port"; fi &&
+     RUST_BACKTRACE=0 run "$here/rust.log" ./crasher/target/debug/crasher port)
+done
+(cd "$work" && unset PORT && RUST_BACKTRACE=1 run "$here/rust.log" ./crasher/target/debug/crasher port)
+(cd "$work" && PORT=7x RUST_BACKTRACE=1 run "$here/rust.log" ./crasher/target/debug/crasher port)
 
 cp "$here/Crash.java" "$work/"
 (cd "$work" && javac Crash.java)
-for args in "save a1" "save b2" "div abc 0" "div xy 0" "div q zero"; do
+for args in "save 101" "save 202" "div abc 0" "div xy 0" "div q zero" "async one" "async two"; do
   # shellcheck disable=SC2086
   (cd "$work" && run "$here/java.log" java -cp . Crash $args)
 done
