@@ -200,3 +200,42 @@ def test_duplicate_op_names_across_workloads(tmp_path: Path) -> None:
     text = GOOD.replace("rules:\n", other + "rules:\n")
     out = problems(write(tmp_path, text), env={})
     assert any("op name 'list' is used by workloads 'browse' and 'other'" in p for p in out), out
+
+
+RULES_PLAN = """\
+name: pr
+duration: 1s
+profiles:
+  strict:
+    add_rules:
+      - "p99(latency) < 50ms"
+      - {rule: "error_rate < 0.1%", abort_on_fail: true}
+    remove_rules: ["availability >= 99%"]
+  typo:
+    add_rules: ["p99(latncy) < 5ms"]
+  gone:
+    remove_rules: ["availability >= 98%"]
+workloads:
+  w: {http: {base: "http://127.0.0.1:9", rate: 1/s, requests: [{name: x, path: /}]}}
+rules:
+  - availability >= 99%
+  - p95(latency) < 1s
+"""
+
+
+def test_profiles_add_and_remove_rules(tmp_path: Path) -> None:
+    path = tmp_path / "plan.yaml"
+    path.write_text(RULES_PLAN)
+    loaded = load_plan(path, profile="strict", env={})
+    assert [getattr(r, "rule", r) for r in loaded.plan.rules] == [
+        "p95(latency) < 1s", "p99(latency) < 50ms", "error_rate < 0.1%"]
+    check_plan(loaded.plan, lines=loaded.lines, plan_dir=tmp_path)
+    # a mistake in an added rule is reported at the profile's line
+    typo = load_plan(path, profile="typo", env={})
+    with pytest.raises(PlanError) as info:
+        check_plan(typo.plan, lines=typo.lines, plan_dir=tmp_path)
+    assert str(info.value.problems[0]).startswith(
+        f"{path}:10: rules[2]: rule 'p99(latncy) < 5ms': unknown metric 'latncy'")
+    assert problems(path, profile="gone", env={}) == [
+        f"{path}:12: profiles.gone.remove_rules[0]: no rule 'availability >= 98%' to remove "
+        "(rules: availability >= 99%; p95(latency) < 1s)"]

@@ -235,9 +235,57 @@ def _apply_profile(data: dict[str, Any], profile: str, lines: Lines) -> dict[str
     for key, line in list(lines.by_path.items()):
         if key[:2] == prefix and len(key) > 2:
             lines.by_path[key[2:]] = line
+    override = dict(override)
+    add, remove = override.pop("add_rules", None), override.pop("remove_rules", None)
     merged = _deep_merge(data, override)
     assert isinstance(merged, dict)
+    if add is not None or remove is not None:
+        _edit_rules(merged, profile, add, remove, lines)
     return merged
+
+
+def _rule_text(rule: Any) -> Any:
+    return rule.get("rule") if isinstance(rule, dict) else rule
+
+
+def _edit_rules(merged: dict[str, Any], profile: str, add: Any, remove: Any,
+                lines: Lines) -> None:
+    """A profile's ``remove_rules`` (rule texts) and ``add_rules`` (rules) applied to the
+    plan's rules, each rule keeping the line it was written on."""
+    at = ("profiles", profile)
+    problems = []
+    for key, value in (("add_rules", add), ("remove_rules", remove)):
+        if value is not None and not isinstance(value, list):
+            problems.append(lines.problem((*at, key), f"{key} must be a list of rules"))
+    rules = merged.get("rules") or []
+    if not isinstance(rules, list):
+        problems.append(lines.problem(("rules",), "rules must be a list"))
+    if problems:
+        raise PlanError(problems)
+    # Each rule with the lines of its parts, to move along with it.
+    entries = [(rule, {k[2:]: v for k, v in lines.by_path.items() if k[:2] == ("rules", i)})
+               for i, rule in enumerate(rules)]
+    for j, text in enumerate(remove or []):
+        found = next((i for i, (rule, _) in enumerate(entries) if _rule_text(rule) == text),
+                     None)
+        if found is None:
+            known = "; ".join(str(_rule_text(r)) for r, _ in entries) or "none"
+            problems.append(lines.problem((*at, "remove_rules", j),
+                                          f"no rule {text!r} to remove (rules: {known})"))
+        else:
+            del entries[found]
+    for j, rule in enumerate(add or []):
+        source = (*at, "add_rules", j)
+        entries.append((rule, {k[len(source):]: v for k, v in lines.by_path.items()
+                               if k[:len(source)] == source}))
+    if problems:
+        raise PlanError(problems)
+    for stale in [k for k in lines.by_path if k[:1] == ("rules",) and len(k) > 1]:
+        del lines.by_path[stale]
+    for i, (_, parts) in enumerate(entries):
+        for rest, line in parts.items():
+            lines.by_path[("rules", i, *rest)] = line
+    merged["rules"] = [rule for rule, _ in entries]
 
 
 def _deep_merge(base: Any, over: Any) -> Any:
