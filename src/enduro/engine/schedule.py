@@ -57,6 +57,9 @@ class ArrivalSchedule:
         self._t = 0.0
         self._first = True
         self._span = sum(st.duration for st in self._stages)
+        # A constant rate evenly spaced: every gap is the same (the hot path at high rates).
+        self._gap = (1.0 / (rate * share) if rate is not None and rate * share > 0
+                     and not poisson else None)
 
     def rate_at(self, t: float) -> float:
         """The target arrival rate at ``t`` (this worker's share of it)."""
@@ -75,6 +78,10 @@ class ArrivalSchedule:
     def next(self) -> float:
         """The next intended send time."""
         t = self._t
+        gap = self._gap
+        if gap is not None and not self._first:
+            self._t = t + gap
+            return self._t
         if self._first and not self._poisson:
             self._first = False
             if self.rate_at(t) > 0:
