@@ -62,6 +62,7 @@ def measure(tmp_path: Path, name: str, *, zero: bool = False,
 @pytest.mark.parametrize("model", [{"connections": 8}, {"rate": "150/s"}],
                          ids=["closed", "open"])
 @pytest.mark.slow(11)
+@pytest.mark.timing
 def test_percentiles_match_the_server_s_own(tmp_path: Path, model: dict[str, Any]) -> None:
     # The client's own share of each latency: the same load against no delay at all.
     overhead, _, _ = measure(tmp_path, "zero", zero=True, **model)
