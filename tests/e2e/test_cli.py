@@ -120,6 +120,26 @@ def test_workers_shard_the_load_and_merge(tmp_path: Path, demo: tuple[str, Path]
     assert results["total"]["requests"] == pytest.approx(900, abs=4)
 
 
+def test_a_pinned_workload_runs_whole_in_one_worker(tmp_path: Path) -> None:
+    calls = tmp_path / "calls.txt"
+    (tmp_path / "flip.py").write_text(
+        "async def op(ctx):\n"
+        f"    with open({str(calls)!r}, 'a') as f:\n"
+        "        f.write(f'{ctx.worker}\\n')\n")
+    path = write_plan(tmp_path, {
+        "name": "pin", "duration": "3s", "workloads": {
+            "flip": {"pin": True, "python": {"function": "flip:op", "rate": "10/s"}},
+            "rest": {"python": {"function": "flip:op", "rate": "10/s", "op": "rest"}}}})
+    proc = run_cli("run", str(path), "--workers", "3", "--out", str(tmp_path / "runs"))
+    assert proc.returncode == 0, proc.stderr
+    results = json.loads((only_run(tmp_path / "runs") / "results.json").read_text())
+    assert results["ops"]["flip"]["requests"] == pytest.approx(30, abs=2)  # whole rate
+    workers = calls.read_text().split()
+    # the pinned op's 30 calls all come from worker 0; the other op's from all three
+    assert workers.count("1") + workers.count("2") == pytest.approx(20, abs=2)
+    assert workers.count("0") == pytest.approx(40, abs=3)
+
+
 def _start(args: list[str], tmp_path: Path) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "enduro", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=tmp_path,

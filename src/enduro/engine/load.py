@@ -55,10 +55,15 @@ def build_drivers(plan: Plan, recorder: Recorder, seed: int, share: LoadShare,
     files = files or LoadFiles()
     drivers: list[tuple[str, Driver]] = []
     for n, (wname, workload) in enumerate(plan.workloads.items()):
+        mine = share
+        if workload.pin:  # one process runs it whole: the first (each run, the same one)
+            if share.index != 0:
+                continue
+            mine = LoadShare(0, 1)
         driver = KINDS[workload.kind].build(DriverArgs(
             plan=plan, name=wname, spec=workload.spec, base_url=base_urls.get(wname),
             recorder=recorder, rng=random.Random(f"{seed}/{share.index}/{n}"), seed=seed,
-            share=share, files=files, history=history, credentials=credentials))
+            share=mine, files=files, history=history, credentials=credentials))
         if driver is not None:
             drivers.append((wname, driver))
     return drivers

@@ -465,6 +465,9 @@ class Workload(_Model):
     flow: FlowWorkload | None = None
     burst: BurstWorkload | None = None
     python: PythonWorkload | None = None
+    # Under --workers N, run this workload in one load process only, whole (its rate,
+    # connections and clients undivided): for ops that flip state global to the service.
+    pin: bool = False
 
     @model_validator(mode="after")
     def _one_kind(self) -> Workload:
