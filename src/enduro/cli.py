@@ -541,6 +541,10 @@ def _check_output_places(args: argparse.Namespace) -> None:
 def _validate(args: argparse.Namespace, out: Console, err: Console) -> int:
     from enduro.api import load_checked
     plan = load_checked(args.plan, profile=args.profile, sets=args.sets).plan
+    if plan.scenarios:
+        out.print(f"ok: {args.plan} is a valid plan {plan.name!r}: {len(plan.scenarios)} "
+                  f"scenario(s) ({', '.join(s.name for s in plan.scenarios)})")
+        return EXIT_PASS
     out.print(f"ok: {args.plan} is a valid plan {plan.name!r}: {len(plan.workloads)} "
               f"workload(s), {len(plan.rules)} rule(s), duration {plan.duration:g}s")
     return EXIT_PASS

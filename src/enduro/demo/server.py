@@ -4,6 +4,8 @@ Endpoints: ``/health``, ``/ready``, ``/metrics`` (Prometheus text), and behind a
 (written to ``--token-file``) a downloads resource with parts and a lifecycle (create, list,
 get, pause, resume, cancel, delete), an idempotent POST honouring ``Idempotency-Key``, and an
 SSE stream of download events with ids and server timestamps that honours ``Last-Event-ID``.
+With ``--dsn`` it also serves the battle endpoints on PostgreSQL (``/battle/...``, see
+``enduro.demo.battle``).
 
 It is an asyncio server with httptools' request parser, so that it keeps up with the load
 enduro drives at it on a small machine. Run it with ``python -m enduro.demo.server``.
@@ -35,7 +37,7 @@ __all__ = ["DEFECTS", "DemoApp", "main", "serve"]
 
 _REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request",
             401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
-            409: "Conflict", 422: "Unprocessable Entity", 500: "Internal Server Error"}
+            409: "Conflict", 410: "Gone", 422: "Unprocessable Entity", 500: "Internal Server Error"}
 _TERMINAL = frozenset({"completed", "cancelled"})
 _MAX_DOWNLOADS = 5000
 _MAX_KEYS = 10000
@@ -103,6 +105,7 @@ class DemoApp:
         self._leaked_files: list[Any] = []
         self.started = time.monotonic()
         self.tick_s = tick_s
+        self.battle: Any = None  # the PostgreSQL endpoints (enduro.demo.battle), with --dsn
         self.downloads: OrderedDict[str, Download] = OrderedDict()
         self.keys: OrderedDict[str, tuple[str, str]] = OrderedDict()  # key -> (body hash, id)
         self.events: deque[tuple[int, str]] = deque(maxlen=_EVENT_RING)
@@ -383,6 +386,7 @@ class _HttpConnection(asyncio.Protocol):
         self.headers: dict[str, str] = {}
         self.body: list[bytes] = []
         self.stream_task: asyncio.Task[None] | None = None
+        self.pending: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -430,6 +434,14 @@ class _HttpConnection(asyncio.Protocol):
             headers, body = self.headers, b"".join(self.body)
             asyncio.get_running_loop().create_task(self._racy_create(headers, body, keep))
             return
+        if self.app.battle is not None and target.startswith("/battle/"):
+            keep = self.parser.should_keep_alive()
+            headers, body = self.headers, b"".join(self.body)
+            task = asyncio.get_running_loop().create_task(
+                self._battle(method, target, headers, body, keep))
+            self.pending.add(task)  # held: the loop keeps only a weak reference
+            task.add_done_callback(self.pending.discard)
+            return
         if method == "GET" and target.split("?")[0] == "/api/v1/events":
             if not self.app._authorized(self.headers):
                 self._send(_json(401, {"error": "missing or wrong bearer token"}), True)
@@ -448,6 +460,14 @@ class _HttpConnection(asyncio.Protocol):
             await asyncio.sleep(0.02)
             app.keys.pop(key, None)
         self._send(app.handle("POST", "/api/v1/downloads", headers, body), keep)
+
+    async def _battle(self, method: str, target: str, headers: dict[str, str], body: bytes,
+                      keep: bool) -> None:
+        started = time.perf_counter()
+        status, doc = await self.app.battle.handle(method, target, headers, body)
+        self.app.m_requests.labels("battle", str(status)).inc()
+        self.app.m_latency.labels("battle").observe(time.perf_counter() - started)
+        self._send(Response(status) if doc is None else _json(status, doc), keep)
 
     def _send(self, r: Response, keep_alive: bool) -> None:
         if self.transport is None:
@@ -500,10 +520,15 @@ class _HttpConnection(asyncio.Protocol):
 
 async def serve(host: str, port: int, token: str, token_file: Path | None,
                 ready: Callable[[int], None] | None = None,
-                defects: frozenset[str] = frozenset(), data_dir: Path | None = None) -> None:
+                defects: frozenset[str] = frozenset(), data_dir: Path | None = None,
+                dsn: str | None = None, db_pool: int = 10) -> None:
     """Serve until cancelled or signalled (SIGTERM/SIGINT)."""
     app = DemoApp(token, defects=defects, data_dir=data_dir)
     app.load()
+    if dsn is not None:
+        from enduro.demo.battle import Battle
+        app.battle = Battle(dsn, db_pool)
+        await app.battle.open()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: _HttpConnection(app), host, port, backlog=1024)
     bound = server.sockets[0].getsockname()[1]
@@ -526,6 +551,8 @@ async def serve(host: str, port: int, token: str, token_file: Path | None,
         progress.cancel()
         flusher.cancel()
         server.close()
+        if app.battle is not None:
+            await app.battle.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -538,6 +565,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="keep downloads in DIR/downloads.jsonl across restarts")
     parser.add_argument("--defect", action="append", default=[], choices=DEFECTS,
                         help="turn on a realistic bug (repeatable)")
+    parser.add_argument("--dsn", default=None,
+                        help="serve the battle endpoints (/battle/...) on this PostgreSQL")
+    parser.add_argument("--db-pool", type=int, default=10,
+                        help="PostgreSQL connections for the battle endpoints (default 10)")
     parser.add_argument("--config", type=Path, default=None,
                         help="a TOML file with host, port and token_file (flags win)")
     args = parser.parse_args(argv)
@@ -561,10 +592,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import uvloop
         uvloop.run(serve(args.host, args.port, token, args.token_file, ready,
-                         frozenset(args.defect), args.data_dir))
+                         frozenset(args.defect), args.data_dir, args.dsn, args.db_pool))
     except ImportError:  # pragma: no cover
         asyncio.run(serve(args.host, args.port, token, args.token_file, ready,
-                          frozenset(args.defect), args.data_dir))
+                          frozenset(args.defect), args.data_dir, args.dsn, args.db_pool))
     return 0
 
 
