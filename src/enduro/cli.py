@@ -422,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the latest run)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.add_argument("--baseline", help="a run (or file) to mark what is new against")
+    p.add_argument("--out", "-o", type=Path, metavar="DIR",
+                   help="also write DIR/summary.md and, per service, DIR/<service>.summary.md "
+                        "and DIR/<service>.errors.txt")
     runs_arg(p)
     p = sub.add_parser("recover", help="undo the faults a killed runner left in force")
     p.add_argument("run", nargs="?", help="run id or directory (default: the latest)")
@@ -743,7 +746,8 @@ def _triage(args: argparse.Namespace, out: Console, err: Console) -> int:
     import json
 
     from enduro.detach.locate import find_run
-    from enduro.triage.report import markdown, triage
+    from enduro.triage.outputs import markdown, write_reports
+    from enduro.triage.report import triage
 
     def resolve(text: str | None) -> Path:
         if text is not None and Path(text).exists():
@@ -754,6 +758,10 @@ def _triage(args: argparse.Namespace, out: Console, err: Console) -> int:
     baseline = resolve(args.baseline) if args.baseline else None
     result = triage(targets, baseline)
     sys.stdout.write(json.dumps(result, indent=2) + "\n" if args.json else markdown(result))
+    if args.out is not None:
+        written = write_reports(result, args.out)
+        err.print(f"reports: {args.out}/summary.md and {len(written) - 1} per-service file(s)",
+                  soft_wrap=True)
     return EXIT_PASS
 
 

@@ -109,3 +109,23 @@ def test_triage_of_a_run_from_the_cli(tmp_path: Path) -> None:
     assert crash["count"] >= 2  # restarted and crashed again; crash logs not double counted
     md = run_cli("triage", str(run_dir))
     assert "Primary issue" in md.stdout and "RuntimeError" in md.stdout
+
+
+def test_triage_out_writes_per_service_files_from_the_cli(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    rust = (RECORDED / "rust.log").read_text()
+    (logs / "api.crash.20261122T101500Z.log").write_text(rust)
+    (logs / "worker.crash.20261122T091500Z.log").write_text((RECORDED / "java.log").read_text())
+    proc = run_cli("triage", str(logs), "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "api.errors.txt", "api.summary.md", "summary.md", "worker.errors.txt",
+        "worker.summary.md"]
+    assert "reports:" in proc.stderr and "Primary issue" in proc.stdout
+    errors = (tmp_path / "out" / "api.errors.txt").read_text().splitlines()
+    assert len(errors) == 4 and all(line.split()[1] == "CRASH" for line in errors)
+    assert sorted(int(line.split()[0]) for line in errors) == [2, 3, 3, 3]
+    worker = (tmp_path / "out" / "worker.summary.md").read_text()
+    assert "**Primary issue**: java.lang.IllegalStateException: disk full for 101" in worker
+    assert "## Other root causes: 3" in worker
