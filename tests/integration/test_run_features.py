@@ -243,3 +243,21 @@ def test_faults_with_workers_start_at_the_workers_go(tmp_path: Path,
     assert outcome.results is not None
     assert outcome.results["errors_by_class"], "the fault caused no error at all"
     assert outcome.exit_code == 0, outcome.results["rules"]
+
+
+def test_rules_about_faults_are_not_applicable_to_a_plan_without_faults(
+        tmp_path: Path, demo: tuple[str, Path]) -> None:
+    url, _ = demo
+    plan = http_plan(url, rate="20/s", duration="1.5s",
+                     requests=[{"name": "health", "path": "/health"}],
+                     rules=["p99(latency{phase=chaos}) < 100ms", "max(recover_s) < 5s",
+                            "availability{phase=recovery} >= 99%", "availability >= 99%"])
+    results = run_plan(tmp_path, plan).results
+    assert results is not None
+    assert results["verdict"] == "pass"
+    by = {r["rule"]: r for r in results["rules"]}
+    for text in ("p99(latency{phase=chaos}) < 100ms", "max(recover_s) < 5s",
+                 "availability{phase=recovery} >= 99%"):
+        assert by[text]["applicable"] is False and by[text]["passed"] is True, by[text]
+        assert "no faults" in by[text]["reason"]
+    assert "applicable" not in by["availability >= 99%"]

@@ -36,12 +36,11 @@ __all__ = [
     "EXIT_PASS",
     "EXIT_PLAN",
     "EXIT_RUN",
+    "FATAL_CLASS",
     "Defect",
     "EnduroError",
-    "FATAL_CLASS",
     "Fatal",
     "FatalWorkerError",
-    "fatal_class",
     "Interrupted",
     "PlanError",
     "PlanProblem",
@@ -49,6 +48,7 @@ __all__ = [
     "RunError",
     "TargetUnreachable",
     "defects_dir",
+    "fatal_class",
     "is_user_error",
     "save_traceback",
 ]
@@ -114,7 +114,7 @@ class FatalWorkerError(RunError):
     """A worker failed in a way that retrying cannot mend; the run stops as failed."""
 
 
-class Fatal(Exception):  # noqa: N818 - the name users raise: `raise enduro.Fatal("why")`
+class Fatal(Exception):
     """Raise it in a python op or a python flow step to stop the run at once, as failed:
     what the code saw makes going on pointless (the service lost data, a key invariant
     broke). The message becomes the run's stop reason; the op counts an error of class

@@ -198,7 +198,7 @@ def rebuild_document(run_dir: Path) -> Results:
     metrics = Metrics(window, keep_s=keep, kinds=op_kinds(plan))
     phases: dict[int, str] = {}
     metrics.phase_of = lambda index, _ws: phases.get(index, "unlabelled")
-    rulebook = RuleBook(rules, ops, abort_if)
+    rulebook = RuleBook(rules, ops, abort_if, has_faults=bool(plan.faults))
     # The store is opened read-write: a WAL left by a killed writer is replayed on open.
     try:
         store = Store(db_path)

@@ -85,6 +85,9 @@ class RuleOutcome(Document):
     """Too little data for the rule's statistic; present when true."""
     evaluated: bool = True
     """A rebuilt run's rule the store could not judge: false."""
+    applicable: bool = True
+    """False (and passed) for a rule the plan cannot have data for, such as one about the
+    chaos phase in a plan without faults; present when false."""
 
 
 class FaultOutcome(Document):

@@ -153,7 +153,8 @@ def summary_table(results: Results | Mapping[str, Any], console: Console) -> Non
         rules.add_column("rule")
         rules.add_column("observed", justify="right")
         for r in doc.rules:
-            mark = plain("PASS", "green") if r.passed else plain("FAIL", "red")
+            mark = (plain("N/A ", "dim") if not r.applicable
+                    else plain("PASS", "green") if r.passed else plain("FAIL", "red"))
             rules.add_row(mark, plain(r.rule), plain(r.observed_text))
         console.print(rules)
     style = "bold green" if doc.verdict == "pass" else "bold red"

@@ -97,7 +97,8 @@ class Run:
         self.stops = Stops(ctx, self.runlog)
         self.signals = Signals(self.stops)
         self.rulebook = RuleBook(compile_rules(ctx.plan, ctx.ops), ctx.ops,
-                                 compile_abort_if(ctx.plan, ctx.ops))
+                                 compile_abort_if(ctx.plan, ctx.ops),
+                                 has_faults=bool(ctx.plan.faults))
         # The ring holds what sliding rules and the live view read; heartbeats read at most
         # its last minute.
         keep = max([60.0, *(r.over_s or 0.0 for r in self.rulebook.rules)])

@@ -187,8 +187,10 @@ class RuleBook:
     """Holds a run's rules and what live evaluation has seen of them."""
 
     def __init__(self, rules: list[Rule], ops: Mapping[str, str],
-                 abort_if: list[AbortCondition] | None = None) -> None:
+                 abort_if: list[AbortCondition] | None = None, *,
+                 has_faults: bool = True) -> None:
         self.rules = rules
+        self.has_faults = has_faults
         self.ops = dict(ops)
         self.abort_if = abort_if or []
         self._tracks = {id(r): _Track() for r in rules}
@@ -246,11 +248,28 @@ class RuleBook:
                         aborts.append(Abort(rule.text, result.observed_text, elapsed_s))
         return aborts
 
+    def _not_applicable(self, rule: Rule) -> str | None:
+        """Why ``rule`` cannot apply to this plan at all (so it is shown as not applicable,
+        not failed for want of data), or None: a rule about faults, or scoped to the chaos
+        or recovery phase, in a plan without faults."""
+        if self.has_faults:
+            return None
+        if rule.labels.get("phase") in ("chaos", "recovery"):
+            return f"the plan has no faults, so no {rule.labels['phase']} phase"
+        if rule.metric in ("recover_s", "detect_s"):
+            return f"the plan has no faults, so nothing to {rule.metric[:-2]} from"
+        return None
+
     def final(self, metrics: Metrics, elapsed_s: float) -> Verdict:
         """The verdict of the whole run."""
         results = []
         for rule in self.rules:
             track = self._tracks[id(rule)]
+            why_not = self._not_applicable(rule)
+            if why_not is not None:
+                results.append(RuleResult(rule.text, None, "not applicable", True, why_not,
+                                          applicable=False))
+                continue
             if rule.over_s is not None and track.checks:
                 assert track.worst is not None
                 passed = track.failed_at is None
