@@ -206,7 +206,9 @@ def format_status(s: dict[str, Any]) -> str:
         crash = f"  last crash {svc['last_crash']}" if svc.get("last_crash") else ""
         proc = (f" (process {svc['process_state']})"
                 if svc.get("recorded_state") and svc.get("process_state") else "")
-        lines.append(f"  service {name}: {svc.get('state')}{proc}  pid {svc.get('pid')}  "
+        # A service enduro did not start (a URL, or one its tool runs) may have no pid.
+        pid = f"  pid {svc['pid']}" if svc.get("pid") else f"  ({svc.get('kind') or 'external'})"
+        lines.append(f"  service {name}: {svc.get('state')}{proc}{pid}  "
                      f"restarts {svc.get('restarts', 0)}{rss}{crash}")
     if s["stop_reason"]:
         lines.append(f"  reason: {s['stop_reason']}")
@@ -284,36 +286,26 @@ def _stop_service(ident: ProcessIdentity, name: str) -> str:
     return f"stopped service process {ident.pid} ({name})"
 
 
-def stop_run(run_dir: Path, *, grace: float = 30.0) -> Stopped:
-    """Stop a run: the runner gracefully, then forcefully. If the runner died (or had to be
-    killed), undo every fault its journal still holds, stop the service processes it
-    recorded and whatever else belongs to the run (the plan's ports, processes inside the
-    run directory), mark the run ``dead`` and rebuild its results from the store."""
-    out = Stopped()
-    actions = out.actions
-    state = read_state(run_dir / "state.json") or State()
-    pid = state.pid
-    died = state.state in LIVE_STATES and not runner_alive(state)
-    if pid is not None and runner_alive(state):
-        os.kill(pid, signal.SIGTERM)
-        actions.append(f"sent SIGTERM to the runner (pid {pid})")
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline and runner_alive(state):
-            time.sleep(0.1)
-        if runner_alive(state):
-            os.kill(pid, signal.SIGKILL)
-            died = True
-            actions.append(f"the runner did not stop within {grace:g}s: SIGKILL")
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and runner_alive(state):
-                time.sleep(0.05)
-    # Faults a dead runner left in force, before its services stop (a paused service is
-    # continued first; a command fault's undo may need the service). A runner that stopped
-    # gracefully undid its own: whatever is still pending failed there, and is tried again.
-    recovery = recover(run_dir)
-    actions.extend(recovery.undone)
-    out.failed.extend(recovery.failed)
-    # Service processes whose runner died: their pid files name them.
+def _stop_runner(state: State, pid: int, grace: float, actions: list[str]) -> bool:
+    """SIGTERM the runner and wait up to ``grace``; SIGKILL it if it is still alive.
+    True if it had to be killed."""
+    os.kill(pid, signal.SIGTERM)
+    actions.append(f"sent SIGTERM to the runner (pid {pid})")
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and runner_alive(state):
+        time.sleep(0.1)
+    if not runner_alive(state):
+        return False
+    os.kill(pid, signal.SIGKILL)
+    actions.append(f"the runner did not stop within {grace:g}s: SIGKILL")
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and runner_alive(state):
+        time.sleep(0.05)
+    return True
+
+
+def _stop_recorded_services(run_dir: Path, actions: list[str]) -> None:
+    """Service processes whose runner died: their pid files name them."""
     for pid_file in sorted(run_dir.glob("services/*/pid.json")):
         data = read_json(pid_file)
         if data is not None:
@@ -324,7 +316,10 @@ def stop_run(run_dir: Path, *, grace: float = 30.0) -> Stopped:
             if ident is not None and ident.alive():
                 actions.append(_stop_service(ident, pid_file.parent.name))
         pid_file.unlink(missing_ok=True)
-    # Processes still holding the plan's ports, if they belong to this run.
+
+
+def _stop_port_holders(run_dir: Path, actions: list[str]) -> None:
+    """Processes still holding the plan's ports, if they belong to this run."""
     for port in _plan_ports(run_dir):
         for proc in processes_inside(run_dir):
             try:
@@ -336,6 +331,10 @@ def stop_run(run_dir: Path, *, grace: float = 30.0) -> Stopped:
         if (holder := port_holder(port)) is not None:
             actions.append(f"port {port} is still held by {holder}, which is not part of "
                            "this run; left alone")
+
+
+def _stop_inside(run_dir: Path, actions: list[str]) -> None:
+    """Whatever else still runs inside the run directory."""
     for proc in processes_inside(run_dir):
         try:
             desc = " ".join(proc.cmdline())[:80]
@@ -343,6 +342,10 @@ def stop_run(run_dir: Path, *, grace: float = 30.0) -> Stopped:
             desc = ""
         _end(proc, 5)
         actions.append(f"stopped pid {proc.pid} ({desc}), which ran inside the run directory")
+
+
+def _mark_dead(run_dir: Path, died: bool, actions: list[str]) -> str | None:
+    """Mark a run whose runner is gone ``dead`` (unless it ended on its own); its state."""
     state = read_state(run_dir / "state.json") or State()
     if state.state in LIVE_STATES or (died and state.state != "dead"):
         beat = _stamp(state.updated_at)
@@ -354,15 +357,44 @@ def stop_run(run_dir: Path, *, grace: float = 30.0) -> Stopped:
         state.stopped_at = time.time()
         write_json_atomic(run_dir / "state.json", state.to_json())
         actions.append(f"marked the run dead ({heard})")
-    out.state = state.state
+    return state.state
+
+
+def _rebuild_results(run_dir: Path, actions: list[str]) -> None:
+    """A dead run's results.json, junit.xml and report.html, from its store."""
+    from enduro.detach.rebuild import report_run  # plotly and the engine: only here
+    try:
+        done = report_run(run_dir)
+        actions.append(f"rebuilt results.json, junit.xml and report.html from the store "
+                       f"(verdict {done.document.verdict})")
+    except (EnduroError, OSError, ValueError) as exc:
+        actions.append(f"could not rebuild the results: {exc} (see 'enduro report')")
+
+
+def stop_run(run_dir: Path, *, grace: float = 30.0) -> Stopped:
+    """Stop a run: the runner gracefully, then forcefully. If the runner died (or had to be
+    killed), undo every fault its journal still holds, stop the service processes it
+    recorded and whatever else belongs to the run (the plan's ports, processes inside the
+    run directory), mark the run ``dead`` and rebuild its results from the store."""
+    out = Stopped()
+    actions = out.actions
+    state = read_state(run_dir / "state.json") or State()
+    pid = state.pid
+    died = state.state in LIVE_STATES and not runner_alive(state)
+    if pid is not None and runner_alive(state) and _stop_runner(state, pid, grace, actions):
+        died = True
+    # Faults a dead runner left in force, before its services stop (a paused service is
+    # continued first; a command fault's undo may need the service). A runner that stopped
+    # gracefully undid its own: whatever is still pending failed there, and is tried again.
+    recovery = recover(run_dir)
+    actions.extend(recovery.undone)
+    out.failed.extend(recovery.failed)
+    _stop_recorded_services(run_dir, actions)
+    _stop_port_holders(run_dir, actions)
+    _stop_inside(run_dir, actions)
+    out.state = _mark_dead(run_dir, died, actions)
     if out.state == "dead" and _results(run_dir)[0] is None:
-        from enduro.detach.rebuild import report_run  # plotly and the engine: only here
-        try:
-            done = report_run(run_dir)
-            actions.append(f"rebuilt results.json, junit.xml and report.html from the store "
-                           f"(verdict {done.document.verdict})")
-        except (EnduroError, OSError, ValueError) as exc:
-            actions.append(f"could not rebuild the results: {exc} (see 'enduro report')")
+        _rebuild_results(run_dir, actions)
     for line in out.failed:
         actions.append(line)
     return out
