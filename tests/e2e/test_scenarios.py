@@ -54,6 +54,11 @@ def test_scenarios_share_services_and_judge_each(tmp_path: Path) -> None:
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     assert sum(e["event"] == "service_start" for e in events) == 1, events
     assert events[-1]["event"] == "service_stop"
+    # A run directory like any other: state.json, found by status and runs.
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["state"] == "completed" and state["duration_s"] == 3.0
+    assert run_cli("status", str(run_dir)).returncode == 0
+    assert run_dir.name in run_cli("runs", "--runs", str(tmp_path / "runs")).stdout
     for s in results["scenarios"]:
         assert (run_dir / s["run_dir"] / "results.json").exists()
         assert not (run_dir / s["run_dir"] / "services").exists()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -24,6 +25,7 @@ from enduro.base.errors import (
 )
 from enduro.base.eventloop import run_coroutine
 from enduro.documents.results import SCHEMA, Results, ScenarioResult
+from enduro.documents.state import State
 from enduro.plan.resolve import LoadedPlan
 from enduro.plan.scenarios import scenario_loaded, select_scenarios
 from enduro.report.results import write_results
@@ -59,6 +61,8 @@ class ScenarioRun:
         self.clock = clock or SystemClock()
         self.console = console or Console(stderr=True, markup=False, highlight=False,
                                           emoji=False)
+        # A signal between scenarios (each run handles its own): no further scenario starts.
+        self.stop_reason: str | None = None
 
     def main(self) -> RunOutcome:
         """Run to the end on a fresh event loop."""
@@ -81,10 +85,15 @@ class ScenarioRun:
         last: dict[str, Any] = {}
         error: str | None = None
         crash: BaseException | None = None
+        self._state(rundir, timeline, "running")
+        previous = self._install()
         try:
             if services is not None:
                 await services.start_all()
             for i in self.indexes:
+                if self.stop_reason is not None:
+                    error = f"stopped by {self.stop_reason} between scenarios"
+                    break
                 result, last = await self._scenario(i, rundir, services)
                 done.append(result)
                 if result.exit_code in (EXIT_INTERRUPTED, EXIT_DEFECT):
@@ -100,8 +109,11 @@ class ScenarioRun:
                 with contextlib.suppress(Exception):
                     await services.stop_all()
             runlog.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         results = self._results(rundir, timeline, done, last, error)
         write_results(rundir.file("results.json"), results)
+        self._state(rundir, timeline, results.state, results.stop_reason)
         if crash is not None:
             raise crash
         verdict = results.verdict
@@ -113,6 +125,30 @@ class ScenarioRun:
                            + ", ".join(f"{r.name} {r.verdict}" for r in done) + ")"
                            if done else f"scenarios: {verdict} (none ran: {error})")
         return RunOutcome(exit_code, rundir.path, results=results.to_json(), error=error)
+
+    def _install(self) -> dict[signal.Signals, Any]:
+        """SIGINT/SIGTERM outside a scenario's run end the run of scenarios after the current
+        stretch (the run of a scenario installs its own handlers meanwhile)."""
+        if not self.options.handle_signals:
+            return {}
+
+        def handler(signum: int, _frame: Any) -> None:
+            self.stop_reason = signal.Signals(signum).name
+
+        return {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def _state(self, rundir: RunDir, timeline: Timeline, state: Any,
+               stop_reason: str | None = None) -> None:
+        """state.json of the run of scenarios, so that runs, status and stop find it."""
+        plan = self.loaded.plan
+        now = self.clock.wall()
+        rundir.write_state(State(
+            run_id=rundir.run_id, plan=plan.name, state=state, pid=os.getpid(),
+            started_at=timeline.started_wall, plan_file=str(self.loaded.source),
+            updated_at=now, elapsed_s=timeline.elapsed(), seed=plan.seed,
+            duration_s=sum(s.duration if s.duration is not None else plan.duration
+                           for i, s in enumerate(plan.scenarios) if i in self.indexes),
+            stop_reason=stop_reason, stopped_at=now if state != "running" else None))
 
     async def _scenario(self, index: int, rundir: RunDir,
                         services: ServiceSet | None) -> tuple[ScenarioResult, dict[str, Any]]:
