@@ -129,3 +129,93 @@ def test_triage_out_writes_per_service_files_from_the_cli(tmp_path: Path) -> Non
     worker = (tmp_path / "out" / "worker.summary.md").read_text()
     assert "**Primary issue**: java.lang.IllegalStateException: disk full for 101" in worker
     assert "## Other root causes: 3" in worker
+
+
+def tmp_env(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A TMPDIR of the test's own, to see what enduro leaves in it."""
+    tmp = tmp_path / "tmpdir"
+    tmp.mkdir()
+    return tmp, {"TMPDIR": str(tmp)}
+
+
+def logs_tarball(tmp_path: Path, name: str, lines: int = 0) -> Path:
+    import tarfile
+    run = tmp_path / "collected" / "run-1"
+    (run / "services" / "api").mkdir(parents=True)
+    (run / "events.jsonl").write_text("")
+    filler = "10:00:00 ERROR db timeout after 31ms on shard 2\n" * lines
+    (run / "services" / "api" / "output.log").write_text(
+        filler + (RECORDED / "rust.log").read_text())
+    tarball = tmp_path / name
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(run, arcname="run-1")
+    return tarball
+
+
+def test_triage_of_a_tarball_leaves_no_temporary_directory(tmp_path: Path) -> None:
+    tmp, env = tmp_env(tmp_path)
+    proc = run_cli("triage", str(logs_tarball(tmp_path, "run.tar.gz")), "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert {c["service"] for c in json.loads(proc.stdout)["crashes"]} == {"api"}
+    assert list(tmp.iterdir()) == []
+
+
+def test_a_corrupt_tarball_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
+    tmp, env = tmp_env(tmp_path)
+    tarball = logs_tarball(tmp_path, "run.tar.gz", lines=20_000)
+    data = tarball.read_bytes()
+    tarball.write_bytes(data[:len(data) // 2])  # cut off, as by a full disk or an aborted copy
+    proc = run_cli("triage", str(tarball), env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert "not a readable tarball" in proc.stderr
+    assert list(tmp.iterdir()) == []
+
+
+@pytest.mark.parametrize("member", ["../escaped.log", "/tmp/escaped.log", "link",
+                                    "hardlink", "dir/../../escaped.log"])
+def test_a_tarball_member_outside_its_folder_is_refused(tmp_path: Path, member: str) -> None:
+    import io
+    import tarfile
+    tmp, env = tmp_env(tmp_path)
+    tarball = tmp_path / "evil.tar"
+    with tarfile.open(tarball, "w") as tar:
+        ok = tarfile.TarInfo("run/services/api/output.log")
+        ok.size = 4
+        tar.addfile(ok, io.BytesIO(b"ok\n\n"))
+        info = tarfile.TarInfo(member)
+        if member == "link":
+            info.type, info.linkname = tarfile.SYMTYPE, "../../../etc"
+        elif member == "hardlink":
+            info.type, info.linkname = tarfile.LNKTYPE, "../outside.log"
+        data = b"ERROR escaped\n"
+        info.size = len(data) if info.isfile() else 0
+        tar.addfile(info, io.BytesIO(data) if info.isfile() else None)
+    proc = run_cli("triage", str(tarball), env=env, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert "refused to unpack" in proc.stderr and repr(member) in proc.stderr
+    assert list(tmp.iterdir()) == []
+    assert not (tmp_path / "escaped.log").exists()
+
+
+@pytest.mark.slow(6)
+def test_ctrl_c_during_triage_of_a_tarball_leaves_no_temporary_directory(
+        tmp_path: Path) -> None:
+    import signal
+
+    from tests.helpers.procs import stop, wait_for
+    tmp, env = tmp_env(tmp_path)
+    tarball = logs_tarball(tmp_path, "big.tar.gz", lines=500_000)
+    base = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    proc = subprocess.Popen([sys.executable, "-m", "enduro", "triage", str(tarball)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            env={**base, **env})
+    try:
+        # Unpacked and being read: its folder holds the log.
+        wait_for(lambda: list(tmp.glob("enduro-triage-*/run-1/services/api/output.log")),
+                 30, "the tarball to be unpacked")
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        stop(proc)
+    assert proc.returncode == 130, stderr
+    assert list(tmp.iterdir()) == []
