@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -12,7 +11,7 @@ from typing import Any, TextIO
 from rich.console import Console
 
 from enduro.base.errors import FatalWorkerError
-from enduro.run.rundir import RunDir
+from enduro.run.rundir import EventLog, RunDir
 from enduro.run.timeline import Timeline
 
 __all__ = ["RunLog"]
@@ -26,31 +25,31 @@ class RunLog:
         self.timeline = timeline
         self.console = console
         self.logs_dir: Path | None = None
-        self._events: TextIO | None = None
+        self._events: EventLog | None = None
         self._log: TextIO | None = None
 
     def open(self, rundir: RunDir) -> None:
         self.logs_dir = rundir.path / "logs"
-        self._events = rundir.open_events()
+        self._events = rundir.open_event_log()
         self._log = rundir.open_log()
 
     def close(self) -> None:
         files = (self._events, self._log)
-        self._events = self._log = None
+        self._events = None
+        self._log = None
         for fh in files:
             if fh is not None:
                 with contextlib.suppress(OSError, ValueError):
                     fh.close()
 
     def event(self, kind: str, **data: Any) -> None:
-        """Append one event to ``events.jsonl``."""
+        """Append one event to ``events.jsonl``, made through its kind's model (a record
+        that does not fit it is written as given all the same: ``EventLog.append``)."""
         if self._events is None:
             return
         clock = self.timeline.clock
-        record = {"t": round(self.timeline.elapsed(), 3), "wall": round(clock.wall(), 3),
-                  "event": kind, **data}
         with contextlib.suppress(OSError, ValueError):  # a full disk must not end the run
-            self._events.write(json.dumps(record, default=str) + "\n")
+            self._events.append(kind, self.timeline.elapsed(), clock.wall(), **data)
 
     def log(self, line: str, *, echo: bool = True) -> None:
         """A line for ``enduro.log`` and (``echo``) the terminal, printed as it is."""
