@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from enduro.base.clock import Clock
+from enduro.documents.results import Results
 from enduro.engine.kinds import op_names, targets
 from enduro.plan.models import Plan
 from enduro.plan.resolve import LoadedPlan
@@ -49,7 +50,9 @@ class RunOptions:
 
 @dataclass
 class RunOutcome:
-    """What a finished run hands back to the command line."""
+    """What a finished run hands back to the command line. ``document``: its results.json
+    as the model; ``results``: the same as plain data (made from ``document`` when only it is
+    given), for callers that read keys."""
 
     exit_code: int
     run_dir: Path | None
@@ -57,6 +60,11 @@ class RunOutcome:
     error: str | None = None
     # An enduro defect: the file in the run directory holding its traceback.
     traceback_file: Path | None = None
+    document: Results | None = None
+
+    def __post_init__(self) -> None:
+        if self.results is None and self.document is not None:
+            self.results = self.document.to_json()
 
 
 @dataclass(frozen=True)

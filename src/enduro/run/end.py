@@ -7,11 +7,13 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from rich.console import Console
 
 from enduro.base.errors import EXIT_FAIL, EXIT_INTERRUPTED, EXIT_PASS, EXIT_RUN
+from enduro.documents.results import Mode, Results, RuleOutcome
+from enduro.documents.state import RunState
 from enduro.engine.http import generator_hint
 from enduro.engine.kinds import summaries
 from enduro.faults.chaos import Chaos
@@ -19,7 +21,7 @@ from enduro.observe.metrics import Metrics
 from enduro.observe.store import Store
 from enduro.observe.window import GENERATOR
 from enduro.report.html import write_report
-from enduro.report.results import SCHEMA, build_results, write_junit, write_results
+from enduro.report.results import SCHEMA, results_document, write_junit, write_results
 from enduro.report.terminal import summary_table
 from enduro.run.context import FINISH_S, RunContext, RunOutcome
 from enduro.run.correctness import Correctness
@@ -121,24 +123,24 @@ class RunEnd:
             status.state = "failed"
             verdict = Verdict(False, [])
         try:
-            results = self.results(verdict, elapsed, incomplete)
+            doc = self.results(verdict, elapsed, incomplete)
         except Exception as exc:
             self.stops.crashed(exc)
             incomplete = True
             status.state = "failed"
-            results = self.bare_results(verdict, elapsed)
+            doc = self.bare_results(verdict, elapsed)
         if status.crash is not None:
-            results["error"] = repr(status.crash)
-            results["verdict"] = "incomplete"
-            results["complete"] = False
+            doc.error = repr(status.crash)
+            doc.verdict = "incomplete"
+            doc.complete = False
             if status.traceback_file is not None:
-                results["traceback"] = str(status.traceback_file)
-        elif status.fatal is not None:
-            results.setdefault("error", str(status.fatal))
-        problems = self._write_artefacts(results)
+                doc.traceback = str(status.traceback_file)
+        elif status.fatal is not None and "error" not in doc.model_fields_set:
+            doc.error = str(status.fatal)
+        problems = self._write_artefacts(doc)
         with contextlib.suppress(Exception):
-            summary_table(results, self.console)
-            if results.get("errors_by_class", {}).get(GENERATOR):
+            summary_table(doc, self.console)
+            if doc.errors_by_class.get(GENERATOR):
                 self.console.print(f"warning: {generator_hint()}", markup=False,
                                    highlight=False, soft_wrap=True)
         code = exit_code(status, verdict, services_only=self.ctx.options.services_only)
@@ -147,22 +149,22 @@ class RunEnd:
         if "results.json" in problems and code in (EXIT_PASS, EXIT_FAIL):
             code = EXIT_RUN  # no verdict reached the disk: nothing can rely on this run
             error = "results.json could not be written (see logs/enduro.log)"
-        return RunOutcome(code, self.rundir.path, results, error=error,
-                          traceback_file=status.traceback_file)
+        return RunOutcome(code, self.rundir.path, error=error,
+                          traceback_file=status.traceback_file, document=doc)
 
-    def _write_artefacts(self, results: dict[str, Any]) -> list[str]:
+    def _write_artefacts(self, doc: Results) -> list[str]:
         """Every artefact of the end; returns those that could not be written."""
         problems: list[str] = []
         rundir = self.rundir
         self.guarded(problems, "results.json",
-                     lambda: write_results(rundir.file("results.json"), results))
-        self.guarded(problems, "junit.xml", lambda: write_junit(rundir.file("junit.xml"), results))
+                     lambda: write_results(rundir.file("results.json"), doc))
+        self.guarded(problems, "junit.xml", lambda: write_junit(rundir.file("junit.xml"), doc))
         if self.store is not None and threading.current_thread() is threading.main_thread():
             store = self.store
             self.guarded(problems, "metrics.sqlite",
                          lambda: store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
         self.guarded(problems, "report.html", lambda: write_report(rundir.path))
-        self.stops.runlog.event("run_finished", verdict=results.get("verdict"),
+        self.stops.runlog.event("run_finished", verdict=doc.verdict,
                                 state=self.status.state, problems=problems)
         self.guarded(problems, "state.json", self.state.write)
         return problems
@@ -204,11 +206,11 @@ class RunEnd:
             else None, aborted=bool(self.status.aborts), canaries=bool(values),
             canary_hits=hits, checkers=self.correctness.findings)
 
-    def results(self, verdict: Verdict, elapsed: float, incomplete: bool) -> dict[str, Any]:
+    def results(self, verdict: Verdict, elapsed: float, incomplete: bool) -> Results:
         """The results document."""
         ctx, findings, job = self.ctx, self.correctness.findings, self._job_result()
         faults = self._faults if self._faults is not None else self.chaos.results()
-        return build_results(
+        return results_document(
             run_id=self.rundir.run_id, plan_name=ctx.plan.name, verdict=verdict,
             metrics=self.metrics, ops=ctx.ops, elapsed_s=elapsed, seed=ctx.seed,
             state=self.status.state, started_wall=self.timeline.started_wall,
@@ -227,14 +229,17 @@ class RunEnd:
                    "phases": {p: round(n * ctx.plan.window, 3)
                               for p, n in self.metrics.phase_windows.items()}})
 
-    def bare_results(self, verdict: Verdict, elapsed: float) -> dict[str, Any]:
+    def bare_results(self, verdict: Verdict, elapsed: float) -> Results:
         """What can always be said of a run, when the full results could not be assembled."""
         ctx, status = self.ctx, self.status
-        return {"schema": SCHEMA, "run_id": self.rundir.run_id, "plan": ctx.plan.name,
-                "profile": ctx.loaded.profile, "verdict": "incomplete", "complete": False,
-                "rules_passed": None if ctx.options.services_only else verdict.passed,
-                "mode": ctx.mode, "state": status.state,
-                "stop_reason": status.stop_reason, "started_at": self.timeline.started_wall,
-                "duration_s": round(elapsed, 3), "seed": ctx.seed,
-                "workers": ctx.options.workers, "ops": {}, "errors_by_class": {},
-                "rules": [r.to_json() for r in verdict.results], "faults": [], "services": {}}
+        return Results(
+            schema=SCHEMA, run_id=self.rundir.run_id, plan=ctx.plan.name,
+            profile=ctx.loaded.profile, verdict="incomplete", complete=False,
+            rules_passed=None if ctx.options.services_only else verdict.passed,
+            # Both checked by the model: the casts only tell the type checker so.
+            mode=cast("Mode", ctx.mode), state=cast("RunState", status.state),
+            stop_reason=status.stop_reason, started_at=self.timeline.started_wall,
+            duration_s=round(elapsed, 3), seed=ctx.seed, workers=ctx.options.workers,
+            ops={}, errors_by_class={},
+            rules=[RuleOutcome.model_validate(r.to_json()) for r in verdict.results],
+            faults=[], services={})
