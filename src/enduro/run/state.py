@@ -4,8 +4,10 @@ rewritten every two seconds (on a writer thread) and at each turn of the run."""
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import cast
 
+from enduro.documents.service import ServiceRecord
+from enduro.documents.state import LiveFigures, RunState, State
 from enduro.observe.hist import percentiles_ms
 from enduro.observe.metrics import Metrics
 from enduro.run.context import RunContext
@@ -34,16 +36,20 @@ class StateFile:
     def write(self, background: bool = False) -> None:
         """``state.json`` now, or (``background``, the periodic write) on a writer thread:
         the fsync never blocks the event loop."""
-        self.rundir.write_state(background=background, state={
-            **self._core(),
-            "plan_file": str(self.ctx.loaded.source.resolve()),
-            "services_only": self.ctx.options.services_only,
-            "elapsed_s": round(self.timeline.load_elapsed(), 3),
-            "live": self._live_figures(),
-            "resources": {k: {m: round(v, 2) for m, v in vals.items()}
-                          for k, vals in self.watch.resources.items()},
-            "services": self.services.statuses() if self.services is not None else {},
-        })
+        services = self.services.statuses() if self.services is not None else {}
+        # One constructor, not assignments: every value is checked (and a count coerced to
+        # the float its field holds) as a reader of the file will see it.
+        state = State(
+            **self._core().to_json(),
+            plan_file=str(self.ctx.loaded.source.resolve()),
+            services_only=self.ctx.options.services_only,
+            elapsed_s=round(self.timeline.load_elapsed(), 3),
+            live=self._live_figures(),
+            resources={k: {m: round(v, 2) for m, v in vals.items()}
+                       for k, vals in self.watch.resources.items()},
+            services={name: ServiceRecord.model_validate(data)
+                      for name, data in services.items()})
+        self.rundir.write_state(state, background=background)
 
     def write_bare(self) -> None:
         """``state.json`` from the watchdog, which cannot rely on the live figures (another
@@ -51,20 +57,22 @@ class StateFile:
         try:
             self.write()
         except Exception:
-            self.rundir.write_state(state=self._core())
+            self.rundir.write_state(self._core())
 
-    def _core(self) -> dict[str, Any]:
-        return {"run_id": self.rundir.run_id, "plan": self.ctx.plan.name,
-                "state": self.status.state, "pid": os.getpid(),
-                "started_at": self.timeline.started_wall,
-                "updated_at": self.timeline.clock.wall(), "duration_s": self.ctx.duration,
-                "seed": self.ctx.seed, "stop_reason": self.status.stop_reason}
+    def _core(self) -> State:
+        """The keys every state.json has (the exported schema lists them as required)."""
+        return State(run_id=self.rundir.run_id, plan=self.ctx.plan.name,
+                     # Checked by the model: the cast only tells the type checker so.
+                     state=cast("RunState", self.status.state), pid=os.getpid(),
+                     started_at=self.timeline.started_wall,
+                     updated_at=self.timeline.clock.wall(), duration_s=self.ctx.duration,
+                     seed=self.ctx.seed, stop_reason=self.status.stop_reason)
 
-    def _live_figures(self) -> dict[str, Any]:
+    def _live_figures(self) -> LiveFigures:
         if self.metrics.sealed < 0:
-            return {}
+            return LiveFigures()
         view = self.metrics.view(last_s=10)
-        return {"rps": round(view.rps, 1), "errors": view.errors,
-                "error_rate": round(view.error_rate, 6),
-                "p95_ms": percentiles_ms(view.latency)["p95"],
-                "requests_total": self.metrics.view(elapsed_s=1).requests}
+        return LiveFigures(rps=round(view.rps, 1), errors=view.errors,
+                           error_rate=round(view.error_rate, 6),
+                           p95_ms=percentiles_ms(view.latency)["p95"],
+                           requests_total=self.metrics.view(elapsed_s=1).requests)
