@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 
 from enduro.base.errors import EXIT_INTERRUPTED, EXIT_PASS, EXIT_RUN, RunError
+from enduro.documents.journal import CommandUndo
 from enduro.faults.journal import Journal, run_undo
 from enduro.report.results import write_junit, write_results
 from enduro.run.context import RunOutcome
@@ -69,19 +70,20 @@ class WatchdogEnd:
         """Undo, synchronously, every fault the journal says is in force."""
         runlog = self.stops.runlog
         journal = Journal(self.end.rundir.file("faults.journal.jsonl"))
-        for record in journal.pending():
-            undo = dict(record["undo"])
-            undo["timeout"] = min(float(undo.get("timeout", 60)), 10.0)
+        for pending in journal.pending_records():
+            record, undo = pending.record, pending.undo
+            if isinstance(undo, CommandUndo):  # the only undo that waits on anything
+                undo = undo.model_copy(update={"timeout": min(undo.timeout, 10.0)})
             try:
-                what = run_undo(undo, record.get("host"))
+                what = run_undo(undo, record.host)
             except Exception as exc:
                 # Still in force: it stays pending for `enduro recover`, with its error.
-                journal.undo_failed(record["id"], str(exc))
-                runlog.event("fault_undo_failed", id=record["id"],
-                             fault_kind=record.get("kind"), by="watchdog", error=str(exc))
+                journal.undo_failed(record.id, str(exc))
+                runlog.event("fault_undo_failed", id=record.id, fault_kind=record.kind,
+                             by="watchdog", error=str(exc))
                 continue
-            journal.undone(record["id"])
-            runlog.event("fault_undone", id=record["id"], fault_kind=record.get("kind"),
+            journal.undone(record.id)
+            runlog.event("fault_undone", id=record.id, fault_kind=record.kind,
                          by="watchdog", result=what)
 
     def end_within(self, budget_s: float) -> int:
