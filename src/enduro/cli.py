@@ -705,9 +705,11 @@ def _stop(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def _collect(args: argparse.Namespace, out: Console, err: Console) -> int:
     from enduro.detach.collect import collect_run
-    from enduro.detach.locate import find_run, read_json
+    from enduro.detach.locate import find_run
+    from enduro.documents.state import read_state
     run_dir = find_run(args.run, args.runs)
-    plan_file = (read_json(run_dir / "state.json") or {}).get("plan_file")
+    state = read_state(run_dir / "state.json")
+    plan_file = state.plan_file if state is not None else None
     tarball = collect_run(run_dir, args.out,
                           plan_dir=Path(plan_file).parent if plan_file else None)
     out.print(str(tarball))
@@ -721,7 +723,7 @@ def _report(args: argparse.Namespace, out: Console, err: Console) -> int:
     done = report_run(run_dir)
     if done.rebuilt:
         out.print(f"{run_dir.name}: results rebuilt from the store (state "
-                  f"{done.results['state']}, verdict {done.results['verdict']})", soft_wrap=True)
+                  f"{done.document.state}, verdict {done.document.verdict})", soft_wrap=True)
         for note in done.notes:
             out.print(f"  {note}", soft_wrap=True)
     out.print(str(done.report))
