@@ -58,3 +58,23 @@ def test_only_runs_the_named_scenarios(tmp_path: Path, dsn: str) -> None:  # noq
     results = json.loads((run_dir / "results.json").read_text())
     # In the plan's order, whatever the order of --only.
     assert [s["name"] for s in results["scenarios"]] == ["leave", "duplicate"]
+
+
+def test_battle_tests_catch_check_then_act(tmp_path: Path, dsn: str) -> None:  # noqa: F811
+    """The same endpoints written check-then-act: the plan's checks fail where exactly-once
+    is lost, and pass where the database's constraints still hold."""
+    env = {"BATTLE_DSN": dsn, "BATTLE_PORT": str(free_port()),
+           "BATTLE_DEFECT_FLAG": "--defect battle-races"}
+    only = ["idempotency", "messages", "leave", "grace", "duplicate"]
+    proc = run_cli("run", str(PLAN), "--out", str(tmp_path / "runs"), "--no-live",
+                   *(arg for name in only for arg in ("--only", name)), env=env, timeout=180)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    results = json.loads((run_dir / "results.json").read_text())
+    verdicts = {s["name"]: s["verdict"] for s in results["scenarios"]}
+    assert verdicts == {"idempotency": "fail", "messages": "fail", "leave": "fail",
+                        "grace": "fail", "duplicate": "pass"}, proc.stderr[-3000:]
+    assert results["verdict"] == "fail"
+    by_name = {s["name"]: s for s in results["scenarios"]}
+    assert by_name["leave"]["ops"]["leave.left"]["requests"] > 1
+    assert by_name["messages"]["bursts"]["chat"]["by_check"] == {"monotonic": 1}

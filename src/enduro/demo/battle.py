@@ -4,7 +4,10 @@ cleanup job, leaving a group, and a queue whose fetched items are leased for a g
 
 Each endpoint leans on the database for exactly-once: unique keys with ``on conflict``, one
 transaction per request, an advisory lock per room for ordered timestamps, ``for update skip
-locked`` for fetches, and deletes whose row count says who won.
+locked`` for fetches, and deletes whose row count says who won. ``racy`` (the demo's
+``--defect battle-races``) turns these into the check-then-act code they replace: several
+creates of one key answer 201, several leaves and fetches win, and messages take their
+timestamp before they take their place in line.
 
     POST /battle/orders                   Idempotency-Key: K; {"item": s}  201 | 200 replayed
     GET  /battle/orders/{key}
@@ -63,9 +66,10 @@ _Handler = Callable[..., Awaitable[Answer]]
 class Battle:
     """The battle endpoints over a small pool of PostgreSQL connections."""
 
-    def __init__(self, dsn: str, pool: int = 10) -> None:
+    def __init__(self, dsn: str, pool: int = 10, *, racy: bool = False) -> None:
         self.dsn = dsn
         self.size = pool
+        self.racy = racy
         self._pool: asyncio.Queue[Any] = asyncio.Queue()
         self.routes: list[tuple[str, re.Pattern[str], _Handler]] = [
             ("POST", re.compile(r"^/battle/orders$"), self.create_order),
@@ -144,6 +148,8 @@ class Battle:
         key = headers.get("idempotency-key")
         if not key:
             return 400, {"error": "Idempotency-Key is required"}
+        if self.racy:
+            return await self._racy_order(key, doc)
         async with self._conn() as db, db.transaction():
             cur = await db.execute(
                 "insert into battle_orders (idem_key, item) values (%s, %s) "
@@ -158,6 +164,22 @@ class Battle:
             cur = await db.execute("select id from battle_orders where idem_key = %s", (key,))
             row = await cur.fetchone()
             return 200, {"id": row[0] if row else None, "replayed": True}
+
+    async def _racy_order(self, key: str, doc: dict[str, Any]) -> Answer:
+        """The defect: look, wait (validation), then write; every request that looked before
+        the first write answers 201."""
+        async with self._conn() as db:
+            cur = await db.execute("select id from battle_orders where idem_key = %s", (key,))
+            row = await cur.fetchone()
+            if row is not None:
+                return 200, {"id": row[0], "replayed": True}
+            await asyncio.sleep(0.05)
+            await db.execute("insert into battle_orders (idem_key, item) values (%s, %s) "
+                             "on conflict (idem_key) do nothing", (key, doc.get("item")))
+            await db.execute("insert into battle_cache (key, value, expires_at) values (%s, "
+                             "'', clock_timestamp() + interval '1 hour') on conflict do nothing",
+                             (f"order:{key}",))
+        return 201, {"created": True}
 
     async def get_order(self, key: str, **_: Any) -> Answer:
         async with self._conn() as db:
@@ -223,6 +245,15 @@ class Battle:
         return 200, {"count": len(rows), "members": [r[0] for r in rows]}
 
     async def leave(self, group: str, *, doc: dict[str, Any], **_: Any) -> Answer:
+        if self.racy:  # the defect: whoever saw the member says it left
+            async with self._conn() as db:
+                cur = await db.execute("select 1 from battle_members where group_name = %s "
+                                       "and member = %s", (group, str(doc["member"])))
+                seen = await cur.fetchone() is not None
+                await asyncio.sleep(0.05)
+                await db.execute("delete from battle_members where group_name = %s and "
+                                 "member = %s", (group, str(doc["member"])))
+            return (200, {"left": True}) if seen else (409, {"error": "not a member"})
         async with self._conn() as db:
             cur = await db.execute("delete from battle_members where group_name = %s and "
                                    "member = %s", (group, str(doc["member"])))
@@ -232,6 +263,19 @@ class Battle:
 
     # -- messages: stored in order, with timestamps in that order --------------------------
     async def post_message(self, room: str, *, doc: dict[str, Any], **_: Any) -> Answer:
+        if self.racy:  # the defect: the timestamp is taken before the place in line
+            async with self._conn() as db:
+                cur = await db.execute("select clock_timestamp()")
+                stamp = await cur.fetchone()
+                assert stamp is not None
+                await asyncio.sleep(0.001 * (hash((room, doc["seq"])) % 20))
+                cur = await db.execute(
+                    "insert into battle_messages (room, sender, seq, body, created_at) "
+                    "values (%s, %s, %s, %s, %s) returning id, created_at",
+                    (room, str(doc["sender"]), int(doc["seq"]), doc.get("text"), stamp[0]))
+                row = await cur.fetchone()
+            assert row is not None
+            return 201, {"id": row[0], "created_at": row[1].isoformat()}
         async with self._conn() as db, db.transaction():
             # One writer per room at a time: ids and timestamps are taken in commit order.
             await db.execute("select pg_advisory_xact_lock(hashtext(%s))", (room,))
@@ -262,6 +306,20 @@ class Battle:
         return (201, {"key": row[0]}) if row else (409, {"error": "the key exists"})
 
     async def fetch(self, queue: str, *, doc: dict[str, Any], **_: Any) -> Answer:
+        if self.racy:  # the defect: pick, wait, take; no lock, no second look
+            async with self._conn() as db:
+                cur = await db.execute(
+                    "select key, payload from battle_queue where queue = %s and not confirmed "
+                    "and (lease_until is null or lease_until <= clock_timestamp()) order by key "
+                    "limit 1", (queue,))
+                row = await cur.fetchone()
+                if row is None:
+                    return 204, None
+                await asyncio.sleep(0.05)
+                await db.execute("update battle_queue set consumer = %s, lease_until = "
+                                 "clock_timestamp() + make_interval(secs => %s) where key = %s",
+                                 (str(doc["consumer"]), float(doc.get("grace", 30.0)), row[0]))
+            return 200, {"key": row[0], "payload": row[1]}
         async with self._conn() as db:
             cur = await db.execute(
                 "update battle_queue set consumer = %s, "

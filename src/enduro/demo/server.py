@@ -75,7 +75,7 @@ class Download:
 
 
 DEFECTS = ("sse-duplicates", "idempotency-race", "lost-write", "queue-growth", "leak",
-           "fd-leak", "slow-drift")
+           "fd-leak", "slow-drift", "battle-races")
 
 
 class DemoApp:
@@ -90,7 +90,9 @@ class DemoApp:
       arrive, so the queue grows without bound;
     - ``leak``: every create keeps 64 KB in a cache nobody reads;
     - ``fd-leak``: every create opens a file and never closes it;
-    - ``slow-drift``: listing gets slower the longer the service runs (1 ms more every 2 s).
+    - ``slow-drift``: listing gets slower the longer the service runs (1 ms more every 2 s);
+    - ``battle-races``: with ``--dsn``, the battle endpoints check, then act (see
+      ``enduro.demo.battle``).
     """
 
     def __init__(self, token: str, *, tick_s: float = 0.1,
@@ -527,7 +529,7 @@ async def serve(host: str, port: int, token: str, token_file: Path | None,
     app.load()
     if dsn is not None:
         from enduro.demo.battle import Battle
-        app.battle = Battle(dsn, db_pool)
+        app.battle = Battle(dsn, db_pool, racy="battle-races" in defects)
         await app.battle.open()
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: _HttpConnection(app), host, port, backlog=1024)
