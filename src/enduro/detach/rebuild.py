@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from enduro.base.errors import EnduroError, RunError
-from enduro.detach.runner import runner_alive
+from enduro.detach.liveness import runner_alive
 from enduro.documents.document import DocumentError, NewerDocument
 from enduro.documents.events import (
     Event,
@@ -43,7 +43,7 @@ from enduro.plan.models import Plan
 from enduro.report.html import write_report
 from enduro.report.results import results_document, write_junit, write_results
 from enduro.verdict.evaluate import RuleBook, Verdict, compile_abort_if, compile_rules
-from enduro.verdict.rules import FAULT_METRICS, RuleResult
+from enduro.verdict.rules import FAULT_METRICS, Rule, RuleResult
 
 __all__ = ["ReportOutcome", "rebuild_document", "rebuild_results", "report_run"]
 
@@ -171,6 +171,78 @@ def rebuild_results(run_dir: Path) -> dict[str, Any]:
     return rebuild_document(run_dir).to_json()
 
 
+@dataclass
+class _Replayed:
+    """What a replay of the store saw: its rows, how far they reach, and how many windows
+    its rolled-up rows stand for."""
+
+    rows: int = 0
+    extent: float = 0.0
+    rolled: int = 0
+
+
+def _replay(store: Store, metrics: Metrics, rulebook: RuleBook, window: float,
+            duration: float) -> _Replayed:
+    """Feed the stored windows to ``metrics`` in order, each sealed batch to the rules' live
+    checks as the runner did."""
+    seen = _Replayed()
+    phases: dict[int, str] = {}
+    metrics.phase_of = lambda index, _ws: phases.get(index, "unlabelled")
+    batch: list[WindowStats] = []
+    batch_index = -1
+    spans: dict[int, tuple[float, str]] = {}
+
+    def seal() -> None:
+        if not batch:
+            return
+        metrics.add(batch)
+        metrics.seal(batch_index)
+        elapsed = min((batch_index + 1) * window, duration)
+        rulebook.live(metrics, elapsed)  # sliding rules see the windows in order
+        batch.clear()
+
+    for row in _windows(store.db, window):
+        seen.rows += 1
+        seen.extent = max(seen.extent, row.t + row.span)
+        if row.stats.index != batch_index:
+            seal()
+            batch_index = row.stats.index
+        if row.phase is not None:
+            phases[row.stats.index] = row.phase
+        if row.span > window * 1.5:
+            spans[row.stats.index] = (row.span, row.phase or "unlabelled")
+        batch.append(row.stats)
+    seal()
+    for span, phase in spans.values():
+        # A rolled-up row stands for span/window windows of its phase, not one.
+        seen.rolled += round(span / window)
+        metrics.phase_windows[phase] = (metrics.phase_windows.get(phase, 0)
+                                        + round(span / window) - 1)
+    return seen
+
+
+def _judge(rules: list[Rule], verdict: Verdict, rules_error: str | None,
+           notes: list[str]) -> tuple[list[RuleResult], list[str]]:
+    """The rules' results as the store can judge them, and the rules it cannot (fault
+    detection and recovery, or every rule if they no longer compile), noted in ``notes``."""
+    judged: list[RuleResult] = []
+    not_judged: list[str] = []
+    for rule, result in zip(rules, verdict.results, strict=True):
+        if rule.metric in FAULT_METRICS:
+            result = _not_judged(rule.text, "fault detection and recovery are measured "
+                                 "by the runner, which died first")
+        if result.reason.startswith("not evaluated"):
+            not_judged.append(rule.text)
+        judged.append(result)
+    if rules_error is not None:
+        judged.append(_not_judged("rules", f"they no longer compile: {rules_error}"))
+        not_judged.append("rules")
+        notes.append(f"rules not evaluated: {rules_error}")
+    if not_judged:
+        notes.append("not evaluated from the store: " + "; ".join(not_judged))
+    return judged, not_judged
+
+
 def rebuild_document(run_dir: Path) -> Results:
     """The results document of a run that never wrote one, from its store. Its verdict is
     ``incomplete`` whatever the rules say: the run never reached its end."""
@@ -196,69 +268,20 @@ def rebuild_document(run_dir: Path) -> Results:
         rules, abort_if, rules_error = [], [], str(exc).splitlines()[0]
     keep = max([60.0, *(r.over_s or 0.0 for r in rules)])
     metrics = Metrics(window, keep_s=keep, kinds=op_kinds(plan))
-    phases: dict[int, str] = {}
-    metrics.phase_of = lambda index, _ws: phases.get(index, "unlabelled")
     rulebook = RuleBook(rules, ops, abort_if, has_faults=bool(plan.faults))
     # The store is opened read-write: a WAL left by a killed writer is replayed on open.
     try:
         store = Store(db_path)
     except sqlite3.DatabaseError as exc:
         raise _unreadable_store(run_dir, exc) from exc
-    rows = 0
-    extent = 0.0
-    rolled = 0
     try:
-        batch: list[WindowStats] = []
-        batch_index = -1
-        spans: dict[int, tuple[float, str]] = {}
-
-        def seal() -> None:
-            if not batch:
-                return
-            metrics.add(batch)
-            metrics.seal(batch_index)
-            elapsed = min((batch_index + 1) * window, duration)
-            rulebook.live(metrics, elapsed)  # sliding rules see the windows in order
-            batch.clear()
-
-        for row in _windows(store.db, window):
-            rows += 1
-            extent = max(extent, row.t + row.span)
-            if row.stats.index != batch_index:
-                seal()
-                batch_index = row.stats.index
-            if row.phase is not None:
-                phases[row.stats.index] = row.phase
-            if row.span > window * 1.5:
-                spans[row.stats.index] = (row.span, row.phase or "unlabelled")
-            batch.append(row.stats)
-        seal()
-        for span, phase in spans.values():
-            # A rolled-up row stands for span/window windows of its phase, not one.
-            rolled += round(span / window)
-            metrics.phase_windows[phase] = (metrics.phase_windows.get(phase, 0)
-                                            + round(span / window) - 1)
-        elapsed = max(min(extent, duration), 1e-3)
+        seen = _replay(store, metrics, rulebook, window, duration)
+        elapsed = max(min(seen.extent, duration), 1e-3)
         rulebook.store = store
-        verdict = rulebook.final(metrics, elapsed)
-        judged: list[RuleResult] = []
-        not_judged: list[str] = []
-        for rule, result in zip(rules, verdict.results, strict=True):
-            if rule.metric in FAULT_METRICS:
-                result = _not_judged(rule.text, "fault detection and recovery are measured "
-                                     "by the runner, which died first")
-            if result.reason.startswith("not evaluated"):
-                not_judged.append(rule.text)
-            judged.append(result)
-        if rules_error is not None:
-            judged.append(_not_judged("rules", f"they no longer compile: {rules_error}"))
-            not_judged.append("rules")
-            notes.append(f"rules not evaluated: {rules_error}")
-        if not_judged:
-            notes.append("not evaluated from the store: " + "; ".join(not_judged))
+        judged, not_judged = _judge(rules, rulebook.final(metrics, elapsed), rules_error, notes)
         notes.append("not rebuilt: checkers, canaries and the final phase (the runner ran "
                      "them at its end)")
-        if not rows:
+        if not seen.rows:
             notes.append("the store holds no window: the runner died before the first "
                          "window was sealed")
         recorded = state.state
@@ -285,8 +308,8 @@ def rebuild_document(run_dir: Path) -> Results:
                               for p, n in metrics.phase_windows.items()},
                    "rebuilt": {"at": time.time(), "from": ["metrics.sqlite", "events.jsonl",
                                                            "state.json", "plan.resolved.yaml"],
-                               "windows": rows, "rolled_up_windows": rolled,
-                               "stored_until_s": round(extent, 3),
+                               "windows": seen.rows, "rolled_up_windows": seen.rolled,
+                               "stored_until_s": round(seen.extent, 3),
                                "last_heartbeat": state.updated_at,
                                "rules_not_evaluated": not_judged, "notes": notes}})
     except sqlite3.DatabaseError as exc:  # corrupt pages found while reading
