@@ -91,8 +91,9 @@ def log_files(target: Path) -> tuple[list[LogFile], Path | None]:
     service, its output logs come before its crash logs (those repeat the output's end), and
     crash logs come in the order they were written."""
     if not target.is_dir():
+        # A file named on the command line is read whatever its name.
         found = _log_file(target, None, run_dir=False)
-        return ([found] if found is not None else []), None
+        return [found or LogFile(service_of(target, None, False), target, "output", None)], None
     run_dir = (target / "events.jsonl").exists()
     files = [f for path in sorted(target.rglob("*.log*")) if path.is_file()
              and (f := _log_file(path, target, run_dir)) is not None]
@@ -189,17 +190,28 @@ class FileClock:
             mtime = 0.0
         self.mtime = mtime
         self.midnight = mtime - mtime % 86400
+        self._memo: dict[int, float] = {}
 
     def when(self, index: int) -> tuple[float, int]:
         """Epoch seconds of line ``index``, and the index to break ties."""
         if self.stamp is not None:
             return self.stamp, index
+        return self._seconds(index), index
+
+    def _seconds(self, index: int) -> float:
+        # Remembered per line asked about, so that many unstamped error lines in a row do not
+        # each scan back over the same lines.
         for j in range(index, max(-1, index - 200), -1):
+            if (known := self._memo.get(j)) is not None:
+                self._memo[index] = known
+                return known
             line = self.lines[j]
             if (m := _HMS.match(line)) is not None:
                 h, mi, s = (int(x) for x in m.groups())
-                return self.midnight + h * 3600 + mi * 60 + s, index
+                self._memo[index] = self.midnight + h * 3600 + mi * 60 + s
+                return self._memo[index]
             if (iso := _ISO.match(line)) is not None:
                 y, mo, d, h, mi, s = (int(x) for x in iso.groups())
-                return float(calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))), index
-        return self.mtime, index
+                self._memo[index] = float(calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0)))
+                return self._memo[index]
+        return self.mtime
