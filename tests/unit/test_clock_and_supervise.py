@@ -6,7 +6,7 @@ import pytest
 
 from enduro.base.clock import FakeClock
 from enduro.base.errors import FatalWorkerError
-from enduro.run.supervise import Backoff, supervise
+from enduro.run.background import Backoff, supervise
 
 
 def test_fake_clock_runs_an_hour_of_sleeps_instantly() -> None:

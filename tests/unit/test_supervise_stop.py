@@ -9,7 +9,7 @@ import pytest
 
 from enduro.base.clock import FakeClock
 from enduro.base.errors import PlanError, RunError
-from enduro.run.supervise import Backoff, supervise
+from enduro.run.background import Backoff, supervise
 
 
 def test_a_plan_error_propagates_at_once_without_retry() -> None:

@@ -18,8 +18,8 @@ import psutil
 
 from enduro.base.errors import EnduroError, RunError
 from enduro.base.units import format_duration
+from enduro.detach.liveness import runner_alive, runner_state
 from enduro.detach.locate import list_runs, read_json
-from enduro.detach.runner import runner_alive, runner_state
 from enduro.documents.document import DocumentError
 from enduro.documents.results import Results
 from enduro.documents.service import ServiceRecord

@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from enduro.base.errors import EnduroError, RunError
-from enduro.detach.runner import runner_alive
+from enduro.detach.liveness import runner_alive
 from enduro.documents.document import DocumentError, NewerDocument
 from enduro.documents.events import (
     Event,

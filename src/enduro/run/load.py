@@ -15,10 +15,10 @@ from enduro.engine.kinds import LoadFiles, outputs
 from enduro.engine.load import LoadControl, LoadShare, run_load
 from enduro.engine.workers import WorkerPool
 from enduro.faults.chaos import Chaos
+from enduro.run.background import supervise
 from enduro.run.context import RunContext
 from enduro.run.rundir import RunDir
 from enduro.run.stops import Stops
-from enduro.run.supervise import supervise
 from enduro.run.teardown import Teardown
 from enduro.run.tickers import Tickers
 from enduro.run.timeline import Timeline

@@ -90,17 +90,23 @@ def _downsample(t: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return tt, yy
 
 
-def mann_kendall(y: np.ndarray) -> tuple[float, float]:
-    """(S statistic, two-sided p-value) with the lag-1 autocorrelation correction."""
+def mann_kendall(y: np.ndarray, t: np.ndarray | None = None) -> tuple[float, float]:
+    """(S statistic, two-sided p-value) with the lag-1 autocorrelation correction. ``t``:
+    the sample times, against which the trend is removed before the autocorrelation is
+    estimated (by sample number when absent)."""
     n = len(y)
     if n < 4:
         return 0.0, 1.0
     diff = np.sign(y[None, :] - y[:, None])
     s = float(np.triu(diff, 1).sum())
     var = n * (n - 1) * (2 * n + 5) / 18.0
-    # Yue & Wang: detrend, estimate lag-1 autocorrelation, inflate the variance.
-    slope = stats.theilslopes(y)[0]
-    resid = y - slope * np.arange(n)
+    # Yue & Wang: detrend, estimate lag-1 autocorrelation, inflate the variance. Against
+    # time: samples taken at uneven intervals (a busy machine samples late) leave a steady
+    # rise looking like autocorrelated noise when detrended by sample number, and the
+    # correction then inflates the variance twentyfold and hides a plain leak.
+    x = np.arange(n, dtype=float) if t is None else np.asarray(t, dtype=float)
+    slope = stats.theilslopes(y, x)[0]
+    resid = y - slope * x
     resid = resid - resid.mean()
     denom = float((resid ** 2).sum())
     r1 = float((resid[:-1] * resid[1:]).sum() / denom) if denom > 0 else 0.0
@@ -155,7 +161,7 @@ def leak(times: list[float], values: list[float], *, min_abs: float, min_rel: fl
     ts, ys = t[w:], y[w:]
     hours = (ts - ts[0]) / 3600.0
     slope, _, lo, hi = stats.theilslopes(ys, hours, alpha=0.95)
-    _, p = mann_kendall(ys)
+    _, p = mann_kendall(ys, ts)
     base = float(np.median(ys[: max(3, len(ys) // 10)]))
     growth = float(slope * (hours[-1] - hours[0]))
     rel = growth / abs(base) if base else float("inf")
