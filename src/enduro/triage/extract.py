@@ -279,7 +279,7 @@ def _java(lines: list[str], i: int, head: re.Match[str]) -> tuple[Crash, int]:
             # may be the only application frames it has.
             n = int(more.group(1))
             frames += enclosing[len(enclosing) - n:] if 0 < n <= len(enclosing) else []
-        elif b.strip():
+        else:
             break
         i += 1
     return Crash("java", etype, message, frames, start, lines[start:i]), i
