@@ -43,22 +43,37 @@ def load_thresholds(path: Path | None, env: Mapping[str, str] = os.environ) -> T
     t = Thresholds()
     types = {f.name: f.type for f in fields(Thresholds)}
     types["min_base_time_ns"] = "float"
-    values: dict[str, Any] = {}
-    if path is not None:
-        try:
-            text = path.read_text()
-            data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-        except (OSError, ValueError, yaml.YAMLError) as exc:
-            raise PlanError(f"{path}: cannot read gate thresholds: {exc}") from exc
-        data = data.get("gate", data) if isinstance(data, dict) else {}
-        for key, value in data.items():
-            if key not in types:
-                raise PlanError(f"{path}: unknown gate setting {key!r} (known: "
-                                f"{', '.join(types)})")
-            values[key] = value
+    values = _file_thresholds(path, types) if path is not None else {}
     for var, key in _ENV.items():
         if var in env:
             values[key] = env[var]
+    _convert_thresholds(values, types)
+    if "min_base_time_ns" in values:
+        values["min_base_time_s"] = values.pop("min_base_time_ns") / 1e9
+    _check_patterns(values)
+    return replace(t, **values)
+
+
+def _file_thresholds(path: Path, types: Mapping[str, object]) -> dict[str, Any]:
+    """The settings of a thresholds file, under its ``gate`` key if it has one."""
+    try:
+        text = path.read_text()
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise PlanError(f"{path}: cannot read gate thresholds: {exc}") from exc
+    data = data.get("gate", data) if isinstance(data, dict) else {}
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in types:
+            raise PlanError(f"{path}: unknown gate setting {key!r} (known: "
+                            f"{', '.join(types)})")
+        values[key] = value
+    return values
+
+
+def _convert_thresholds(values: dict[str, Any], types: Mapping[str, object]) -> None:
+    """Each setting (text from the env, or whatever the file held) as its field's type, in
+    place; a number must be finite."""
     for key, value in values.items():
         kind = str(types[key])
         try:
@@ -68,8 +83,10 @@ def load_thresholds(path: Path | None, env: Mapping[str, str] = os.environ) -> T
             raise PlanError(f"gate setting {key}: {value!r} is not a number") from exc
         if isinstance(values[key], float) and not math.isfinite(values[key]):
             raise PlanError(f"gate setting {key}: {value!r} is not a finite number")
-    if "min_base_time_ns" in values:
-        values["min_base_time_s"] = values.pop("min_base_time_ns") / 1e9
+
+
+def _check_patterns(values: Mapping[str, Any]) -> None:
+    """Every ``include`` and ``exclude`` pattern must compile as a regex."""
     for key in ("include", "exclude"):
         for pattern in _patterns(values.get(key)):
             try:
@@ -77,7 +94,6 @@ def load_thresholds(path: Path | None, env: Mapping[str, str] = os.environ) -> T
             except re.error as exc:
                 raise PlanError(f"gate setting {key}: {pattern!r} is not a regex: {exc}") \
                     from None
-    return replace(t, **values)
 
 
 def summary(cases: dict[str, list[float]], **extra: Any) -> dict[str, Any]:
