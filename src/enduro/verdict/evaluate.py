@@ -201,6 +201,16 @@ class RuleBook:
 
     def live(self, metrics: Metrics, elapsed_s: float) -> list[Abort]:
         """Evaluate sliding and abort rules on the windows sealed so far."""
+        aborts = self._held_aborts(metrics, elapsed_s)
+        for rule in self.rules:
+            if self._due_live(rule, elapsed_s):
+                abort = self._judge_live(rule, metrics, elapsed_s)
+                if abort is not None:
+                    aborts.append(abort)
+        return aborts
+
+    def _held_aborts(self, metrics: Metrics, elapsed_s: float) -> list[Abort]:
+        """The ``abort_if`` conditions that have held, in the last window, for their ``for``."""
         aborts = []
         for cond in self.abort_if:
             view = metrics.view(ops_for(cond.condition, self.ops), last_s=metrics.window_s)
@@ -214,39 +224,46 @@ class RuleBook:
                                         elapsed_s))
             else:
                 self._held_since[id(cond)] = None
-        for rule in self.rules:
-            if rule.over_s is None and not rule.abort_on_fail:
-                continue
-            if "phase" in rule.labels or rule.metric in FAULT_METRICS or \
-                    rule.metric in SERIES_METRICS or rule.trend is not None:
-                continue  # judged at the end
-            if rule.over_s is not None and elapsed_s + 1e-9 < rule.over_s:
-                continue  # a sliding window is judged once it is full
-            track = self._tracks[id(rule)]
-            if elapsed_s + 1e-9 < track.next_at:
-                continue
-            if rule.over_s is not None:
-                # Long windows are judged 60 times per window length, not every second: each
-                # judgement merges every window it covers.
-                track.next_at = elapsed_s + max(metrics.window_s, rule.over_s / 60)
-            view = metrics.view(ops_for(rule, self.ops), last_s=rule.over_s,
-                                elapsed_s=elapsed_s)
-            result = rule.judge(view)
-            if result.observed is not None and rule.over_s is not None:
-                track.checks += 1
-                track.worst = (result.observed if track.worst is None
-                               else rule.worse(track.worst, result.observed))
-                if not result.passed and track.failed_at is None:
-                    track.failed_at = elapsed_s
-            if rule.abort_on_fail and result.observed is not None:
-                if result.passed:
-                    track.failed_since = None
-                else:
-                    if track.failed_since is None:
-                        track.failed_since = elapsed_s
-                    if elapsed_s - track.failed_since >= rule.grace_s:
-                        aborts.append(Abort(rule.text, result.observed_text, elapsed_s))
         return aborts
+
+    def _due_live(self, rule: Rule, elapsed_s: float) -> bool:
+        """Whether ``rule`` is judged live now: a sliding or abort-on-fail rule, once its
+        window is full and its next check is due."""
+        if rule.over_s is None and not rule.abort_on_fail:
+            return False
+        if "phase" in rule.labels or rule.metric in FAULT_METRICS or \
+                rule.metric in SERIES_METRICS or rule.trend is not None:
+            return False  # judged at the end
+        if rule.over_s is not None and elapsed_s + 1e-9 < rule.over_s:
+            return False  # a sliding window is judged once it is full
+        return elapsed_s + 1e-9 >= self._tracks[id(rule)].next_at
+
+    def _judge_live(self, rule: Rule, metrics: Metrics, elapsed_s: float) -> Abort | None:
+        """Judge ``rule`` now: keep a sliding rule's worst value and first failure, and
+        abort on a rule that has failed for its grace."""
+        track = self._tracks[id(rule)]
+        if rule.over_s is not None:
+            # Long windows are judged 60 times per window length, not every second: each
+            # judgement merges every window it covers.
+            track.next_at = elapsed_s + max(metrics.window_s, rule.over_s / 60)
+        view = metrics.view(ops_for(rule, self.ops), last_s=rule.over_s,
+                            elapsed_s=elapsed_s)
+        result = rule.judge(view)
+        if result.observed is not None and rule.over_s is not None:
+            track.checks += 1
+            track.worst = (result.observed if track.worst is None
+                           else rule.worse(track.worst, result.observed))
+            if not result.passed and track.failed_at is None:
+                track.failed_at = elapsed_s
+        if rule.abort_on_fail and result.observed is not None:
+            if result.passed:
+                track.failed_since = None
+            else:
+                if track.failed_since is None:
+                    track.failed_since = elapsed_s
+                if elapsed_s - track.failed_since >= rule.grace_s:
+                    return Abort(rule.text, result.observed_text, elapsed_s)
+        return None
 
     def _not_applicable(self, rule: Rule) -> str | None:
         """Why ``rule`` cannot apply to this plan at all (so it is shown as not applicable,
