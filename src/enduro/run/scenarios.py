@@ -157,8 +157,12 @@ class ScenarioRun:
         where = rundir.path / "scenarios" / f"{index + 1:02d}-{name}"
         self.console.print(f"scenario {name}: starting")
         options = replace(self.options, run_dir=where)
-        outcome = await Run(scenario_loaded(self.loaded, index), options, clock=self.clock,
-                            console=self.console, services=services).execute()
+        try:
+            outcome = await Run(scenario_loaded(self.loaded, index), options, clock=self.clock,
+                                console=self.console, services=services).execute()
+        finally:
+            if services is not None:
+                services.on_token = None  # the scenario's run no longer sends requests
         data = outcome.results or {}
         doc = Results.from_json(data, "results.json") if data else None
         verdict = doc.verdict if doc is not None else "incomplete"
