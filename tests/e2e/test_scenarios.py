@@ -54,6 +54,9 @@ def test_scenarios_share_services_and_judge_each(tmp_path: Path) -> None:
     events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
     assert sum(e["event"] == "service_start" for e in events) == 1, events
     assert events[-1]["event"] == "service_stop"
+    junit = (run_dir / "junit.xml").read_text()
+    assert 'name="first: errors{op=health} == 0"' in junit
+    assert 'failures="1"' in junit and 'name="second: errors{op=missing} == 0"' in junit
     # A run directory like any other: state.json, found by status and runs.
     state = json.loads((run_dir / "state.json").read_text())
     assert state["state"] == "completed" and state["duration_s"] == 3.0

@@ -24,11 +24,11 @@ from enduro.base.errors import (
     RunError,
 )
 from enduro.base.eventloop import run_coroutine
-from enduro.documents.results import SCHEMA, Results, ScenarioResult
+from enduro.documents.results import SCHEMA, Results, RuleOutcome, ScenarioResult
 from enduro.documents.state import State
 from enduro.plan.resolve import LoadedPlan
 from enduro.plan.scenarios import scenario_loaded, select_scenarios
-from enduro.report.results import write_results
+from enduro.report.results import write_junit, write_results
 from enduro.run.context import RunOptions, RunOutcome
 from enduro.run.run import Run
 from enduro.run.rundir import RunDir
@@ -47,6 +47,19 @@ def worst(verdicts: Sequence[str]) -> str:
     """The worst of the scenarios' verdicts (``fail`` over ``incomplete`` over ``pass``);
     ``incomplete`` when none ran."""
     return max(verdicts, key=lambda v: _VERDICT_RANK.get(v, 1)) if verdicts else "incomplete"
+
+
+def _cases(done: Sequence[ScenarioResult]) -> list[RuleOutcome]:
+    """junit's test cases: each scenario's rules under its name, and a failed case for a
+    scenario that did not complete or failed with every rule passed (a defect, an abort)."""
+    cases: list[RuleOutcome] = []
+    for r in done:
+        cases += [rule.model_copy(update={"rule": f"{r.name}: {rule.rule}"}) for rule in r.rules]
+        if r.verdict != "pass" and all(rule.passed for rule in r.rules):
+            cases.append(RuleOutcome(
+                rule=f"{r.name}: the scenario passed", observed=None, observed_text=r.verdict,
+                passed=False, reason=r.error or r.stop_reason or r.verdict))
+    return cases
 
 
 class ScenarioRun:
@@ -113,6 +126,9 @@ class ScenarioRun:
                 signal.signal(sig, handler)
         results = self._results(rundir, timeline, done, last, error)
         write_results(rundir.file("results.json"), results)
+        with contextlib.suppress(OSError):
+            write_junit(rundir.file("junit.xml"),
+                        results.model_copy(update={"rules": _cases(done)}))
         self._state(rundir, timeline, results.state, results.stop_reason)
         if crash is not None:
             raise crash
