@@ -372,6 +372,8 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     plan_args(p)
     run_args(p)
+    p.add_argument("--only", action="append", default=[], metavar="SCENARIO",
+                   help="run only this scenario of the plan (repeatable)")
     p = sub.add_parser("status", help="state, progress, services and figures of a run")
     p.add_argument("run", nargs="?", help="run id or directory (default: the latest)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -667,11 +669,13 @@ def _supervise(args: argparse.Namespace, out: Console, err: Console) -> int:
 def _start(args: argparse.Namespace, out: Console, err: Console) -> int:
     from enduro.api import load_checked
     from enduro.detach.control import start_detached
+    from enduro.plan.scenarios import select_scenarios
     loaded = load_checked(args.plan, profile=args.profile, sets=args.sets)
+    select_scenarios(loaded.plan, args.only)  # an unknown name is refused before starting
     started = start_detached(args.plan, out=args.out, plan_name=loaded.plan.name,
                              profile=args.profile, sets=args.sets, duration=args.duration,
                              tag=args.tag, workers=args.workers, seed=args.seed,
-                             metrics_port=args.metrics_port)
+                             metrics_port=args.metrics_port, only=args.only)
     out.print(f"started {started.run_id} (pid {started.pid})\nrun directory: "
               f"{started.run_dir}")
     return EXIT_PASS

@@ -10,7 +10,7 @@ from typing import Any
 
 from tests.conftest import run_cli
 from tests.helpers.plans import write_plan
-from tests.helpers.procs import free_port
+from tests.helpers.procs import free_port, wait_for
 
 
 def scenario_plan(port: int) -> dict[str, Any]:
@@ -95,3 +95,18 @@ def test_scenario_mistakes_at_their_line(tmp_path: Path) -> None:
     line = next(i for i, t in enumerate(text, 1) if "op=nothing" in t)
     assert f"plan.yaml:{line}:" in proc.stderr, proc.stderr
     assert "scenarios[1].rules" in proc.stderr
+
+
+def test_start_detached_runs_the_named_scenarios(tmp_path: Path) -> None:
+    path = write_plan(tmp_path, scenario_plan(free_port()))
+    proc = run_cli("start", str(path), "--out", str(tmp_path / "runs"), "--only", "nope")
+    assert proc.returncode == 2 and "--only nope: no such scenario" in proc.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+    proc = run_cli("start", str(path), "--out", str(tmp_path / "runs"), "--only", "first")
+    assert proc.returncode == 0, proc.stderr
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    wait_for(lambda: (run_dir / "results.json").exists(), 60, "the detached run's results")
+    results = json.loads((run_dir / "results.json").read_text())
+    assert [s["name"] for s in results["scenarios"]] == ["first"]
+    assert results["verdict"] == "pass"
+

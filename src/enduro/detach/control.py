@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,7 @@ class Started:
 def start_detached(plan: Path, *, out: Path, plan_name: str, profile: str | None,
                    sets: list[str], duration: float | None, tag: str | None,
                    workers: int, seed: int | None, timeout: float = 60.0,
-                   metrics_port: int | None = None) -> Started:
+                   metrics_port: int | None = None, only: Sequence[str] = ()) -> Started:
     """Start ``enduro run`` in a new session, detached from the terminal; return once it has
     written its state, or raise with what it said if it ended first."""
     run_dir = out / RunDir.name_for(plan_name, tag, time.time())
@@ -62,6 +62,8 @@ def start_detached(plan: Path, *, out: Path, plan_name: str, profile: str | None
         args += ["--profile", profile]
     for item in sets:
         args += ["--set", item]
+    for name in only:
+        args += ["--only", name]
     if duration is not None:
         args += ["--duration", f"{duration}s"]
     if tag:
