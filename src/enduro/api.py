@@ -72,7 +72,10 @@ def run_plan(path: Path | str, options: RunOptions, *, profile: str | None = Non
     """``enduro run``: load, check and run a plan in the foreground; a plan of scenarios
     runs each one (or those named in ``only``) against services started once."""
     loaded = load_checked(path, profile=profile, sets=sets, env=env)
-    if loaded.plan.scenarios or only:
+    # Supervision and loops run the services (and a job) alone: a plan of scenarios is then a
+    # plan like any other.
+    alone = options.services_only or options.job is not None
+    if (loaded.plan.scenarios and not alone) or only:
         from enduro.run.scenarios import ScenarioRun
         return ScenarioRun(loaded, options, only=only, console=console).main()
     return Run(loaded, options, console=console).main()
