@@ -21,6 +21,33 @@ import secrets
 import time
 
 
+async def _read_request(reader: asyncio.StreamReader) -> tuple[str, dict[bytes, bytes]]:
+    """One request's path and headers (names in lower case); its body is read and dropped."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    path = lines[0].split(b" ")[1].decode().split("?")[0]
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        headers[name.strip().lower()] = value.strip()
+    length = int(headers.get(b"content-length", b"0") or 0)
+    if length:
+        await reader.readexactly(length)
+    return path, headers
+
+
+async def _stream(writer: asyncio.StreamWriter, after: int) -> None:
+    """The ``/sse`` event stream, its ids counting on from ``after``."""
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                 b"Cache-Control: no-cache\r\n\r\n")
+    n = after
+    for _ in range(100_000):  # bounded: far longer than any test's run
+        n += 1
+        writer.write(f"id: {n}\ndata: {n}\n\n".encode())
+        await writer.drain()
+        await asyncio.sleep(0.05)
+
+
 async def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, required=True)
@@ -39,29 +66,10 @@ async def main() -> None:
     def record(path: str, ok: bool) -> None:
         log.write(json.dumps({"t": time.time(), "pid": pid, "path": path, "ok": ok}) + "\n")
 
-    async def stream(writer: asyncio.StreamWriter, after: int) -> None:
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                     b"Cache-Control: no-cache\r\n\r\n")
-        n = after
-        for _ in range(100_000):  # bounded: far longer than any test's run
-            n += 1
-            writer.write(f"id: {n}\ndata: {n}\n\n".encode())
-            await writer.drain()
-            await asyncio.sleep(0.05)
-
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             for _ in range(1_000_000):
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.split(b"\r\n")
-                path = lines[0].split(b" ")[1].decode().split("?")[0]
-                headers = {}
-                for line in lines[1:]:
-                    name, _, value = line.partition(b":")
-                    headers[name.strip().lower()] = value.strip()
-                length = int(headers.get(b"content-length", b"0") or 0)
-                if length:
-                    await reader.readexactly(length)
+                path, headers = await _read_request(reader)
                 if path == "/health":
                     writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
                     continue
@@ -73,7 +81,7 @@ async def main() -> None:
                     continue
                 if path == "/sse":
                     last = headers.get(b"last-event-id", b"0")
-                    await stream(writer, int(last) if last.isdigit() else 0)
+                    await _stream(writer, int(last) if last.isdigit() else 0)
                     return
                 body = b"up 1\n" if path == "/metrics" else b'{"ok":true}'
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s"
