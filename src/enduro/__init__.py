@@ -4,8 +4,8 @@ Layers, top to bottom; a module imports its own layer and those below it, never 
 (tests/unit/test_layers.py checks it from the source, with no cycles anywhere):
 
     cli, entry                          argument parsing, one error handler
-    api, detach, suite, gate, triage,   what each command does
-      demo, testing
+    api, detach, dashboard, suite,      what each command does
+      gate, triage, demo, testing
     run                                 one execution and its run directory
     report                              results.json, junit, the terminal and HTML report
     faults                              fault kinds, their schedule and undo journal

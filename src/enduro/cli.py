@@ -60,6 +60,15 @@ exit codes:
   3    the services could not be run: never ready, a port busy, a build failed
   70   enduro defect: one line names the file holding the traceback
 """
+DASHBOARD_EXIT = """The page polls /api/run, /api/series and /api/events every two seconds (see
+the README); the run's files are read, and the runner is never asked anything.
+
+exit codes:
+  0    stopped (Ctrl-C, SIGTERM): stopping is how it ends
+  2    usage error: a bad --listen, no such run
+  3    cannot listen there (address in use, not this machine's)
+  70   enduro defect: one line names the file holding the traceback
+"""
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a process the pipe ended
 
 MAX_WORKERS = 1024  # processes; more is a typo, not a plan
@@ -430,6 +439,14 @@ def build_parser() -> argparse.ArgumentParser:
     runs_arg(p)
     p = sub.add_parser("recover", help="undo the faults a killed runner left in force")
     p.add_argument("run", nargs="?", help="run id or directory (default: the latest)")
+    runs_arg(p)
+    p = sub.add_parser("dashboard", help="a live page of a run (running, detached, dead or "
+                       "finished), read from its run directory",
+                       epilog=DASHBOARD_EXIT, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", nargs="?", help="run id or directory (default: the latest)")
+    p.add_argument("--listen", default="127.0.0.1:8089", metavar="HOST:PORT",
+                   help="where to serve it (default 127.0.0.1:8089); an address off loopback "
+                        "requires a token, printed once at the start")
     runs_arg(p)
     p = sub.add_parser("runs", help="list runs with state and verdict")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -817,6 +834,21 @@ def _recover(args: argparse.Namespace, out: Console, err: Console) -> int:
     return EXIT_RUN if recovery.failed else EXIT_PASS
 
 
+def _dashboard(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from enduro.dashboard.access import new_token, parse_listen
+    from enduro.dashboard.server import serve
+    from enduro.detach.locate import find_run
+    listen = parse_listen(args.listen)
+    run_dir = find_run(args.run, args.runs)
+
+    def say(line: str) -> None:
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+    serve(run_dir, listen, None if listen.loopback else new_token(), say)
+    return EXIT_PASS
+
+
 def _runs(args: argparse.Namespace, out: Console, err: Console) -> int:
     import json
 
@@ -888,7 +920,7 @@ _COMMANDS: dict[str, _Command] = {
     "gate": _gate, "suite": _suites, "loop": _suites, "cycles": _suites,
     "supervise": _supervise, "start": _start, "status": _status, "stop": _stop,
     "collect": _collect, "runs": _runs, "band": _band, "recover": _recover,
-    "report": _report, "compare": _compare, "schema": _schema,
+    "report": _report, "compare": _compare, "schema": _schema, "dashboard": _dashboard,
 }
 
 

@@ -15,7 +15,7 @@ PACKAGE = SRC / "enduro"
 # the top comment of src/enduro/__init__.py and docs/ARCHITECTURE.md.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("cli", "entry", "__main__"),
-    ("api", "detach", "suite", "gate", "triage", "demo", "testing",
+    ("api", "detach", "dashboard", "suite", "gate", "triage", "demo", "testing",
      "pytest_plugin"),
     ("run",),
     ("report",),

@@ -1,0 +1,74 @@
+"""Who may read the dashboard: the listen address, the token, the Host header."""
+
+from __future__ import annotations
+
+import pytest
+
+from enduro.base.errors import PlanError
+from enduro.dashboard.access import Access, Listen, bearer, is_loopback, parse_listen
+from enduro.dashboard.reader import finite
+
+
+@pytest.mark.parametrize(("text", "host", "port", "loopback"), [
+    ("127.0.0.1:8089", "127.0.0.1", 8089, True),
+    ("localhost:80", "127.0.0.1", 80, True),
+    ("127.0.0.2:0", "127.0.0.2", 0, True),
+    ("9000", "127.0.0.1", 9000, True),
+    ("[::1]:8089", "::1", 8089, True),
+    ("0.0.0.0:8089", "0.0.0.0", 8089, False),
+    ("10.1.2.3:8089", "10.1.2.3", 8089, False),
+    ("[::]:8089", "::", 8089, False),
+])
+def test_listen_addresses(text: str, host: str, port: int, loopback: bool) -> None:
+    listen = parse_listen(text)
+    assert (listen.host, listen.port, listen.loopback) == (host, port, loopback)
+
+
+@pytest.mark.parametrize("text", ["", "nowhere:80", "example.com:80", "127.0.0.1",
+                                  "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:-1",
+                                  "127.0.0.1:8o", "::1:80", "[::1]", "[::1]8089",
+                                  "256.0.0.1:80", ":8089"])
+def test_bad_listen_addresses_are_usage_errors(text: str) -> None:
+    with pytest.raises(PlanError) as caught:
+        parse_listen(text)
+    assert str(caught.value).startswith("--listen") and "\n" not in str(caught.value)
+
+
+def test_url_brackets_ipv6() -> None:
+    assert Listen("::1", 80).url() == "http://[::1]:80/"
+    assert Listen("127.0.0.1", 80).url(81) == "http://127.0.0.1:81/"
+    assert not is_loopback("localhost")  # names are resolved by parse_listen only
+
+
+def test_the_token_is_required_when_set() -> None:
+    access = Access("s3cret")
+    assert access.allows_token("token=s3cret", None)
+    assert access.allows_token("since=1&token=s3cret", None)
+    assert access.allows_token("", "Bearer s3cret")
+    assert access.allows_token("", "bearer   s3cret ")
+    assert not access.allows_token("", None)
+    assert not access.allows_token("token=s3cre", None)
+    assert not access.allows_token("token=", "Bearer wrong")
+    assert not access.allows_token("", "Basic s3cret")
+    assert not access.allows_token("token=S3CRET", None)
+    assert Access(None).allows_token("", None)
+
+
+def test_bearer_header() -> None:
+    assert bearer("Bearer abc") == "abc"
+    assert bearer("Bearer") is None and bearer(None) is None and bearer("Token abc") is None
+
+
+def test_a_loopback_listener_wants_a_loopback_host() -> None:
+    access = Access(None)
+    for host in ("127.0.0.1:8089", "localhost:8089", "LOCALHOST", "[::1]:8089", "127.0.0.2"):
+        assert access.allows_host(host), host
+    for host in (None, "", "evil.example", "evil.example:8089", "10.0.0.1:8089",
+                 "127.0.0.1.evil.example"):
+        assert not access.allows_host(host), host
+    assert Access("t").allows_host("dashboard.example:8089")  # the token guards it there
+
+
+def test_finite_numbers_only() -> None:
+    data = {"a": float("nan"), "b": [1.0, float("inf"), {"c": -float("inf")}], "d": 2}
+    assert finite(data) == {"a": None, "b": [1.0, None, {"c": None}], "d": 2}
