@@ -173,6 +173,7 @@ def test_a_detached_run_shows_figures_that_change(tmp_path: Path, runs: Path,
     assert run_cli("stop", "--runs", str(runs), "--grace", "10s").returncode == 0
 
 
+@pytest.mark.slow(6)
 def test_a_bad_listen_is_a_usage_error_of_one_line(tmp_path: Path) -> None:
     for bad in ("nowhere:80", "127.0.0.1:99999", "127.0.0.1", "::1:80", "[::1]"):
         done = run_cli("dashboard", "--listen", bad, "--runs", str(tmp_path))
