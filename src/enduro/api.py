@@ -68,22 +68,26 @@ def _check_scenarios(loaded: LoadedPlan) -> None:
 
 def run_plan(path: Path | str, options: RunOptions, *, profile: str | None = None,
              sets: list[str] | None = None, env: Mapping[str, str] | None = None,
-             console: Console | None = None, only: Sequence[str] = ()) -> RunOutcome:
+             console: Console | None = None, only: Sequence[str] = (),
+             summary: Console | None = None) -> RunOutcome:
     """``enduro run``: load, check and run a plan in the foreground; a plan of scenarios
-    runs each one (or those named in ``only``) against services started once."""
+    runs each one (or those named in ``only``) against services started once. The summary
+    and verdict go to ``summary`` (default: ``console``)."""
     loaded = load_checked(path, profile=profile, sets=sets, env=env)
     # Supervision and loops run the services (and a job) alone: a plan of scenarios is then a
     # plan like any other.
     alone = options.services_only or options.job is not None
     if (loaded.plan.scenarios and not alone) or only:
         from enduro.run.scenarios import ScenarioRun
-        return ScenarioRun(loaded, options, only=only, console=console).main()
-    return Run(loaded, options, console=console).main()
+        return ScenarioRun(loaded, options, only=only, console=console,
+                           summary=summary).main()
+    return Run(loaded, options, console=console, summary=summary).main()
 
 
 def run_demo(options: RunOptions, *, profile: str | None = None,
              sets: list[str] | None = None, console: Console | None = None,
-             defect: str | None = None, plan: str = "demo") -> RunOutcome:
+             defect: str | None = None, plan: str = "demo",
+             summary: Console | None = None) -> RunOutcome:
     """``enduro demo``: start the demo service on a free loopback port (with one ``defect``
     turned on, if asked), run the bundled plan against it, stop the service."""
     from enduro.demo.launch import demo_service
@@ -91,16 +95,16 @@ def run_demo(options: RunOptions, *, profile: str | None = None,
     console = console or Console(stderr=True, markup=False, highlight=False, emoji=False)
     if defect == "lost-write" or plan == "durability":
         return _run_managed("durability", options, defect=defect, profile=profile, sets=sets,
-                            console=console)
+                            console=console, summary=summary)
     if defect in ("leak", "fd-leak", "slow-drift") or plan == "soak":
         return _run_managed("soak", options, defect=defect, profile=profile, sets=sets,
-                            console=console)
+                            console=console, summary=summary)
     with demo_service(defects=(defect,) if defect else ()) as (url, directory):
         console.print(f"demo service listening on {url}"
                       + (f" with the defect {defect!r}" if defect else ""), highlight=False)
         env = {**os.environ, "ENDURO_DEMO_URL": url}
         return run_plan(directory / "demo.yaml", options, profile=profile, sets=sets, env=env,
-                        console=console)
+                        console=console, summary=summary)
 
 
 def check_plan(plan: Plan, *, lines: Lines | None = None,
@@ -176,7 +180,8 @@ def _start_order_problems(plan: Plan) -> Iterator[tuple[_Where, str]]:
 
 
 def _run_managed(name: str, options: RunOptions, *, defect: str | None, profile: str | None,
-                 sets: list[str] | None, console: Console) -> RunOutcome:
+                 sets: list[str] | None, console: Console,
+                 summary: Console | None = None) -> RunOutcome:
     """The demos where enduro manages the demo service itself (to kill it, or to watch its
     resources)."""
     import tempfile
@@ -193,4 +198,5 @@ def _run_managed(name: str, options: RunOptions, *, defect: str | None, profile:
                 "soak": "the service's resources are sampled and its metrics scraped"}[name]
         console.print(f"{name} demo: {what}" + (f", with the defect {defect!r}" if defect
                                                  else ""), highlight=False)
-        return run_plan(path, options, profile=profile, sets=sets, env=env, console=console)
+        return run_plan(path, options, profile=profile, sets=sets, env=env, console=console,
+                        summary=summary)

@@ -894,10 +894,12 @@ def _band(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
     from enduro.api import run_plan
+    # The summary, the verdict and the run directory go to stdout (`> summary.txt` keeps
+    # them); progress, heartbeats and logs to stderr.
     outcome = run_plan(args.plan, _options(args), profile=args.profile, sets=args.sets,
-                       console=err, only=args.only)
+                       console=err, only=args.only, summary=out)
     if outcome.run_dir is not None:
-        err.print(f"run directory: {outcome.run_dir}")
+        out.print(f"run directory: {outcome.run_dir}")
     return outcome.exit_code
 
 
@@ -908,7 +910,7 @@ def _demo(args: argparse.Namespace, out: Console, err: Console) -> int:
         sys.stdout.write(bundled_plan(args.demo_plan))
         return EXIT_PASS
     outcome = run_demo(_options(args), profile=args.profile, sets=args.sets, console=err,
-                       defect=args.defect, plan=args.demo_plan)
+                       defect=args.defect, plan=args.demo_plan, summary=out)
     if outcome.run_dir is not None:
         out.print(f"run directory: {outcome.run_dir}")
     return outcome.exit_code

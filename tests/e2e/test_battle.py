@@ -32,7 +32,7 @@ def test_battle_tests_pass_on_postgres(tmp_path: Path, dsn: str) -> None:  # noq
     assert verdicts == dict.fromkeys(SCENARIOS, "pass"), (verdicts, proc.stderr[-3000:])
     assert proc.returncode == 0 and results["verdict"] == "pass"
     for name in SCENARIOS:
-        assert f"scenario {name}: PASS" in proc.stderr
+        assert f"scenario {name}: PASS" in proc.stdout
     by_name = {s["name"]: s for s in results["scenarios"]}
     ops = by_name["idempotency"]["ops"]
     assert ops["order.created"]["requests"] == 1 and ops["order.replayed"]["requests"] == 99

@@ -98,7 +98,7 @@ def test_burst_post_conditions_in_postgres(tmp_path: Path, dsn: str, mode: str) 
             first = burst["examples"][0]
             assert first["check"] == "one_row" and first["condition"] == "exactly_one"
             assert first["problem"].startswith("expected exactly one, found ")
-            assert "burst battle: 6 failed post-condition(s) in 3 round(s)" in proc.stderr
+            assert "burst battle: 6 failed post-condition(s) in 3 round(s)" in proc.stdout
             report = (run_dir / "report.html").read_text()
             assert "<h2>Burst post-conditions</h2>" in report
             assert "one_row: 3, unique_keys: 3" in report

@@ -42,7 +42,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert "${file:demo.token}" in resolved  # the token itself stays out of the run dir
     events = [json.loads(line)["event"] for line in (run_dir / "events.jsonl").open()]
     assert events[0] == "run_started" and events[-1] == "run_finished"
-    assert "verdict: pass" in proc.stderr
+    assert "verdict: pass" in proc.stdout
 
 
 def test_validate_reports_every_problem_with_exit_2(tmp_path: Path) -> None:
@@ -219,7 +219,7 @@ def test_demo_defects_are_caught(tmp_path: Path, defect: str, rules: list[str]) 
                    str(tmp_path / "runs"), timeout=120)
     assert proc.returncode == 1, proc.stderr
     for rule in rules:
-        assert f"FAIL  {rule}" in proc.stderr
+        assert f"FAIL  {rule}" in proc.stdout
     results = json.loads((only_run(tmp_path / "runs") / "results.json").read_text())
     failed = [r["rule"] for r in results["rules"] if not r["passed"]]
     assert failed == rules
@@ -243,7 +243,7 @@ def test_durability_demo_catches_lost_writes(tmp_path: Path) -> None:
     broken = run_cli("demo", "--defect", "lost-write", "--out", str(tmp_path / "broken"),
                      timeout=120)
     assert broken.returncode == 1
-    assert "FAIL  checker lost_writes" in broken.stderr
+    assert "FAIL  checker lost_writes" in broken.stdout
     results = json.loads((only_run(tmp_path / "broken") / "results.json").read_text())
     violation = results["checkers"]["lost_writes"][0]
     assert violation["ops"][1]["type"] == "ok"  # acknowledged, then gone

@@ -72,7 +72,7 @@ def test_redis_killed_under_load_detection_and_recovery(tmp_path: Path) -> None:
     assert fault["detect_s"] <= 1.0
     assert ready - killed - 1.0 <= fault["recover_s"] <= ready - killed + 1.0, (fault, ready)
     assert results["phases"]["chaos"] >= 1 and results["phases"]["recovery"] >= 3
-    assert "faults" in proc.stderr and "recover" in proc.stderr  # the terminal fault table
+    assert "faults" in proc.stdout and "recover" in proc.stdout  # the terminal fault table
 
 
 @needs("nats-server")

@@ -77,7 +77,7 @@ def test_lost_writes_are_caught_with_the_operations(tmp_path: Path,
     path = write_plan(tmp_path, p)
     proc = run_cli("run", str(path), "--out", str(tmp_path / "runs"))
     assert proc.returncode == 1
-    assert "checker lost_writes" in proc.stderr
+    assert "checker lost_writes" in proc.stdout
     (run_dir,) = (tmp_path / "runs").iterdir()
     results = json.loads((run_dir / "results.json").read_text())
     assert len(results["checkers"]["lost_writes"]) == 20  # the first 20 are kept

@@ -42,8 +42,8 @@ def test_scenarios_share_services_and_judge_each(tmp_path: Path) -> None:
 
     proc = run_cli("run", str(path), "--out", str(tmp_path / "runs"), "--no-live")
     assert proc.returncode == 1, proc.stderr
-    assert "scenario first: PASS" in proc.stderr
-    assert "scenario second: FAIL" in proc.stderr
+    assert "scenario first: PASS" in proc.stdout
+    assert "scenario second: FAIL" in proc.stdout
     (run_dir,) = (tmp_path / "runs").iterdir()
     results = json.loads((run_dir / "results.json").read_text())
     assert results["verdict"] == "fail"

@@ -79,7 +79,8 @@ class Run:
 
     def __init__(self, loaded: LoadedPlan, options: RunOptions | None = None, *,
                  clock: Clock | None = None, console: Console | None = None,
-                 services: ServiceSet | None = None) -> None:
+                 services: ServiceSet | None = None,
+                 summary: Console | None = None) -> None:
         options = options or RunOptions()
         # Services started by someone else (the scenarios of a plan share them): this run
         # neither starts nor stops them.
@@ -92,6 +93,9 @@ class Run:
         self.duration = ctx.duration
         # No markup: plan names, rule texts and service output are printed as they are.
         self.console = console or Console(stderr=True, markup=False, highlight=False, emoji=False)
+        # The summary table and the verdict (stdout for `enduro run`, so that `> summary.txt`
+        # keeps them); progress, heartbeats and logs stay on ``console``.
+        self.summary = summary or self.console
         self.timeline = Timeline(ctx.clock)
         self.runlog = RunLog(self.timeline, self.console)
         self.stops = Stops(ctx, self.runlog)
@@ -194,7 +198,7 @@ class Run:
         self.load = Load(ctx, stops, timeline, rundir=rundir, history=history, sink=sink,
                          chaos=self.chaos, control=self.control, tickers=tickers, watch=watch,
                          view=view, teardown=self.teardown)
-        self.end = RunEnd(ctx, stops, timeline, rundir, console=self.console,
+        self.end = RunEnd(ctx, stops, timeline, rundir, console=self.summary,
                           metrics=self.metrics, store=store, rulebook=self.rulebook,
                           chaos=self.chaos, correctness=self.correctness, watch=watch,
                           services=services, state=state, job_result=lambda: self.load.job_result)

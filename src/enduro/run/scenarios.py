@@ -67,13 +67,14 @@ class ScenarioRun:
 
     def __init__(self, loaded: LoadedPlan, options: RunOptions | None = None, *,
                  only: Sequence[str] = (), clock: Clock | None = None,
-                 console: Console | None = None) -> None:
+                 console: Console | None = None, summary: Console | None = None) -> None:
         self.loaded = loaded
         self.options = options or RunOptions()
         self.indexes = select_scenarios(loaded.plan, only)
         self.clock = clock or SystemClock()
         self.console = console or Console(stderr=True, markup=False, highlight=False,
                                           emoji=False)
+        self.summary = summary or self.console  # verdict lines and summaries
         # A signal between scenarios (each run handles its own): no further scenario starts.
         self.stop_reason: str | None = None
 
@@ -137,7 +138,7 @@ class ScenarioRun:
                         default=EXIT_RUN)
         if error is not None:
             exit_code = EXIT_RUN
-        self.console.print(f"scenarios: {verdict} ("
+        self.summary.print(f"scenarios: {verdict} ("
                            + ", ".join(f"{r.name} {r.verdict}" for r in done) + ")"
                            if done else f"scenarios: {verdict} (none ran: {error})")
         return RunOutcome(exit_code, rundir.path, results=results.to_json(), error=error)
@@ -175,14 +176,15 @@ class ScenarioRun:
         options = replace(self.options, run_dir=where)
         try:
             outcome = await Run(scenario_loaded(self.loaded, index), options, clock=self.clock,
-                                console=self.console, services=services).execute()
+                                console=self.console, services=services,
+                                summary=self.summary).execute()
         finally:
             if services is not None:
                 services.on_token = None  # the scenario's run no longer sends requests
         data = outcome.results or {}
         doc = Results.from_json(data, "results.json") if data else None
         verdict = doc.verdict if doc is not None else "incomplete"
-        self.console.print(f"scenario {name}: {verdict.upper()}")
+        self.summary.print(f"scenario {name}: {verdict.upper()}")
         result = ScenarioResult(
             name=name, verdict=verdict, complete=doc.complete if doc else False,
             rules_passed=doc.rules_passed if doc else None, exit_code=outcome.exit_code,
