@@ -48,7 +48,8 @@ def test_band_scenarios_durations_overrides_and_fresh_folders(
     # 10/s from the file's override, for about 1 s (the flow's steps are not requests)
     assert int(rows[1]["requests"]) < int(rows[0]["requests"])
     for row in rows:  # the flow's whole-iteration latency, apart from the requests'
-        assert float(row["flow_p95_ms"]) >= float(row["p95_ms"]) > 0
+        assert float(row["flow_p95_ms"]) > 0 and float(row["p95_ms"]) > 0
+        assert float(row["flow_p99_ms"]) >= float(row["flow_p95_ms"])
 
     # The same --out again: the first band's results stay; this one gets its own folder.
     again = run_cli("band", f"{plan}@1s", "--runs", str(runs), "--poll", "0.3s", "--out",

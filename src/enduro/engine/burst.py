@@ -76,6 +76,10 @@ def _matches(rule: SplitRule, status: int, headers: dict[str, str]) -> bool:
     return rule.header is None or rule.header.lower() in headers
 
 
+# A template naming a per-request variable: {{i}}, {{sender}} (also inside an expression).
+_PER_REQUEST = re.compile(r"\{\{[^}]*\b(i|sender)\b[^}]*\}\}")
+
+
 class BurstDriver:
     """Drives one burst workload (in the first worker process only)."""
 
@@ -89,6 +93,10 @@ class BurstDriver:
         self._filled = Filled(workload, credentials)
         self.violations_path = violations_path
         self.workload = workload
+        # A burst is N identical requests: rendered once per round, unless the request uses
+        # the per-request variables (``{{i}}``, ``{{sender}}``).
+        self._per_request = bool(_PER_REQUEST.search(
+            workload.request.model_dump_json(by_alias=True)))
         self.name = name
         self.base = base_url
         self.rng = rng
@@ -212,7 +220,10 @@ class BurstDriver:
                target: Target) -> list[bytes] | None:
         """Each request of the round, rendered with its ``{{i}}`` and ``{{sender}}``; None
         when a rendered value cannot be written safely."""
-        wires = []
+        wires: list[bytes] = []
+        if not self._per_request:
+            wire = self._wire(w, ctx, target)
+            return None if wire is None else [wire] * w.size
         try:
             for i in range(w.size):
                 ctx.vars["i"] = i

@@ -119,9 +119,9 @@ class Database(_Model):
 class BurstWorkload(_Model):
     """``size`` requests on as many connections, released together by a barrier, ``rounds``
     times ``every`` apart; each round runs ``setup``, renders ``vars`` once (a shared
-    Idempotency-Key), then checks ``after``. The request is rendered per request:
-    ``{{i}}`` is its index in the round (0 to size - 1) and ``{{sender}}`` its sender
-    (``i % senders``). ``{{prefix}}`` is unique per run, for isolating test data; ``cleanup``
+    Idempotency-Key), then checks ``after``. The request is rendered once per round (N
+    identical requests), or per request when it uses ``{{i}}``, its index in the round (0 to
+    size - 1), or ``{{sender}}``, its sender (``i % senders``). ``{{prefix}}`` is unique per run, for isolating test data; ``cleanup``
     SQL runs before the first and after the last round."""
 
     base: Url | None = None
