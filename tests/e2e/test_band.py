@@ -60,6 +60,7 @@ def test_band_scenarios_durations_overrides_and_fresh_folders(
     assert [r["scenario"] for r in _rows(inner / "results.tsv")] == ["shop"]
 
 
+@pytest.mark.slow(6)
 def test_band_refuses_bad_scenarios(tmp_path: Path) -> None:
     plan = write_plan(tmp_path, {"name": "p", "duration": "1s"}, "p.yaml")
     (tmp_path / "bad.yaml").write_text("scenarios:\n  - {plan: p.yaml, duratio: 1s}\n")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_cli
 from tests.e2e.test_bursts import dsn  # noqa: F401  (the module's PostgreSQL fixture)
 from tests.helpers.procs import free_port
@@ -20,6 +22,7 @@ def test_battle_plan_lists_its_scenarios() -> None:
     assert [line.split("\t")[0] for line in proc.stdout.splitlines()] == SCENARIOS
 
 
+@pytest.mark.slow(19)
 def test_battle_tests_pass_on_postgres(tmp_path: Path, dsn: str) -> None:  # noqa: F811
     import psycopg
 

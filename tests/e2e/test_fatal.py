@@ -46,6 +46,7 @@ def test_a_fatal_in_a_python_op_stops_the_run_as_failed(tmp_path: Path, workers:
         "fatal:the ledger lost entry 42 see the audit log"]}
 
 
+@pytest.mark.slow(6)
 def test_a_fatal_in_a_python_flow_step_stops_the_run(tmp_path: Path) -> None:
     (tmp_path / "ops.py").write_text(OPS)
     with python_server(HELPERS / "counting_server.py") as url:

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from tests.conftest import run_cli
 from tests.helpers.plans import write_plan
 from tests.helpers.procs import free_port, wait_for
@@ -33,6 +35,7 @@ def scenario_plan(port: int) -> dict[str, Any]:
         ]}
 
 
+@pytest.mark.slow(40)
 def test_scenarios_share_services_and_judge_each(tmp_path: Path) -> None:
     path = write_plan(tmp_path, scenario_plan(free_port()))
     proc = run_cli("plan", str(path), "--list")
@@ -97,6 +100,7 @@ def test_scenario_mistakes_at_their_line(tmp_path: Path) -> None:
     assert "scenarios[1].rules" in proc.stderr
 
 
+@pytest.mark.slow(15)
 def test_start_detached_runs_the_named_scenarios(tmp_path: Path) -> None:
     path = write_plan(tmp_path, scenario_plan(free_port()))
     proc = run_cli("start", str(path), "--out", str(tmp_path / "runs"), "--only", "nope")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_cli
 from tests.helpers.procs import only_run
 
@@ -37,6 +39,7 @@ def _plan(tmp_path: Path, template: str = TEMPLATE, plan: str = PLAN) -> Path:
     return path
 
 
+@pytest.mark.slow(5)
 def test_vars_reach_config_templates_and_commands(tmp_path: Path) -> None:
     plan = _plan(tmp_path)
     proc = run_cli("run", str(plan), "--var", "LOG_LEVEL=debug", "--out", str(tmp_path / "r"),
@@ -68,6 +71,7 @@ def test_template_mistakes_are_plan_errors_at_their_lines(tmp_path: Path) -> Non
         in proc.stderr, proc.stderr
 
 
+@pytest.mark.slow(15)
 def test_bad_variable_names_and_values(tmp_path: Path) -> None:
     plan = _plan(tmp_path)
     for args, message in (
