@@ -121,8 +121,9 @@ class BurstWorkload(_Model):
     times ``every`` apart; each round runs ``setup``, renders ``vars`` once (a shared
     Idempotency-Key), then checks ``after``. The request is rendered once per round (N
     identical requests), or per request when it uses ``{{i}}``, its index in the round (0 to
-    size - 1), or ``{{sender}}``, its sender (``i % senders``). ``{{prefix}}`` is unique per run, for isolating test data; ``cleanup``
-    SQL runs before the first and after the last round."""
+    size - 1), or ``{{sender}}``, its sender (``i % senders``). ``{{prefix}}`` is unique
+    per run, for isolating test data; ``cleanup`` SQL runs before the first and after the last
+    round."""
 
     base: Url | None = None
     service: str | None = None
