@@ -15,6 +15,10 @@ from enduro.observe.window import OpCounter
 __all__ = ["InFlight", "TaskDriver", "closed_loops", "open_arrivals"]
 
 _monotonic = time.monotonic
+# The shortest wait between two passes over the schedule: the loop's timers have millisecond
+# resolution and uvloop runs a shorter timer at once, which made the loop spin at high rates;
+# arrivals due within it start together at the next pass.
+_MIN_WAKE_S = 0.001
 
 # One op an operation counts in: its counter, intended time and send time (None: unsent).
 Pending = tuple[OpCounter, float, float | None]
@@ -79,6 +83,23 @@ async def closed_loops(connections: int, loop: Callable[[int, float], Awaitable[
             raise task.exception()  # type: ignore[misc]
 
 
+def _start_waiting(backlog: deque[float], tasks: set[asyncio.Task[None]], max_concurrency: int,
+                   now: float, start: Callable[[float], Awaitable[None]],
+                   ended: Callable[[asyncio.Task[None]], None], *,
+                   expire_after: float | None, on_drop: Callable[[], None] | None) -> None:
+    """Start the waiting arrivals the free slots allow, oldest first; drop those that waited
+    longer than ``expire_after``."""
+    while backlog and len(tasks) < max_concurrency:
+        intended = backlog.popleft()
+        if expire_after is not None and now - intended > expire_after:
+            if on_drop is not None:
+                on_drop()
+            continue
+        task = asyncio.ensure_future(start(intended))
+        tasks.add(task)
+        task.add_done_callback(ended)
+
+
 async def open_arrivals(schedule: ArrivalSchedule, *, end: float,
                         sending: Callable[[], bool], tasks: set[asyncio.Task[None]],
                         max_concurrency: int, start: Callable[[float], Awaitable[None]],
@@ -112,20 +133,13 @@ async def open_arrivals(schedule: ArrivalSchedule, *, end: float,
             while next_at <= now and next_at < end:  # none after the end, however late
                 backlog.append(next_at)
                 next_at = begin + schedule.next()
-            while backlog and len(tasks) < max_concurrency:
-                intended = backlog.popleft()
-                if expire_after is not None and now - intended > expire_after:
-                    if on_drop is not None:
-                        on_drop()
-                    continue
-                task = asyncio.ensure_future(start(intended))
-                tasks.add(task)
-                task.add_done_callback(ended)
+            _start_waiting(backlog, tasks, max_concurrency, now, start, ended,
+                           expire_after=expire_after, on_drop=on_drop)
             if now >= end:
                 break  # after a last pass, so every arrival due before the end is seen
             future: asyncio.Future[None] = loop.create_future()
             waiter[:] = [future]
-            timer = loop.call_later(max(0.0, min(next_at, end) - _monotonic()), wake)
+            timer = loop.call_later(max(_MIN_WAKE_S, min(next_at, end) - _monotonic()), wake)
             try:
                 await future
             finally:

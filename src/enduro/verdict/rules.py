@@ -492,9 +492,8 @@ def _threshold(raw: str, kind: str, text: str, metric: str = "") -> float:
 
 
 # A flat list of one short branch per unit under the one except that words the message for
-# all of them: split, each unit's parsing would sit apart from its message. (RUF100: until
-# C901 is selected in pyproject.)
-def _threshold_value(raw: str, kind: str, text: str) -> float:  # noqa: C901, RUF100
+# all of them: split, each unit's parsing would sit apart from its message.
+def _threshold_value(raw: str, kind: str, text: str) -> float:  # noqa: C901
     raw = raw.replace(" ", "")
     try:
         if kind == "time":
