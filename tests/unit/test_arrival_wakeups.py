@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import socket
 import time
 
 import pytest
@@ -17,6 +18,7 @@ from enduro.engine.tasks import open_arrivals
 from enduro.net.target import split_base
 from enduro.observe.window import Recorder
 from enduro.plan.models import HttpWorkload
+from tests.helpers.procs import free_port
 
 
 def test_at_ten_per_second_the_loop_wakes_once_per_arrival() -> None:
@@ -129,15 +131,18 @@ def test_against_a_target_that_refuses_each_arrival_fails_when_due() -> None:
     """Connections are opened a few at a time; a refused one fails the oldest waiting arrival
     and the next one tries at once, so each arrival is counted as refused in its own window,
     not dropped when its timeout passes."""
-    from tests.helpers.procs import free_port
+    # A port bound but not listening refuses, and no other server can take it meanwhile.
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", free_port()))
+        port = held.getsockname()[1]
 
-    async def run() -> Recorder:
-        driver, recorder = _open_driver(f"http://127.0.0.1:{free_port()}", "2000/s")
-        await driver.run(0.5)
-        await driver.drain(1.0)
-        return recorder
+        async def run() -> Recorder:
+            driver, recorder = _open_driver(f"http://127.0.0.1:{port}", "2000/s")
+            await driver.run(0.5)
+            await driver.drain(1.0)
+            return recorder
 
-    recorder = uvloop.run(run())
+        recorder = uvloop.run(run())
     (window,) = recorder.rotate(1)
     assert window.requests == 1000, window
     assert window.classes == {"refused": window.requests}, window.classes
