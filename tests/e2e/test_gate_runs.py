@@ -40,8 +40,12 @@ def test_gate_compares_two_load_runs_window_by_window(tmp_path: Path) -> None:
     again = _load_run(tmp_path, "b", 1.0)
     slower = _load_run(tmp_path, "c", 4.0)
 
+    # Two runs differ by what the machine did meanwhile, which no within-run figure sees (a
+    # 5 ms p50 moved 16% between two runs here): the README says to set regression_pct above
+    # what an A/A pair shows on the machine. A 4x slower service is far beyond it.
+    laxer = {"ENDURO_GATE_REGRESSION_PCT": "40"}
     same = run_cli("gate", "compare", "--base", str(base), "--head", str(again),
-                   "--out", str(tmp_path / "aa"))
+                   "--out", str(tmp_path / "aa"), env=laxer)
     assert same.returncode == 0, same.stdout + same.stderr  # an A/A pair passes
     report = json.loads((tmp_path / "aa" / "comparison.json").read_text())
     cases = {c["case"]: c for c in report["cases"]}
@@ -49,7 +53,7 @@ def test_gate_compares_two_load_runs_window_by_window(tmp_path: Path) -> None:
     assert all(c["rule"] == "statistics" and c["samples"][0] >= 10 for c in cases.values())
 
     worse = run_cli("gate", "compare", "--base", str(base), "--head",
-                    str(slower / "results.json"), "--out", str(tmp_path / "ac"))
+                    str(slower / "results.json"), "--out", str(tmp_path / "ac"), env=laxer)
     assert worse.returncode == 1, worse.stdout + worse.stderr
     report = json.loads((tmp_path / "ac" / "comparison.json").read_text())
     cases = {c["case"]: c for c in report["cases"]}
