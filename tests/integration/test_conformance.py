@@ -459,7 +459,12 @@ def test_real_servers_count_what_enduro_counts(tmp_path: Path, server: str, kind
         # A burst round sends its one rendered path on each of its 3 connections, once.
         assert set(counted.duplicates().values()) <= ({3} if kind == "burst" else set())
     op = ops["w.op"] if kind == "flow" else ops["w"] if kind == "burst" else ops["op"]
-    _expect_counts(op, received, None)
+    # An overloaded server (http.server behind a 300/s open model on a busy machine) may
+    # still not have read some requests when the run ends: those are counted `unfinished`,
+    # and only those may differ from what the server saw.
+    unfinished = op["errors_by_class"].get("unfinished", 0)
+    assert op["requests"] - unfinished <= received <= op["requests"], (op, received)
+    assert received > 0 and op["errors"] == unfinished, op["errors_by_class"]
 
 
 @pytest.mark.parametrize("server", REAL)
