@@ -1,24 +1,12 @@
-"""The open model sleeps until the next arrival (coroutine workloads) or the next millisecond
-(the http engine at high rates): no polling, no spinning."""
+"""The open model of coroutine workloads sleeps until the next arrival: no polling."""
 
 from __future__ import annotations
 
 import asyncio
-import random
-import socket
 import time
 
-import pytest
-import uvloop
-
-from enduro.engine.http import OpenDriver, make_driver
-from enduro.engine.request import prepare_requests
 from enduro.engine.schedule import ArrivalSchedule
 from enduro.engine.tasks import open_arrivals
-from enduro.net.target import split_base
-from enduro.observe.window import Recorder
-from enduro.plan.models import HttpWorkload
-from tests.helpers.procs import free_port
 
 
 def test_at_ten_per_second_the_loop_wakes_once_per_arrival() -> None:
@@ -69,101 +57,3 @@ def test_arrivals_waiting_for_a_slot_start_when_one_frees() -> None:
     # started as soon as it ended (not at the next arrival), and the last one on time.
     assert len(order) == 5
     assert order == sorted(order)
-
-
-class _Ok(asyncio.Protocol):
-    """A keep-alive server answering every request at once (pipelined ones too)."""
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        n = data.count(b"\r\n\r\n")
-        self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" * n)  # type: ignore[attr-defined]
-
-
-def _open_driver(url: str, rate: str) -> tuple[OpenDriver, Recorder]:
-    workload = HttpWorkload.model_validate(
-        {"base": url, "rate": rate, "requests": [{"name": "get", "path": "/"}]})
-    target = split_base(url)
-    recorder = Recorder(["get"])
-    rng = random.Random(1)
-    driver = make_driver(workload, target, prepare_requests(workload, target, rng), recorder,
-                         rng)
-    assert isinstance(driver, OpenDriver)
-    return driver, recorder
-
-
-def test_at_high_rates_the_http_open_model_wakes_per_millisecond_not_per_loop_turn(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """On uvloop a timer under 0.5 ms runs at once: waking for each arrival 200 µs away made
-    the loop spin (a wake, an epoll call and one request per turn). Arrivals due before the
-    next wake go out with the responses read meanwhile or at that wake."""
-    ticks = 0
-    real = OpenDriver._tick
-
-    def counting(self: OpenDriver) -> None:
-        nonlocal ticks
-        ticks += 1
-        real(self)
-
-    monkeypatch.setattr(OpenDriver, "_tick", counting)
-    seconds = 1.0
-
-    async def run() -> Recorder:
-        server = await asyncio.get_running_loop().create_server(_Ok, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-        driver, recorder = _open_driver(f"http://127.0.0.1:{port}", "5000/s")
-        await driver.run(seconds)
-        await driver.drain(2.0)
-        server.close()
-        return recorder
-
-    recorder = uvloop.run(run())
-    (window,) = recorder.rotate(1)
-    assert window.requests == 5000 and window.errors == 0, window
-    # About one wake per millisecond at most (the loop's timer resolution); spinning made
-    # several per arrival.
-    assert ticks <= seconds * 1000 * 1.2, ticks
-
-
-def test_against_a_target_that_refuses_each_arrival_fails_when_due() -> None:
-    """Connections are opened a few at a time; a refused one fails the oldest waiting arrival
-    and the next one tries at once, so each arrival is counted as refused in its own window,
-    not dropped when its timeout passes."""
-    # A port bound but not listening refuses, and no other server can take it meanwhile.
-    with socket.socket() as held:
-        held.bind(("127.0.0.1", free_port()))
-        port = held.getsockname()[1]
-
-        async def run() -> Recorder:
-            driver, recorder = _open_driver(f"http://127.0.0.1:{port}", "2000/s")
-            await driver.run(0.5)
-            await driver.drain(1.0)
-            return recorder
-
-        recorder = uvloop.run(run())
-    (window,) = recorder.rotate(1)
-    assert window.requests == 1000, window
-    assert window.classes == {"refused": window.requests}, window.classes
-
-
-def test_the_open_model_sends_per_millisecond_while_its_cpu_is_busy(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    """Above 80% of a core the arrivals of each millisecond go out together; below 50% each
-    response sends the arrivals due at once again."""
-    cpu = [0.0]
-    monkeypatch.setattr("enduro.engine.http.time.process_time", lambda: cpu[0])
-
-    async def run() -> list[bool]:
-        driver, _ = _open_driver("http://127.0.0.1:9", "10/s")
-        driver._cpu_at = (0.0, 0.0)
-        seen = [driver.prompt]
-        for now, used in ((1.0, 0.9), (2.0, 1.6), (3.0, 2.0), (4.0, 2.6)):
-            cpu[0] = used
-            driver._measure(now)
-            seen.append(driver.prompt)
-        return seen
-
-    # 90% busy: per millisecond; 70%: stays so; 40%: prompt; 60%: stays prompt.
-    assert uvloop.run(run()) == [True, False, False, True, True]

@@ -37,27 +37,6 @@ __all__ = ["ClosedDriver", "Connection", "HttpDriver", "OpenDriver", "classify",
 _monotonic = time.monotonic
 _SWEEP_S = 0.1
 _BACKLOG_S = 0.01  # how often arrivals waiting for a connection are looked at
-# The shortest timer the open model sets: the loop's timers have millisecond resolution
-# (libuv, selectors), and uvloop runs a shorter one at once, which made the loop spin with a
-# wake, an epoll call and one request per turn at high rates. Arrivals due sooner go out with
-# the next response the loop reads (each one looks at the schedule) or at this wake.
-_MIN_WAKE_S = 0.001
-# Sending each due arrival as soon as a response wakes the loop keeps the added latency to
-# ~0.1 ms, but costs both ends a wake-up per request (~40% more CPU per request than sending
-# the arrivals of each millisecond together). The open model measures its own CPU every
-# _BUSY_EVERY_S: above _BUSY_HIGH of a core it sends per millisecond (~1-2 ms added to the
-# latency, still counted from the intended time), below _BUSY_LOW it is prompt again.
-_BUSY_EVERY_S = 0.25
-_BUSY_HIGH = 0.8
-_BUSY_LOW = 0.5
-# While arrivals wait for a connection the pool grows, but at most doubles every _GROW_S
-# (from _MIN_CONNS): a pause of the generator itself (a garbage collection, the start) leaves
-# a burst of waiting arrivals that the open connections drain in a few milliseconds, and one
-# new connection per waiting arrival (up to max_connections) made every later request dearer
-# (at 50k/s the pool then stayed at 512 connections, behind schedule). A slow or stalled
-# target keeps arrivals waiting, so its pool keeps doubling: 8 to 512 in ~0.12 s.
-_MIN_CONNS = 8
-_GROW_S = 0.02
 # A generator out of file descriptors or ports waits this long before trying again, so the
 # errors it records stay few and the loop stays free.
 _GENERATOR_PAUSE_S = 0.25
@@ -511,10 +490,6 @@ class OpenDriver(HttpDriver):
         self.max_conns = self.workload.max_connections
         self._ticker: asyncio.TimerHandle | None = None
         self.arrivals = 0
-        # Prompt (each response sends the arrivals due) or per millisecond: see _BUSY_HIGH.
-        self.prompt = True
-        self._grow_at = 0.0  # when the pool may grow next (_GROW_S)
-        self._cpu_at = (0.0, 0.0)  # (monotonic, process CPU) when last measured
 
     async def run(self, duration: float) -> None:
         self.sending = True
@@ -522,14 +497,9 @@ class OpenDriver(HttpDriver):
         # Arrivals are meant for [start, end): a late wake-up must not add any after it.
         self.end = self.start + duration
         self.next_at = self.start + self.schedule.next()
-        self._cpu_at = (self.start, time.process_time())
         self.start_sweeper()
         self._tick()
         await asyncio.sleep(duration)
-        # uvloop's clock has millisecond resolution: the sleep may end a little before
-        # ``end`` on this one, and the arrivals due until then were never sent nor counted.
-        while (left := self.end - _monotonic()) > 0:
-            await asyncio.sleep(left)
         if self._ticker is not None:
             self._ticker.cancel()
         self._tick()  # the arrivals due since the last tick, up to the end
@@ -537,49 +507,30 @@ class OpenDriver(HttpDriver):
             self._ticker.cancel()
 
     def _tick(self) -> None:
-        self._ticker = None
         if not self.sending:
             return
         now = _monotonic()
-        if now - self._cpu_at[0] >= _BUSY_EVERY_S:
-            self._measure(now)
-        self._admit(now)
-        if self.next_at >= self.end:
-            return  # no arrival left (past the end, a zero rate, or after the last stage)
-        # Wake for the next arrival, not on a fixed tick: at 10/s the loop sleeps between
-        # arrivals; at high rates it wakes once per millisecond and each wake (like each
-        # response read meanwhile) takes every arrival due by then. Arrivals waiting for a
-        # connection are looked at every 10 ms.
-        delay = self.next_at - _monotonic()
-        if self.backlog:
-            delay = min(delay, _BACKLOG_S)
-        self._ticker = self.loop.call_later(max(_MIN_WAKE_S, delay), self._tick)
-
-    def _measure(self, now: float) -> None:
-        """Choose prompt or per-millisecond sending from the CPU used since last time."""
-        cpu = time.process_time()
-        busy = (cpu - self._cpu_at[1]) / (now - self._cpu_at[0])
-        self._cpu_at = (now, cpu)
-        if self.prompt and busy > _BUSY_HIGH:
-            self.prompt = False
-        elif not self.prompt and busy < _BUSY_LOW:
-            self.prompt = True
-
-    def _admit(self, now: float) -> None:
-        """Queue the arrivals due by ``now`` and send what the connections allow."""
         backlog = self.backlog
         start = self.start
         schedule = self.schedule
         next_at = self.next_at
-        end = self.end
-        until = min(now, end)
-        while next_at <= until and next_at < end:
+        until = min(now, self.end)
+        while next_at <= until and next_at < self.end:
             backlog.append(next_at)
             self.arrivals += 1
             next_at = start + schedule.next()
         self.next_at = next_at
         if backlog:
             self._flush(now)
+        if next_at >= self.end:
+            return  # no arrival left (past the end, a zero rate, or after the last stage)
+        # Wake for the next arrival, not on a fixed tick: at 10/s the loop sleeps between
+        # arrivals; at high rates the timer is due at once and each wake takes every arrival
+        # due by then. Arrivals waiting for a connection are looked at every 10 ms.
+        delay = next_at - _monotonic()
+        if backlog:
+            delay = min(delay, _BACKLOG_S)
+        self._ticker = self.loop.call_later(max(0.0, delay), self._tick)
 
     def _flush(self, now: float) -> None:
         backlog = self.backlog
@@ -609,15 +560,9 @@ class OpenDriver(HttpDriver):
         while backlog and now - backlog[0] > timeout:
             backlog.popleft()
             self._drop()
-        if backlog and now >= self._grow_at:
-            # More connections for the arrivals still waiting: see _GROW_S.
-            have = len(self.conns) + self.connecting
-            target = min(self.max_conns, max(_MIN_CONNS, 2 * len(self.conns)),
-                         have + len(backlog) - self.connecting)
-            if target > have:
-                self._grow_at = now + _GROW_S
-                for _ in range(target - have):
-                    self.open_connection()
+        want = min(len(backlog), self.max_conns - len(self.conns) - self.connecting)
+        for _ in range(max(0, want - self.connecting)):
+            self.open_connection()
 
     def _drop(self) -> None:
         c = self.counters[self.pick()]
@@ -630,11 +575,7 @@ class OpenDriver(HttpDriver):
         if not self.sending and not self.backlog:
             return
         self.idle.append(conn)
-        if self.prompt and now >= self.next_at and self.sending:
-            # The loop is awake for this response anyway: arrivals due meanwhile go out
-            # now, on this connection first, rather than at the next timer.
-            self._admit(now)
-        elif self.backlog:
+        if self.backlog:
             self._flush(now)
 
     def in_flight(self) -> int:
@@ -664,12 +605,6 @@ class OpenDriver(HttpDriver):
             c = self.counters[i]
             c.requests += 1
             c.error(cls)
-        if self.backlog and cls != GENERATOR:
-            # The next waiting arrival tries its own connection now, whatever _GROW_S says:
-            # against a target that refuses, each arrival fails when it is due, not when it
-            # times out. Out of descriptors or ports, they wait for a tick.
-            self._grow_at = 0.0
-            self._flush(_monotonic())
 
 
 def make_driver(workload: HttpWorkload, target: Target, requests: list[PreparedRequest],
