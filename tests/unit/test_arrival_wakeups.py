@@ -1,12 +1,24 @@
-"""The open model of coroutine workloads sleeps until the next arrival: no polling."""
+"""The open model sleeps until the next arrival (coroutine workloads) or the next millisecond
+(the http engine at high rates): no polling, no spinning."""
 
 from __future__ import annotations
 
 import asyncio
+import random
+import socket
 import time
 
+import pytest
+import uvloop
+
+from enduro.engine.http import OpenDriver, make_driver
+from enduro.engine.request import prepare_requests
 from enduro.engine.schedule import ArrivalSchedule
 from enduro.engine.tasks import open_arrivals
+from enduro.net.target import split_base
+from enduro.observe.window import Recorder
+from enduro.plan.models import HttpWorkload
+from tests.helpers.procs import free_port
 
 
 def test_at_ten_per_second_the_loop_wakes_once_per_arrival() -> None:
@@ -57,3 +69,136 @@ def test_arrivals_waiting_for_a_slot_start_when_one_frees() -> None:
     # started as soon as it ended (not at the next arrival), and the last one on time.
     assert len(order) == 5
     assert order == sorted(order)
+
+
+class _Ok(asyncio.Protocol):
+    """A keep-alive server answering every request at once (pipelined ones too)."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        n = data.count(b"\r\n\r\n")
+        self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" * n)  # type: ignore[attr-defined]
+
+
+class _OnePerConnection(_Ok):
+    """An HTTP/1.0 server: one answer per connection, then it closes."""
+
+    def data_received(self, data: bytes) -> None:
+        if b"\r\n\r\n" in data:
+            self.transport.write(b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok")  # type: ignore[attr-defined]
+            self.transport.close()
+
+
+async def _against(protocol: type[asyncio.Protocol], rate: str, seconds: float,
+                   pause_at: float | None = None) -> tuple[OpenDriver, Recorder]:
+    """An open model against an in-process server; ``pause_at`` blocks the loop for 50 ms
+    then (the generator's own pause, as a full garbage collection)."""
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(protocol, "127.0.0.1", free_port())
+    port = server.sockets[0].getsockname()[1]
+    driver, recorder = _open_driver(f"http://127.0.0.1:{port}", rate)
+    if pause_at is not None:
+        loop.call_later(pause_at, time.sleep, 0.05)
+    await driver.run(seconds)
+    await driver.drain(2.0)
+    server.close()
+    return driver, recorder
+
+
+def _open_driver(url: str, rate: str) -> tuple[OpenDriver, Recorder]:
+    workload = HttpWorkload.model_validate(
+        {"base": url, "rate": rate, "requests": [{"name": "get", "path": "/"}]})
+    target = split_base(url)
+    recorder = Recorder(["get"])
+    rng = random.Random(1)
+    driver = make_driver(workload, target, prepare_requests(workload, target, rng), recorder,
+                         rng)
+    assert isinstance(driver, OpenDriver)
+    return driver, recorder
+
+
+def test_at_high_rates_the_http_open_model_wakes_per_millisecond_not_per_loop_turn(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """On uvloop a timer under 0.5 ms runs at once: waking for each arrival 200 µs away made
+    the loop spin (a wake, an epoll call and one request per turn). Arrivals due before the
+    next wake go out with the responses read meanwhile or at that wake."""
+    ticks = 0
+    real = OpenDriver._tick
+
+    def counting(self: OpenDriver) -> None:
+        nonlocal ticks
+        ticks += 1
+        real(self)
+
+    monkeypatch.setattr(OpenDriver, "_tick", counting)
+    seconds = 1.0
+
+    _, recorder = uvloop.run(_against(_Ok, "5000/s", seconds))
+    (window,) = recorder.rotate(1)
+    assert window.requests == 5000 and window.errors == 0, window
+    # About one wake per millisecond at most (the loop's timer resolution); spinning made
+    # several per arrival.
+    assert ticks <= seconds * 1000 * 1.2, ticks
+
+
+def test_a_server_answering_once_per_connection_gets_every_arrival() -> None:
+    """Each request needs a new connection: a connection the server closed is replaced at
+    once, whatever the pool's size."""
+    _, recorder = uvloop.run(_against(_OnePerConnection, "1000/s", 1.0))
+    (window,) = recorder.rotate(1)
+    assert window.requests == 1000 and window.errors == 0, window
+
+
+def test_a_pause_of_the_generator_leaves_the_pool_small() -> None:
+    """50 ms without running leaves ~250 arrivals waiting; the open connections drain them in
+    a few milliseconds, so the pool doubles once or twice instead of opening a connection per
+    waiting arrival (most of them never needed again)."""
+    driver, recorder = uvloop.run(_against(_Ok, "5000/s", 1.0, pause_at=0.3))
+    (window,) = recorder.rotate(1)
+    assert window.requests == 5000 and window.errors == 0, window
+    assert window.late > 0  # the pause was there
+    # 8 connections, doubled once or twice (one per waiting arrival made ~100 here).
+    assert len(driver.conns) <= 64, len(driver.conns)
+
+
+def test_against_a_target_that_refuses_each_arrival_fails_when_due() -> None:
+    """A refused connection fails the oldest waiting arrival, so each arrival is counted as
+    refused when it is due, not dropped when its timeout passes."""
+    # A port bound but not listening refuses, and no other server can take it meanwhile.
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", free_port()))
+        port = held.getsockname()[1]
+
+        async def run() -> Recorder:
+            driver, recorder = _open_driver(f"http://127.0.0.1:{port}", "2000/s")
+            await driver.run(0.5)
+            await driver.drain(1.0)
+            return recorder
+
+        recorder = uvloop.run(run())
+    (window,) = recorder.rotate(1)
+    assert window.requests == 1000, window
+    assert window.classes == {"refused": window.requests}, window.classes
+
+
+def test_the_open_model_sends_per_millisecond_while_its_cpu_is_busy(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above 80% of a core the arrivals of each millisecond go out together; below 50% each
+    response sends the arrivals due at once again."""
+    cpu = [0.0]
+    monkeypatch.setattr("enduro.engine.http.time.process_time", lambda: cpu[0])
+
+    async def run() -> list[bool]:
+        driver, _ = _open_driver("http://127.0.0.1:9", "10/s")
+        driver._cpu_at = (0.0, 0.0)
+        seen = [driver.prompt]
+        for now, used in ((1.0, 0.9), (2.0, 1.6), (3.0, 2.0), (4.0, 2.6)):
+            cpu[0] = used
+            driver._measure(now)
+            seen.append(driver.prompt)
+        return seen
+
+    # 90% busy: per millisecond; 70%: stays so; 40%: prompt; 60%: stays prompt.
+    assert uvloop.run(run()) == [True, False, False, True, True]

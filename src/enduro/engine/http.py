@@ -37,6 +37,27 @@ __all__ = ["ClosedDriver", "Connection", "HttpDriver", "OpenDriver", "classify",
 _monotonic = time.monotonic
 _SWEEP_S = 0.1
 _BACKLOG_S = 0.01  # how often arrivals waiting for a connection are looked at
+# The shortest timer the open model sets: the loop's timers have millisecond resolution
+# (libuv, selectors), and uvloop runs a shorter one at once, which made the loop spin (a wake,
+# an epoll call and one request per turn) at high rates. Arrivals due sooner go out with the
+# next response the loop reads (each one looks at the schedule) or at this wake.
+_MIN_WAKE_S = 0.001
+# Sending each due arrival as soon as a response wakes the loop keeps the added latency to
+# ~0.1 ms, but costs both ends a wake-up per request (~40% more CPU per request than sending
+# the arrivals of each millisecond together). The open model measures its own CPU every
+# _BUSY_EVERY_S: above _BUSY_HIGH of a core it sends per millisecond (~1-2 ms more latency,
+# still counted from the intended time), below _BUSY_LOW it is prompt again.
+_BUSY_EVERY_S = 0.25
+_BUSY_HIGH = 0.8
+_BUSY_LOW = 0.5
+# The open model's pool of connections: up to _MIN_CONNS, or the arrivals of a millisecond
+# at the starting rate, are opened as arrivals wait; beyond that the pool doubles (up to
+# max_connections) when it is full and arrivals have waited a millisecond, at most every
+# _GROW_S. A connection the server closed is replaced at once. One new connection per
+# waiting arrival made a pause of the generator itself (a garbage collection, the start)
+# grow the pool to max_connections, and at 50k/s it then stayed behind schedule.
+_MIN_CONNS = 8
+_GROW_S = 0.02
 # A generator out of file descriptors or ports waits this long before trying again, so the
 # errors it records stay few and the loop stays free.
 _GENERATOR_PAUSE_S = 0.25
@@ -490,6 +511,13 @@ class OpenDriver(HttpDriver):
         self.max_conns = self.workload.max_connections
         self._ticker: asyncio.TimerHandle | None = None
         self.arrivals = 0
+        # Prompt (each response sends the arrivals due) or per millisecond: see _BUSY_HIGH.
+        self.prompt = True
+        self._cpu_at = (0.0, 0.0)  # (monotonic, process CPU) when last measured
+        # Connections the pool may hold (open and opening), and when it may grow next.
+        self.pool_cap = min(self.max_conns, max(_MIN_CONNS, int(schedule.rate_at(0.0)
+                                                                 * _MIN_WAKE_S)))
+        self._grow_at = 0.0
 
     async def run(self, duration: float) -> None:
         self.sending = True
@@ -497,9 +525,14 @@ class OpenDriver(HttpDriver):
         # Arrivals are meant for [start, end): a late wake-up must not add any after it.
         self.end = self.start + duration
         self.next_at = self.start + self.schedule.next()
+        self._cpu_at = (self.start, time.process_time())
         self.start_sweeper()
         self._tick()
         await asyncio.sleep(duration)
+        # uvloop's clock has millisecond resolution: the sleep may end a little before
+        # ``end`` on this one, and the arrivals due until then were never sent nor counted.
+        while (left := self.end - _monotonic()) > 0:
+            await asyncio.sleep(left)
         if self._ticker is not None:
             self._ticker.cancel()
         self._tick()  # the arrivals due since the last tick, up to the end
@@ -507,30 +540,49 @@ class OpenDriver(HttpDriver):
             self._ticker.cancel()
 
     def _tick(self) -> None:
+        self._ticker = None
         if not self.sending:
             return
         now = _monotonic()
+        if now - self._cpu_at[0] >= _BUSY_EVERY_S:
+            self._measure(now)
+        self._admit(now)
+        if self.next_at >= self.end:
+            return  # no arrival left (past the end, a zero rate, or after the last stage)
+        # Wake for the next arrival, not on a fixed tick: at 10/s the loop sleeps between
+        # arrivals; at high rates it wakes once per millisecond and each wake (like each
+        # response read meanwhile) takes every arrival due by then. Arrivals waiting for a
+        # connection are looked at every 10 ms.
+        delay = self.next_at - _monotonic()
+        if self.backlog:
+            delay = min(delay, _BACKLOG_S)
+        self._ticker = self.loop.call_later(max(_MIN_WAKE_S, delay), self._tick)
+
+    def _measure(self, now: float) -> None:
+        """Choose prompt or per-millisecond sending from the CPU used since last time."""
+        cpu = time.process_time()
+        busy = (cpu - self._cpu_at[1]) / (now - self._cpu_at[0])
+        self._cpu_at = (now, cpu)
+        if self.prompt and busy > _BUSY_HIGH:
+            self.prompt = False
+        elif not self.prompt and busy < _BUSY_LOW:
+            self.prompt = True
+
+    def _admit(self, now: float) -> None:
+        """Queue the arrivals due by ``now`` and send what the connections allow."""
         backlog = self.backlog
         start = self.start
         schedule = self.schedule
         next_at = self.next_at
-        until = min(now, self.end)
-        while next_at <= until and next_at < self.end:
+        end = self.end
+        until = min(now, end)
+        while next_at <= until and next_at < end:
             backlog.append(next_at)
             self.arrivals += 1
             next_at = start + schedule.next()
         self.next_at = next_at
         if backlog:
             self._flush(now)
-        if next_at >= self.end:
-            return  # no arrival left (past the end, a zero rate, or after the last stage)
-        # Wake for the next arrival, not on a fixed tick: at 10/s the loop sleeps between
-        # arrivals; at high rates the timer is due at once and each wake takes every arrival
-        # due by then. Arrivals waiting for a connection are looked at every 10 ms.
-        delay = next_at - _monotonic()
-        if backlog:
-            delay = min(delay, _BACKLOG_S)
-        self._ticker = self.loop.call_later(max(0.0, delay), self._tick)
 
     def _flush(self, now: float) -> None:
         backlog = self.backlog
@@ -560,9 +612,15 @@ class OpenDriver(HttpDriver):
         while backlog and now - backlog[0] > timeout:
             backlog.popleft()
             self._drop()
-        want = min(len(backlog), self.max_conns - len(self.conns) - self.connecting)
-        for _ in range(max(0, want - self.connecting)):
-            self.open_connection()
+        if backlog:
+            # A connection for each waiting arrival, within the pool's size (see _MIN_CONNS).
+            have = len(self.conns) + self.connecting
+            if (have >= self.pool_cap and now >= self._grow_at
+                    and now - backlog[0] > _MIN_WAKE_S and self.pool_cap < self.max_conns):
+                self.pool_cap = min(self.max_conns, 2 * self.pool_cap)
+                self._grow_at = now + _GROW_S
+            for _ in range(min(len(backlog) - self.connecting, self.pool_cap - have)):
+                self.open_connection()
 
     def _drop(self) -> None:
         c = self.counters[self.pick()]
@@ -575,7 +633,11 @@ class OpenDriver(HttpDriver):
         if not self.sending and not self.backlog:
             return
         self.idle.append(conn)
-        if self.backlog:
+        if self.prompt and now >= self.next_at and self.sending:
+            # The loop is awake for this response anyway: arrivals due meanwhile go out
+            # now, on this connection first, rather than at the next timer.
+            self._admit(now)
+        elif self.backlog:
             self._flush(now)
 
     def in_flight(self) -> int:
