@@ -275,6 +275,30 @@ class BurstSummary(Document):
     file: str
 
 
+class PauseSpan(Document):
+    start_s: float
+    end_s: float
+
+
+class ReasonPauses(Document):
+    pauses: int
+    paused_s: float
+
+
+class PauseSummary(Document):
+    """One workload kept clear of SSE churn or faults (``not_during``): how often and how
+    long it sent nothing (``pauses.jsonl`` holds each process's pauses)."""
+
+    pauses: int
+    paused_s: float
+    """Seconds paused in all, from the start of each pause to the resume."""
+    by_reason: dict[str, ReasonPauses]
+    """Per reason (churn, faults)."""
+    first: list[PauseSpan]
+    """The first 20 pauses, in seconds from the start of the load."""
+    file: str
+
+
 class ScenarioResult(Document):
     """One scenario of a plan of ``scenarios``, as its own run judged it (its whole
     results.json is in ``run_dir``)."""
@@ -369,6 +393,8 @@ class Results(Document):
     """Per SSE workload."""
     bursts: dict[str, BurstSummary] = Field(default_factory=dict)
     """Per burst workload with failed post-conditions."""
+    paused: dict[str, PauseSummary] = Field(default_factory=dict)
+    """Per workload with ``not_during``: when it was paused."""
     faults_skipped: int = 0
     """By the plan's fault_policy."""
     phases: dict[str, float] = Field(default_factory=dict)

@@ -21,6 +21,7 @@ from enduro.engine.burst import BurstDriver, summarize_violations
 from enduro.engine.flow import FlowDriver, HistoryLog
 from enduro.engine.http import HttpDriver, make_driver
 from enduro.engine.python import PythonDriver
+from enduro.engine.quiet import Avoiding, Quiet, summarize_pauses
 from enduro.engine.request import prepare_requests
 from enduro.engine.sse import SseDriver, summarize_streams
 from enduro.net.target import split_base
@@ -37,9 +38,9 @@ from enduro.plan.models import (
 )
 from enduro.plan.tokens import Credentials, Filled
 
-Driver = HttpDriver | PythonDriver | SseDriver | FlowDriver | BurstDriver
+Driver = HttpDriver | PythonDriver | SseDriver | FlowDriver | BurstDriver | Avoiding
 
-__all__ = ["KINDS", "Driver", "DriverArgs", "LoadFiles", "LoadShare", "Output",
+__all__ = ["KINDS", "PAUSES", "Driver", "DriverArgs", "LoadFiles", "LoadShare", "Output",
            "WorkloadKind", "history_used", "op_names", "outputs", "summaries", "targets"]
 
 
@@ -85,6 +86,8 @@ class DriverArgs:
     files: LoadFiles
     history: HistoryLog | None
     credentials: Credentials | None
+    # What is in force now (SSE churn, faults), for workloads that stay clear of it.
+    quiet: Quiet | None = None
 
     def service_urls(self) -> dict[str, str]:
         return {n: svc.url for n, svc in self.plan.services.items() if svc.url}
@@ -152,7 +155,7 @@ def _sse(a: DriverArgs) -> Driver | None:
     if clients == 0:
         return None
     return SseDriver(sse, a.name, split_base(a.url()), a.recorder, a.rng, clients=clients,
-                     credentials=a.credentials)
+                     credentials=a.credentials, quiet=a.quiet)
 
 
 def _http(a: DriverArgs) -> Driver | None:
@@ -183,6 +186,10 @@ KINDS: dict[str, WorkloadKind] = {
 }
 assert tuple(KINDS) == WORKLOAD_KINDS, "every kind of plan.models.Workload, in its order"
 
+# The pauses of the workloads that stay clear of churn or faults (``not_during``), whatever
+# their kind.
+PAUSES = Output("pauses.jsonl", "paused", summarize_pauses)
+
 
 def op_names(plan: Plan) -> dict[str, str]:
     """Every op of the plan mapped to its workload."""
@@ -210,11 +217,13 @@ def outputs(plan: Plan) -> list[Output]:
         output = KINDS[workload.kind].output
         if output is not None:
             found.setdefault(output.file, output)
+        if workload.not_during:
+            found.setdefault(PAUSES.file, PAUSES)
     return list(found.values())
 
 
 def summaries(run_dir: Path) -> dict[str, dict[str, Any]]:
     """Every kind's summary of its output file in ``run_dir``, under its key in
     ``results.json`` (empty when the run wrote no such file)."""
-    return {kind.output.key: kind.output.summary(run_dir / kind.output.file)
-            for kind in KINDS.values() if kind.output is not None}
+    every = [kind.output for kind in KINDS.values() if kind.output is not None]
+    return {o.key: o.summary(run_dir / o.file) for o in (*every, PAUSES)}

@@ -7,13 +7,23 @@ sink, which is the run's ``Metrics`` in-process or a pipe to the parent in a wor
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 from collections.abc import Callable, Mapping
 
 from enduro.engine.flow import HistoryLog
 from enduro.engine.http import HttpDriver, raise_fd_limit
-from enduro.engine.kinds import KINDS, Driver, DriverArgs, LoadFiles, LoadShare, op_names
+from enduro.engine.kinds import (
+    KINDS,
+    PAUSES,
+    Driver,
+    DriverArgs,
+    LoadFiles,
+    LoadShare,
+    op_names,
+)
+from enduro.engine.quiet import Avoiding, Quiet, write_pauses
 from enduro.engine.request import prepare_requests
 from enduro.engine.sse import SseDriver, write_streams
 from enduro.observe.window import Recorder, WindowStats
@@ -31,13 +41,16 @@ class LoadControl:
         self.drivers: list[tuple[str, Driver]] = []
         self.plan: Plan | None = None
         self.credentials = Credentials()
+        # SSE churn and faults in force, for the workloads that stay clear of them.
+        self.quiet = Quiet()
 
     def update_tokens(self, tokens: Mapping[str, str]) -> None:
         """New tokens: the drivers that read credentials per request see them at once; the
         ``http`` engine's compiled requests are compiled again."""
         if not self.credentials.update(tokens) or self.plan is None:
             return
-        for wname, driver in self.drivers:
+        for wname, outer in self.drivers:
+            driver = outer.current if isinstance(outer, Avoiding) else outer
             http = self.plan.workloads[wname].http
             if http is not None and isinstance(driver, HttpDriver) and has_token_refs(http):
                 forbidden = tuple(v.encode() for v in self.plan.canaries.values)
@@ -48,11 +61,14 @@ class LoadControl:
 def build_drivers(plan: Plan, recorder: Recorder, seed: int, share: LoadShare,
                   base_urls: dict[str, str], files: LoadFiles | None = None,
                   history: HistoryLog | None = None,
-                  credentials: Credentials | None = None) -> list[tuple[str, Driver]]:
+                  credentials: Credentials | None = None, quiet: Quiet | None = None,
+                  origin: float = 0.0) -> list[tuple[str, Driver]]:
     """A driver per workload (built by its kind, ``engine.kinds.KINDS``), seeded per worker
     so that schedules are reproducible; each fills ``${token:name}`` from ``credentials``
-    when it builds a request."""
+    when it builds a request. A workload with ``not_during`` runs in ``Avoiding``, paused
+    while ``quiet`` says one of its reasons is in force (``origin``: the load's start)."""
     files = files or LoadFiles()
+    quiet = quiet or Quiet()
     drivers: list[tuple[str, Driver]] = []
     for n, (wname, workload) in enumerate(plan.workloads.items()):
         mine = share
@@ -60,10 +76,17 @@ def build_drivers(plan: Plan, recorder: Recorder, seed: int, share: LoadShare,
             if share.index != 0:
                 continue
             mine = LoadShare(0, 1)
-        driver = KINDS[workload.kind].build(DriverArgs(
+        args = DriverArgs(
             plan=plan, name=wname, spec=workload.spec, base_url=base_urls.get(wname),
             recorder=recorder, rng=random.Random(f"{seed}/{share.index}/{n}"), seed=seed,
-            share=mine, files=files, history=history, credentials=credentials))
+            share=mine, files=files, history=history, credentials=credentials, quiet=quiet)
+        build = KINDS[workload.kind].build
+        driver: Driver | None
+        if workload.not_during:
+            driver = Avoiding(functools.partial(build, args), quiet,
+                              tuple(workload.not_during), grace=plan.grace, origin=origin)
+        else:
+            driver = build(args)
         if driver is not None:
             drivers.append((wname, driver))
     return drivers
@@ -81,7 +104,8 @@ async def run_load(plan: Plan, *, seed: int, share: LoadShare, base_urls: dict[s
     recorder = Recorder(list(op_names(plan)))
     history = HistoryLog(files.history, share.index) if files.history is not None else None
     named = build_drivers(plan, recorder, seed, share, base_urls, files, history,
-                          control.credentials if control is not None else None)
+                          control.credentials if control is not None else None,
+                          control.quiet if control is not None else None, start_mono)
     drivers = [d for _, d in named]
     if control is not None:
         control.drivers = named
@@ -123,6 +147,10 @@ async def run_load(plan: Plan, *, seed: int, share: LoadShare, base_urls: dict[s
         if streams is not None:
             write_streams(streams, share.index,
                           [(n, d) for n, d in named if isinstance(d, SseDriver)])
+        pauses = files.output(PAUSES.file)
+        if pauses is not None:
+            write_pauses(pauses, share.index,
+                         [(n, d) for n, d in named if isinstance(d, Avoiding)])
 
 
 async def _drain(drivers: list[Driver], grace: float, force: asyncio.Event) -> None:

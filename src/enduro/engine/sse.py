@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from enduro.engine.http import classify
+from enduro.engine.quiet import Quiet
 from enduro.net.conditions import json_path, parse_json
 from enduro.net.target import Target
 from enduro.net.tls import client_context, server_hostname
@@ -121,8 +122,11 @@ class SseDriver:
 
     def __init__(self, workload: SseWorkload, name: str, target: Target, recorder: Recorder,
                  rng: random.Random, *, clients: int,
-                 credentials: Credentials | None = None) -> None:
+                 credentials: Credentials | None = None, quiet: Quiet | None = None) -> None:
         self.workload = workload
+        self.name = name
+        # Told while a churn round is in force (workloads with ``not_during: [churn]``).
+        self.quiet = quiet
         # Every connect and reconnect takes the current tokens.
         self._headers = Filled(workload.headers, credentials)
         self._path = Filled(workload.path, credentials)
@@ -171,8 +175,31 @@ class SseDriver:
         while self.sending and _monotonic() < end:
             await asyncio.sleep(churn.every)
             count = churn_count(n, churn.fraction, churn.max_fraction)
-            for client in self.rng.sample(self.clients, max(0, count)):
+            kicked = self.rng.sample(self.clients, max(0, count))
+            if self.quiet is not None and kicked:
+                self.quiet.set("churn", f"sse:{self.name}", True)
+                task = asyncio.ensure_future(self._churn_settles(kicked))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            for client in kicked:
                 client.kick.set()
+
+    async def _churn_settles(self, kicked: list[_Client]) -> None:
+        """A churn round is in force until its clients are connected again (or have had
+        their reconnect delay and a connect timeout to be)."""
+        w = self.workload
+        assert self.quiet is not None
+        limit = _monotonic() + w.reconnect_delay + w.reconnect_jitter + w.connect_timeout
+        connects = [c.stats.connects for c in kicked]
+        try:
+            # Back: a kicked client made a new connect since, and it was answered.
+            while _monotonic() < limit and self.sending:
+                if all(c.stats.connects > n and c.index in self.connected
+                       for c, n in zip(kicked, connects, strict=True)):
+                    return
+                await asyncio.sleep(0.01)
+        finally:
+            self.quiet.set("churn", f"sse:{self.name}", False)
 
     async def _stall_watch(self, end: float) -> None:
         limit = self.workload.stall_after
@@ -373,6 +400,8 @@ class SseDriver:
     def close_all(self) -> None:
         """Stop every stream; a connect still unanswered is counted, class ``unfinished``."""
         self.sending = False
+        for task in list(self._tasks):
+            task.cancel()
         now = _monotonic()
         for c in self.clients:
             if c.connecting_since is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +71,19 @@ class FaultRunner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._undoing: dict[int, asyncio.Task[None]] = {}
         self._origin = 0.0
+        # Told when the first fault comes into force (True) and the last one ends (False),
+        # for the workloads that stay clear of faults.
+        self.on_force: Callable[[bool], None] | None = None
+        # Awaited after ``on_force(True)``: the workloads that stay clear of faults end what
+        # they have in flight before the fault is applied.
+        self.settle: Callable[[], Awaitable[None]] | None = None
+        self._applied = 0
+
+    def _in_force(self, delta: int) -> None:
+        before = self._applied
+        self._applied += delta
+        if self.on_force is not None and (before > 0) != (self._applied > 0):
+            self.on_force(self._applied > 0)
 
     def now(self) -> float:
         return self.clock.now() - self._origin
@@ -101,6 +114,16 @@ class FaultRunner:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def _one(self, fault: ScheduledFault) -> None:
+        # In force from its start until it is undone (or, without ``for``, applied).
+        self._in_force(1)
+        try:
+            if self.settle is not None:
+                await self.settle()
+            await self._one_applied(fault)
+        finally:
+            self._in_force(-1)
+
+    async def _one_applied(self, fault: ScheduledFault) -> None:
         record = self.records[fault.id]
         record.start_s = round(self.now(), 3)
         self._event("fault_start", id=fault.id, name=fault.name, fault_kind=fault.kind,

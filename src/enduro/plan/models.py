@@ -468,6 +468,9 @@ class Workload(_Model):
     # Under --workers N, run this workload in one load process only, whole (its rate,
     # connections and clients undivided): for ops that flip state global to the service.
     pin: bool = False
+    # Pause this workload (it sends nothing, so nothing of it fails) while SSE churn or a
+    # fault is in force; it resumes after. How long it was paused is in the results.
+    not_during: list[Literal["churn", "faults"]] = []
 
     @model_validator(mode="after")
     def _one_kind(self) -> Workload:
@@ -475,7 +478,27 @@ class Workload(_Model):
         if len(kinds) != 1:
             raise ValueError("a workload needs exactly one kind: 'http', 'sse', 'flow', "
                              "'burst' or 'python'" + (f"; got {', '.join(kinds)}" if kinds else ""))
+        if self.not_during:
+            if self.sse is not None:
+                raise ValueError("not_during applies to http, flow, burst and python "
+                                 "workloads; an sse workload holds its streams open")
+            if getattr(self.spec, "stages", None) is not None:
+                raise ValueError("not_during pauses a constant rate or a closed model; a "
+                                 "ramp ('stages') cannot pause, use 'rate' or 'connections'")
         return self
+
+    def avoided(self, name: str, workloads: dict[str, Workload],
+                faults: bool) -> Iterator[tuple[tuple[str | int, ...], str]]:
+        """Each ``not_during`` reason that can never be in force: no workload beside it
+        churns SSE streams, or the plan has no faults."""
+        for i, reason in enumerate(self.not_during):
+            if reason == "churn" and not any(w.sse is not None and w.sse.churn is not None
+                                             for w in workloads.values()):
+                yield (name, "not_during", i), ("'churn': no sse workload beside it has "
+                                                "'churn', so it would never pause")
+            elif reason == "faults" and not faults:
+                yield (name, "not_during", i), ("'faults': the plan has no faults, so it "
+                                                "would never pause")
 
     @property
     def kind(self) -> str:
@@ -628,6 +651,8 @@ class Plan(_Model):
                    "scenario, not at the top level")
         for i, scenario in enumerate(self.scenarios):
             for wname, wl in scenario.workloads.items():
+                for loc, msg in wl.avoided(wname, scenario.workloads, bool(self.faults)):
+                    yield ("scenarios", i, "workloads", *loc), msg
                 svc = wl.target.service if wl.target is not None else None
                 if svc is not None and (svc not in self.services
                                         or self.services[svc].url is None):
@@ -637,6 +662,8 @@ class Plan(_Model):
 
     def _workload_references(self) -> Iterator[tuple[tuple[str | int, ...], str]]:
         for wname, workload in self.workloads.items():
+            for loc, msg in workload.avoided(wname, self.workloads, bool(self.faults)):
+                yield ("workloads", *loc), msg
             target = workload.target
             if target is None or target.service is None:
                 continue

@@ -103,6 +103,9 @@ class Load:
         start = self.timeline.begin_load()
         self.stops.runlog.event("load_started", workers=self.ctx.options.workers)
         if self.chaos.runner is not None:
+            quiet = self.control.quiet
+            self.chaos.runner.on_force = functools.partial(quiet.set, "faults", "runner")
+            self.chaos.runner.settle = functools.partial(quiet.settled, self.ctx.plan.grace)
             self._side.append(asyncio.create_task(self.chaos.run(self.timeline.load_start)))
         self.stops.arm_load(bounded)
         return start
