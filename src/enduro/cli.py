@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
@@ -69,6 +70,9 @@ exit codes:
   3    cannot listen there (address in use, not this machine's)
   70   enduro defect: one line names the file holding the traceback
 """
+DEFAULT_DASHBOARD = "127.0.0.1:8089"
+# What `--dashboard VALUE` reads as an address; anything else (the plan) is not taken as one.
+_LISTEN_LIKE = re.compile(r"^(\d+|\[[0-9a-fA-F:.]*\]:\d+|[\w.-]*:\d+)$")
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a process the pipe ended
 
 MAX_WORKERS = 1024  # processes; more is a typo, not a plan
@@ -326,6 +330,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help="serve the live figures in Prometheus text on 127.0.0.1:PORT")
         p.add_argument("--run-dir", type=Path, help=argparse.SUPPRESS)
 
+    def dashboard_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--dashboard", nargs="?", const=DEFAULT_DASHBOARD, metavar="HOST:PORT",
+                       help="serve the run's live page while it runs (default "
+                            f"{DEFAULT_DASHBOARD}; a busy port: the next free one); an "
+                            "address off loopback requires a token, printed once")
+
     def runs_arg(p: argparse.ArgumentParser) -> None:
         p.add_argument("--runs", type=Path, default=Path("runs"),
                        help="where run directories are (default: ./runs)")
@@ -346,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     plan_args(p)
     run_args(p)
+    dashboard_arg(p)
     p.add_argument("--only", action="append", default=[], metavar="SCENARIO",
                    help="run only this scenario of the plan (repeatable)")
     p = sub.add_parser("supervise", help="run only the plan's services, supervised, with a "
@@ -381,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter)
     plan_args(p)
     run_args(p)
+    dashboard_arg(p)
     p.add_argument("--only", action="append", default=[], metavar="SCENARIO",
                    help="run only this scenario of the plan (repeatable)")
     p = sub.add_parser("status", help="state, progress, services and figures of a run")
@@ -447,6 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen", default="127.0.0.1:8089", metavar="HOST:PORT",
                    help="where to serve it (default 127.0.0.1:8089); an address off loopback "
                         "requires a token, printed once at the start")
+    p.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)  # run|start --dashboard
+    p.add_argument("--until-pid", type=int, help=argparse.SUPPRESS)
     runs_arg(p)
     p = sub.add_parser("runs", help="list runs with state and verdict")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -489,7 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``enduro`` console script."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_dashboard_default(sys.argv[1:] if argv is None else argv))
     out = make_console()
     err = make_console(stderr=True)
     if args.command is None:
@@ -506,6 +520,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return command(args, out, err)
 
     return handle(call, err)
+
+
+def _dashboard_default(argv: Sequence[str]) -> list[str]:
+    """``--dashboard`` followed by what is not an address (``run --dashboard plan.yaml``):
+    the default address, so the plan stays the plan."""
+    out = list(argv)
+    for i, arg in enumerate(out[:-1]):
+        if arg == "--dashboard" and not _LISTEN_LIKE.match(out[i + 1]):
+            out[i] = f"--dashboard={DEFAULT_DASHBOARD}"
+    return out
 
 
 def check_args(args: argparse.Namespace) -> None:
@@ -689,13 +713,28 @@ def _start(args: argparse.Namespace, out: Console, err: Console) -> int:
     from enduro.plan.scenarios import select_scenarios
     loaded = load_checked(args.plan, profile=args.profile, sets=args.sets)
     select_scenarios(loaded.plan, args.only)  # an unknown name is refused before starting
+    bound = _bind_dashboard(args.dashboard)
     started = start_detached(args.plan, out=args.out, plan_name=loaded.plan.name,
                              profile=args.profile, sets=args.sets, duration=args.duration,
                              tag=args.tag, workers=args.workers, seed=args.seed,
                              metrics_port=args.metrics_port, only=args.only)
     out.print(f"started {started.run_id} (pid {started.pid})\nrun directory: "
               f"{started.run_dir}")
+    if bound is not None:
+        from enduro.dashboard.launch import spawn
+        spawn(bound, started.run_dir, started.pid)
+        for line in bound.lines():
+            out.print(line, soft_wrap=True)
     return EXIT_PASS
+
+
+def _bind_dashboard(address: str | None) -> Any:
+    """``--dashboard``'s address bound (a busy port: the next free one), or None."""
+    if address is None:
+        return None
+    from enduro.dashboard.access import parse_listen
+    from enduro.dashboard.launch import bind
+    return bind(parse_listen(address, "--dashboard"))
 
 
 def _status(args: argparse.Namespace, out: Console, err: Console) -> int:
@@ -845,6 +884,13 @@ def _dashboard(args: argparse.Namespace, out: Console, err: Console) -> int:
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
+    if args.listen_fd is not None:  # started by run|start --dashboard, on its socket
+        import socket
+
+        from enduro.dashboard.launch import TOKEN_ENV
+        serve(run_dir, listen, None if listen.loopback else os.environ.get(TOKEN_ENV), say,
+              sock=socket.socket(fileno=args.listen_fd), until_pid=args.until_pid)
+        return EXIT_PASS
     serve(run_dir, listen, None if listen.loopback else new_token(), say)
     return EXIT_PASS
 
@@ -896,11 +942,33 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
     from enduro.api import run_plan
     # The summary, the verdict and the run directory go to stdout (`> summary.txt` keeps
     # them); progress, heartbeats and logs to stderr.
+    if args.dashboard is not None:
+        _run_dashboard(args, err)
     outcome = run_plan(args.plan, _options(args), profile=args.profile, sets=args.sets,
                        console=err, only=args.only, summary=out)
     if outcome.run_dir is not None:
         out.print(f"run directory: {outcome.run_dir}")
     return outcome.exit_code
+
+
+def _run_dashboard(args: argparse.Namespace, err: Console) -> None:
+    """``run --dashboard``: the address bound, the run directory chosen, the dashboard
+    started on both before the run begins; its URL on stderr with the progress (stdout
+    holds the summary)."""
+    from enduro.api import load_checked
+    from enduro.dashboard.access import parse_listen
+    from enduro.dashboard.launch import bind, fresh_run_dir, spawn
+    listen = parse_listen(args.dashboard, "--dashboard")
+    plan = load_checked(args.plan, profile=args.profile, sets=args.sets).plan
+    bound = bind(listen)
+    try:
+        if args.run_dir is None:
+            args.run_dir = fresh_run_dir(args.out, plan.name, args.tag)
+        spawn(bound, args.run_dir, os.getpid())
+    finally:
+        bound.sock.close()
+    for line in bound.lines():
+        err.print(line, soft_wrap=True)
 
 
 def _demo(args: argparse.Namespace, out: Console, err: Console) -> int:

@@ -15,6 +15,7 @@ from tests.conftest import HELPERS, run_cli
 from tests.helpers.plans import write_plan
 from tests.helpers.postgres import pg_bin, postgres
 from tests.helpers.procs import python_server
+from tests.helpers.report import embedded
 
 
 @pytest.mark.parametrize(("check", "rows", "columns", "problem"), [
@@ -99,9 +100,8 @@ def test_burst_post_conditions_in_postgres(tmp_path: Path, dsn: str, mode: str) 
             assert first["check"] == "one_row" and first["condition"] == "exactly_one"
             assert first["problem"].startswith("expected exactly one, found ")
             assert "burst battle: 6 failed post-condition(s) in 3 round(s)" in proc.stdout
-            report = (run_dir / "report.html").read_text()
-            assert "<h2>Burst post-conditions</h2>" in report
-            assert "one_row: 3, unique_keys: 3" in report
+            shown = embedded(run_dir / "report.html")["run"]["results"]["bursts"]["battle"]
+            assert shown["by_check"] == {"one_row": 3, "unique_keys": 3}
         with psycopg.connect(dsn) as db:
             # Test data carries the run's prefix and is cleaned after the last round.
             left = db.execute("select count(*) from items").fetchone()

@@ -123,8 +123,11 @@ def test_a_finished_run_serves_its_figures(tmp_path: Path, runs: Path,
         assert none_after["events"] == []
 
         status, page = get(base)
-        assert status == 200 and "<title>enduro dashboard</title>" in page
-        assert "api/run" in page and "http://" not in page.split("<script>")[1]
+        assert status == 200 and "<title>enduro \u00b7 dashboard</title>" in page
+        # the page fetches its own endpoints, nothing from elsewhere (uPlot is inlined)
+        assert "api/run" in page and "src=" not in page and "<link" not in page
+        assert "http" not in page.replace("https://github.com/leeoniya/uPlot", "")
+        assert "enduro-data" not in page.split("<body>")[1].split("<script>")[0]
         for bad, word in (("api/series?since=abc", "since"), ("api/series?since=nan", "since"),
                           ("api/events?after=-1", "after"), ("api/run?x=1", "x"),
                           ("api/series?since=1&since=2", "once")):

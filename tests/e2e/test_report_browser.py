@@ -1,61 +1,147 @@
-"""report.html in a real browser: headless Chromium from the OS packages renders every chart
-without a script error, and the screenshot is not blank."""
+"""The run's page in a real browser (headless Chromium from the OS packages): live during a run
+started with ``--dashboard``, and as report.html at its end. Every server is on 127.0.0.1."""
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
+import socket
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import run_cli
+from tests.helpers.browser import browser_page
 from tests.helpers.plans import write_plan
-
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--virtual-time-budget=5000"]
+from tests.helpers.procs import free_port, stop, wait_for
 
 
-def chromium() -> str:
-    binary = shutil.which("chromium") or shutil.which("chromium-browser")
-    if binary is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is missing; scripts/test.sh installs it")
-        pytest.skip("chromium is not installed (apt-get install -y chromium)")
-    return binary
+def fault_plan(tmp_path: Path, upstream: str, duration: str) -> Path:
+    """Requests through a proxy that adds latency from 1.5 s for 2 s, and one op that fails."""
+    front = free_port()
+    return write_plan(tmp_path, {
+        "name": "browser", "duration": duration, "seed": 1, "observe": {"sample": "500ms"},
+        "proxies": {"front": {"listen": f"127.0.0.1:{front}",
+                              "upstream": upstream.split("//")[1]}},
+        "faults": [{"at": "1500ms", "for": "2s", "latency": {"proxy": "front", "add": "30ms"}}],
+        "workloads": {"w": {"http": {"base": f"http://127.0.0.1:{front}", "rate": "80/s",
+                                     "requests": [
+            {"name": "health", "path": "/health"},
+            {"name": "nope", "path": "/nope", "weight": 0.2, "expect": {"status": 200}}]}}},
+        "rules": ["availability >= 99%", "p95(latency{op=health}) < 2s"]})
 
 
-@pytest.mark.slow(11)
-def test_report_renders_in_headless_chromium(tmp_path: Path, demo: tuple[str, Path]) -> None:
-    browser = chromium()
+def first_figure(page: Any) -> str:
+    return str(page.inner_text("#cards .card b"))
+
+
+@pytest.mark.slow(22)
+def test_the_live_page_follows_a_run_started_with_dashboard(tmp_path: Path,
+                                                            demo: tuple[str, Path]) -> None:
     url, _ = demo
-    plan = write_plan(tmp_path, {
-        "name": "browser", "duration": "4s", "observe": {"sample": "500ms"},
-        "workloads": {"w": {"http": {"base": url, "rate": "100/s", "requests": [
-            {"name": "health", "path": "/health"}, {"name": "nope", "path": "/nope",
-                                                  "weight": 0.2}]}}},
-        "rules": ["availability >= 99%"]})
-    run_cli("run", str(plan), "--out", str(tmp_path / "runs"))
+    plan = fault_plan(tmp_path, url, "9s")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_XDIST")}
+    proc = subprocess.Popen([sys.executable, "-m", "enduro", "run", "--dashboard",
+                             f"127.0.0.1:{port}", str(plan), "--out", str(tmp_path / "runs"),
+                             "--no-live"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        assert proc.stderr is not None
+        said = [proc.stderr.readline() for _ in range(2)]
+        line = next((s for s in said if s.startswith("dashboard: ")), "")
+        assert line.strip() == f"dashboard: http://127.0.0.1:{port}/", said
+        with browser_page() as seen:
+            page = seen.page
+            page.goto(line.split(": ", 1)[1].strip())
+            page.wait_for_function("() => document.querySelector('#cards .card b') && "
+                                   "document.querySelector('#cards .card b').textContent "
+                                   "!== '0'", timeout=15_000)
+            before = first_figure(page)
+            page.wait_for_function(f"() => document.querySelector('#cards .card b')"
+                                   f".textContent !== {before!r}", timeout=10_000)
+            assert first_figure(page) != before  # the figures move while the run runs
+            assert "live" in page.inner_text("#mode")
+            band = page.wait_for_selector(".fault-band .band-label", timeout=15_000)
+            assert band is not None and band.inner_text() == "latency \u00b7 front"
+            assert page.locator("#slot-request-latency canvas").count() == 1
+            assert seen.errors == []
+        assert proc.wait(60) == 1  # /nope fails its expectation: the rule fails
+    finally:
+        stop(proc)
+
+
+@pytest.mark.slow(16)
+def test_report_html_tells_the_story_of_the_run(tmp_path: Path,
+                                                demo: tuple[str, Path]) -> None:
+    url, _ = demo
+    plan = fault_plan(tmp_path, url, "5s")
+    done = run_cli("run", str(plan), "--out", str(tmp_path / "runs"), "--no-live")
+    assert done.returncode == 1, done.stderr
     (run_dir,) = (tmp_path / "runs").iterdir()
-    page = (run_dir / "report.html").resolve().as_uri()
-    profile = tmp_path / "chromium-profile"
-    dom = subprocess.run([browser, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", page],
-                         capture_output=True, text=True, timeout=120).stdout
-    html_tag = re.search(r"<html[^>]*>", dom)
-    assert html_tag is not None and "data-js-error" not in html_tag.group(0), html_tag
-    charts = dom.count('class="main-svg"')
-    assert charts >= 2 * 5  # plotly draws two svg layers per chart; five charts at least
-    assert dom.count("scatterlayer") >= 5 and 'class="js-line"' in dom
+    report = run_dir / "report.html"
+    text = report.read_text()
+    assert "<script src" not in text and "<link" not in text  # self-contained, offline
     shot = tmp_path / "report.png"
-    subprocess.run([browser, *FLAGS, f"--user-data-dir={profile}", "--window-size=1200,1800",
-                    f"--screenshot={shot}", page], capture_output=True, timeout=120)
+    with browser_page(1300, 1000) as seen:
+        page = seen.page
+        page.goto(report.resolve().as_uri())
+        page.wait_for_selector("#slot-request-rate canvas")
+        assert page.get_attribute("html", "data-js-error") is None and seen.errors == []
+        assert page.inner_text("#verdict") == "FAIL"
+        labels = page.locator(".fault-band .band-label").all_inner_texts()
+        assert labels and set(labels) == {"latency \u00b7 front"}
+        # every time chart carries the band: throughput, errors, latency, resources
+        assert len(labels) >= 4
+        rules = page.inner_text("#rules")
+        assert "availability >= 99%" in rules and "fail" in rules
+        # /nope failed every time: its latency is a gap, and its errors are drawn by class
+        assert page.locator("#slot-request-errors canvas").count() == 1
+        legend = page.inner_text("#slot-request-errors")
+        assert "4xx" in legend, legend
+        # numbers for people: "12.3 ms", never "12.345678 ms"
+        ops = page.inner_text("#ops")
+        assert not re.search(r"\d\.\d{3,} ?ms", ops), ops
+        page.screenshot(path=str(shot), full_page=True)
     from PIL import Image
     image = Image.open(shot).convert("RGB")
     colors = image.getcolors(maxcolors=1_000_000)
-    assert colors is not None and len(colors) > 200  # charts, not a blank page
-    # The verdict badge (red for fail) is drawn near the top.
-    top = image.crop((0, 0, 600, 60)).getcolors(maxcolors=100_000) or []
+    assert colors is not None and len(colors) > 300  # charts, not a blank page
+    # the verdict badge (red for fail) is drawn near the top
+    top = image.crop((0, 0, 700, 60)).getcolors(maxcolors=100_000) or []
     assert any(r > 180 and g < 100 and b < 100 for _, (r, g, b) in top)
+
+
+@pytest.mark.slow(12)
+def test_a_busy_dashboard_port_is_said_and_the_next_one_taken(tmp_path: Path,
+                                                              demo: tuple[str, Path]) -> None:
+    url, _ = demo
+    plan = fault_plan(tmp_path, url, "30s")
+    runs = tmp_path / "runs"
+    busy = socket.socket()
+    port = free_port()
+    busy.bind(("127.0.0.1", port))
+    busy.listen(1)
+    try:
+        started = run_cli("start", str(plan), "--out", str(runs), "--dashboard",
+                          f"127.0.0.1:{port}")
+        assert started.returncode == 0, started.stderr
+        assert "Traceback" not in started.stdout + started.stderr
+        assert f"127.0.0.1:{port} is in use" in started.stdout, started.stdout
+        (line,) = [s for s in started.stdout.splitlines() if s.startswith("dashboard: ")]
+        other = line.split(": ", 1)[1].strip()
+        assert other != f"http://127.0.0.1:{port}/"
+        import urllib.request
+
+        def state() -> str | None:
+            with urllib.request.urlopen(other + "api/run", timeout=5) as answer:
+                body: dict[str, Any] = __import__("json").loads(answer.read())
+            return body["state"] if body["state"] == "running" else None
+
+        assert wait_for(state, 20, "the detached run's dashboard") == "running"
+    finally:
+        busy.close()
+        run_cli("stop", "--runs", str(runs), "--grace", "5s")

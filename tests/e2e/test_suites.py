@@ -111,7 +111,7 @@ def test_cycles_write_perf_cycles_csv(tmp_path: Path) -> None:
     assert (out / "cycle-2" / "chaos-1.log").exists() and not (out / "cycle-1" /
                                                               "chaos-1.log").exists()
     assert (out / "final" / "fast-1.log").exists()
-    assert "Plotly" in (out / "cycles.html").read_text()
+    assert "uPlot" in (out / "cycles.html").read_text()
 
 
 def test_cycles_run_for_a_duration_then_the_final_check(tmp_path: Path) -> None:

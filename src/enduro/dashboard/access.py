@@ -47,10 +47,11 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def parse_listen(text: str) -> Listen:
+def parse_listen(text: str, flag: str = "--listen") -> Listen:
     """``HOST:PORT``, ``[V6]:PORT`` or ``PORT`` (on 127.0.0.1); HOST an IP address or
-    ``localhost``. A ``PlanError`` (a usage error, one line) says what is wrong."""
-    where = f"--listen {text!r}"
+    ``localhost``. A ``PlanError`` (a usage error, one line, naming ``flag``) says what is
+    wrong."""
+    where = f"{flag} {text!r}"
     raw = text.strip()
     if raw.isdigit():
         host, port_text = "127.0.0.1", raw

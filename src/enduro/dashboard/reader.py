@@ -11,7 +11,6 @@ number is null.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import sqlite3
@@ -26,21 +25,27 @@ from enduro.detach.control import run_status
 from enduro.detach.liveness import runner_alive
 from enduro.documents.document import DocumentError
 from enduro.documents.events import (
-    Abort,
     Event,
     FaultEnd,
     FaultError,
     FaultStart,
-    FaultUndoFailed,
     FaultUndone,
     Phase,
-    RunFinished,
-    ServiceEvent,
     events_in,
 )
 from enduro.documents.results import Results
 from enduro.documents.state import LIVE_STATES, read_state
 from enduro.observe.hist import decode, new_histogram, percentiles_ms
+from enduro.report.pagedata import event_rows, finite, kinds_of, results_tables, rule_rows
+from enduro.report.series import (
+    MAX_POINTS,
+    choose_step,
+    complete_until,
+    has_table,
+    op_columns,
+    sample_columns,
+    scrape_columns,
+)
 
 __all__ = ["LAST_S", "MAX_ROWS", "QUERY_BUDGET_S", "RunReader", "StoreUnavailable", "finite"]
 
@@ -52,24 +57,8 @@ QUERY_BUDGET_S = 5.0
 """No query of the store may take longer (it is interrupted, and the request answered 503)."""
 MAX_EVENTS_READ = 8 << 20
 """Bytes of events.jsonl read per request at most; the rest comes with the next ones."""
-# Events no timeline needs: one a minute, or one per snapshot file.
-_QUIET_EVENTS = frozenset({"heartbeat", "snapshot"})
-
-
 class StoreUnavailable(Exception):
     """``metrics.sqlite`` cannot be read now (locked past the budget, corrupt, unreadable)."""
-
-
-def finite(value: Any) -> Any:
-    """``value`` with every float that is not finite (NaN, infinities) made None, in dicts
-    and lists at any depth: JSON has no such numbers."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite(v) for v in value]
-    return value
 
 
 def _finite_object(data: dict[str, Any]) -> dict[str, Any]:
@@ -113,10 +102,10 @@ class RunReader:
         events = self._read_events()
         with self._store() as db:
             ops = self._op_figures(db, live) if db is not None else {}
-        if results is not None:  # every op of the plan, even one that never ran
-            for name, op in results.ops.items():
-                ops.setdefault(name, _empty_op())
-                ops[name]["kind"] = op.kind
+            window = _window_s(db)
+        kinds = kinds_of(self.run_dir, results)
+        for name, kind in kinds.items():  # every op of the plan, even one that never ran
+            ops.setdefault(name, _empty_op())["kind"] = kind
         return _finite_object({
             "run_id": status["run_id"], "plan": status["plan"], "state": status["state"],
             "recorded_state": status["recorded_state"], "mode": status["mode"], "live": live,
@@ -125,11 +114,12 @@ class RunReader:
             "duration_s": status["duration_s"], "stop_reason": status["stop_reason"],
             "note": status["note"],
             "verdict": results.verdict if results is not None else None,
-            "rules": [{"rule": r.rule, "passed": r.passed, "observed": r.observed_text,
-                       "reason": r.reason} for r in results.rules] if results else [],
+            "rules": rule_rows(results) if results is not None else [],
             "phase": _current_phase(events),
             "faults_in_force": _in_force(events),
-            "last_s": LAST_S, "ops": ops,
+            "last_s": LAST_S, "ops": ops, "kinds": kinds,
+            "step_s": choose_step(status["duration_s"], window),
+            "results": results_tables(results) if results is not None else None,
             "services": status["services"],
             "resources": (state.resources or {}) if state is not None else {},
         })
@@ -138,9 +128,9 @@ class RunReader:
         """Per op: rps, errors and latency percentiles over the last ``LAST_S`` seconds of
         complete windows (histograms merged, not percentiles averaged), and totals. Computed
         once per new window, whoever asks."""
-        if not _has(db, "windows"):
+        if not has_table(db, "windows"):
             return {}
-        newest = _complete_until(db, "windows", live)
+        newest = complete_until(db, "windows", live)
         count = db.execute("SELECT COUNT(*) FROM windows").fetchone()[0]
         key = (newest, count)
         with self._lock:
@@ -184,11 +174,13 @@ class RunReader:
         return {op: dict(v) for op, v in ops.items()}
 
     # -- /api/series -----------------------------------------------------------------------
-    def series(self, since: float | None, samples_since: float | None) -> dict[str, Any]:
+    def series(self, since: float | None, samples_since: float | None,
+               step: float | None = None) -> dict[str, Any]:
         """Windows with ``t > since`` (every one without ``since``) per op, and resource
         samples with ``t > samples_since`` (default ``since``) per target and figure, up to
-        the last complete ones. ``windows_until`` and ``samples_until`` are the next
-        request's ``since`` and ``samples_since``; ``more``: the answer was cut at
+        the last complete ones; with ``step``, folded into buckets of ``step`` seconds, the
+        last bucket given once it is complete. ``windows_until`` and ``samples_until`` are
+        the next request's ``since`` and ``samples_since``; ``more``: the answer was cut at
         ``MAX_ROWS`` rows, ask again at once."""
         live = self._live()
         w_since = -math.inf if since is None else since
@@ -199,43 +191,28 @@ class RunReader:
         with self._store() as db:
             if db is None:
                 return _finite_object(out)
-            if _has(db, "windows"):
-                until, more = _page(db, "windows", w_since, live)
-                if until is not None:
-                    out["windows_until"] = until
-                    out["more"] |= more
-                    ops: dict[str, dict[str, list[Any]]] = out["ops"]
-                    for row in db.execute(
-                            "SELECT t, span, op, phase, requests, errors, classes, p50_ms, "
-                            "p95_ms, p99_ms, latency_hist IS NULL FROM windows "
-                            "WHERE t > ? AND t <= ? ORDER BY t, op", (w_since, until)):
-                        t, span, op, phase, req, err, classes, p50, p95, p99, no_latency = row
-                        cols = ops.setdefault(op, {k: [] for k in (
-                            "t", "span", "phase", "requests", "errors", "p50_ms", "p95_ms",
-                            "p99_ms", "classes")})
-                        cols["t"].append(t)
-                        cols["span"].append(span)
-                        cols["phase"].append(phase)
-                        cols["requests"].append(req or 0)
-                        cols["errors"].append(err or 0)
-                        # No latency measured (every request failed): a gap, never "0 ms".
-                        for name, value in (("p50_ms", p50), ("p95_ms", p95), ("p99_ms", p99)):
-                            cols[name].append(None if no_latency else _ms(value))
-                        cols["classes"].append(_classes(classes))
-            if _has(db, "samples"):
-                until, more = _page(db, "samples", s_since, live)
-                if until is not None:
-                    out["samples_until"] = until
-                    out["more"] |= more
-                    resources: dict[str, dict[str, dict[str, list[float]]]] = out["resources"]
-                    for t, target, metric, value in db.execute(
-                            "SELECT t, target, metric, value FROM samples "
-                            "WHERE t > ? AND t <= ? ORDER BY t", (s_since, until)):
-                        points = resources.setdefault(target, {}).setdefault(
-                            metric, {"t": [], "value": []})
-                        points["t"].append(t)
-                        points["value"].append(value)
+            for table, start, key in (("windows", w_since, "windows_until"),
+                                      ("samples", s_since, "samples_until")):
+                if not has_table(db, table):
+                    continue
+                until, more = _page(db, table, start, live, step)
+                if until is None:
+                    continue
+                out[key] = until
+                out["more"] |= more
+                if table == "windows":
+                    out["ops"] = op_columns(db, start, until, step)
+                else:
+                    out["resources"] = sample_columns(db, start, until, step)
         return _finite_object(out)
+
+    def scrapes(self, step: float | None) -> dict[str, Any]:
+        """The scraped series that changed, whole, per service and metric (``step``: in
+        buckets of that many seconds), and how many are not given."""
+        with self._store() as db:
+            if db is None:
+                return {"series": {}, "unchanged": 0, "left_out": 0}
+            return _finite_object(scrape_columns(db, -math.inf, math.inf, step))
 
     # -- /api/events -----------------------------------------------------------------------
     def events(self, since: float | None, after: int | None) -> dict[str, Any]:
@@ -243,25 +220,7 @@ class RunReader:
         seconds (null before the load started), ``seq`` (its line number in events.jsonl),
         a ``category`` and a ``label`` for people. ``since``: only those with ``t > since``;
         ``after``: only those with ``seq > after`` (``last_seq`` is the next request's)."""
-        records = self._read_events()
-        load_t = next((e.t for _, e in records if e.event == "load_started"), None)
-        names = {e.id: e.name for _, e in records if isinstance(e, FaultStart)}
-        out = []
-        for seq, event in records:
-            if event.event in _QUIET_EVENTS or (after is not None and seq <= after):
-                continue
-            t = None if load_t is None else round(event.t - load_t, 3)
-            if since is not None and (t is None or not t > since):
-                continue
-            data = event.to_json()
-            for key in ("t", "wall", "event"):
-                data.pop(key, None)
-            category, label = describe(event, names)
-            out.append({"seq": seq, "t": t, "t_run": event.t, "wall": event.wall,
-                        "event": event.event, "category": category, "label": label,
-                        "data": data})
-        return _finite_object({"load_started": load_t is not None, "events": out,
-                       "last_seq": records[-1][0] if records else 0})
+        return event_rows(self._read_events(), since, after)
 
     # -- the files -------------------------------------------------------------------------
     def _live(self) -> bool:
@@ -338,39 +297,24 @@ def _empty_op() -> dict[str, Any]:
             "p95_ms": None, "p99_ms": None, "requests_total": 0, "errors_total": 0}
 
 
-def _classes(text: str | None) -> dict[str, int] | None:
-    if not text:
-        return None
-    try:
-        data = json.loads(text)
-    except ValueError:
-        return None
-    return data if isinstance(data, dict) else None
+def _window_s(db: sqlite3.Connection | None) -> float:
+    """The store's window length (1 s before the first window is stored)."""
+    if db is None or not has_table(db, "windows"):
+        return 1.0
+    span = db.execute("SELECT MIN(span) FROM windows").fetchone()[0]
+    return float(span) if span else 1.0
 
 
-def _has(db: sqlite3.Connection, table: str) -> bool:
-    """Whether the table exists (the runner creates them just after the file)."""
-    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                      (table,)).fetchone() is not None
-
-
-def _complete_until(db: sqlite3.Connection, table: str, live: bool) -> float | None:
-    """The newest ``t`` whose rows are all written. The runner writes the rows of one time
-    one by one, so while it runs the newest time may be half written: it is left out."""
-    newest = db.execute(f"SELECT MAX(t) FROM {table}").fetchone()[0]
-    if newest is None or not live:
-        return newest  # type: ignore[no-any-return]
-    return db.execute(f"SELECT MAX(t) FROM {table} WHERE t < ?",  # type: ignore[no-any-return]
-                      (newest,)).fetchone()[0]
-
-
-def _page(db: sqlite3.Connection, table: str, since: float, live: bool
-          ) -> tuple[float | None, bool]:
+def _page(db: sqlite3.Connection, table: str, since: float, live: bool,
+          step: float | None) -> tuple[float | None, bool]:
     """Up to which ``t`` one answer goes from ``since``, and whether rows are left after it:
-    the complete rows, at most about ``MAX_ROWS`` of them, never cutting a time in two."""
-    until = _complete_until(db, table, live)
+    the complete rows, at most about ``MAX_ROWS`` of them (``MAX_POINTS`` buckets of
+    ``step``), never cutting a time (or, live, a bucket) in two."""
+    until = complete_until(db, table, live)
     if until is None or not until > since:
         return None, False
+    if step:
+        return _bucket_page(db, table, since, until, live, step)
     cut = db.execute(f"SELECT t FROM {table} WHERE t > ? ORDER BY t LIMIT 1 OFFSET ?",
                      (since, MAX_ROWS)).fetchone()
     if cut is None or cut[0] > until:
@@ -379,6 +323,24 @@ def _page(db: sqlite3.Connection, table: str, since: float, live: bool
                         (since, cut[0])).fetchone()[0]
     # One time holding more rows than a page: it goes whole.
     return (before if before is not None else cut[0]), True
+
+
+def _bucket_page(db: sqlite3.Connection, table: str, since: float, until: float, live: bool,
+                 step: float) -> tuple[float | None, bool]:
+    """``_page`` in buckets of ``step`` seconds: while the run is live, only whole buckets
+    (a bucket ends where the newest complete time begins the next one)."""
+    first = db.execute(f"SELECT MIN(t) FROM {table} WHERE t > ?", (since,)).fetchone()[0]
+    if first is None:
+        return None, False
+    limit = (math.floor(first / step) + MAX_POINTS) * step
+    more = until >= limit
+    end = min(until, limit - 1e-9)
+    if live and not more:
+        # The newest complete time's bucket may still be filling: it waits for the next one.
+        end = min(end, math.floor(until / step) * step - 1e-9)
+    cut = db.execute(f"SELECT MAX(t) FROM {table} WHERE t > ? AND t <= ?",
+                     (since, end)).fetchone()[0]
+    return cut, more and cut is not None
 
 
 def _current_phase(records: list[tuple[int, Event]]) -> str | None:
@@ -395,36 +357,3 @@ def _in_force(records: list[tuple[int, Event]]) -> list[dict[str, Any]]:
             started.pop(e.id, None)
     return [{"id": f.id, "name": f.name, "kind": f.fault_kind, "targets": f.targets}
             for f in started.values()]
-
-
-def describe(event: Event, fault_names: dict[int, str]) -> tuple[str, str]:
-    """The event's category (fault, service, phase, abort, stop, run, other) and a label
-    for people."""
-    kind = event.event
-    if isinstance(event, FaultStart):
-        return "fault", (f"fault {event.name}: {event.fault_kind} on "
-                         f"{', '.join(event.targets) or '-'}")
-    if isinstance(event, FaultEnd | FaultError | FaultUndone | FaultUndoFailed):
-        name = fault_names.get(event.id, f"#{event.id}")
-        if isinstance(event, FaultEnd):
-            return "fault", f"fault {name} ended" + (f": {event.error}" if event.error else "")
-        if isinstance(event, FaultError):
-            return "fault", f"fault {name} failed: {event.error}"
-        if isinstance(event, FaultUndone):
-            return "fault", f"fault {name} undone" + (f" by the {event.by}" if event.by else "")
-        return "fault", f"fault {name}: undo failed: {event.error}"
-    if isinstance(event, ServiceEvent):
-        return "service", event.message
-    if isinstance(event, Phase):
-        return "phase", f"phase {event.phase}"
-    if isinstance(event, Abort):
-        return "abort", f"abort: {event.rule} ({event.observed})"
-    if isinstance(event, RunFinished):
-        return "run", f"run {event.state}" + (f", verdict {event.verdict}"
-                                              if event.verdict else "")
-    if kind in ("stop_requested", "stop_forced"):
-        return "stop", kind.replace("_", " ") + (f" ({getattr(event, 'signal', '')})"
-                                                 if getattr(event, "signal", None) else "")
-    if kind.startswith("run_") or kind == "load_started":
-        return "run", kind.replace("_", " ")
-    return "other", kind.replace("_", " ")

@@ -4,14 +4,19 @@ Endpoints (GET; every answer JSON but the page, every number finite; times are l
 
 - ``/``: the page, polling the three below every two seconds.
 - ``/api/run``: state (``dead`` for a runner that died), elapsed and remaining time, verdict
-  and rules once finished, the phase and the faults in force, and per op its figures over the
-  last ten seconds of stored windows (``rps``, ``errors``, ``error_rate``, ``p50_ms``,
-  ``p95_ms``, ``p99_ms``) and since the start (``requests_total``, ``errors_total``).
-- ``/api/series?since=T&samples_since=S``: per op, the windows with ``t > T`` (columns ``t``,
-  ``span``, ``phase``, ``requests``, ``errors``, ``p50_ms``, ``p95_ms``, ``p99_ms`` (null when
-  no latency was measured), ``classes``); per target and figure, the resource samples with
-  ``t > S`` (default T). ``windows_until``/``samples_until`` are the next request's T and S;
-  ``more``: ask again at once.
+  and rules once finished, the phase and the faults in force, and per op its ``kind`` and
+  figures over the last ten seconds of stored windows (``rps``, ``errors``, ``error_rate``,
+  ``p50_ms``, ``p95_ms``, ``p99_ms``) and since the start (``requests_total``,
+  ``errors_total``); ``step_s``, the bucket length the page asks series in; ``results``, the
+  tables of a finished run (faults with detection and recovery, streams, bursts, checkers).
+- ``/api/series?since=T&samples_since=S&step=B``: per op, the windows with ``t > T``
+  (columns ``t``, ``span``, ``phase``, ``requests``, ``errors``, ``p50_ms``, ``p95_ms``,
+  ``p99_ms`` (null when no latency was measured), ``classes``); per target and figure, the
+  resource samples with ``t > S`` (default T); with ``step``, in buckets of B seconds (a
+  live run's last bucket once complete). ``windows_until``/``samples_until`` are the next
+  request's T and S; ``more``: ask again at once.
+- ``/api/scrapes?step=B``: the scraped series that changed, whole, per service and metric
+  (summed over labels), in buckets of B seconds; how many others are not given.
 - ``/api/events?since=T&after=N``: the events (faults applied, ended, undone; services
   started, exited, restarted; phases; aborts; stops; the run's start and end) with ``t`` in
   load seconds, ``seq``, ``category`` and ``label``; ``since``: those with ``t > T``;
@@ -38,12 +43,14 @@ from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs
 
+import psutil
+
 from enduro.base.errors import Defect, RunError
 from enduro.dashboard.access import Access, Listen
-from enduro.dashboard.page import CONTENT_SECURITY_POLICY, PAGE
 from enduro.dashboard.reader import RunReader, StoreUnavailable
+from enduro.report.page import CONTENT_SECURITY_POLICY, page_html
 
-__all__ = ["CONNECTION_TIMEOUT_S", "MAX_CONNECTIONS", "BadQuery", "Dashboard", "serve"]
+__all__ = ["CONNECTION_TIMEOUT_S", "LINGER_S", "MAX_CONNECTIONS", "BadQuery", "Dashboard", "serve"]
 
 CONNECTION_TIMEOUT_S = 10.0
 """A connection that sends or reads nothing for this long is closed."""
@@ -53,6 +60,12 @@ _BUSY_BODY = b'{"error":"too many connections; retry"}'
 _BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\n"
          b"Connection: close\r\nRetry-After: 2\r\nContent-Length: "
          + str(len(_BUSY_BODY)).encode() + b"\r\n\r\n" + _BUSY_BODY)
+
+
+LINGER_S = 10.0
+"""A dashboard started with a run serves this long after the run's end."""
+MIN_STEP_S = 0.001
+"""The shortest bucket ``/api/series`` folds windows into."""
 
 
 class BadQuery(ValueError):
@@ -91,6 +104,14 @@ def _seconds(params: dict[str, str], name: str) -> float | None:
     return value
 
 
+def _step(params: dict[str, str]) -> float | None:
+    """A bucket length: at least a millisecond (none: the windows as stored)."""
+    step = _seconds(params, "step")
+    if step is not None and step < MIN_STEP_S:
+        raise BadQuery(f"step: expected seconds of at least {MIN_STEP_S:g}, got {step:g}")
+    return step
+
+
 def _count(params: dict[str, str], name: str) -> int | None:
     text = params.get(name)
     if text is None:
@@ -121,12 +142,18 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False
     request_queue_size = 64
 
-    def __init__(self, listen: Listen, reader: RunReader, access: Access) -> None:
+    def __init__(self, listen: Listen, reader: RunReader, access: Access,
+                 sock: socket.socket | None = None) -> None:
         self.address_family = socket.AF_INET6 if listen.family_v6 else socket.AF_INET
         self.reader = reader
         self.access = access
         self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        super().__init__((listen.host, listen.port), _Handler)
+        super().__init__((listen.host, listen.port), _Handler,
+                         bind_and_activate=sock is None)
+        if sock is not None:  # bound and listening already (``enduro run --dashboard``)
+            self.socket.close()
+            self.socket = sock
+            self.server_address = sock.getsockname()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         if not self.slots.acquire(blocking=False):
@@ -182,21 +209,25 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if path in ("/", "/index.html"):
                 _query(query, ())
-                return _Answer(200, PAGE.encode(), "text/html; charset=utf-8",
+                return _Answer(200, page_html(title="dashboard").encode(),
+                               "text/html; charset=utf-8",
                                (("Content-Security-Policy", CONTENT_SECURITY_POLICY),))
             if path == "/api/run":
                 _query(query, ())
                 return _json(200, reader.run())
             if path == "/api/series":
-                params = _query(query, ("since", "samples_since"))
+                params = _query(query, ("since", "samples_since", "step"))
                 return _json(200, reader.series(_seconds(params, "since"),
-                                                _seconds(params, "samples_since")))
+                                                _seconds(params, "samples_since"),
+                                                _step(params)))
+            if path == "/api/scrapes":
+                return _json(200, reader.scrapes(_step(_query(query, ("step",)))))
             if path == "/api/events":
                 params = _query(query, ("since", "after"))
                 return _json(200, reader.events(_seconds(params, "since"),
                                                 _count(params, "after")))
             return _error(404, f"no such page: {path[:80]} (/, /api/run, /api/series, "
-                          "/api/events)")
+                          "/api/scrapes, /api/events)")
         except BadQuery as exc:
             return _error(400, str(exc))
         except StoreUnavailable as exc:
@@ -226,12 +257,13 @@ class Dashboard:
     """The server over one run directory, serving on a thread of its own once ``start``ed.
     With a ``token`` every request must carry it (what a listener off loopback requires)."""
 
-    def __init__(self, run_dir: Path, listen: Listen, token: str | None = None) -> None:
+    def __init__(self, run_dir: Path, listen: Listen, token: str | None = None,
+                 sock: socket.socket | None = None) -> None:
         self.run_dir = run_dir
         self.listen = listen
         self.token = token
         try:
-            self._server = _Server(listen, RunReader(run_dir), Access(token))
+            self._server = _Server(listen, RunReader(run_dir), Access(token), sock)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise RunError(f"--listen {listen.url().removeprefix('http://').rstrip('/')}: "
@@ -261,16 +293,39 @@ class Dashboard:
         self._server.server_close()
 
 
+def _ended(pid: int | None) -> Callable[[], bool]:
+    """Whether process ``pid`` (as it is now: a later process given its number is not it) has
+    ended; never, without one."""
+    if pid is None:
+        return lambda: False
+    try:
+        proc = psutil.Process(pid)
+    except psutil.Error:
+        return lambda: True
+
+    def ended() -> bool:
+        try:
+            return not proc.is_running() or proc.status() == psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return True
+
+    return ended
+
+
 def serve(run_dir: Path, listen: Listen, token: str | None,
-          say: Callable[[str], None]) -> None:
+          say: Callable[[str], None], *, sock: socket.socket | None = None,
+          until_pid: int | None = None) -> None:
     """Serve the dashboard of ``run_dir`` until SIGINT or SIGTERM: stopping is how it ends
-    (as with ``enduro supervise``), so it returns normally then, for exit 0."""
+    (as with ``enduro supervise``), so it returns normally then, for exit 0. With
+    ``until_pid`` (the run's runner) it also ends ``LINGER_S`` after that process has, so an
+    open page reads the verdict first. ``sock``: a socket already listening on ``listen``."""
     stop = threading.Event()
+    runner_ended = _ended(until_pid)
 
     def stopped(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
-    dashboard = Dashboard(run_dir, listen, token)
+    dashboard = Dashboard(run_dir, listen, token, sock)
     previous = {sig: signal.signal(sig, stopped) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         dashboard.start()
@@ -278,9 +333,12 @@ def serve(run_dir: Path, listen: Listen, token: str | None,
         if token:
             say("every request must carry this token (?token= or 'Authorization: Bearer'); "
                 "it is not shown again")
-        say("Ctrl-C stops it")
+        say("Ctrl-C stops it" if until_pid is None else
+            f"it stops {LINGER_S:g} s after the run's runner (pid {until_pid}) has ended")
         while not stop.wait(1.0):
-            pass
+            if runner_ended():
+                stop.wait(LINGER_S)
+                break
     finally:
         dashboard.close()
         for sig, handler in previous.items():

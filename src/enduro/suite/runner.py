@@ -276,16 +276,10 @@ def _one_cycle(n: int, suite: Suite, *, cwd: Path, out: Path, threads: int,
 
 
 def _plot(csv_path: Path, html: Path) -> None:
-    import plotly.graph_objects as go
-    rows = list(csv.DictReader(csv_path.open()))
-    xs = [int(r["cycle"]) for r in rows if r["median_ns_p50"]]
-    fig = go.Figure([
-        go.Scatter(x=xs, y=[float(r["median_ns_p50"]) / 1e6 for r in rows
-                            if r["median_ns_p50"]],
-                   name="p50 of the cases' medians (ms)", mode="lines+markers"),
-        go.Scatter(x=xs, y=[float(r["median_ns_p95"]) / 1e6 for r in rows
-                            if r["median_ns_p95"]],
-                   name="p95 of the cases' medians (ms)", mode="lines+markers")])
-    fig.update_layout(title="Performance over soak cycles", xaxis_title="cycle",
-                      yaxis_title="milliseconds", template="plotly_white")
-    fig.write_html(html, include_plotlyjs=True, full_html=True)
+    from enduro.report.page import line_chart_html
+    rows = [r for r in csv.DictReader(csv_path.open()) if r["median_ns_p50"]]
+    html.write_text(line_chart_html(
+        "Performance over soak cycles", "cycle", [float(r["cycle"]) for r in rows],
+        {f"{p} of the cases' medians (ms)": [float(r[f"median_ns_{p}"]) / 1e6
+                                             if r[f"median_ns_{p}"] else None for r in rows]
+         for p in ("p50", "p95")}, "milliseconds"), encoding="utf-8")
