@@ -448,7 +448,9 @@ class _HttpConnection(asyncio.Protocol):
             if not self.app._authorized(self.headers):
                 self._send(_json(401, {"error": "missing or wrong bearer token"}), True)
                 return
-            self.stream_task = asyncio.get_running_loop().create_task(self._stream())
+            query = parse_qs(urlsplit(target).query).get("download")
+            self.stream_task = asyncio.get_running_loop().create_task(
+                self._stream(query[0] if query else None))
             return
         response = self.app.handle(method, target, self.headers, b"".join(self.body))
         self._send(response, self.parser.should_keep_alive())
@@ -485,8 +487,11 @@ class _HttpConnection(asyncio.Protocol):
         if not keep_alive:
             self.transport.close()
 
-    async def _stream(self) -> None:
+    async def _stream(self, download: str | None = None) -> None:
+        """The event stream; with ``download`` (``?download=ID``), that download's events
+        only (their ids keep the stream's numbering, so they are not consecutive)."""
         app = self.app
+        mark = f'"download":{json.dumps(download)},' if download is not None else ""
         assert self.transport is not None
         self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                              b"Cache-Control: no-cache\r\nConnection: keep-alive\r\n\r\n"
@@ -500,7 +505,7 @@ class _HttpConnection(asyncio.Protocol):
                 # The defect replays from the last id inclusive: one duplicate per reconnect.
                 first = int(last) if "sse-duplicates" in app.defects else int(last) + 1
                 for seq, data in list(app.events):
-                    if seq >= first:
+                    if seq >= first and mark in data:
                         self._event(seq, data)
             while self.transport is not None:
                 try:
@@ -508,7 +513,7 @@ class _HttpConnection(asyncio.Protocol):
                 except TimeoutError:
                     self.transport.write(b": keep-alive\n\n")
                     continue
-                if last.isdigit() and seq <= int(last):
+                if (last.isdigit() and seq <= int(last)) or mark not in data:
                     continue
                 self._event(seq, data)
         finally:

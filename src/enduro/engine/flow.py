@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from enduro.base.errors import Fatal, fatal_class
+from enduro.engine.flow_sse import SseStep
 from enduro.engine.http import classify
 from enduro.engine.python import load_function
 from enduro.engine.schedule import ArrivalSchedule
@@ -91,7 +92,7 @@ class _Request:
         self.timeout = req.timeout
 
 
-_REQUEST, _SLEEP, _BRANCH, _PYTHON = range(4)
+_REQUEST, _SLEEP, _BRANCH, _PYTHON, _SSE = range(5)
 
 
 class _Step:
@@ -100,14 +101,16 @@ class _Step:
 
     __slots__ = ("branches", "captures", "check", "counter", "eventually", "history_key",
                  "history_path", "history_value", "kind", "name", "poll", "request", "sent",
-                 "shape", "shaped", "static", "step", "until")
+                 "shape", "shaped", "static", "step", "stream", "until")
 
     def __init__(self, step: FlowStep, forbidden: tuple[bytes, ...]) -> None:
         self.step = step
         self.name = step.name or "?"
         self.kind = (_SLEEP if step.sleep is not None else _BRANCH if step.branch is not None
-                     else _PYTHON if step.python is not None else _REQUEST)
+                     else _PYTHON if step.python is not None else _SSE if step.sse is not None
+                     else _REQUEST)
         self.counter: OpCounter | None = None
+        self.stream: SseStep | None = None  # an sse step's, made by its driver
         self.branches: list[tuple[Branch, list[_Step]]] = [
             (b, [_Step(s, forbidden) for s in b.steps]) for b in step.branch or []]
         self.request = _Request(step.request) if step.request is not None else None
@@ -212,8 +215,11 @@ class FlowDriver(TaskDriver):
         # Every step's templates and checks, compiled once.
         self._top = [_Step(step, ()) for step in workload.steps]
         for plan in (p for top in self._top for p in top.walk()):
-            if plan.kind in (_REQUEST, _PYTHON) and plan.step.name is not None:
+            if plan.kind in (_REQUEST, _PYTHON, _SSE) and plan.step.name is not None:
                 plan.counter = self.steps_ops[plan.step.name]
+            if plan.step.sse is not None:
+                plan.stream = SseStep(plan.step.sse, recorder.counter(f"{name}.{plan.name}:event"),
+                                      workload.tls, self._ssl)
         # A static step's bytes are built once unless the workload's headers or the steps
         # name a token (refreshed during the run).
         self._cache_sends = self._step_tokens is None and not (
@@ -302,6 +308,8 @@ class FlowDriver(TaskDriver):
             await asyncio.sleep(step.sleep)
         elif plan.kind == _BRANCH:
             await self._steps(self._choose(plan.branches), ctx)
+        elif plan.kind == _SSE:
+            await self._stream(plan, ctx)
         else:
             await self._timed(plan, ctx, self._python_step(step, ctx))
 
@@ -434,6 +442,26 @@ class FlowDriver(TaskDriver):
         c.requests += n if n > 1 else 1
         c.lat.append(took)
         c.svc.append(took)
+
+    async def _stream(self, plan: _Step, ctx: FlowContext) -> None:
+        """An sse step: one request of its op, whose latency is the time to the first event
+        (none when no event came); its events are counted by the step itself."""
+        c, stream = plan.counter, plan.stream
+        assert c is not None and stream is not None
+        started = _monotonic()
+        token = self.in_flight.begin((c, started, started),
+                                     (self.flow_op, ctx.intended, ctx.intended))
+        try:
+            outcome = await stream.attach(ctx, ctx.urls, self._headers.get())
+        finally:
+            self.in_flight.end(token)
+        c.requests += 1
+        if outcome.ttfe is not None:
+            c.lat.append(int(outcome.ttfe * 1_000_000))
+            c.svc.append(int(outcome.ttfe * 1_000_000))
+        if outcome.cls is not None:
+            c.error(outcome.cls)
+            raise FlowFailed(plan.name, outcome.cls, outcome.detail)
 
     def _canaries(self, plan: _Step, answer: Answer) -> None:
         for canary in self.canaries:

@@ -19,6 +19,7 @@ import ssl
 import statistics
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,8 @@ from enduro.observe.window import UNSAFE_VALUE, OpCounter, Recorder
 from enduro.plan.models import SseWorkload
 from enduro.plan.tokens import Credentials, Filled
 
-__all__ = ["SseDriver", "StreamStats", "churn_count", "summarize_streams", "write_streams"]
+__all__ = ["SseDriver", "StreamState", "StreamStats", "churn_count", "count_event", "open_stream",
+           "read_events", "summarize_streams", "write_streams"]
 
 _monotonic = time.monotonic
 _SEEN_KEEP = 20_000
@@ -73,21 +75,16 @@ class StreamStats:
         return out
 
 
-class _Client:
-    """One logical subscriber: it keeps its Last-Event-ID and seen ids across reconnects."""
+class StreamState:
+    """What one subscriber keeps across the connections of its stream: its Last-Event-ID,
+    the ids it saw (for duplicates), when its last event came, and its figures."""
 
-    def __init__(self, index: int) -> None:
-        self.index = index
+    def __init__(self) -> None:
         self.stats = StreamStats()
         self.last_id: str | None = None
         self.seen: set[str] = set()
         self.order: deque[str] = deque()
         self.last_event_at: float | None = None
-        self.task: asyncio.Task[None] | None = None
-        self.kick: asyncio.Event = asyncio.Event()
-        self.stalled = False
-        # When its connect request went out, while the response head is awaited.
-        self.connecting_since: float | None = None
         # Wall time its current connection was answered: an event the server stamped before
         # it was generated while this client was away (a replay after a resume).
         self.connected_wall: float | None = None
@@ -101,6 +98,19 @@ class _Client:
         if len(self.order) > _SEEN_KEEP:
             self.seen.discard(self.order.popleft())
         return True
+
+
+class _Client(StreamState):
+    """One logical subscriber of the pool: its stream, and its task and churn kick."""
+
+    def __init__(self, index: int) -> None:
+        super().__init__()
+        self.index = index
+        self.task: asyncio.Task[None] | None = None
+        self.kick: asyncio.Event = asyncio.Event()
+        self.stalled = False
+        # When its connect request went out, while the response head is awaited.
+        self.connecting_since: float | None = None
 
 
 def churn_count(clients: int, fraction: float, max_fraction: float) -> int:
@@ -226,7 +236,6 @@ class SseDriver:
         """One connection: connect, read events until closed, kicked (churn) or stopped."""
         c = self.connect
         started = _monotonic()
-        writer: asyncio.StreamWriter | None = None
         client.kick.clear()
         client.stats.connects += 1
         if client.last_id is not None:
@@ -242,30 +251,18 @@ class SseDriver:
             return
         client.connecting_since = started
         try:
-            reader, opened = await asyncio.wait_for(
-                asyncio.open_connection(self.target.host, self.target.port, ssl=self._ssl,
-                                        server_hostname=server_hostname(
-                                            self.workload.tls, self.target.host)
-                                        if self._ssl else None,
-                                        limit=1 << 20),
+            response, writer, status = await open_stream(
+                self.target, wire, self._ssl, server_hostname(self.workload.tls,
+                                                              self.target.host),
                 self.workload.connect_timeout)
-            writer = opened
-            opened.write(wire)
-            # The response head as the wire module frames it (1xx interim answers skipped).
-            response = StreamResponse(reader, "GET")
-            head = await asyncio.wait_for(response.read_head(), self.workload.connect_timeout)
         except (OSError, TimeoutError, ssl.SSLError) as exc:
             client.connecting_since = None
             c.requests += 1
             client.stats.failed += 1
             c.error(classify(exc))
-            if writer is not None:
-                writer.close()
             return
         client.connecting_since = None
         client.connected_wall = time.time()
-        assert writer is not None
-        status = head.status
         if status != 200:
             c.requests += 1
             client.stats.failed += 1
@@ -288,7 +285,7 @@ class SseDriver:
         c = self.connect
         first = True
         try:
-            async for event in self._events(response):
+            async for event in read_events(response):
                 if first:
                     first = False
                     c.requests += 1
@@ -312,81 +309,10 @@ class SseDriver:
             client.stats.failed += 1
             c.error("closed")  # the stream ended before its first event
 
-    async def _events(self, response: StreamResponse) -> Any:
-        """Yield events as dicts (id, event, data) parsed per the SSE format, from the body
-        as the wire module decodes it (chunked, by length, or up to the close)."""
-        buffer = b""
-        event: dict[str, str] = {}
-        data_lines: list[str] = []
-        async for chunk in response.body_chunks():
-            buffer += chunk
-            if b"\n" not in chunk:
-                # A line that never ends (a server streaming without newlines) would grow
-                # without bound and be searched again on every read.
-                if len(buffer) > MAX_LINE_BYTES:
-                    raise LineTooLong(f"an event stream line over {MAX_LINE_BYTES} bytes")
-                continue
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                text = line.decode("utf-8", "replace").rstrip("\r")
-                if not text:
-                    if data_lines or "id" in event:
-                        event["data"] = "\n".join(data_lines)
-                        yield event
-                    event = {}
-                    data_lines = []
-                    continue
-                if text.startswith(":"):
-                    continue
-                field, _, value = text.partition(":")
-                value = value[1:] if value.startswith(" ") else value
-                if field == "data":
-                    data_lines.append(value)
-                elif field in ("id", "event", "retry"):
-                    event[field] = value
-            if len(buffer) > MAX_LINE_BYTES:
-                raise LineTooLong(f"an event stream line over {MAX_LINE_BYTES} bytes")
-
     def _on_event(self, client: _Client, event: dict[str, str]) -> None:
-        now = _monotonic()
-        e = self.events
-        e.requests += 1
-        stats = client.stats
-        stats.events += 1
         client.stalled = False
-        if client.last_event_at is not None:
-            gap = now - client.last_event_at
-            e.svc.append(int(gap * 1_000_000))
-            stats.longest_gap_s = max(stats.longest_gap_s, gap)
-        client.last_event_at = now
-        event_id = event.get("id")
-        if event_id is not None:
-            if not client.remember(event_id):
-                stats.duplicates += 1
-                e.error("duplicate")
-            elif self.workload.ids == "sequential" and client.last_id is not None and \
-                    event_id.isdigit() and client.last_id.isdigit():
-                missing = int(event_id) - int(client.last_id) - 1
-                if missing > 0:
-                    stats.gaps += missing
-                    e.errors += missing
-                    e.classes["gap"] = e.classes.get("gap", 0) + missing
-            if client.last_id is None or not (event_id.isdigit() and client.last_id.isdigit()) \
-                    or int(event_id) > int(client.last_id):
-                client.last_id = event_id
-        path = self.workload.ts_path
-        if path is not None:
-            with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):
-                ts = float(json_path(parse_json(event.get("data", "")), path))
-                if self.workload.ts_unit == "ms":
-                    ts /= 1000.0
-                if client.connected_wall is not None and ts < client.connected_wall:
-                    # Stamped before this connection existed: a replay of what the client
-                    # missed while away. Its age is the reconnect's, not the delivery's.
-                    stats.replayed += 1
-                else:
-                    delay = time.time() - ts
-                    e.lat.append(max(1, int(delay * 1_000_000)))
+        w = self.workload
+        count_event(client, event, self.events, w.ids, w.ts_path, w.ts_unit)
 
     async def drain(self, grace: float) -> None:
         """No new connects; connects awaiting their answer get up to ``grace``."""
@@ -410,6 +336,106 @@ class SseDriver:
                 c.connecting_since = None
             if c.task is not None:
                 c.task.cancel()
+
+
+async def open_stream(target: Target, wire: bytes, context: ssl.SSLContext | None,
+                      hostname: str | None, timeout: float,
+                      ) -> tuple[StreamResponse, asyncio.StreamWriter, int]:
+    """Connect to ``target``, send the request ``wire`` and read the answer's head (1xx
+    interim answers skipped), each within ``timeout``: the response to read events from,
+    its writer (the caller closes it) and its status. The connection is closed on error."""
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(target.host, target.port, ssl=context,
+                                server_hostname=hostname if context else None,
+                                limit=1 << 20), timeout)
+    try:
+        writer.write(wire)
+        response = StreamResponse(reader, "GET")
+        head = await asyncio.wait_for(response.read_head(), timeout)
+    except BaseException:
+        writer.close()
+        raise
+    return response, writer, head.status
+
+
+async def read_events(response: StreamResponse) -> AsyncIterator[dict[str, str]]:
+    """Yield events as dicts (id, event, data) parsed per the SSE format, from the body
+    as the wire module decodes it (chunked, by length, or up to the close)."""
+    buffer = b""
+    event: dict[str, str] = {}
+    data_lines: list[str] = []
+    async for chunk in response.body_chunks():
+        buffer += chunk
+        if b"\n" not in chunk:
+            # A line that never ends (a server streaming without newlines) would grow
+            # without bound and be searched again on every read.
+            if len(buffer) > MAX_LINE_BYTES:
+                raise LineTooLong(f"an event stream line over {MAX_LINE_BYTES} bytes")
+            continue
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            text = line.decode("utf-8", "replace").rstrip("\r")
+            if not text:
+                if data_lines or "id" in event:
+                    event["data"] = "\n".join(data_lines)
+                    yield event
+                event = {}
+                data_lines = []
+                continue
+            if text.startswith(":"):
+                continue
+            field, _, value = text.partition(":")
+            value = value[1:] if value.startswith(" ") else value
+            if field == "data":
+                data_lines.append(value)
+            elif field in ("id", "event", "retry"):
+                event[field] = value
+        if len(buffer) > MAX_LINE_BYTES:
+            raise LineTooLong(f"an event stream line over {MAX_LINE_BYTES} bytes")
+
+
+def count_event(client: StreamState, event: dict[str, str], e: OpCounter, ids: str,
+                ts_path: str | None, ts_unit: str) -> None:
+    """Count one event of ``client``'s stream in ``e``: a request; an error of class
+    ``duplicate`` (an id seen before) or ``gap`` (ids missing in a ``sequential`` stream);
+    its delivery latency from the server's stamp at ``ts_path`` (a replay after a resume
+    kept apart); the time since the stream's previous event as its service time."""
+    now = _monotonic()
+    e.requests += 1
+    stats = client.stats
+    stats.events += 1
+    if client.last_event_at is not None:
+        gap = now - client.last_event_at
+        e.svc.append(int(gap * 1_000_000))
+        stats.longest_gap_s = max(stats.longest_gap_s, gap)
+    client.last_event_at = now
+    event_id = event.get("id")
+    if event_id is not None:
+        if not client.remember(event_id):
+            stats.duplicates += 1
+            e.error("duplicate")
+        elif ids == "sequential" and client.last_id is not None and \
+                event_id.isdigit() and client.last_id.isdigit():
+            missing = int(event_id) - int(client.last_id) - 1
+            if missing > 0:
+                stats.gaps += missing
+                e.errors += missing
+                e.classes["gap"] = e.classes.get("gap", 0) + missing
+        if client.last_id is None or not (event_id.isdigit() and client.last_id.isdigit()) \
+                or int(event_id) > int(client.last_id):
+            client.last_id = event_id
+    if ts_path is not None:
+        with contextlib.suppress(ValueError, KeyError, IndexError, TypeError):
+            ts = float(json_path(parse_json(event.get("data", "")), ts_path))
+            if ts_unit == "ms":
+                ts /= 1000.0
+            if client.connected_wall is not None and ts < client.connected_wall:
+                # Stamped before this connection existed: a replay of what the client
+                # missed while away. Its age is the reconnect's, not the delivery's.
+                stats.replayed += 1
+            else:
+                delay = time.time() - ts
+                e.lat.append(max(1, int(delay * 1_000_000)))
 
 
 def write_streams(path: Path, worker: int, drivers: list[tuple[str, SseDriver]]) -> None:

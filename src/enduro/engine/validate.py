@@ -15,7 +15,7 @@ from enduro.engine.request import flow_template_problems, template_problems
 from enduro.net.conditions import ResponseCheck, condition_problem, json_path_problem
 from enduro.net.target import split_base
 from enduro.plan.bursts import BurstWorkload
-from enduro.plan.flows import FlowRequest, FlowStep, FlowWorkload, StepExpect
+from enduro.plan.flows import FlowRequest, FlowSse, FlowStep, FlowWorkload, StepExpect
 from enduro.plan.models import Expect, HttpWorkload, Plan, PythonWorkload, SseWorkload
 from enduro.plan.source import Lines, Path_, dotted
 from enduro.plan.tokens import TOKEN_REF
@@ -198,6 +198,22 @@ class _Checker:
         elif value is not None:
             self.template(value, (*at, "value"), names, open_scope)
 
+    def stream(self, sse: FlowSse, at: Path_, names: set[str] | frozenset[str],
+               open_scope: bool) -> None:
+        """An sse step: its request as a request step's (templates, service, base), its
+        ``until`` and ``ts_path``."""
+        self.request(FlowRequest(path=sse.path, service=sse.service, base=sse.base,
+                                 query=sse.query, headers=sse.headers), at, names, open_scope)
+        if sse.until is not None:
+            problem = condition_problem(sse.until)
+            if problem is not None:
+                self.add((*at, "until"), problem)
+            self.template(sse.until, (*at, "until"), names, open_scope)
+        if sse.ts_path is not None:
+            problem = json_path_problem(sse.ts_path)
+            if problem is not None:
+                self.add((*at, "ts_path"), problem)
+
     def steps(self, steps: list[FlowStep], at: Path_, names: set[str],
               open_scope: bool) -> tuple[set[str], bool]:
         """Check ``steps`` in order; the names in scope and whether a python step may have
@@ -223,6 +239,8 @@ class _Checker:
                 self.history(step.history, (*sat, "history"), names | set(step.capture),
                              open_scope)
                 names |= set(step.capture)
+            elif step.sse is not None:
+                self.stream(step.sse, (*sat, "sse"), names, open_scope)
             elif step.python is not None:
                 self.function(step.python, (*sat, "python"), 2)
                 self.history(step.history, (*sat, "history"), names, True)

@@ -65,6 +65,7 @@ def op_kinds(plan: Plan) -> dict[str, str]:
     for name, w in plan.workloads.items():
         if w.flow is not None:
             out[name] = ITERATION
+            out.update({f"{name}.{s}:event": EVENT for s in w.flow.sse_steps()})
         elif w.burst is not None:
             out[f"{name}:round"] = ROUND
             out.update({f"{name}.{s}": SPLIT for s in w.burst.split})

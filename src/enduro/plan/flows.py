@@ -19,8 +19,8 @@ from enduro.plan.fields import (
 )
 from enduro.plan.tls import Tls
 
-__all__ = ["Branch", "Eventually", "FinalPhase", "FlowRequest", "FlowStep", "FlowWorkload",
-           "HistorySpec"]
+__all__ = ["Branch", "Eventually", "FinalPhase", "FlowRequest", "FlowSse", "FlowStep",
+           "FlowWorkload", "HistorySpec"]
 
 Concurrency = Annotated[int, Field(gt=0, le=100_000)]
 CONDITION = re.compile(r"^\s*(\$[^\s=!<>]*|status)\s*(==|!=|<=|>=|<|>|in)\s*(.+?)\s*$")
@@ -59,6 +59,40 @@ class FlowRequest(_Model):
     json_: Any = Field(default=None, alias="json")
     body: str | None = None
     timeout: Interval | None = None
+
+
+class FlowSse(_Model):
+    """A step that attaches a Server-Sent Events stream to what the flow made (``path`` and
+    ``headers`` take captured ``{{var}}``s) and reads it for up to ``for``: until an event's
+    JSON data meets ``until``, or ``events`` events came. The step's latency is the time from
+    its start to the first event; each event counts in the op ``<flow>.<step>:event`` with
+    an SSE workload's figures (duplicate and gap errors, delivery latency from ``ts_path``).
+    It fails (``no_events``, ``until_timeout``) with fewer than ``min_events`` events or an
+    ``until`` that never held."""
+
+    path: UrlPath
+    service: str | None = None
+    base: Url | None = None
+    query: dict[str, Any] = {}
+    headers: HeaderMap = {}
+    for_: Interval = Field(default=10.0, alias="for")
+    until: str | None = None
+    events: Annotated[int, Field(gt=0, le=10_000_000)] | None = None
+    min_events: Annotated[int, Field(ge=0, le=10_000_000)] = 1
+    connect_timeout: Interval = 10.0
+    ids: Literal["sequential", "opaque"] = "sequential"
+    ts_path: str | None = None
+    ts_unit: Literal["s", "ms"] = "s"
+
+    @model_validator(mode="after")
+    def _valid(self) -> FlowSse:
+        if self.until is not None and not CONDITION.match(self.until):
+            raise ValueError(f"until {self.until!r}: expected PATH OP VALUE, such as "
+                             "'$.line == \"done\"'")
+        if self.events is not None and self.events < self.min_events:
+            raise ValueError(f"events ({self.events}) is below min_events "
+                             f"({self.min_events}): the step could never pass")
+        return self
 
 
 class StepExpect(_Model):
@@ -118,16 +152,22 @@ class FlowStep(_Model):
     branch: list[Branch] | None = None
     python: str | None = None
     sleep: Duration | None = None
+    sse: FlowSse | None = None
     history: HistorySpec | None = None
 
     @model_validator(mode="after")
     def _shape(self) -> FlowStep:
-        kinds = [k for k in ("request", "branch", "python", "sleep")
+        kinds = [k for k in ("request", "branch", "python", "sleep", "sse")
                  if getattr(self, k) is not None]
         if len(kinds) != 1:
-            raise ValueError("a step is exactly one of 'request', 'branch', 'python' or 'sleep'"
-                             + (f"; got {', '.join(kinds)}" if kinds else ""))
-        if kinds[0] in ("request", "python") and self.name is None:
+            raise ValueError("a step is exactly one of 'request', 'branch', 'python', 'sleep' "
+                             "or 'sse'" + (f"; got {', '.join(kinds)}" if kinds else ""))
+        if kinds[0] == "sse" and (self.capture or self.history is not None
+                                  or self.until is not None or self.expect is not None
+                                  or self.expect_eventually is not None):
+            raise ValueError("an sse step takes its own 'until'; capture, history, expect "
+                             "and expect_eventually apply to a request step")
+        if kinds[0] in ("request", "python", "sse") and self.name is None:
             raise ValueError(f"a {kinds[0]} step needs a 'name' (it is the op in rules)")
         if self.until is not None and not CONDITION.match(self.until):
             raise ValueError(f"until {self.until!r}: expected PATH OP VALUE, such as "
@@ -164,6 +204,20 @@ class FlowWorkload(_Model):
         if dupes:
             raise ValueError(f"step names must be unique in a flow, repeated: {', '.join(dupes)}")
         return self
+
+    def sse_steps(self) -> list[str]:
+        """The names of the steps that attach an SSE stream (each also counts its events
+        in ``<flow>.<step>:event``)."""
+        found: list[str] = []
+
+        def walk(steps: list[FlowStep]) -> None:
+            for s in steps:
+                if s.sse is not None and s.name is not None:
+                    found.append(s.name)
+                for b in s.branch or []:
+                    walk(b.steps)
+        walk(self.steps)
+        return found
 
     def step_names(self) -> list[str]:
         names: list[str] = []
