@@ -202,3 +202,48 @@ def test_the_open_model_sends_per_millisecond_while_its_cpu_is_busy(
 
     # 90% busy: per millisecond; 70%: stays so; 40%: prompt; 60%: stays prompt.
     assert uvloop.run(run()) == [True, False, False, True, True]
+
+
+def test_the_starting_pool_is_open_before_the_first_arrival(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Arrivals at the start find open connections: waiting for handshakes made the first
+    arrivals late and grew the pool for a wait that was only the connect."""
+    at_first_send: list[int] = []
+    real = OpenDriver.dispatch
+
+    def recording(self: OpenDriver, conn: object, intended: float, now: float) -> bool:
+        if not at_first_send:
+            at_first_send.append(len(self.conns))
+        return real(self, conn, intended, now)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(OpenDriver, "dispatch", recording)
+    _, recorder = uvloop.run(_against(_Ok, "20000/s", 0.2))
+    (window,) = recorder.rotate(1)
+    assert window.requests == 4000 and window.errors == 0, window
+    # A millisecond of arrivals at 20,000/s: 20 connections, all open at the first send.
+    assert at_first_send == [20], at_first_send
+
+
+def test_a_saturated_generator_does_not_grow_its_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Arrivals that wait because the generator's CPU is full are not helped by more
+    connections (each adds work): the pool grows only while the CPU has room."""
+    cpu = [0.0]
+    monkeypatch.setattr("enduro.engine.http.time.process_time", lambda: cpu[0])
+
+    async def run() -> tuple[int, int]:
+        driver, _ = _open_driver("http://127.0.0.1:9", "20000/s")
+        driver._cpu_at = (0.0, 0.0)
+        cpu[0] = 0.95
+        driver._measure(1.0)
+        assert driver.saturated
+        cap = driver.pool_cap
+        driver.conns = {object() for _ in range(cap)}  # type: ignore[misc]
+        driver.backlog.extend([0.0] * 100)
+        driver.open_connection = lambda: None  # type: ignore[method-assign]
+        driver._flush(0.5)
+        saturated_cap = driver.pool_cap
+        driver.saturated = False
+        driver._flush(0.9)
+        return saturated_cap, driver.pool_cap // cap
+
+    assert uvloop.run(run()) == (20, 2)

@@ -61,6 +61,8 @@ _GROW_S = 0.02
 # A generator out of file descriptors or ports waits this long before trying again, so the
 # errors it records stay few and the loop stays free.
 _GENERATOR_PAUSE_S = 0.25
+# The longest the open model waits for its starting pool before the first arrival.
+_WARM_UP_S = 1.0
 
 # Failures that come from this machine's limits, not from the target: too many open files
 # (per process or system-wide), no local port left, no socket buffer or memory.
@@ -506,13 +508,16 @@ class OpenDriver(HttpDriver):
         self.backlog: deque[float] = deque()
         self.start = 0.0
         self.end = float("inf")
-        self.next_at = 0.0
+        self.next_at = float("inf")  # no arrival before run() starts the schedule
         self.late_after = self.workload.late_after
         self.max_conns = self.workload.max_connections
         self._ticker: asyncio.TimerHandle | None = None
         self.arrivals = 0
         # Prompt (each response sends the arrivals due) or per millisecond: see _BUSY_HIGH.
         self.prompt = True
+        # Above _BUSY_HIGH of a core: waiting arrivals are the generator's doing, and more
+        # connections would only add to its work, so the pool does not grow.
+        self.saturated = False
         self._cpu_at = (0.0, 0.0)  # (monotonic, process CPU) when last measured
         # Connections the pool may hold (open and opening), and when it may grow next.
         self.pool_cap = min(self.max_conns, max(_MIN_CONNS, int(schedule.rate_at(0.0)
@@ -521,6 +526,7 @@ class OpenDriver(HttpDriver):
 
     async def run(self, duration: float) -> None:
         self.sending = True
+        await self._warm_up()
         self.start = _monotonic()
         # Arrivals are meant for [start, end): a late wake-up must not add any after it.
         self.end = self.start + duration
@@ -538,6 +544,16 @@ class OpenDriver(HttpDriver):
         self._tick()  # the arrivals due since the last tick, up to the end
         if self._ticker is not None:
             self._ticker.cancel()
+
+    async def _warm_up(self) -> None:
+        """Open the starting pool before the first arrival: arrivals at the start then find
+        connections instead of waiting for handshakes (which also grew the pool for a wait
+        that was only the connect)."""
+        for _ in range(self.pool_cap):
+            self.open_connection()
+        deadline = _monotonic() + min(self.workload.timeout, _WARM_UP_S)
+        while self.connecting and _monotonic() < deadline:
+            await asyncio.sleep(_BACKLOG_S)
 
     def _tick(self) -> None:
         self._ticker = None
@@ -563,7 +579,10 @@ class OpenDriver(HttpDriver):
         cpu = time.process_time()
         busy = (cpu - self._cpu_at[1]) / (now - self._cpu_at[0])
         self._cpu_at = (now, cpu)
-        if self.prompt and busy > _BUSY_HIGH:
+        self.saturated = busy > _BUSY_HIGH
+        # Arrivals waiting mean the loop is behind: a wake-up per response would only add to
+        # its work.
+        if self.prompt and (self.saturated or self.backlog):
             self.prompt = False
         elif not self.prompt and busy < _BUSY_LOW:
             self.prompt = True
@@ -615,7 +634,7 @@ class OpenDriver(HttpDriver):
         if backlog:
             # A connection for each waiting arrival, within the pool's size (see _MIN_CONNS).
             have = len(self.conns) + self.connecting
-            if (have >= self.pool_cap and now >= self._grow_at
+            if (have >= self.pool_cap and not self.saturated and now >= self._grow_at
                     and now - backlog[0] > _MIN_WAKE_S and self.pool_cap < self.max_conns):
                 self.pool_cap = min(self.max_conns, 2 * self.pool_cap)
                 self._grow_at = now + _GROW_S
@@ -667,6 +686,21 @@ class OpenDriver(HttpDriver):
             c = self.counters[i]
             c.requests += 1
             c.error(cls)
+        if self.backlog:
+            # The next waiting arrival tries a connection of its own now, not at the next
+            # wake-up: against a refusing target each arrival fails when it is due.
+            self._flush(_monotonic())
+
+    async def drain(self, grace: float) -> None:
+        """As the base's, and arrivals still waiting for a connection keep trying to get one
+        (nothing else would open it once the schedule has ended)."""
+        self.sending = False
+        deadline = _monotonic() + grace
+        while self.in_flight() and (now := _monotonic()) < deadline:
+            if self.backlog:
+                self._flush(now)
+            await asyncio.sleep(_BACKLOG_S)
+        self.close_all()
 
 
 def make_driver(workload: HttpWorkload, target: Target, requests: list[PreparedRequest],
