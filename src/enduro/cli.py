@@ -318,6 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
         if load:
             p.add_argument("--workers", "-w", type=_positive_int, default=1,
                            help="shard the load over N processes (default 1)")
+            p.add_argument("--cluster", metavar="ADDRESS",
+                           help="run the --workers as actors on this Ray cluster (a Ray "
+                                "address such as 10.0.0.5:6379 or ray://head:10001, or "
+                                "'auto' for RAY_ADDRESS); needs pip install 'enduro[ray]'")
         else:  # accepted only to be refused with a reason (check_args), not a bare usage line
             p.add_argument("--workers", "-w", default=None, help=argparse.SUPPRESS)
         p.add_argument("--seed", type=_seed, help="override the plan's seed"
@@ -554,7 +558,18 @@ def check_args(args: argparse.Namespace) -> None:
     if name == "supervise" and args.workers is not None:
         raise PlanError("--workers: supervise runs no load, so there is nothing to shard "
                         "('enduro run' drives the load)")
+    if getattr(args, "cluster", None) is not None:
+        _check_cluster()
     _check_output_places(args)
+
+
+def _check_cluster() -> None:
+    """``--cluster`` needs Ray, an optional extra: say how to install it (exit 2)."""
+    import importlib.util
+    if importlib.util.find_spec("ray") is None:
+        raise PlanError("--cluster: Ray is not installed; install it with "
+                        "pip install 'enduro[ray]' (Ray itself must be the version the "
+                        "cluster runs)")
 
 
 def _check_snapshot_args(args: argparse.Namespace) -> None:
@@ -640,6 +655,7 @@ def _plan(args: argparse.Namespace, out: Console, err: Console) -> int:
 def _options(args: argparse.Namespace, **extra: object) -> RunOptions:
     from enduro.run.run import RunOptions
     return RunOptions(out=args.out, duration=args.duration, workers=args.workers or 1,
+                      cluster=getattr(args, "cluster", None),
                       seed=args.seed, tag=args.tag, live=False if args.no_live else None,
                       run_dir=getattr(args, "run_dir", None),
                       metrics_port=args.metrics_port, **extra)  # type: ignore[arg-type]
@@ -717,7 +733,8 @@ def _start(args: argparse.Namespace, out: Console, err: Console) -> int:
     started = start_detached(args.plan, out=args.out, plan_name=loaded.plan.name,
                              profile=args.profile, sets=args.sets, duration=args.duration,
                              tag=args.tag, workers=args.workers, seed=args.seed,
-                             metrics_port=args.metrics_port, only=args.only)
+                             metrics_port=args.metrics_port, only=args.only,
+                             cluster=args.cluster)
     out.print(f"started {started.run_id} (pid {started.pid})\nrun directory: "
               f"{started.run_dir}")
     if bound is not None:

@@ -24,7 +24,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     run_dir = only_run(tmp_path / "runs")
     assert f"run directory: {run_dir}" in proc.stdout
     results = json.loads((run_dir / "results.json").read_text())
-    assert results["schema"] == 2 and results["verdict"] == "pass"
+    assert results["schema"] == 3 and results["verdict"] == "pass"
     assert results["state"] == "completed"
     assert 4.5 <= results["duration_s"] <= 6
     assert set(results["ops"]) == {"list", "get", "health", "create", "stats", "stream:connect",
@@ -116,7 +116,7 @@ def test_workers_shard_the_load_and_merge(tmp_path: Path, demo: tuple[str, Path]
     proc = run_cli("run", str(path), "--workers", "2", "--out", str(tmp_path / "runs"))
     assert proc.returncode == 0, proc.stderr
     results = json.loads((only_run(tmp_path / "runs") / "results.json").read_text())
-    assert results["workers"] == 2
+    assert results["worker_count"] == 2
     assert results["total"]["requests"] == pytest.approx(900, abs=4)
 
 

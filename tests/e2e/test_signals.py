@@ -190,7 +190,7 @@ def _check_ended(case: Case, *, code: int, verdict: str, state: str) -> dict[str
     assert run_dir is not None
     results: dict[str, Any] = json.loads((run_dir / "results.json").read_text())
     assert results["verdict"] == verdict and results["state"] == state, case.name
-    assert results["schema"] == 2 and results["complete"] is False
+    assert results["schema"] == 3 and results["complete"] is False
     assert (run_dir / "junit.xml").exists()
     assert json.loads((run_dir / "state.json").read_text())["state"] == state
     if case.applied.exists():
@@ -344,8 +344,8 @@ def test_ctrl_c_to_the_process_group_with_workers_keeps_every_window(tmp_path: P
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(30)
         results = _check_ended(case, code=130, verdict="incomplete", state="stopped")
-        assert not case.has_event("worker_exit"), "a worker died of the Ctrl-C"
-        assert results["total"]["requests"] > 20 and results["workers"] == 2
+        assert not case.has_event("worker_lost"), "a worker died of the Ctrl-C"
+        assert results["total"]["requests"] > 20 and results["worker_count"] == 2
     finally:
         _kill_left(case)
 

@@ -26,5 +26,5 @@ def results_json(**overrides: Any) -> dict[str, Any]:
     return {"schema": SCHEMA, "run_id": "t-20260101T000000Z", "plan": "t", "profile": None,
             "verdict": "pass", "complete": True, "rules_passed": True, "mode": "run",
             "state": "completed", "stop_reason": None, "started_at": 1.0, "duration_s": 3.0,
-            "seed": 1, "workers": 1, "total": figures(), "ops": ops, "errors_by_class": {},
+            "seed": 1, "worker_count": 1, "total": figures(), "ops": ops, "errors_by_class": {},
             "rules": [], "faults": [], "services": {}, **overrides}

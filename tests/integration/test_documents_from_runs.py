@@ -165,7 +165,11 @@ def test_a_run_on_two_workers_and_its_rebuilt_results(tmp_path: Path,
     assert proc.returncode == 0, proc.stderr
     run_dir = only_run(tmp_path / "runs")
     results = check_results(run_dir)
-    assert results.workers == 2 and results.ops["health"].requests > 0
+    assert results.worker_count == 2 and results.ops["health"].requests > 0
+    # Each worker's requests add up to the run's.
+    assert [w.index for w in results.workers] == [0, 1]
+    assert sum(w.requests for w in results.workers) == results.ops["health"].requests
+    assert all(w.share == 0.5 and w.node and w.lost is None for w in results.workers)
     check_state(run_dir)
     check_events(run_dir)
     # As if its runner had died before writing the results.

@@ -156,7 +156,7 @@ def test_a_new_section_must_be_a_field_first() -> None:
     with pytest.raises(TypeError, match="no section colour"):
         results_document(run_id="r", plan_name="p", verdict=Verdict(True, []),
                          metrics=Metrics(1.0), ops={}, elapsed_s=1.0, seed=1,
-                         state="completed", started_wall=1.0, stop_reason=None, workers=1,
+                         state="completed", started_wall=1.0, stop_reason=None, worker_count=1,
                          profile=None, extra={"colour": "blue"})
 
 
@@ -183,6 +183,14 @@ def test_a_schema_1_file_reads_as_schema_2() -> None:
     doc = Results.from_json(old)
     assert (doc.complete, doc.rules_passed, doc.mode) == (True, False, "run")
     assert doc.ops["a"].kind == "request"
+
+
+def test_a_schema_2_file_reads_its_workers_as_the_count() -> None:
+    old = results_json(schema=2)
+    del old["worker_count"]
+    old["workers"] = 4
+    doc = Results.from_json(old)
+    assert (doc.worker_count, doc.workers) == (4, [])
 
 
 def test_a_newer_schema_is_refused_in_one_line(tmp_path: Path,

@@ -46,7 +46,8 @@ class Started:
 def start_detached(plan: Path, *, out: Path, plan_name: str, profile: str | None,
                    sets: list[str], duration: float | None, tag: str | None,
                    workers: int, seed: int | None, timeout: float = 60.0,
-                   metrics_port: int | None = None, only: Sequence[str] = ()) -> Started:
+                   metrics_port: int | None = None, only: Sequence[str] = (),
+                   cluster: str | None = None) -> Started:
     """Start ``enduro run`` in a new session, detached from the terminal; return once it has
     written its state, or raise with what it said if it ended first."""
     run_dir = out / RunDir.name_for(plan_name, tag, time.time())
@@ -64,14 +65,14 @@ def start_detached(plan: Path, *, out: Path, plan_name: str, profile: str | None
         args += ["--set", item]
     for name in only:
         args += ["--only", name]
-    if duration is not None:
-        args += ["--duration", f"{duration}s"]
-    if tag:
-        args += ["--tag", tag]
-    if seed is not None:
-        args += ["--seed", str(seed)]
-    if metrics_port is not None:
-        args += ["--metrics-port", str(metrics_port)]
+    # Each option given passes on as it is.
+    for flag, value in (("--duration", None if duration is None else f"{duration}s"),
+                        ("--tag", tag or None),
+                        ("--seed", None if seed is None else str(seed)),
+                        ("--metrics-port", None if metrics_port is None else str(metrics_port)),
+                        ("--cluster", cluster)):
+        if value is not None:
+            args += [flag, value]
     log = (run_dir / "logs" / "runner.out").open("ab")
     proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                             start_new_session=True, cwd=Path.cwd())

@@ -298,7 +298,7 @@ def rebuild_document(run_dir: Path) -> Results:
             metrics=metrics, ops=ops, elapsed_s=elapsed,
             seed=state.seed if state.seed is not None else (plan.seed or 0), state=run_state,
             started_wall=state.started_at or 0.0, stop_reason=stop_reason,
-            workers=started.workers if started is not None else 1,
+            worker_count=started.workers if started is not None else 1,
             profile=started.profile if started is not None else None,
             incomplete=True,
             extra={"services": {name: svc.to_json()

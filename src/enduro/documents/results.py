@@ -9,6 +9,9 @@ Keys are added freely within a schema; none is renamed or changes meaning withou
    Added since, within schema 2: ``mode`` ("run", or "supervise" for services without
    load, whose verdict is always "incomplete" and ``rules_passed`` null) and each op's
    ``kind``. A file without them reads as ``mode`` "run" and ``kind`` "request".
+3. ``workers`` is a list, one entry per load worker (``Worker``); the number of workers moved
+   to ``worker_count``. An older file reads with its ``workers`` number as ``worker_count``
+   and an empty ``workers`` list.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ from enduro.documents.state import RunState
 __all__ = ["MODES", "SCHEMA", "VERDICTS", "BurstSummary", "CanaryHit", "CheckerViolation",
            "FaultOutcome", "Figures", "Generator", "LeakTrend", "LoopIteration", "OpFigures",
            "Percentiles", "ResourceSummary", "Results", "RuleOutcome", "ScenarioResult",
-           "StreamSummary", "TrendDetail"]
+           "StreamSummary", "TrendDetail", "Worker"]
 
-SCHEMA = 2
+SCHEMA = 3
 Verdict = Literal["pass", "fail", "incomplete"]
 Mode = Literal["run", "supervise"]
 VERDICTS: tuple[Verdict, ...] = ("pass", "fail", "incomplete")
@@ -318,6 +321,24 @@ class ScenarioResult(Document):
     bursts: dict[str, BurstSummary] = Field(default_factory=dict)
 
 
+class Worker(Document):
+    """One load worker (``--workers``; the run's own process when there is one)."""
+
+    index: int
+    node: str
+    """Where it ran: the Ray node id with ``--cluster``, else the host name."""
+    share: float
+    """Its part of the load: the open model's rate and the closed model's connections are
+    split evenly (connections that do not divide go to the first workers)."""
+    requests: int
+    """The requests it counted (of its windows that reached the runner)."""
+    saturation: float | None
+    """CPU seconds its process used per second of load (1.0: a core kept busy); null when
+    it was lost before saying."""
+    lost: str | None = None
+    """Why it ended before its load did (its process or Ray actor died); absent otherwise."""
+
+
 class Rebuilt(Document):
     """How ``enduro report`` rebuilt the results of a run whose runner died."""
 
@@ -339,7 +360,7 @@ class Results(Document):
     model_config = ConfigDict(title="results.json")
 
     schema_: int = Field(alias="schema", ge=1)
-    """The version of this document's shape (see the history above); 2 today."""
+    """The version of this document's shape (see the history above); 3 today."""
     run_id: str
     """The run directory's name: ``<plan>-<UTC stamp>[-tag]``."""
     plan: str
@@ -364,8 +385,11 @@ class Results(Document):
     """Of the load, in seconds."""
     seed: int
     """The seed of the fault schedule and of the load's random choices."""
-    workers: int
-    """Load processes (``--workers``)."""
+    worker_count: int
+    """Load workers (``--workers``): processes, or Ray actors with ``--cluster``."""
+    workers: list[Worker] = Field(default_factory=list)
+    """Each load worker: where it ran, its share, its requests and how busy it was; empty
+    for a rebuilt run."""
     total: Figures | None = None
     """Requests only: what the servers saw."""
     ops: dict[str, OpFigures]
@@ -425,6 +449,10 @@ class Results(Document):
             if schema == 1:  # verdict pass or fail, nothing said of completeness
                 data = {"complete": True, "rules_passed": data.get("verdict") == "pass",
                         **data}
+            if schema <= 2 and "worker_count" not in data:  # workers was the count
+                count = data.get("workers")
+                data = {**data, "worker_count": count if isinstance(count, int) else 1,
+                        "workers": []}
         if "mode" not in data:
             data = {**data, "mode": "run"}
         ops = data.get("ops")

@@ -1,8 +1,9 @@
-"""The messages between the runner and its ``--workers`` load processes, one pipe each.
+"""The messages between the runner and its ``--workers`` load workers: over a pipe to a local
+process, or through actor calls to a Ray actor (``--cluster``).
 
-A message travels as a plain dict (pickled by ``multiprocessing``) and is read back through
-its model on the other side, so that both ends agree on one definition. Windows travel in
-``WindowStats.to_wire`` form, which ``observe.window`` owns: here they are opaque."""
+A message travels as a plain dict (pickled by ``multiprocessing`` or Ray) and is read back
+through its model on the other side, so that both ends agree on one definition. Windows travel
+in ``WindowStats.to_wire`` form, which ``observe.window`` owns: here they are opaque."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ class _Message(BaseModel):
 
 # The runner to a worker.
 class Go(_Message):
-    """Start the load at ``start_wall`` (wall-clock seconds), the same for every worker."""
+    """Start the load at ``start_wall`` (wall-clock seconds on the worker's own clock: the
+    runner's common go, moved by the worker's measured clock offset)."""
 
     kind: Literal["go"] = "go"
     start_wall: float
@@ -58,15 +60,18 @@ class Tokens(_Message):
 
 
 class ToWorker(RootModel[Annotated[Go | Stop | Force | Tokens, Field(discriminator="kind")]]):
-    """What a worker reads from its pipe."""
+    """What a worker reads from the runner."""
 
 
 # A worker to the runner.
 class Ready(_Message):
-    """The worker built its drivers and waits for ``Go``."""
+    """The worker is up and waits for ``Go``; where it runs: ``node`` (the Ray node id, or
+    the host name of a local process) and its process id."""
 
     kind: Literal["ready"] = "ready"
     index: int
+    node: str = ""
+    pid: int = 0
 
 
 class Windows(_Message):
@@ -77,11 +82,13 @@ class Windows(_Message):
 
 
 class Done(_Message):
-    """The worker's load ended and its last windows were sent."""
+    """The worker's load ended and its last windows were sent. ``saturation``: the CPU
+    seconds its process used per second of load (1.0: a core kept busy)."""
 
     kind: Literal["done"] = "done"
     index: int
+    saturation: float | None = None
 
 
 class FromWorker(RootModel[Annotated[Ready | Windows | Done, Field(discriminator="kind")]]):
-    """What the runner reads from a worker's pipe."""
+    """What the runner reads from a worker."""

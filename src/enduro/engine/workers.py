@@ -1,9 +1,13 @@
-"""``--workers N``: the load sharded over N processes whose windows are merged by the parent.
+"""``--workers N``: the load sharded over N workers whose windows are merged by the runner.
 
 Each worker drives its share (rate / N, connections split) with its own seed, and sends every
-sealed window's histograms (HdrHistogram's compressed encoding) over a pipe. Workers start on
-a common ``go`` so that their windows line up. The messages are
+sealed window's histograms (HdrHistogram's compressed encoding) back to the runner. Workers
+start on a common ``go`` so that their windows line up. The messages are
 ``enduro.documents.worker_messages``' models, sent as plain dicts and read back through them.
+
+Both ends are written once, apart from what carries the messages: ``WorkerSide`` is a
+worker's end and ``WorkerPool`` the runner's; ``ProcessPool`` carries them over pipes to
+local processes, ``engine.ray_workers.RayPool`` over actor calls to Ray actors.
 """
 
 from __future__ import annotations
@@ -11,12 +15,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing as mp
+import os
 import signal
+import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
+from enduro.base.errors import RunError
 from enduro.base.eventloop import run_coroutine
 from enduro.documents.worker_messages import (
     Done,
@@ -33,123 +41,195 @@ from enduro.engine.load import LoadControl, LoadFiles, LoadShare, run_load
 from enduro.observe.window import WindowStats
 from enduro.plan.models import Plan
 
-__all__ = ["WorkerPool"]
+__all__ = ["ProcessPool", "WorkerArgs", "WorkerInfo", "WorkerPool", "WorkerSide"]
+
+Send = Callable[[dict[str, Any]], None]
 
 
-def _worker_main(plan_data: dict[str, Any], index: int, count: int, seed: int,
-                 base_urls: dict[str, str], duration: float, grace: float,
-                 conn: Connection, files: LoadFiles) -> None:
-    # A Ctrl-C reaches the whole process group; the parent decides how the load stops (and
-    # this worker still sends its last windows).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    plan = Plan.model_validate(plan_data)
+@dataclass(frozen=True)
+class WorkerArgs:
+    """What one worker is handed: the plan as data, its share and the run's fixed facts."""
 
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        control = LoadControl()
-        stop = asyncio.Event()
-        force = asyncio.Event()
-        go: asyncio.Future[float] = loop.create_future()
+    plan_data: dict[str, Any]
+    index: int
+    count: int
+    seed: int
+    base_urls: dict[str, str]
+    duration: float
+    grace: float
+    files: LoadFiles = field(default_factory=LoadFiles)
 
-        def on_message() -> None:
-            try:
-                message = ToWorker.model_validate(conn.recv()).root
-            except (EOFError, OSError):
-                stop.set()
-                force.set()
-                if not go.done():
-                    go.cancel()
-                return
-            if isinstance(message, Go):
-                if not go.done():
-                    go.set_result(message.start_wall)
-            elif isinstance(message, Stop):
-                stop.set()
-            elif isinstance(message, Force):
-                stop.set()
-                force.set()
-            else:
-                control.update_tokens(message.tokens)
 
-        loop.add_reader(conn.fileno(), on_message)
-        conn.send(Ready(index=index).to_wire())
-        try:
-            start_wall = await go
-        except asyncio.CancelledError:
+@dataclass
+class WorkerInfo:
+    """What the runner knows of one worker: where it runs, what it did, whether it was lost."""
+
+    index: int
+    node: str = ""
+    pid: int = 0
+    saturation: float | None = None
+    lost: str | None = None  # why, when it ended without saying it was done
+
+
+class WorkerSide:
+    """A worker's end: waits for ``Go``, drives its share, sends its windows and ``Done``
+    through ``send``; ``receive`` takes each message from the runner, ``cut`` says the way
+    to the runner is gone (the load then stops at once)."""
+
+    def __init__(self, args: WorkerArgs, send: Send, node: str) -> None:
+        self.args = args
+        self.send = send
+        self.node = node
+        self.control = LoadControl()
+        self.stop = asyncio.Event()
+        self.force = asyncio.Event()
+        self._go = asyncio.Event()
+        self._start_wall = 0.0
+
+    def receive(self, wire: dict[str, Any]) -> None:
+        message = ToWorker.model_validate(wire).root
+        if isinstance(message, Go):
+            self._start_wall = message.start_wall
+            self._go.set()
+        elif isinstance(message, Stop):
+            self.stop.set()
+        elif isinstance(message, Force):
+            self.stop.set()
+            self.force.set()
+        else:
+            self.control.update_tokens(message.tokens)
+
+    def cut(self) -> None:
+        self.stop.set()
+        self.force.set()
+        self._go.set()
+
+    async def run(self) -> None:
+        args = self.args
+        self.send(Ready(index=args.index, node=self.node, pid=os.getpid()).to_wire())
+        await self._go.wait()
+        if self.stop.is_set():
             return
-        start_mono = time.monotonic() - (time.time() - start_wall)
+        start_mono = time.monotonic() - (time.time() - self._start_wall)
+        cpu0 = time.process_time()
 
         def sink(windows: list[WindowStats]) -> None:
             with contextlib.suppress(OSError):
-                conn.send(Windows(windows=[w.to_wire() for w in windows]).to_wire())
+                self.send(Windows(windows=[w.to_wire() for w in windows]).to_wire())
 
-        await run_load(plan, seed=seed, share=LoadShare(index, count), base_urls=base_urls,
-                       sink=sink, duration=duration, start_mono=start_mono, stop=stop,
-                       force=force, grace=grace, control=control, files=files)
-        loop.remove_reader(conn.fileno())
-        conn.send(Done(index=index).to_wire())
+        await run_load(Plan.model_validate(args.plan_data), seed=args.seed,
+                       share=LoadShare(args.index, args.count), base_urls=args.base_urls,
+                       sink=sink, duration=args.duration, start_mono=start_mono,
+                       stop=self.stop, force=self.force, grace=args.grace,
+                       control=self.control, files=args.files)
+        elapsed = time.monotonic() - start_mono
+        saturation = round((time.process_time() - cpu0) / elapsed, 3) if elapsed > 0 else None
+        self.send(Done(index=args.index, saturation=saturation).to_wire())
+
+
+def _process_main(args: WorkerArgs, conn: Connection) -> None:
+    # A Ctrl-C reaches the whole process group; the parent decides how the load stops (and
+    # this worker still sends its last windows).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        side = WorkerSide(args, conn.send, socket.gethostname())
+
+        def on_message() -> None:
+            try:
+                wire = conn.recv()
+            except (EOFError, OSError):
+                loop.remove_reader(conn.fileno())
+                side.cut()
+                return
+            side.receive(wire)
+
+        loop.add_reader(conn.fileno(), on_message)
+        try:
+            await side.run()
+        finally:
+            with contextlib.suppress(Exception):
+                loop.remove_reader(conn.fileno())
 
     run_coroutine(main())
 
 
 class WorkerPool:
-    """N load processes and the pipes to them."""
+    """The runner's end of N workers, whatever carries the messages: a subclass spawns them
+    (``_spawn``), sends to one (``_send``), passes what each sends to ``_received`` and tells
+    ``_cut`` when one is gone, and ends them all (``close``)."""
 
     def __init__(self, plan: Plan, count: int, seed: int, base_urls: dict[str, str],
                  duration: float, grace: float,
                  on_windows: Callable[[int, list[WindowStats]], None],
-                 files: LoadFiles | None = None) -> None:
-        self._files = files or LoadFiles()
+                 files: LoadFiles | None = None,
+                 on_lost: Callable[[WorkerInfo], None] | None = None) -> None:
         self.count = count
-        self._ctx = mp.get_context("spawn")
-        self._conns: list[Connection] = []
-        self._procs: list[Any] = []
+        plan_data = plan.model_dump(mode="json", by_alias=True)
+        self.args = [WorkerArgs(plan_data, i, count, seed, base_urls, duration, grace,
+                                files or LoadFiles()) for i in range(count)]
+        self.workers = [WorkerInfo(i) for i in range(count)]
+        # Each worker's clock minus the runner's, in seconds (measured by a subclass).
+        self.offsets = [0.0] * count
         self._on_windows = on_windows
-        self._args = (plan.model_dump(mode="json", by_alias=True), seed, base_urls, duration,
-                      grace)
+        self._on_lost = on_lost
         self._done: asyncio.Future[None] | None = None
+        self._all_ready: asyncio.Future[None] | None = None
         self._finished: set[int] = set()
         self._ready: set[int] = set()
-        self._all_ready: asyncio.Future[None] | None = None
 
     async def start(self, timeout: float = 60.0) -> None:
-        """Spawn the workers and wait until each has built its drivers."""
+        """Spawn the workers and wait until each is ready."""
         loop = asyncio.get_running_loop()
         self._done = loop.create_future()
         self._all_ready = loop.create_future()
-        plan_data, seed, base_urls, duration, grace = self._args
-        for i in range(self.count):
-            parent, child = self._ctx.Pipe()
-            proc = self._ctx.Process(
-                target=_worker_main, name=f"enduro-worker-{i}", daemon=True,
-                args=(plan_data, i, self.count, seed, base_urls, duration, grace, child,
-                      self._files))
-            proc.start()
-            child.close()
-            self._conns.append(parent)
-            self._procs.append(proc)
-            loop.add_reader(parent.fileno(), self._on_message, i)
+        await self._spawn()
         await asyncio.wait_for(asyncio.shield(self._all_ready), timeout)
 
-    def go(self, start_wall: float) -> None:
-        self.send(Go(start_wall=start_wall))
+    async def _spawn(self) -> None:
+        raise NotImplementedError
 
-    def _on_message(self, index: int) -> None:
-        conn = self._conns[index]
-        try:
-            message = FromWorker.model_validate(conn.recv()).root
-        except (EOFError, OSError):
-            asyncio.get_running_loop().remove_reader(conn.fileno())
-            self._finish(index)
-            return
+    def _send(self, index: int, wire: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def close(self, timeout: float = 5.0) -> None:
+        """End every worker: join them, and end any that do not exit in time."""
+        raise NotImplementedError
+
+    def go(self, start_wall: float) -> None:
+        """Start every worker at ``start_wall`` on the runner's clock (on each worker's own
+        clock, moved by its offset)."""
+        for i in range(self.count):
+            if i not in self._finished:
+                self._send(i, Go(start_wall=start_wall + self.offsets[i]).to_wire())
+
+    def _received(self, index: int, wire: dict[str, Any]) -> None:
+        message = FromWorker.model_validate(wire).root
         if isinstance(message, Windows):
             self._on_windows(index, [WindowStats.from_wire(w) for w in message.windows])
         elif isinstance(message, Ready):
+            info = self.workers[index]
+            info.node, info.pid = message.node, message.pid
             self._ready.add(index)
             if len(self._ready) == self.count and self._all_ready and not self._all_ready.done():
                 self._all_ready.set_result(None)
         else:
+            self.workers[index].saturation = message.saturation
             self._finish(index)
+
+    def _cut(self, index: int, why: str) -> None:
+        """Worker ``index`` is gone; unless it said it was done, it was lost."""
+        if index in self._finished:
+            return
+        info = self.workers[index]
+        info.lost = why
+        if self._all_ready is not None and not self._all_ready.done():
+            self._all_ready.set_exception(RunError(
+                f"load worker {index} ended before it was ready: {why}"))
+        elif self._on_lost is not None:
+            self._on_lost(info)
+        self._finish(index)
 
     def _finish(self, index: int) -> None:
         self._finished.add(index)
@@ -161,11 +241,11 @@ class WorkerPool:
         await self._done
 
     def send(self, message: Go | Stop | Force | Tokens) -> None:
-        """Send ``message`` to every worker (one that is gone is skipped)."""
+        """Send ``message`` to every worker that is still there."""
         wire = message.to_wire()
-        for conn in self._conns:
-            with contextlib.suppress(OSError):
-                conn.send(wire)
+        for i in range(self.count):
+            if i not in self._finished:
+                self._send(i, wire)
 
     def send_all(self, kind: str, value: Any = None) -> None:
         """``send`` by the message's kind: "stop", "force", or "tokens" with the tokens."""
@@ -180,11 +260,48 @@ class WorkerPool:
             raise ValueError(f"no message {kind!r} to workers")
         self.send(message)
 
+
+class ProcessPool(WorkerPool):
+    """Workers in local processes, one pipe each."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ctx = mp.get_context("spawn")
+        self._conns: list[Connection] = []
+        self._procs: list[Any] = []
+
+    async def _spawn(self) -> None:
+        loop = asyncio.get_running_loop()
+        for args in self.args:
+            parent, child = self._ctx.Pipe()
+            proc = self._ctx.Process(target=_process_main, name=f"enduro-worker-{args.index}",
+                                     daemon=True, args=(args, child))
+            proc.start()
+            child.close()
+            self._conns.append(parent)
+            self._procs.append(proc)
+            loop.add_reader(parent.fileno(), self._on_readable, args.index)
+
+    def _on_readable(self, index: int) -> None:
+        conn = self._conns[index]
+        try:
+            wire = conn.recv()
+        except (EOFError, OSError):
+            asyncio.get_running_loop().remove_reader(conn.fileno())
+            proc = self._procs[index]
+            proc.join(1.0)  # it closed its end: it is exiting, or gone
+            self._cut(index, f"its process ended (exit code {proc.exitcode})")
+            return
+        self._received(index, wire)
+
+    def _send(self, index: int, wire: dict[str, Any]) -> None:
+        with contextlib.suppress(OSError):
+            self._conns[index].send(wire)
+
     def exit_codes(self) -> list[int | None]:
         return [p.exitcode for p in self._procs]
 
     def close(self, timeout: float = 5.0) -> None:
-        """Join the workers; terminate any that do not exit in time."""
         loop = asyncio.get_event_loop()
         for conn in self._conns:
             with contextlib.suppress(Exception):

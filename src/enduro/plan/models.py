@@ -525,8 +525,7 @@ class Workload(_Model):
         if isinstance(spec, SseWorkload):
             return [f"{name}:connect", f"{name}:event"]
         if isinstance(spec, FlowWorkload):
-            return [name, *(f"{name}.{step}" for step in spec.step_names()),
-                    *(f"{name}.{step}:event" for step in spec.sse_steps())]
+            return [name, *(f"{name}.{step}" for step in spec.step_names())]
         if isinstance(spec, BurstWorkload):
             return [name, f"{name}:round", *(f"{name}.{s}" for s in spec.split)]
         return [spec.op or name]
@@ -602,6 +601,9 @@ class Plan(_Model):
     proxies: dict[Name, Proxy] = {}
     faults: list[FaultSpec] = []
     fault_policy: FaultPolicy = FaultPolicy()
+    # A --workers worker lost mid-run (its process or Ray actor died): go on with the others,
+    # or fail the run.
+    on_worker_loss: Literal["continue", "fail"] = "fail"
     abort_if: list[str] = []
     final: FinalPhase | None = None
     canaries: Canaries = Canaries()

@@ -112,7 +112,8 @@ def sort_problems(problems: list[PlanProblem]) -> list[PlanProblem]:
 # Top-level keys nothing else in a plan refers to: a plan without them (or with their
 # defaults) is still checked soundly for everything else.
 _NAME_FREE = frozenset({"name", "description", "duration", "seed", "window", "grace",
-                        "observe", "rules", "abort_if", "checkers", "fault_policy"})
+                        "observe", "rules", "abort_if", "checkers", "fault_policy",
+                        "on_worker_loss"})
 
 
 def _partial(source: dict[str, Any], exc: ValidationError) -> Plan | None:

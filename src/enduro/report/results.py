@@ -21,7 +21,7 @@ SUPERVISE_REASON = "supervise runs only the services: no load ran and no rule wa
 
 def results_document(*, run_id: str, plan_name: str, verdict: Verdict, metrics: Metrics,
                      ops: dict[str, str], elapsed_s: float, seed: int, state: str,
-                     started_wall: float, stop_reason: str | None, workers: int,
+                     started_wall: float, stop_reason: str | None, worker_count: int,
                      profile: str | None, extra: Mapping[str, Any] | None = None,
                      incomplete: bool = False, mode: str = "run") -> Results:
     """The results document of a run. ``incomplete``: the run ended early (interrupted,
@@ -67,7 +67,7 @@ def results_document(*, run_id: str, plan_name: str, verdict: Verdict, metrics: 
         "started_at": started_wall,
         "duration_s": round(elapsed_s, 3),
         "seed": seed,
-        "workers": workers,
+        "worker_count": worker_count,
         "total": total,
         "ops": per_op,
         "errors_by_class": total["errors_by_class"],
@@ -80,7 +80,7 @@ def results_document(*, run_id: str, plan_name: str, verdict: Verdict, metrics: 
 
 def build_results(*, run_id: str, plan_name: str, verdict: Verdict, metrics: Metrics,
                   ops: dict[str, str], elapsed_s: float, seed: int, state: str,
-                  started_wall: float, stop_reason: str | None, workers: int,
+                  started_wall: float, stop_reason: str | None, worker_count: int,
                   profile: str | None, extra: Mapping[str, Any] | None = None,
                   incomplete: bool = False, mode: str = "run") -> dict[str, Any]:
     """``results_document(...)`` as plain data, for callers that still add keys to it (they
@@ -88,7 +88,7 @@ def build_results(*, run_id: str, plan_name: str, verdict: Verdict, metrics: Met
     return results_document(
         run_id=run_id, plan_name=plan_name, verdict=verdict, metrics=metrics, ops=ops,
         elapsed_s=elapsed_s, seed=seed, state=state, started_wall=started_wall,
-        stop_reason=stop_reason, workers=workers, profile=profile, extra=extra,
+        stop_reason=stop_reason, worker_count=worker_count, profile=profile, extra=extra,
         incomplete=incomplete, mode=mode).to_json()
 
 

@@ -34,6 +34,7 @@ class RunOptions:
     out: Path = Path("runs")
     duration: float | None = None
     workers: int = 1
+    cluster: str | None = None  # a Ray address (or "auto"): the workers are Ray actors there
     seed: int | None = None
     tag: str | None = None
     live: bool | None = None  # None: a live view when stdout is a terminal

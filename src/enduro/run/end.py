@@ -62,7 +62,8 @@ class RunEnd:
                  console: Console, metrics: Metrics, store: Store | None, rulebook: RuleBook,
                  chaos: Chaos, correctness: Correctness, watch: Watch,
                  services: ServiceSet | None, state: StateFile,
-                 job_result: Callable[[], Any]) -> None:
+                 job_result: Callable[[], Any],
+                 workers: Callable[[], list[dict[str, Any]]] = list) -> None:
         self.ctx = ctx
         self.stops = stops
         self.status = stops.status
@@ -78,6 +79,7 @@ class RunEnd:
         self.services = services
         self.state = state
         self._job_result = job_result
+        self._workers = workers  # the load's workers, for results.json and the verdict
         self.written: set[str] = set()
         self.late = False
         self._lock = threading.Lock()  # the loop and the watchdog never both finish
@@ -204,7 +206,9 @@ class RunEnd:
         return assemble_verdict(
             rules, loop=job if self.ctx.options.job is not None and isinstance(job, list)
             else None, aborted=bool(self.status.aborts), canaries=bool(values),
-            canary_hits=hits, checkers=self.correctness.findings)
+            canary_hits=hits, checkers=self.correctness.findings,
+            workers_lost=[w for w in self._workers() if w.get("lost")],
+            on_worker_loss=self.ctx.plan.on_worker_loss)
 
     def results(self, verdict: Verdict, elapsed: float, incomplete: bool) -> Results:
         """The results document."""
@@ -214,9 +218,10 @@ class RunEnd:
             run_id=self.rundir.run_id, plan_name=ctx.plan.name, verdict=verdict,
             metrics=self.metrics, ops=ctx.ops, elapsed_s=elapsed, seed=ctx.seed,
             state=self.status.state, started_wall=self.timeline.started_wall,
-            stop_reason=self.status.stop_reason, workers=ctx.options.workers,
+            stop_reason=self.status.stop_reason, worker_count=ctx.options.workers,
             profile=ctx.loaded.profile, incomplete=incomplete, mode=ctx.mode,
-            extra={"services": self.services.statuses() if self.services else {},
+            extra={"workers": self._workers(),
+                   "services": self.services.statuses() if self.services else {},
                    "resources": resource_results(self.store, self.watch.resources),
                    "generator": self.watch.generator_summary(),
                    "trends": self.rulebook.trend_details,
@@ -239,7 +244,7 @@ class RunEnd:
             # Both checked by the model: the casts only tell the type checker so.
             mode=cast("Mode", ctx.mode), state=cast("RunState", status.state),
             stop_reason=status.stop_reason, started_at=self.timeline.started_wall,
-            duration_s=round(elapsed, 3), seed=ctx.seed, workers=ctx.options.workers,
+            duration_s=round(elapsed, 3), seed=ctx.seed, worker_count=ctx.options.workers,
             ops={}, errors_by_class={},
             rules=[RuleOutcome.model_validate(r.to_json()) for r in verdict.results],
             faults=[], services={})

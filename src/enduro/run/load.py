@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import socket
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from typing import Any
 from enduro.base.errors import FatalWorkerError
 from enduro.engine.kinds import LoadFiles, outputs
 from enduro.engine.load import LoadControl, LoadShare, run_load
-from enduro.engine.workers import WorkerPool
+from enduro.engine.workers import ProcessPool, WorkerInfo, WorkerPool
 from enduro.faults.chaos import Chaos
 from enduro.run.background import supervise
 from enduro.run.context import RunContext
@@ -48,6 +50,8 @@ class Load:
         self.view = view
         self.teardown = teardown
         self.pool: WorkerPool | None = None
+        self.lost: list[WorkerInfo] = []
+        self._saturation: float | None = None  # the in-process load's
         self.job_result: Any = None
         self._side: list[asyncio.Task[Any]] = []
 
@@ -92,7 +96,7 @@ class Load:
         elif options.services_only:
             self._begin(bounded=False)  # supervision lasts until stopped
             await self._services_only()
-        elif options.workers <= 1:
+        elif options.workers <= 1 and options.cluster is None:
             await self._in_process(self._begin())
         else:
             await self._in_workers()
@@ -129,8 +133,22 @@ class Load:
                          outputs=tuple((o.file, self.rundir.file(o.file))
                                        for o in outputs(self.ctx.plan)))
 
+    def worker_summaries(self) -> list[dict[str, Any]]:
+        """Each load worker for results.json (``documents.results.Worker``): none for a job
+        or services only, this process for an in-process load."""
+        options, requests = self.ctx.options, self.sink.requests
+        if self.pool is not None:
+            return [{"index": w.index, "node": w.node, "share": round(1 / self.pool.count, 6),
+                     "requests": requests.get(w.index, 0), "saturation": w.saturation,
+                     **({"lost": w.lost} if w.lost else {})} for w in self.pool.workers]
+        if options.job is not None or options.services_only or self._saturation is None:
+            return []
+        return [{"index": 0, "node": socket.gethostname(), "share": 1.0,
+                 "requests": requests.get(0, 0), "saturation": self._saturation}]
+
     async def _in_process(self, start_mono: float) -> None:
         ctx, stops = self.ctx, self.stops
+        cpu0, wall0 = time.process_time(), time.monotonic()
 
         async def work() -> None:
             await run_load(ctx.plan, seed=ctx.seed, share=LoadShare(),
@@ -138,18 +156,37 @@ class Load:
                            duration=ctx.duration, start_mono=start_mono, stop=stops.stop,
                            force=stops.force, grace=ctx.plan.grace, control=self.control,
                            files=self.files())
-        await supervise("load", work, clock=ctx.clock, on_error=stops.runlog.worker_error,
-                        stop=stops.stop)
+        try:
+            await supervise("load", work, clock=ctx.clock, on_error=stops.runlog.worker_error,
+                            stop=stops.stop)
+        finally:
+            elapsed = time.monotonic() - wall0
+            self._saturation = (round((time.process_time() - cpu0) / elapsed, 3)
+                                if elapsed > 0 else None)
+
+    def _pool(self) -> WorkerPool:
+        """The workers: local processes, or Ray actors with ``--cluster``."""
+        ctx = self.ctx
+        args = (ctx.plan, ctx.options.workers, ctx.seed, ctx.base_urls(), ctx.duration,
+                ctx.plan.grace, self.sink.add)
+        files, on_lost = self.files(), self._lost
+        if ctx.options.cluster is not None:
+            # Imported here: ray is an optional extra, loaded only for --cluster.
+            from enduro.engine.ray_workers import RayPool
+            return RayPool(*args, files=files, on_lost=on_lost, address=ctx.options.cluster)
+        return ProcessPool(*args, files=files, on_lost=on_lost)
 
     async def _in_workers(self) -> None:
         ctx, stops = self.ctx, self.stops
-        pool = self.pool = WorkerPool(ctx.plan, ctx.options.workers, ctx.seed, ctx.base_urls(),
-                                      ctx.duration, ctx.plan.grace, self.sink.add,
-                                      files=self.files())
+        pool = self.pool = self._pool()
         try:
             await self.teardown.until(pool.start(), stops.stop)
             if stops.stop.is_set():
                 return
+            stops.runlog.event("workers_ready", cluster=ctx.options.cluster, workers=[
+                {"index": w.index, "node": w.node, "pid": w.pid,
+                 "clock_offset_ms": round(pool.offsets[w.index] * 1000, 3)}
+                for w in pool.workers])
             pool.send_all("tokens", dict(self.control.credentials.tokens))
             # Faults, phases and windows count from the workers' common go.
             self._begin()
@@ -157,11 +194,23 @@ class Load:
             await self._join(pool)
         finally:
             pool.close()
-        bad = [c for c in pool.exit_codes() if c not in (0, None)]
-        if bad:
-            stops.runlog.event("worker_exit", exit_codes=pool.exit_codes())
-            if not stops.status.interrupted:
-                raise FatalWorkerError(f"load worker processes exited with {bad}")
+
+    def _lost(self, worker: WorkerInfo) -> None:
+        """A worker ended without finishing its load (its process or actor died): its
+        windows so far are kept; the run goes on without it, or fails, per the plan's
+        ``on_worker_loss``."""
+        stops, policy = self.stops, self.ctx.plan.on_worker_loss
+        self.sink.lost(worker.index)
+        self.lost.append(worker)
+        stops.runlog.event("worker_lost", index=worker.index, node=worker.node,
+                           reason=worker.lost or "", on_worker_loss=policy)
+        what = f"load worker {worker.index} (node {worker.node or '?'}) was lost: {worker.lost}"
+        if policy == "continue":
+            stops.runlog.log(f"warning: {what}; the load goes on without it "
+                             "(on_worker_loss: continue)")
+        elif not stops.status.interrupted and stops.status.fatal is None:
+            stops.failed(FatalWorkerError(f"{what} (on_worker_loss: fail)"), echo=True)
+            stops.stop.set()
 
     async def _join(self, pool: WorkerPool) -> None:
         """Wait for the workers to end; on a stop, tell them, and force them after

@@ -201,7 +201,8 @@ class Run:
         self.end = RunEnd(ctx, stops, timeline, rundir, console=self.summary,
                           metrics=self.metrics, store=store, rulebook=self.rulebook,
                           chaos=self.chaos, correctness=self.correctness, watch=watch,
-                          services=services, state=state, job_result=lambda: self.load.job_result)
+                          services=services, state=state, job_result=lambda: self.load.job_result,
+                          workers=lambda: self.load.worker_summaries())
         self.watchdog_end = WatchdogEnd(self.end, self.signals, services, close=self._close)
 
     def _close(self) -> None:

@@ -218,7 +218,7 @@ class ScenarioRun:
             "stop_reason": None if every else (error or "a scenario was stopped"),
             "started_at": timeline.started_wall,
             "duration_s": sum(r.duration_s for r in done),
-            "seed": last.get("seed", plan.seed or 0), "workers": self.options.workers,
+            "seed": last.get("seed", plan.seed or 0), "worker_count": self.options.workers,
             "ops": {}, "errors_by_class": errors, "rules": [], "faults": [],
             "services": last.get("services", {}), "error": error,
             "scenarios": [r.to_json() for r in done]}, "results.json")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from enduro.base.errors import FATAL_CLASS
 from enduro.engine.http import generator_hint
-from enduro.observe.metrics import Metrics
+from enduro.observe.metrics import Metrics, op_kinds
 from enduro.observe.store import Store
 from enduro.observe.window import GENERATOR, WindowStats
 from enduro.run.context import RunContext
@@ -26,6 +26,9 @@ class WindowSink:
         self.stops = stops
         self.store = store
         self._sources_last: dict[int, int] = {}  # per load process, its last window
+        self._lost: set[int] = set()  # load processes gone before their end
+        self._not_requests = {*op_kinds(ctx.plan), GENERATOR}
+        self.requests: dict[int, int] = {}  # per load process, the requests it counted
         self._fatal_seen = False
 
     def store_window(self, index: int, windows: list[WindowStats], phase: str | None) -> None:
@@ -57,6 +60,8 @@ class WindowSink:
         if not windows:
             return
         metrics, runlog = self.metrics, self.stops.runlog
+        self.requests[source] = self.requests.get(source, 0) + sum(
+            w.requests for w in windows if w.op not in self._not_requests)
         metrics.add(windows)
         self._fatal(windows)
         if metrics.first_seen(GENERATOR):
@@ -65,9 +70,22 @@ class WindowSink:
             runlog.event("generator_limit", hint=generator_hint())
             runlog.log(f"warning: {generator_hint()}", echo=False)
         self._sources_last[source] = max(w.index for w in windows)
-        sealed_upto = min(self._sources_last.values())
-        if len(self._sources_last) < self.ctx.options.workers:
+        self._seal()
+
+    def lost(self, source: int) -> None:
+        """Load process ``source`` is gone: its windows so far stay, and sealing no longer
+        waits for it."""
+        self._lost.add(source)
+        self._seal()
+
+    def _seal(self) -> None:
+        """Seal what every load process still running has passed; run the live rules."""
+        metrics = self.metrics
+        live = [last for source, last in self._sources_last.items()
+                if source not in self._lost]
+        if not live or len(self._sources_last.keys() | self._lost) < self.ctx.options.workers:
             return
+        sealed_upto = min(live)
         if sealed_upto > metrics.sealed:
             metrics.seal(sealed_upto)
             elapsed = (sealed_upto + 1) * self.ctx.plan.window

@@ -15,11 +15,14 @@ __all__ = ["assemble_verdict"]
 def assemble_verdict(rules: Verdict, *, loop: list[dict[str, Any]] | None = None,
                      aborted: bool = False, canaries: bool = False,
                      canary_hits: list[dict[str, Any]] | None = None,
-                     checkers: CheckerFindings | None = None) -> Verdict:
+                     checkers: CheckerFindings | None = None,
+                     workers_lost: list[dict[str, Any]] | None = None,
+                     on_worker_loss: str = "fail") -> Verdict:
     """``rules`` (the plan's rules judged over the figures) with, each as a rule result of
     its own: ``loop`` (every iteration of ``enduro loop`` passes), ``canaries`` (the plan has
     canaries: they never appear, ``canary_hits`` says where they did) and each history
-    checker. An ``aborted`` run fails."""
+    checker, ``workers_lost`` (load workers that died mid-run: named; the verdict fails
+    unless ``on_worker_loss`` is "continue"). An ``aborted`` run fails."""
     verdict = rules
     if loop is not None:
         failed = sum(1 for row in loop if not row.get("passed"))
@@ -36,7 +39,19 @@ def assemble_verdict(rules: Verdict, *, loop: list[dict[str, Any]] | None = None
             f"{len(hits)} place(s)" + (f": {where}" if where else ""), not hits)])
     if checkers is not None:
         verdict = _with_checkers(verdict, checkers)
+    if workers_lost:
+        verdict = _with_lost_workers(verdict, workers_lost, on_worker_loss)
     return verdict
+
+
+def _with_lost_workers(verdict: Verdict, lost: list[dict[str, Any]], policy: str) -> Verdict:
+    names = "; ".join(f"worker {w['index']} on {w.get('node') or '?'}: {w['lost']}"
+                      for w in lost)
+    passed = policy == "continue"
+    return Verdict(verdict.passed and passed, [*verdict.results, RuleResult(
+        "no load worker is lost", float(len(lost)), f"{len(lost)} lost ({names})", passed,
+        "the load went on without them (on_worker_loss: continue)" if passed
+        else "on_worker_loss: fail")])
 
 
 def _with_checkers(verdict: Verdict, findings: CheckerFindings) -> Verdict:

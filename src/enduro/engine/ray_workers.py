@@ -1,0 +1,206 @@
+"""``--workers N --cluster ADDRESS``: the load's workers as Ray actors on an existing cluster.
+
+Only the transport differs from local workers (``engine.workers``): each actor holds a
+``WorkerSide``; the runner calls ``deliver`` with each message to it, and keeps one ``take``
+call in flight per actor, which returns what the worker sent since (windows, ``Done``) or
+after a second of nothing. An actor that dies (its node lost, out of memory, killed) fails its
+``take``: the worker is lost (``WorkerPool._cut``).
+
+Actors are spread over the cluster's alive nodes in turn, one CPU each. Before the load the
+runner reads each actor's wall clock a few times and keeps the reading of the shortest round
+trip: the difference, less half that trip, is the node's offset, by which its ``go`` is moved.
+A node whose offset is above ``MAX_CLOCK_OFFSET_S`` (round-trip uncertainty included) is
+refused: its timestamps (``history.jsonl``, faults) would not line up with the runner's.
+
+This module imports ``ray``: it is imported only when ``--cluster`` is given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from enduro.base.errors import RunError
+from enduro.engine.workers import WorkerArgs, WorkerPool, WorkerSide
+
+__all__ = ["MAX_CLOCK_OFFSET_S", "ClockOffsetError", "LoadActor", "RayPool", "clock_offset",
+           "max_clock_offset"]
+
+# The largest clock offset (seconds) a node may have from the runner's, uncertainty included;
+# ENDURO_MAX_CLOCK_OFFSET_S overrides it.
+MAX_CLOCK_OFFSET_S = 0.1
+_CLOCK_READS = 7
+_TAKE_WAIT_S = 1.0
+
+
+class ClockOffsetError(RunError):
+    """A node's clock is too far from the runner's for its windows to line up."""
+
+
+def max_clock_offset() -> float:
+    """The bound in force: ``ENDURO_MAX_CLOCK_OFFSET_S`` or ``MAX_CLOCK_OFFSET_S``."""
+    text = os.environ.get("ENDURO_MAX_CLOCK_OFFSET_S", "")
+    try:
+        return float(text) if text else MAX_CLOCK_OFFSET_S
+    except ValueError:
+        return MAX_CLOCK_OFFSET_S
+
+
+@dataclass(frozen=True)
+class ClockReading:
+    """One node's clock against the runner's: ``offset`` (theirs minus ours) to within
+    ``uncertainty`` (half the round trip of the reading)."""
+
+    offset: float
+    uncertainty: float
+
+
+def clock_offset(reads: list[tuple[float, float, float]]) -> ClockReading:
+    """The offset from ``(sent, their_clock, received)`` readings (``sent`` and ``received``
+    on the runner's clock): the reading of the shortest round trip, taken at its middle."""
+    sent, theirs, received = min(reads, key=lambda r: r[2] - r[0])
+    return ClockReading(theirs - (sent + received) / 2, (received - sent) / 2)
+
+
+class LoadActor:
+    """One worker inside a Ray actor (made remote by ``RayPool``; async, so that ``take``
+    waits while the load runs on the actor's event loop)."""
+
+    def __init__(self, args: WorkerArgs) -> None:
+        self._args = args
+        self._outbox: list[dict[str, Any]] = []
+        self._news = asyncio.Event()
+        self._side: WorkerSide | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def _send(self, wire: dict[str, Any]) -> None:
+        self._outbox.append(wire)
+        self._news.set()
+
+    async def clock(self) -> float:
+        return time.time()
+
+    async def start(self) -> None:
+        node = ray.get_runtime_context().get_node_id()
+        side = self._side = WorkerSide(self._args, self._send, node)
+        self._task = asyncio.create_task(side.run())
+
+    async def deliver(self, wire: dict[str, Any]) -> None:
+        assert self._side is not None
+        self._side.receive(wire)
+
+    async def take(self, wait: float) -> list[dict[str, Any]]:
+        """What the worker sent since the last call: at once if anything, else after
+        ``wait`` seconds or the next message. A failed load raises here."""
+        if not self._outbox:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._news.wait(), wait)
+        self._news.clear()
+        out, self._outbox = self._outbox, []
+        task = self._task
+        if not out and task is not None and task.done() and task.exception() is not None:
+            raise task.exception()  # type: ignore[misc]
+        return out
+
+
+class RayPool(WorkerPool):
+    """Workers as Ray actors on the cluster at ``address`` (``auto``: ``RAY_ADDRESS``, or the
+    cluster this machine belongs to)."""
+
+    def __init__(self, *args: Any, address: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.address = address
+        self._actors: list[Any] = []
+        self._pumps: list[asyncio.Task[None]] = []
+
+    def _connect(self) -> list[str]:
+        """Join the cluster; its alive nodes, in a stable order."""
+        try:
+            # Off the main thread: there, ray.init would put a handler of its own on SIGTERM,
+            # which the run handles itself.
+            ray.init(address=self.address, log_to_driver=False, logging_level=logging.ERROR,
+                     ignore_reinit_error=True)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise RunError(f"--cluster {self.address}: cannot join the Ray cluster "
+                           f"({str(exc).splitlines()[0] if str(exc) else exc!r})") from None
+        nodes = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
+        cpus = ray.cluster_resources().get("CPU", 0)
+        if cpus < self.count:
+            raise RunError(f"--workers {self.count}: the Ray cluster has {cpus:g} CPUs; each "
+                           f"worker takes one")
+        return nodes
+
+    async def _spawn(self) -> None:
+        nodes = await asyncio.to_thread(self._connect)
+        remote = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(LoadActor)
+        for args in self.args:
+            strategy = NodeAffinitySchedulingStrategy(nodes[args.index % len(nodes)],
+                                                      soft=True)
+            self._actors.append(remote.options(
+                name=None, scheduling_strategy=strategy).remote(args))
+        await asyncio.gather(*(self._measure(i) for i in range(self.count)))
+        for i, actor in enumerate(self._actors):
+            await actor.start.remote()
+            self._pumps.append(asyncio.create_task(self._pump(i)))
+
+    async def _measure(self, index: int) -> None:
+        """The node's clock offset: refused above the bound."""
+        actor = self._actors[index]
+        await actor.clock.remote()  # the first call waits for the actor to be placed
+        reads = []
+        for _ in range(_CLOCK_READS):
+            sent = time.time()
+            theirs = await actor.clock.remote()
+            reads.append((sent, theirs, time.time()))
+        reading = clock_offset(reads)
+        bound = max_clock_offset()
+        worst = abs(reading.offset) + reading.uncertainty
+        if worst > bound:
+            raise ClockOffsetError(
+                f"load worker {index}'s node clock is {reading.offset * 1000:+.1f} ms from "
+                f"this machine's (± {reading.uncertainty * 1000:.1f} ms), above the bound of "
+                f"{bound * 1000:g} ms: synchronise the nodes' clocks (NTP, chrony)")
+        self.offsets[index] = reading.offset
+
+    async def _pump(self, index: int) -> None:
+        """Bring back what worker ``index`` sends, until it is done or lost."""
+        actor = self._actors[index]
+        while index not in self._finished:
+            try:
+                wires = await actor.take.remote(_TAKE_WAIT_S)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the actor died, or its load failed
+                self._cut(index, _why(exc))
+                return
+            for wire in wires:
+                self._received(index, wire)
+
+    def _send(self, index: int, wire: dict[str, Any]) -> None:
+        with contextlib.suppress(Exception):  # a dead actor: its pump tells
+            self._actors[index].deliver.remote(wire)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop bringing windows back and kill every actor: nothing is left in the cluster."""
+        for pump in self._pumps:
+            pump.cancel()
+        for actor in self._actors:
+            with contextlib.suppress(Exception):
+                ray.kill(actor, no_restart=True)
+        with contextlib.suppress(Exception):
+            ray.shutdown()
+
+
+def _why(exc: BaseException) -> str:
+    name = type(exc).__name__
+    if "ActorDied" in name or "ActorUnavailable" in name or "ActorError" in name:
+        return f"its Ray actor died ({name})"
+    return f"{name}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
