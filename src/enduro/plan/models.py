@@ -525,7 +525,8 @@ class Workload(_Model):
         if isinstance(spec, SseWorkload):
             return [f"{name}:connect", f"{name}:event"]
         if isinstance(spec, FlowWorkload):
-            return [name, *(f"{name}.{step}" for step in spec.step_names())]
+            return [name, *(f"{name}.{step}" for step in spec.step_names()),
+                    *(f"{name}.{step}:event" for step in spec.sse_steps())]
         if isinstance(spec, BurstWorkload):
             return [name, f"{name}:round", *(f"{name}.{s}" for s in spec.split)]
         return [spec.op or name]
