@@ -23,6 +23,7 @@ from pydantic import ConfigDict, Field, model_validator
 from enduro.documents.document import Document, NewerDocument
 from enduro.documents.service import ServiceRecord
 from enduro.documents.state import RunState
+from enduro.documents.tables import ScrapedTable
 
 __all__ = ["MODES", "SCHEMA", "VERDICTS", "BurstSummary", "CanaryHit", "CheckerViolation",
            "FaultOutcome", "Figures", "Generator", "LeakTrend", "LoopIteration", "OpFigures",
@@ -419,6 +420,8 @@ class Results(Document):
     """Per burst workload with failed post-conditions."""
     paused: dict[str, PauseSummary] = Field(default_factory=dict)
     """Per workload with ``not_during``: when it was paused."""
+    tables: dict[str, dict[str, ScrapedTable]] = Field(default_factory=dict)
+    """Per service, its ``scrape.json.tables`` as last scraped."""
     faults_skipped: int = 0
     """By the plan's fault_policy."""
     phases: dict[str, float] = Field(default_factory=dict)

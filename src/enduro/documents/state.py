@@ -14,6 +14,7 @@ from pydantic import ConfigDict
 
 from enduro.documents.document import Document, DocumentError, always_written, read_object
 from enduro.documents.service import Pid, ServiceRecord
+from enduro.documents.tables import ScrapedTable
 
 __all__ = ["FINAL_STATES", "LIVE_STATES", "RUN_STATES", "LiveFigures", "RunState", "State",
            "read_state"]
@@ -68,6 +69,8 @@ class State(Document):
     resources: dict[str, dict[str, float]] | None = None
     """The last sample of each target."""
     services: dict[str, ServiceRecord] | None = None
+    tables: dict[str, dict[str, ScrapedTable]] | None = None
+    """Per service, its ``scrape.json.tables`` as last scraped."""
     stopped_at: float | None = None
     """When ``enduro stop`` marked a dead run so."""
 

@@ -351,6 +351,15 @@ class _Checker:
                     problem = json_path_problem(path)
                     if problem is not None:
                         self.add((*at, "json", "paths", figure), problem)
+                for table, spec in scrape.json_.tables.items():
+                    tat: Path_ = (*at, "json", "tables", table)
+                    paths: list[tuple[Path_, str]] = [
+                        ((*tat, "rows"), spec.rows), ((*tat, "name"), spec.name),
+                        *(((*tat, "fields", f), p) for f, p in spec.fields.items())]
+                    for where, path in paths:
+                        problem = json_path_problem(path)
+                        if problem is not None:
+                            self.add(where, problem)
 
 
 def _dependencies(plan: Plan, name: str) -> set[str]:

@@ -158,11 +158,31 @@ class Systemd(_Model):
     user: bool = False
 
 
+class ScrapeTable(_Model):
+    """A table of named entries read from a JSON endpoint: ``rows`` (a JSON path to a list,
+    ``[*]`` steps flattened, such as ``$.account_details[*].stream_detail[*]``), each row's
+    ``name`` and its ``fields`` (JSON paths inside the row). At most ``max_rows`` rows are
+    kept per scrape."""
+
+    rows: str
+    name: str = "$.name"
+    fields: Annotated[dict[Name, str], Field(min_length=1)]
+    max_rows: Annotated[int, Field(gt=0, le=10_000)] = 200
+
+
 class JsonScrape(_Model):
-    """A JSON monitoring endpoint and the figures to read from it by JSON path."""
+    """A JSON monitoring endpoint: figures to read from it by JSON path (``paths``, numeric
+    series), and ``tables`` of named entries (a live table per scrape)."""
 
     url: Url
-    paths: dict[str, str]
+    paths: dict[str, str] = {}
+    tables: dict[Name, ScrapeTable] = {}
+
+    @model_validator(mode="after")
+    def _something(self) -> JsonScrape:
+        if not self.paths and not self.tables:
+            raise ValueError("give 'paths' (figures) or 'tables' (named entries) to read")
+        return self
 
 
 class Scrape(_Model):

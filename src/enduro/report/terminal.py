@@ -12,12 +12,13 @@ from rich.text import Text
 from enduro.base.units import format_duration
 from enduro.documents.results import Results
 from enduro.documents.service import ServiceRecord
+from enduro.documents.tables import Cell, ScrapedTable
 from enduro.observe.hist import percentiles_ms
 from enduro.observe.metrics import EVENT, ITERATION, Metrics
 from enduro.report.results import as_results
 
-__all__ = ["heartbeat_line", "live_view", "plain", "services_line", "services_view",
-           "summary_table"]
+__all__ = ["heartbeat_line", "live_view", "plain", "scraped_tables", "services_line",
+           "services_view", "summary_table"]
 
 
 def plain(value: object, style: str = "") -> Text:
@@ -72,10 +73,41 @@ def heartbeat_line(metrics: Metrics, elapsed_s: float, last_s: float,
     return " ".join(parts)
 
 
+def _cell(value: Cell) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if value.is_integer() else f"{value:,.3g}"
+    return value
+
+
+def scraped_tables(tables: Mapping[str, Mapping[str, ScrapedTable]],
+                   max_rows: int = 20) -> list[Table]:
+    """Each scraped table of named entries (``scrape.json.tables``), as last scraped: a row
+    per entry, its fields as columns (at most ``max_rows`` rows shown)."""
+    out = []
+    for service, by_name in tables.items():
+        for name, table in by_name.items():
+            more = len(table.rows) - max_rows
+            title = (f"{service} {name} (t={format_duration(table.at_s)}"
+                     + (f", {more + table.truncated} more" if more + table.truncated > 0
+                        else "") + ")")
+            view = Table(title=plain(title), box=None, pad_edge=False, header_style="bold",
+                         title_justify="left")
+            view.add_column("name")
+            for field in table.fields:
+                view.add_column(field, justify="right")
+            for row, cells in list(table.rows.items())[:max_rows]:
+                view.add_row(plain(row), *(plain(_cell(cells.get(f))) for f in table.fields))
+            out.append(view)
+    return out
+
+
 def live_view(metrics: Metrics, ops: dict[str, str], *, plan: str, elapsed_s: float,
               duration_s: float, state: str,
               resources: dict[str, dict[str, float]] | None = None,
-              scraped: dict[str, dict[str, float]] | None = None) -> Group:
+              scraped: dict[str, dict[str, float]] | None = None,
+              tables: Mapping[str, Mapping[str, ScrapedTable]] | None = None) -> Group:
     """The live table: per op, the last 5 s and the run so far."""
     left = max(0.0, duration_s - elapsed_s)
     head = Text.assemble(
@@ -103,6 +135,7 @@ def live_view(metrics: Metrics, ops: dict[str, str], *, plan: str, elapsed_s: fl
     for service, values in (scraped or {}).items():
         shown = [f"{k}={val:g}" for k, val in list(values.items())[:6]]
         parts.append(Text(f"{service} scraped: " + "  ".join(shown), style="dim"))
+    parts.extend(scraped_tables(tables or {}, max_rows=10))
     return Group(*parts)
 
 
@@ -147,6 +180,8 @@ def summary_table(results: Results | Mapping[str, Any], console: Console) -> Non
             console.print(plain(f"  round {ex.round}: {ex.check} ({ex.condition}): "
                                 f"{ex.problem}"))
     _faults_table(doc, console)
+    for view in scraped_tables(doc.tables):
+        console.print(view)
     if doc.rules:
         rules = Table(header_style="bold", box=None)
         rules.add_column("")

@@ -229,6 +229,7 @@ class RunEnd:
                    "checker_counts": findings.counts if findings else {},
                    "loop": job if isinstance(job, list) else None,
                    "canaries": self._canary_hits,
+                   "tables": self.watch.tables,
                    **summaries(self.rundir.path),
                    "faults": faults, "faults_skipped": self.chaos.skipped,
                    "phases": {p: round(n * ctx.plan.window, 3)

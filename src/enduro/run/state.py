@@ -48,7 +48,8 @@ class StateFile:
             resources={k: {m: round(v, 2) for m, v in vals.items()}
                        for k, vals in self.watch.resources.items()},
             services={name: ServiceRecord.model_validate(data)
-                      for name, data in services.items()})
+                      for name, data in services.items()},
+            tables={s: dict(t) for s, t in self.watch.tables.items()} or None)
         self.rundir.write_state(state, background=background)
 
     def write_bare(self) -> None:

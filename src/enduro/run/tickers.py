@@ -94,6 +94,8 @@ class Tickers:
                             for op in self.ctx.ops},
                     "resources": {k: dict(v) for k, v in self.watch.resources.items()},
                     "scraped": {k: dict(v) for k, v in self.watch.scraped.items()},
+                    "tables": {s: {n: t.to_json() for n, t in by_name.items()}
+                               for s, by_name in self.watch.tables.items()},
                     "faults_in_force": self.faults() if self.faults is not None else [],
                     "services": self.services.statuses() if self.services else {}}
             path = self.rundir.path / "snapshots" / f"snapshot-{n:04d}-t{int(elapsed)}s.json"

@@ -57,7 +57,7 @@ class LiveView:
         return live_view(self.metrics, self.ctx.ops, plan=self.ctx.plan.name,
                          elapsed_s=elapsed, duration_s=self.ctx.duration,
                          state=self.status.state, resources=self.watch.resources,
-                         scraped=self.watch.scraped)
+                         scraped=self.watch.scraped, tables=self.watch.tables)
 
     async def updates(self, live: Live) -> None:
         """Redraw ``live`` every second, until cancelled."""

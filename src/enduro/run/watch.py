@@ -8,8 +8,9 @@ import functools
 import os
 from typing import Any
 
+from enduro.documents.tables import ScrapedTable
 from enduro.observe.sampler import CpuRate, LoopLag, sample_tree
-from enduro.observe.scrape import scrape_client, scrape_once
+from enduro.observe.scrape import scrape_client, scrape_service
 from enduro.observe.store import Store
 from enduro.plan.tokens import Credentials, Filled
 from enduro.run.context import RunContext
@@ -38,6 +39,8 @@ class Watch:
         self.saturated_samples = 0
         self.samples_taken = 0
         self.scraped: dict[str, dict[str, float]] = {}
+        # Per service, its tables as last scraped (``scrape.json.tables``).
+        self.tables: dict[str, dict[str, ScrapedTable]] = {}
 
     def generator_summary(self) -> dict[str, Any]:
         """The generator section of results.json: whether its figures may be suspect."""
@@ -103,8 +106,11 @@ class Watch:
         headers = Filled(dict(spec.headers), self.credentials)
         try:
             while True:
-                values = await scrape_once(client, spec, headers.get())
                 t = round(self.timeline.load_elapsed(), 3)
+                scraped = await scrape_service(client, spec, headers.get(), t)
+                values = scraped.values
+                if scraped.tables:
+                    self.tables.setdefault(name, {}).update(scraped.tables)
                 if self.store is not None:
                     self.store.add_scrapes(t, name, values)
                 latest = self.scraped.setdefault(name, {})

@@ -53,8 +53,11 @@ def rule_context(plan: Plan, ops: Mapping[str, str]) -> RuleContext:
     for name, service in plan.services.items():
         if service.scrape is not None:
             # Prometheus figures are known only once scraped; JSON figures are named here.
+            json_ = service.scrape.json_
+            # A table's numeric cells are the series <table>.<field> (one per row, summed).
             scraped[name] = None if service.scrape.prometheus is not None else frozenset(
-                service.scrape.json_.paths if service.scrape.json_ is not None else ())
+                [*json_.paths, *(f"{t}.{f}" for t, spec in json_.tables.items()
+                                 for f in spec.fields)] if json_ is not None else ())
     return RuleContext(
         ops=ops, services=frozenset(plan.services),
         processes=frozenset(n for n, s in plan.services.items() if s.kind == "process"),
