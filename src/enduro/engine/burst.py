@@ -7,65 +7,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import json
 import random
-import re
 import time
 from pathlib import Path
 from typing import Any
 
+from enduro.engine.burst_checks import RoundChecks, check_rows
+from enduro.engine.burst_wire import open_all, per_request, round_wires
 from enduro.engine.flow import FlowContext, HistoryLog, render
 from enduro.engine.http import classify
 from enduro.engine.tasks import InFlight
-from enduro.net.client import MAX_HEAD_BYTES, HttpClient
-from enduro.net.conditions import Answer, Condition, JsonPath, parse_json
-from enduro.net.target import Target, split_base
-from enduro.net.templates import Template
-from enduro.net.tls import client_context, server_hostname
-from enduro.net.wire import UnsafeValue, build_request
+from enduro.net.client import HttpClient
+from enduro.net.conditions import JsonPath, parse_json
+from enduro.net.target import split_base
+from enduro.net.tls import client_context
 from enduro.observe.window import UNSAFE_VALUE, OpCounter, Recorder
-from enduro.plan.bursts import BurstWorkload, PostCondition, SplitRule, sqlstate
+from enduro.plan.bursts import BurstWorkload, SplitRule
 from enduro.plan.tokens import Credentials, Filled
 
 __all__ = ["BurstDriver", "check_rows", "summarize_violations"]
 
 _monotonic = time.monotonic
-
-
-def check_rows(check: str, rows: list[tuple[Any, ...]], columns: list[str]) -> str | None:
-    """None when the rows satisfy ``check``; else what is wrong."""
-    check = check.strip()
-    scalar = rows[0][0] if len(rows) == 1 and len(rows[0]) == 1 and \
-        isinstance(rows[0][0], int) else None
-    count = scalar if scalar is not None else len(rows)
-    if check == "exactly_one":
-        return None if count == 1 else f"expected exactly one, found {count}"
-    if check == "none":
-        return None if count == 0 else f"expected none, found {count}"
-    if m := re.match(r"count\s*(==|>=|<=|<|>)\s*(\d+)$", check):
-        op, n = m.group(1), int(m.group(2))
-        ok = {"==": count == n, ">=": count >= n, "<=": count <= n, "<": count < n,
-              ">": count > n}[op]
-        return None if ok else f"count {count} is not {op} {n}"
-    m = re.match(r"(unique|monotonic)\((\w+)\)$", check)
-    assert m is not None
-    kind, col = m.groups()
-    if col not in columns:
-        return f"no column {col!r} in the result ({', '.join(columns)})"
-    values = [r[columns.index(col)] for r in rows]
-    if kind == "unique":
-        dupes = sorted({repr(v) for v in values if values.count(v) > 1})
-        return None if not dupes else f"{col} repeats: {', '.join(dupes[:5])}"
-    for a, b in itertools.pairwise(values):
-        if b < a:
-            return f"{col} goes back from {a!r} to {b!r}"
-    return None
-
-
-def _params(ctx: FlowContext) -> dict[str, Any]:
-    """The round's variables an SQL statement can name (``%(key)s``)."""
-    return {k: v for k, v in ctx.vars.items() if isinstance(v, str | int | float)}
 
 
 def _matches(rule: SplitRule, status: int, headers: dict[str, str]) -> bool:
@@ -74,10 +37,6 @@ def _matches(rule: SplitRule, status: int, headers: dict[str, str]) -> bool:
         if status not in allowed:
             return False
     return rule.header is None or rule.header.lower() in headers
-
-
-# A template naming a per-request variable: {{i}}, {{sender}} (also inside an expression).
-_PER_REQUEST = re.compile(r"\{\{[^}]*\b(i|sender)\b[^}]*\}\}")
 
 
 class BurstDriver:
@@ -95,8 +54,7 @@ class BurstDriver:
         self.workload = workload
         # A burst is N identical requests: rendered once per round, unless the request uses
         # the per-request variables (``{{i}}``, ``{{sender}}``).
-        self._per_request = bool(_PER_REQUEST.search(
-            workload.request.model_dump_json(by_alias=True)))
+        self._per_request = per_request(workload)
         self.name = name
         self.base = base_url
         self.rng = rng
@@ -112,11 +70,9 @@ class BurstDriver:
         self.sending = False
         self.violations: list[dict[str, Any]] = []
         self.in_flight = InFlight()
-        # Post-conditions and the history path compiled once (their values may hold
-        # {{var}}, filled in per round).
-        self._conditions = {p.check: Condition(p.check, templated=True)
-                            for p in workload.after if p.http is not None
-                            and p.check is not None}
+        # The setup and post-conditions, and the history path, compiled once (their values
+        # may hold {{var}}, filled in per round).
+        self._checks = RoundChecks(workload, self.urls)
         spec = workload.history
         self._history_path = (JsonPath(spec.value) if spec is not None and spec.value
                               is not None and spec.value.startswith("$") else None)
@@ -185,7 +141,7 @@ class BurstDriver:
     async def _round(self, n: int, client: HttpClient, db: Any) -> None:
         w = self.workload = self._filled.get()
         ctx = self._ctx(n, client)
-        problem = await self._setup(w, ctx, client, db)
+        problem = await self._checks.setup(w, ctx, client, db)
         if problem is not None:
             # Without its setup the round would test nothing: it fails, nothing is sent.
             self._violation({"workload": self.name, "round": n, "check": "setup",
@@ -197,14 +153,14 @@ class BurstDriver:
         req = w.request
         base = render(req.base, ctx) if req.base else self.urls[req.service or ""]
         target = split_base(base)
-        wires = self._wires(w, ctx, target)
+        wires = round_wires(w, ctx, target, self._per_request)
         if wires is None:
             # Not one request of the round goes out; each counts as not sent.
             self.op.requests += w.size
             self.op.errors += w.size
             self.op.classes[UNSAFE_VALUE] = self.op.classes.get(UNSAFE_VALUE, 0) + w.size
             return
-        conns = await self._open_all(w, target)
+        conns = await open_all(w, target, self._ssl, self.op)
         procs = [f"{self.name}-{n}-{i}" for i in range(len(conns))]
         key = self._invoke(w, ctx, procs)
         released = _monotonic()
@@ -215,99 +171,6 @@ class BurstDriver:
         if w.settle:
             await asyncio.sleep(w.settle)
         await self._after_round(w, n, ctx, client, db, released)
-
-    def _wires(self, w: BurstWorkload, ctx: FlowContext,
-               target: Target) -> list[bytes] | None:
-        """Each request of the round, rendered with its ``{{i}}`` and ``{{sender}}``; None
-        when a rendered value cannot be written safely."""
-        wires: list[bytes] = []
-        if not self._per_request:
-            wire = self._wire(w, ctx, target)
-            return None if wire is None else [wire] * w.size
-        try:
-            for i in range(w.size):
-                ctx.vars["i"] = i
-                ctx.vars["sender"] = i % w.senders
-                wire = self._wire(w, ctx, target)
-                if wire is None:
-                    return None
-                wires.append(wire)
-        finally:
-            ctx.vars.pop("i", None)
-            ctx.vars.pop("sender", None)
-        return wires
-
-    async def _setup(self, w: BurstWorkload, ctx: FlowContext, client: HttpClient,
-                     db: Any) -> str | None:
-        """The round's setup steps in order; what went wrong, or None."""
-        for i, step in enumerate(w.setup):
-            if step.sql is not None:
-                import psycopg
-                try:
-                    await db.execute(step.sql, _params(ctx))
-                except psycopg.Error as exc:
-                    return f"setup[{i}]: the statement failed: {exc}"
-                continue
-            assert step.http is not None
-            req = step.http
-            base = render(req.base, ctx) if req.base else self.urls[req.service or ""]
-            try:
-                response = await client.request(
-                    req.method, base.rstrip("/") + Template(req.path).render_target(ctx),
-                    headers={**self.workload.headers, **render(req.headers, ctx)},
-                    query=render(req.query, ctx) or None,
-                    json_body=render(req.json_, ctx) if req.json_ is not None else None)
-            except (OSError, TimeoutError, UnsafeValue) as exc:
-                return f"setup[{i}]: request failed: {exc!r}"
-            allowed = step.expect_status
-            ok = (response.status < 400 if allowed is None else response.status in (
-                allowed if isinstance(allowed, list) else [allowed]))
-            if not ok:
-                return (f"setup[{i}]: {req.method} {req.path} answered {response.status}: "
-                        f"{response.text[:200]}")
-        return None
-
-    def _wire(self, w: BurstWorkload, ctx: FlowContext, target: Target) -> bytes | None:
-        """One request of the round; None when a rendered value cannot be written
-        safely."""
-        req = w.request
-        path = target.prefix + Template(req.path).render_target(ctx)
-        if req.query:
-            from urllib.parse import urlencode
-            path += "?" + urlencode(render(req.query, ctx))
-        body = b""
-        content_type = None
-        if req.json_ is not None:
-            body = json.dumps(render(req.json_, ctx), separators=(",", ":")).encode()
-            content_type = "application/json"
-        elif req.body is not None:
-            body = str(render(req.body, ctx)).encode()
-        try:
-            # Plan headers replace the defaults of the same name, in any case.
-            return build_request(
-                req.method, path, target.host_header,
-                [*w.headers.items(), *render(req.headers, ctx).items()], body,
-                content_type=content_type, close=True)
-        except UnsafeValue:
-            return None
-
-    async def _open_all(self, w: BurstWorkload, target: Target) -> list[
-            tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
-        """Every connection is open before any request goes: the barrier. A connection that
-        fails counts as one request with its error."""
-        opened = await asyncio.gather(
-            *(asyncio.wait_for(asyncio.open_connection(
-                target.host, target.port, limit=MAX_HEAD_BYTES,
-                ssl=self._ssl if target.tls else None,
-                server_hostname=server_hostname(w.tls, target.host) if target.tls else None),
-                w.timeout)
-              for _ in range(w.size)), return_exceptions=True)
-        conns = [c for c in opened if isinstance(c, tuple)]
-        for failure in (c for c in opened if not isinstance(c, tuple)):
-            self.op.requests += 1
-            self.op.error(classify(failure) if isinstance(failure, OSError | TimeoutError)
-                          else "connect")
-        return conns
 
     def _invoke(self, w: BurstWorkload, ctx: FlowContext, procs: list[str]) -> Any:
         """Record one history invocation per process; the rendered key (None without a
@@ -327,7 +190,7 @@ class BurstDriver:
         ``post:<check>`` error per failed post-condition."""
         failures = []
         for post in w.after:
-            problem = await self._post(post, ctx, client, db)
+            problem = await self._checks.post(post, w, ctx, client, db)
             if problem is not None:
                 failures.append(post.name)
                 self._violation({"workload": self.name, "round": n, "check": post.name,
@@ -383,45 +246,6 @@ class BurstDriver:
             if _matches(rule, status, headers):
                 self.splits[split].requests += 1
 
-    async def _post(self, post: PostCondition, ctx: FlowContext, client: HttpClient,
-                    db: Any) -> str | None:
-        if post.wait:
-            await asyncio.sleep(post.wait)
-        if post.http is not None:
-            assert post.check is not None
-            req = post.http
-            base = render(req.base, ctx) if req.base else self.urls[req.service or ""]
-            try:
-                response = await client.request(
-                    req.method, base.rstrip("/") + Template(req.path).render_target(ctx),
-                    headers={**self.workload.headers, **render(req.headers, ctx)},
-                    query=render(req.query, ctx) or None,
-                    json_body=render(req.json_, ctx) if req.json_ is not None else None)
-            except (OSError, TimeoutError, UnsafeValue) as exc:
-                return f"request failed: {exc!r}"
-            if self._conditions[post.check].holds(Answer(response.status, response.body), ctx):
-                return None
-            return f"{post.check} does not hold: {response.text[:200]}"
-        statement = post.sql if post.sql is not None else post.exec_
-        assert statement is not None
-        import psycopg
-        try:
-            cursor = await db.execute(statement, _params(ctx))
-            rows = await cursor.fetchall() if cursor.description else []
-        except psycopg.Error as exc:
-            if post.expect_error is None:
-                return f"the statement failed: {exc}"
-            got = exc.sqlstate or "?"
-            want = sqlstate(post.expect_error)
-            return None if got == want else (f"expected {post.expect_error} ({want}), got "
-                                             f"{got}: {exc}")
-        if post.expect_error is not None:
-            return f"expected {post.expect_error}, but the statement succeeded"
-        if post.check is None:
-            return None
-        columns = [d.name for d in cursor.description or []]
-        return check_rows(post.check, [tuple(r) for r in rows], columns)
-
     async def drain(self, grace: float) -> None:
         self.sending = False
         if self.tasks:
@@ -434,8 +258,6 @@ class BurstDriver:
         self.in_flight.close(_monotonic())
         for task in list(self.tasks):
             task.cancel()
-
-
 
 
 def summarize_violations(path: Path, examples: int = 5) -> dict[str, Any]:
