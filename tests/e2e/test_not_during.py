@@ -12,9 +12,10 @@ from tests.helpers.plans import write_plan
 from tests.helpers.procs import free_port, only_run
 
 
-@pytest.mark.slow(8)
-def test_a_workload_pauses_while_a_fault_is_in_force(tmp_path: Path,
-                                                     demo: tuple[str, Path]) -> None:
+@pytest.mark.slow(10)
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_workload_pauses_while_a_fault_is_in_force(tmp_path: Path, demo: tuple[str, Path],
+                                                     workers: str) -> None:
     url, _ = demo
     front = free_port()
 
@@ -30,7 +31,9 @@ def test_a_workload_pauses_while_a_fault_is_in_force(tmp_path: Path,
                               "upstream": url.split("//")[1]}},
         "workloads": {"avoider": health("faults"), "bystander": health()},
         "faults": [{"at": "1s", "for": "1500ms", "down": {"proxy": "front"}}]})
-    proc = run_cli("run", str(plan), "--out", str(tmp_path / "runs"))
+    # Under --workers the runner tells every worker, and waits for their operations in
+    # flight to end before it applies the fault.
+    proc = run_cli("run", str(plan), "--out", str(tmp_path / "runs"), "--workers", workers)
     run_dir = only_run(tmp_path / "runs")
     results = json.loads((run_dir / "results.json").read_text())
     ops = results["ops"]
@@ -49,9 +52,10 @@ def test_a_workload_pauses_while_a_fault_is_in_force(tmp_path: Path,
     assert (run_dir / "pauses.jsonl").exists()
 
 
-@pytest.mark.slow(8)
-def test_a_workload_pauses_during_each_churn_round(tmp_path: Path,
-                                                   demo: tuple[str, Path]) -> None:
+@pytest.mark.slow(10)
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_workload_pauses_during_each_churn_round(tmp_path: Path, demo: tuple[str, Path],
+                                                   workers: str) -> None:
     url, directory = demo
     auth = {"Authorization": f"Bearer {(directory / 'demo.token').read_text().strip()}"}
     plan = write_plan(tmp_path, {
@@ -63,7 +67,8 @@ def test_a_workload_pauses_during_each_churn_round(tmp_path: Path,
             "calls": {"not_during": ["churn"],
                       "http": {"base": url, "rate": "40/s",
                                "requests": [{"name": "ping", "path": "/health"}]}}}})
-    proc = run_cli("run", str(plan), "--out", str(tmp_path / "runs"))
+    # Under --workers each worker churns its own streams; the runner tells every worker.
+    proc = run_cli("run", str(plan), "--out", str(tmp_path / "runs"), "--workers", workers)
     assert proc.returncode == 0, proc.stderr
     results = json.loads((only_run(tmp_path / "runs") / "results.json").read_text())
     paused = results["paused"]["calls"]

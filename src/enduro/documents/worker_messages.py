@@ -16,7 +16,10 @@ __all__ = [
     "Force",
     "FromWorker",
     "Go",
+    "Held",
+    "InForce",
     "Ready",
+    "Settled",
     "Stop",
     "ToWorker",
     "Tokens",
@@ -59,7 +62,17 @@ class Tokens(_Message):
     tokens: dict[str, str]
 
 
-class ToWorker(RootModel[Annotated[Go | Stop | Force | Tokens, Field(discriminator="kind")]]):
+class InForce(_Message):
+    """SSE churn or a fault (``reason``) came into force somewhere in the run, or ended:
+    the workloads that stay clear of it pause or resume."""
+
+    kind: Literal["in_force"] = "in_force"
+    reason: str
+    on: bool
+
+
+class ToWorker(RootModel[Annotated[Go | Stop | Force | Tokens | InForce,
+                                   Field(discriminator="kind")]]):
     """What a worker reads from the runner."""
 
 
@@ -90,5 +103,22 @@ class Done(_Message):
     saturation: float | None = None
 
 
-class FromWorker(RootModel[Annotated[Ready | Windows | Done, Field(discriminator="kind")]]):
+class Held(_Message):
+    """This worker's SSE churn (``reason``) came into force, or ended."""
+
+    kind: Literal["held"] = "held"
+    reason: str
+    on: bool
+
+
+class Settled(_Message):
+    """The workloads of this worker that stay clear of ``reason`` have stopped and have
+    nothing in flight (the answer to an ``InForce`` that put it in force)."""
+
+    kind: Literal["settled"] = "settled"
+    reason: str
+
+
+class FromWorker(RootModel[Annotated[Ready | Windows | Done | Held | Settled,
+                                     Field(discriminator="kind")]]):
     """What the runner reads from a worker."""

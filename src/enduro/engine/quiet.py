@@ -18,7 +18,8 @@ from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-__all__ = ["REASONS", "Avoiding", "Pause", "Quiet", "summarize_pauses", "write_pauses"]
+__all__ = ["REASONS", "Avoiding", "Pause", "Quiet", "QuietRelay", "summarize_pauses",
+           "write_pauses"]
 
 _monotonic = time.monotonic
 
@@ -102,6 +103,55 @@ class Quiet:
             await waiter
         finally:
             self._waiters.discard(waiter)
+
+
+class QuietRelay:
+    """The runner's side of ``quiet`` under ``--workers``: what comes into force anywhere
+    (a fault here, churn in a worker) is sent to every worker (``send(reason, on)``); when a
+    reason comes into force, each worker answers once its workloads that stay clear of it
+    have nothing in flight, and ``settled`` waits for those answers from ``alive()``."""
+
+    def __init__(self, quiet: Quiet, send: Callable[[str, bool], None],
+                 alive: Callable[[], set[int]]) -> None:
+        self.quiet = quiet
+        self._send = send
+        self._alive = alive
+        self._answers: dict[str, set[int]] = {}
+        self._waiters: set[asyncio.Future[None]] = set()
+        quiet.listeners.append(self._changed)
+
+    def _changed(self, reason: str, _source: str, _on: bool) -> None:
+        on = self.quiet.in_force((reason,)) is not None
+        if on:
+            self._answers[reason] = set()
+        self._send(reason, on)
+
+    def held(self, worker: int, reason: str, on: bool) -> None:
+        """Worker ``worker`` says its churn came into force or ended."""
+        self.quiet.replace(reason, f"worker{worker}", on)
+
+    def answered(self, worker: int, reason: str) -> None:
+        """Worker ``worker`` has settled after ``reason`` came into force."""
+        self._answers.setdefault(reason, set()).add(worker)
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
+
+    async def settled(self, reason: str, timeout: float) -> None:
+        """Return once every live worker has settled, or after ``timeout``."""
+        deadline = _monotonic() + timeout
+        while not self._alive() <= self._answers.get(reason, set()):
+            left = deadline - _monotonic()
+            if left <= 0:
+                return
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.add(waiter)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter, left)
+
+    def close(self) -> None:
+        self.quiet.listeners.remove(self._changed)
 
 
 class Driving(Protocol):

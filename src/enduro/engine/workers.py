@@ -31,13 +31,17 @@ from enduro.documents.worker_messages import (
     Force,
     FromWorker,
     Go,
+    Held,
+    InForce,
     Ready,
+    Settled,
     Stop,
     Tokens,
     ToWorker,
     Windows,
 )
 from enduro.engine.load import LoadControl, LoadFiles, LoadShare, run_load
+from enduro.engine.quiet import QuietRelay
 from enduro.observe.window import WindowStats
 from enduro.plan.models import Plan
 
@@ -85,6 +89,26 @@ class WorkerSide:
         self.force = asyncio.Event()
         self._go = asyncio.Event()
         self._start_wall = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.control.quiet.listeners.append(self._held)
+
+    def _held(self, reason: str, source: str, on: bool) -> None:
+        # This process's own churn goes to the runner, which tells every worker.
+        if source != "runner":
+            with contextlib.suppress(OSError):
+                self.send(Held(reason=reason, on=on).to_wire())
+
+    async def _settle(self, reason: str) -> None:
+        await self.control.quiet.settled(self.args.grace)
+        with contextlib.suppress(OSError):
+            self.send(Settled(reason=reason).to_wire())
+
+    def _in_force(self, message: InForce) -> None:
+        self.control.quiet.replace(message.reason, "runner", message.on)
+        if message.on:  # answered once what was in flight has ended
+            task = asyncio.ensure_future(self._settle(message.reason))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def receive(self, wire: dict[str, Any]) -> None:
         message = ToWorker.model_validate(wire).root
@@ -96,6 +120,8 @@ class WorkerSide:
         elif isinstance(message, Force):
             self.stop.set()
             self.force.set()
+        elif isinstance(message, InForce):
+            self._in_force(message)
         else:
             self.control.update_tokens(message.tokens)
 
@@ -178,6 +204,12 @@ class WorkerPool:
         self._all_ready: asyncio.Future[None] | None = None
         self._finished: set[int] = set()
         self._ready: set[int] = set()
+        # Told of each worker's Held and Settled (``engine.quiet.QuietRelay``).
+        self.relay: QuietRelay | None = None
+
+    def alive(self) -> set[int]:
+        """The workers that have not ended."""
+        return set(range(self.count)) - self._finished
 
     async def start(self, timeout: float = 60.0) -> None:
         """Spawn the workers and wait until each is ready."""
@@ -208,6 +240,11 @@ class WorkerPool:
         message = FromWorker.model_validate(wire).root
         if isinstance(message, Windows):
             self._on_windows(index, [WindowStats.from_wire(w) for w in message.windows])
+        elif isinstance(message, Held | Settled):
+            if self.relay is not None and isinstance(message, Held):
+                self.relay.held(index, message.reason, message.on)
+            elif self.relay is not None:
+                self.relay.answered(index, message.reason)
         elif isinstance(message, Ready):
             info = self.workers[index]
             info.node, info.pid = message.node, message.pid
@@ -240,7 +277,7 @@ class WorkerPool:
         assert self._done is not None
         await self._done
 
-    def send(self, message: Go | Stop | Force | Tokens) -> None:
+    def send(self, message: Go | Stop | Force | Tokens | InForce) -> None:
         """Send ``message`` to every worker that is still there."""
         wire = message.to_wire()
         for i in range(self.count):

@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from enduro.base.errors import FatalWorkerError
+from enduro.documents.worker_messages import InForce
 from enduro.engine.kinds import LoadFiles, outputs
 from enduro.engine.load import LoadControl, LoadShare, run_load
+from enduro.engine.quiet import QuietRelay
 from enduro.engine.workers import ProcessPool, WorkerInfo, WorkerPool
 from enduro.faults.chaos import Chaos
 from enduro.run.background import supervise
@@ -50,6 +52,7 @@ class Load:
         self.view = view
         self.teardown = teardown
         self.pool: WorkerPool | None = None
+        self._relay: QuietRelay | None = None
         self.lost: list[WorkerInfo] = []
         self._saturation: float | None = None  # the in-process load's
         self.job_result: Any = None
@@ -109,10 +112,17 @@ class Load:
         if self.chaos.runner is not None:
             quiet = self.control.quiet
             self.chaos.runner.on_force = functools.partial(quiet.set, "faults", "runner")
-            self.chaos.runner.settle = functools.partial(quiet.settled, self.ctx.plan.grace)
+            self.chaos.runner.settle = self._settle
             self._side.append(asyncio.create_task(self.chaos.run(self.timeline.load_start)))
         self.stops.arm_load(bounded)
         return start
+
+    async def _settle(self) -> None:
+        """Before a fault is applied: the workloads that stay clear of faults, here and in
+        every worker, have stopped and have nothing in flight (within the grace)."""
+        await self.control.quiet.settled(self.ctx.plan.grace)
+        if self._relay is not None:
+            await self._relay.settled("faults", self.ctx.plan.grace)
 
     async def _services_only(self) -> None:
         """Keep the services up, supervised, until stopped or the duration passes."""
@@ -179,6 +189,10 @@ class Load:
     async def _in_workers(self) -> None:
         ctx, stops = self.ctx, self.stops
         pool = self.pool = self._pool()
+        # Faults and churn in force anywhere reach the workloads of every worker.
+        relay = self._relay = pool.relay = QuietRelay(
+            self.control.quiet, lambda reason, on: pool.send(InForce(reason=reason, on=on)),
+            pool.alive)
         try:
             await self.teardown.until(pool.start(), stops.stop)
             if stops.stop.is_set():
@@ -193,6 +207,7 @@ class Load:
             pool.go(ctx.clock.wall())
             await self._join(pool)
         finally:
+            relay.close()
             pool.close()
 
     def _lost(self, worker: WorkerInfo) -> None:
