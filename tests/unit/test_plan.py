@@ -239,3 +239,11 @@ def test_profiles_add_and_remove_rules(tmp_path: Path) -> None:
     assert problems(path, profile="gone", env={}) == [
         f"{path}:12: profiles.gone.remove_rules[0]: no rule 'availability >= 98%' to remove "
         "(rules: availability >= 99%; p95(latency) < 1s)"]
+
+
+def test_on_worker_loss_is_continue_or_fail_with_its_line(tmp_path: Path) -> None:
+    assert load_plan(write(tmp_path, GOOD), env={}).plan.on_worker_loss == "fail"
+    path = write(tmp_path, GOOD.replace("seed: 42", "seed: 42\non_worker_loss: carry_on"))
+    out = problems(path, env={})
+    assert any(p.startswith(f"{path}:4: on_worker_loss:") and "'continue' or 'fail'" in p
+               for p in out), out
