@@ -20,10 +20,7 @@ the span or the number of ops, and decodes nothing.
 
 from __future__ import annotations
 
-import asyncio
 import functools
-import queue
-import threading
 from array import array
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
@@ -40,6 +37,8 @@ from enduro.observe.hist import (
     new_histogram,
     percentiles_ms,
 )
+from enduro.observe.seal_writer import SealJobs
+from enduro.observe.totals import Guarded, LatencyTotals
 from enduro.observe.window import Part, WindowStats, fold_windows
 
 if TYPE_CHECKING:
@@ -92,8 +91,8 @@ class MetricView:
         self.late = 0
         self.dropped = 0
         self.classes: dict[str, int] = {}
-        self._lat_parts: list[Part | str | _Guarded] = []
-        self._svc_parts: list[Part | str | _Guarded] = []
+        self._lat_parts: list[Part | str | Guarded] = []
+        self._svc_parts: list[Part | str | Guarded] = []
         self._lat: HdrHistogram | None = None
         self._svc: HdrHistogram | None = None
         # Where a view over a running sum takes its histograms from.
@@ -118,7 +117,7 @@ class MetricView:
         self._lat = self._svc = None
         self._sourced()
 
-    def add_guarded(self, lat: _Guarded, svc: _Guarded) -> None:
+    def add_guarded(self, lat: Guarded, svc: Guarded) -> None:
         """Histograms another thread adds to (the totals): read as copies under their lock."""
         self._lat_parts.append(lat)
         self._svc_parts.append(svc)
@@ -132,7 +131,7 @@ class MetricView:
             self._svc_parts.append(source.service())
 
     @staticmethod
-    def _merge(parts: list[Part | str | _Guarded]) -> HdrHistogram:
+    def _merge(parts: list[Part | str | Guarded]) -> HdrHistogram:
         if len(parts) == 1 and isinstance(parts[0], Histogram):
             return parts[0]  # nothing to merge: read it (no copy of 188 KB)
         # Buffers not folded yet: all of them in one pass.
@@ -145,7 +144,7 @@ class MetricView:
                     out.add(decode(part))
             elif isinstance(part, Sparse):
                 out.add_counts(part)
-            elif isinstance(part, _Guarded):
+            elif isinstance(part, Guarded):
                 part.add_to(out)
             elif part.get_total_count():
                 out.add(part)
@@ -189,21 +188,6 @@ class MetricView:
             "latency_ms": percentiles_ms(self.latency),
             "service_time_ms": percentiles_ms(self.service),
         }
-
-
-class _Guarded:
-    """One histogram of a pair that the writer thread adds to: read under the lock."""
-
-    __slots__ = ("k", "lock", "pair")
-
-    def __init__(self, lock: threading.Lock, pair: list[Histogram | None], k: int) -> None:
-        self.lock, self.pair, self.k = lock, pair, k
-
-    def add_to(self, out: HdrHistogram) -> None:
-        with self.lock:
-            hist = self.pair[self.k]
-            if hist is not None and hist.get_total_count():
-                out.add(hist)
 
 
 class CompactWindow:
@@ -437,50 +421,6 @@ class _Running:
         return view
 
 
-class _SealWriter:
-    """One daemon thread running sealed windows' bookkeeping in the order it was handed in.
-    The first error is kept for ``flush`` (the run reports it); later windows still run."""
-
-    def __init__(self) -> None:
-        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
-        self._pending = 0
-        self._cv = threading.Condition()
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._work, name="enduro-seal", daemon=True)
-        self._thread.start()
-
-    def submit(self, job: Callable[[], None]) -> None:
-        with self._cv:
-            self._pending += 1
-        self._jobs.put(job)
-
-    def _work(self) -> None:
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            try:
-                job()
-            except BaseException as exc:  # kept for flush: the run says it, then goes on
-                if self.error is None:
-                    self.error = exc
-            finally:
-                del job  # its windows' histograms can go back to the recorder's pool
-                with self._cv:
-                    self._pending -= 1
-                    if not self._pending:
-                        self._cv.notify_all()
-
-    def flush(self, timeout: float) -> bool:
-        with self._cv:
-            return self._cv.wait_for(lambda: self._pending == 0, timeout)
-
-    def close(self, timeout: float) -> None:
-        self.flush(timeout)
-        self._jobs.put(None)
-        self._thread.join(timeout)
-
-
 class Metrics:
     """Collects windows from one or many workers.
 
@@ -515,12 +455,9 @@ class Metrics:
         self._noted: set[str] = set()
         # Finish sealed windows on a writer thread: always (True), never (False), or when
         # sealing runs on an event loop (None).
-        self.background = background
-        self._writer: _SealWriter | None = None
-        # The totals' (latency, service) histograms by op, and by (phase, op) the phases':
-        # added to by the writer, read by views as copies, both under the lock.
-        self._hists: dict[str | tuple[str, str], list[Histogram | None]] = {}
-        self._lock = threading.Lock()
+        self._jobs = SealJobs(background)
+        # The totals' latencies: added to by the writer, read by views as copies.
+        self._latency = LatencyTotals()
         # Histograms the windows are folded into, taken back once nothing refers to them
         # (the writer's alone).
         self.pool = HistogramPool()
@@ -547,7 +484,7 @@ class Metrics:
                 continue
             have.merge(w)
         if late:
-            self._run(functools.partial(self._absorb_late, late))
+            self._jobs.run(functools.partial(self._latency.absorb_late, late))
 
     def seal(self, upto: int) -> None:
         """Declare windows up to ``upto`` complete: hand them to ``on_window``, keep them
@@ -574,7 +511,7 @@ class Metrics:
             entry = self._ring[index] = _Sealed({op: CompactWindow(w) for op, w in slot.items()},
                                                 self.kinds)
             self._order.append(index)
-            self._run(functools.partial(self._finish, index, windows, phase, entry))
+            self._jobs.run(functools.partial(self._finish, index, windows, phase, entry))
         self.sealed = max(self.sealed, upto)
         while self._order and self._order[0] <= self.sealed - self.keep:
             self._ring.pop(self._order.popleft(), None)
@@ -585,24 +522,6 @@ class Metrics:
         for key in stale:
             del self._running[key]
 
-    def _deferred(self) -> bool:
-        if self.background is not None:
-            return self.background
-        try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return False
-        return True
-
-    def _run(self, job: Callable[[], None]) -> None:
-        """Run ``job`` on the writer thread (after the jobs before it), or here."""
-        if self._deferred():
-            if self._writer is None:
-                self._writer = _SealWriter()
-            self._writer.submit(job)
-        else:
-            job()
-
     def _finish(self, index: int, windows: list[WindowStats], phase: str | None,
                 entry: _Sealed) -> None:
         """A sealed window's bookkeeping: its buffers folded, its latencies added to the
@@ -611,63 +530,29 @@ class Metrics:
         percentiles here, off the loop)."""
         self.pool.reclaim()
         fold_windows(windows, self.pool)
-        with self._lock:
-            for w in windows:
-                self._absorb(w.op, w)
-                if phase is not None:
-                    self._absorb((phase, w.op), w)
+        self._latency.absorb(windows, phase)
         for cw in entry.ops.values():
             cw.compact()
         entry.summed(self.kinds)
         if self.on_window is not None:
             self.on_window(index, windows, phase)
 
-    def _absorb_late(self, windows: list[WindowStats]) -> None:
-        """Windows that arrived after their index was sealed: their latencies go into the
-        totals only (their counts already did)."""
-        fold_windows(windows)
-        with self._lock:
-            for w in windows:
-                self._absorb(w.op, w)
-
-    def _absorb(self, key: str | tuple[str, str], w: WindowStats) -> None:
-        """Add a folded window's latencies to the totals of ``key`` (the lock is held)."""
-        pair = self._hists.get(key)
-        for k, hist in enumerate(w.histograms()):
-            if hist is None or not hist.get_total_count():
-                continue
-            if pair is None:
-                pair = self._hists[key] = [None, None]
-            own = pair[k]
-            if own is None:
-                own = pair[k] = new_histogram()
-            own.add(hist)
-
     def _with_totals(self, view: MetricView, key: str | tuple[str, str],
                      w: WindowStats) -> None:
         """Add a total's counts to ``view``, and its latencies as copies made when read."""
         view.add(w)
-        pair = self._hists.get(key)
+        pair = self._latency.guarded(key)
         if pair is not None and w.requests:
-            view.add_guarded(_Guarded(self._lock, pair, 0), _Guarded(self._lock, pair, 1))
+            view.add_guarded(*pair)
 
     def flush(self, timeout: float = 60.0) -> BaseException | None:
         """Wait until every sealed window's bookkeeping is done (the window store is
         complete); the first error it met since the last flush, if any."""
-        writer = self._writer
-        if writer is None:
-            return None
-        writer.flush(timeout)
-        error, writer.error = writer.error, None
-        return error
+        return self._jobs.flush(timeout)
 
     def close(self, timeout: float = 60.0) -> BaseException | None:
         """``flush``, then end the writer thread."""
-        error = self.flush(timeout)
-        if self._writer is not None:
-            self._writer.close(timeout)
-            self._writer = None
-        return error
+        return self._jobs.close(timeout)
 
     def view(self, ops: set[str] | None = None, last_s: float | None = None,
              elapsed_s: float | None = None, phase: str | None = None) -> MetricView:
