@@ -72,3 +72,29 @@ def test_a_loopback_listener_wants_a_loopback_host() -> None:
 def test_finite_numbers_only() -> None:
     data = {"a": float("nan"), "b": [1.0, float("inf"), {"c": -float("inf")}], "d": 2}
     assert finite(data) == {"a": None, "b": [1.0, None, {"c": None}], "d": 2}
+
+
+def test_dashboard_followed_by_the_plan_takes_the_default_address() -> None:
+    from enduro.cli import DEFAULT_DASHBOARD, _dashboard_default, build_parser
+    parse = build_parser().parse_args
+    args = parse(_dashboard_default(["run", "--dashboard", "plan.yaml"]))
+    assert args.dashboard == DEFAULT_DASHBOARD and str(args.plan) == "plan.yaml"
+    for address in ("9000", "0.0.0.0:9000", "[::1]:9000", "localhost:9000"):
+        args = parse(_dashboard_default(["start", "--dashboard", address, "plan.yaml"]))
+        assert args.dashboard == address and str(args.plan) == "plan.yaml"
+    assert parse(_dashboard_default(["run", "plan.yaml"])).dashboard is None
+    assert parse(_dashboard_default(["run", "plan.yaml", "--dashboard"])).dashboard == \
+        DEFAULT_DASHBOARD
+
+
+def test_a_bound_dashboard_off_loopback_says_its_token_once() -> None:
+    import socket
+
+    from enduro.dashboard.launch import Bound
+    with socket.socket() as sock:
+        off = Bound(sock, Listen("0.0.0.0", 9000), 9001, "s3cret", "note")
+        lines = off.lines()
+        assert lines[0] == "note" and lines[1] == "dashboard: http://0.0.0.0:9001/?token=s3cret"
+        assert sum("s3cret" in line for line in lines) == 1
+        assert Bound(sock, Listen("127.0.0.1", 0), 5, None, None).lines() == [
+            "dashboard: http://127.0.0.1:5/"]

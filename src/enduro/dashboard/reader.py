@@ -38,7 +38,7 @@ from enduro.documents.state import LIVE_STATES, read_state
 from enduro.observe.hist import decode, new_histogram, percentiles_ms
 from enduro.report.pagedata import event_rows, finite, kinds_of, results_tables, rule_rows
 from enduro.report.series import (
-    MAX_POINTS,
+    BUCKETS_PER_ANSWER,
     choose_step,
     complete_until,
     has_table,
@@ -308,7 +308,7 @@ def _window_s(db: sqlite3.Connection | None) -> float:
 def _page(db: sqlite3.Connection, table: str, since: float, live: bool,
           step: float | None) -> tuple[float | None, bool]:
     """Up to which ``t`` one answer goes from ``since``, and whether rows are left after it:
-    the complete rows, at most about ``MAX_ROWS`` of them (``MAX_POINTS`` buckets of
+    the complete rows, at most about ``MAX_ROWS`` of them (``BUCKETS_PER_ANSWER`` buckets of
     ``step``), never cutting a time (or, live, a bucket) in two."""
     until = complete_until(db, table, live)
     if until is None or not until > since:
@@ -332,7 +332,7 @@ def _bucket_page(db: sqlite3.Connection, table: str, since: float, until: float,
     first = db.execute(f"SELECT MIN(t) FROM {table} WHERE t > ?", (since,)).fetchone()[0]
     if first is None:
         return None, False
-    limit = (math.floor(first / step) + MAX_POINTS) * step
+    limit = (math.floor(first / step) + BUCKETS_PER_ANSWER) * step
     more = until >= limit
     end = min(until, limit - 1e-9)
     if live and not more:

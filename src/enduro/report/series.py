@@ -16,11 +16,14 @@ import math
 import sqlite3
 from typing import Any
 
-__all__ = ["MAX_POINTS", "MAX_SCRAPED", "choose_step", "complete_until", "has_table",
-           "op_columns", "sample_columns", "scrape_columns"]
+__all__ = ["BUCKETS_PER_ANSWER", "MAX_POINTS", "MAX_SCRAPED", "choose_step", "complete_until",
+           "has_table", "op_columns", "sample_columns", "scrape_columns"]
 
 MAX_POINTS = 1200
 """Points per series the page is given at most for a run of its planned length."""
+BUCKETS_PER_ANSWER = 300
+"""Buckets of one answer of the live page's series; ``more`` says when there are more (so
+no answer reads more than a few hundred thousand windows)."""
 MAX_SCRAPED = 40
 """Scraped series drawn at most (those whose value changed, by name); the rest are counted."""
 _NICE_STEPS = (1, 2, 5, 10, 15, 20, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600)
@@ -76,13 +79,14 @@ def op_columns(db: sqlite3.Connection, since: float, until: float,
     folded into buckets of ``step`` seconds when given."""
     ops: dict[str, dict[str, list[Any]]] = {}
     if step:
+        # max_ms > 0: the window measured a latency (read without its histogram, which
+        # would make the query read every row's largest column).
         rows = db.execute(
             "SELECT CAST(t / :step AS INTEGER) * :step AS b, op, MAX(phase), SUM(requests), "
-            "SUM(errors), MAX(CASE WHEN latency_hist IS NULL THEN NULL ELSE p50_ms END), "
-            "MAX(CASE WHEN latency_hist IS NULL THEN NULL ELSE p95_ms END), "
-            "MAX(CASE WHEN latency_hist IS NULL THEN NULL ELSE p99_ms END), "
+            "SUM(errors), MAX(IIF(max_ms > 0, p50_ms, NULL)), "
+            "MAX(IIF(max_ms > 0, p95_ms, NULL)), MAX(IIF(max_ms > 0, p99_ms, NULL)), "
             "MAX(t + span) - CAST(t / :step AS INTEGER) * :step, "
-            "COUNT(latency_hist) = 0 FROM windows WHERE t > :since AND t <= :until "
+            "COALESCE(MAX(max_ms), 0) <= 0 FROM windows WHERE t > :since AND t <= :until "
             "GROUP BY b, op ORDER BY b, op", {"step": step, "since": since, "until": until})
         classes = _bucket_classes(db, since, until, step)
         for b, op, phase, req, err, p50, p95, p99, reach, no_latency in rows:
@@ -114,13 +118,13 @@ def _append(ops: dict[str, dict[str, list[Any]]], op: str, row: tuple[Any, ...])
 def _bucket_classes(db: sqlite3.Connection, since: float, until: float,
                     step: float) -> dict[tuple[float, str], dict[str, int]]:
     out: dict[tuple[float, str], dict[str, int]] = {}
-    for b, op, text in db.execute(
-            "SELECT CAST(t / ? AS INTEGER) * ?, op, classes FROM windows "
-            "WHERE t > ? AND t <= ? AND classes IS NOT NULL", (step, step, since, until)):
-        into = out.setdefault((b, op), {})
-        for name, n in (_classes(text) or {}).items():
-            if isinstance(n, int | float):
-                into[name] = into.get(name, 0) + int(n)
+    for b, op, name, n in db.execute(
+            "SELECT CAST(t / :step AS INTEGER) * :step AS b, op, j.key, SUM(j.value) "
+            "FROM windows, json_each(windows.classes) AS j WHERE classes IS NOT NULL AND "
+            "json_valid(classes) AND t > :since AND t <= :until GROUP BY b, op, j.key",
+            {"step": step, "since": since, "until": until}):
+        if isinstance(n, int | float):
+            out.setdefault((b, op), {})[str(name)] = int(n)
     return out
 
 
@@ -155,12 +159,17 @@ def scrape_columns(db: sqlite3.Connection, since: float, until: float,
         return {"series": {}, "unchanged": 0, "left_out": 0}
     changed: list[tuple[str, str]] = []
     unchanged = 0
+    # A series changed when one of its labelled series did (read along the index, without
+    # summing every scrape first).
+    spans: dict[tuple[str, str], bool] = {}
     for service, metric, low, high in db.execute(
-            "SELECT service, metric, MIN(v), MAX(v) FROM (SELECT service, metric, t, "
-            "SUM(value) AS v FROM scrapes WHERE metric != 'scrape_up' GROUP BY service, "
-            "metric, t) GROUP BY service, metric ORDER BY service, metric"):
-        if low is not None and high is not None and high != low:
-            changed.append((service, metric))
+            "SELECT service, metric, MIN(value), MAX(value) FROM scrapes "
+            "WHERE metric != 'scrape_up' GROUP BY service, metric, labels"):
+        key = (service, metric)
+        spans[key] = spans.get(key, False) or (low is not None and high != low)
+    for key in sorted(spans):
+        if spans[key]:
+            changed.append(key)
         else:
             unchanged += 1
     shown = changed[:MAX_SCRAPED]
@@ -168,10 +177,11 @@ def scrape_columns(db: sqlite3.Connection, since: float, until: float,
     bucket = "CAST(t / :step AS INTEGER) * :step" if step else "t"
     for service, metric in shown:
         points = series.setdefault(service, {}).setdefault(metric, {"t": [], "value": []})
+        # the mean over the bucket's scrapes of the sum over labels
         for t, value in db.execute(
-                f"SELECT {bucket} AS b, AVG(v) FROM (SELECT t, SUM(value) AS v FROM scrapes "
+                f"SELECT {bucket} AS b, SUM(value) * 1.0 / COUNT(DISTINCT t) FROM scrapes "
                 "WHERE service = :service AND metric = :metric AND t > :since AND "
-                "t <= :until GROUP BY t) GROUP BY b ORDER BY b",
+                "t <= :until GROUP BY b ORDER BY b",
                 {"step": step, "service": service, "metric": metric, "since": since,
                  "until": until}):
             points["t"].append(t)

@@ -10,7 +10,7 @@ const MAX_LINES = 8;
 const S = {run: null, ops: {}, res: {}, scraped: {series: {}, unchanged: 0, left_out: 0},
            events: [], windowsUntil: null, samplesUntil: null, lastSeq: 0, step: null,
            pick: "*", charts: {}, timeline: {faults: [], markers: [], phases: []},
-           xmax: 1, polls: 0};
+           xmax: 1, polls: 0, scrapedStale: false};
 
 /* ---- formatting for people ------------------------------------------------------------ */
 function sig(v, digits) {
@@ -286,14 +286,14 @@ function errorLines(ops) {
     const c = S.ops[op];
     if (!c) continue;
     c.t.forEach((t, i) => {
+      const row = ts.get(t) || {};
+      ts.set(t, row);  // a window without errors is a 0, not a gap
       if (!c.errors[i]) return;
       const classes = c.classes[i] || {error: c.errors[i]};
-      const row = ts.get(t) || {};
       for (const [k, n] of Object.entries(classes)) {
         row[k] = (row[k] || 0) + n / (c.span[i] || 1);
         totals[k] = (totals[k] || 0) + n;
       }
-      ts.set(t, row);
     });
   }
   const names = Object.keys(totals).sort((a, b) => totals[b] - totals[a]);
@@ -640,8 +640,15 @@ async function poll() {
                                               samples_since: S.samplesUntil}));
       addSeries(answer);
     } while (answer.more);
-    if (S.polls % 10 === 0 || !run.live) {
-      S.scraped = await get(query("api/scrapes", {step: S.step}));
+    // Scraped series are read whole, every tenth poll: a store too busy now to answer
+    // leaves the last ones drawn, and they are asked for again at the next poll.
+    if (S.scrapedStale || S.polls % 10 === 0 || !run.live) {
+      try {
+        S.scraped = await get(query("api/scrapes", {step: S.step}));
+        S.scrapedStale = false;
+      } catch (err) {
+        S.scrapedStale = true;
+      }
     }
     const events = await get(query("api/events", {after: S.lastSeq}));
     S.events.push(...events.events);
