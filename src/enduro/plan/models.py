@@ -593,6 +593,10 @@ class Observe(_Model):
     sample: Interval = 2.0
     saturation_cpu: Percent = 0.9
     saturation_lag: Interval = 0.05
+    # logs/enduro.log is rotated when it passes log_max: enduro.log.1 is the newest of the
+    # log_keep files kept before it (the oldest is dropped).
+    log_max: Annotated[Size, Field(ge=1024, le=1 << 40)] = 10_000_000
+    log_keep: Annotated[int, Field(ge=1, le=100)] = 3
 
 
 class Canaries(_Model):

@@ -184,7 +184,7 @@ class RunEnd:
             problems.append(what)
             self.stops.runlog.event("write_failed", what=what, error=repr(exc))
             with contextlib.suppress(Exception):
-                self.stops.runlog.log(f"{what} could not be written: {exc}")
+                self.stops.runlog.log(f"{what} could not be written: {exc}", level="ERROR")
 
     def verdict(self, elapsed: float) -> Verdict:
         """Seal and store the last windows, judge the rules over ``elapsed`` seconds, and

@@ -175,7 +175,7 @@ class Run:
         self.rundir = rundir
         store = self.store = Store(rundir.file("metrics.sqlite"))
         self.rulebook.store = store
-        runlog.open(rundir)
+        runlog.open(rundir, max_bytes=ctx.plan.observe.log_max, keep=ctx.plan.observe.log_keep)
         services = self.services = self.lent_services or (ServiceSet(
             ctx.plan, ctx.plan_dir, rundir.path, rundir.run_id, tag=ctx.options.tag,
             clock=ctx.clock, event=runlog.event, log=runlog.log) if ctx.plan.services else None)

@@ -117,6 +117,3 @@ class RunDir:
 
     def open_event_log(self) -> EventLog:
         return EventLog(self.open_events())
-
-    def open_log(self) -> TextIO:
-        return (self.path / "logs" / "enduro.log").open("a", encoding="utf-8", buffering=1)

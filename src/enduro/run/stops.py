@@ -167,4 +167,5 @@ class Stops:
             status.traceback_file = path
         self.runlog.event("run_crashed", error=repr(exc), phase=self.phase, traceback=str(path))
         with contextlib.suppress(Exception):
-            self.runlog.log(f"enduro crashed ({exc!r}); traceback in {path}", echo=False)
+            self.runlog.log(f"enduro crashed ({exc!r}); traceback in {path}", echo=False,
+                            level="ERROR")

@@ -81,7 +81,7 @@ class Teardown:
             if isinstance(exc, Exception) and not isinstance(exc, RunError):
                 stops.crashed(exc)
             else:
-                stops.runlog.log(f"teardown: {exc}")
+                stops.runlog.log(f"teardown: {exc}", level="ERROR")
 
     async def _stop_all(self) -> None:
         try:
