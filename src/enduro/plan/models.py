@@ -489,7 +489,8 @@ class Workload(_Model):
     # connections and clients undivided): for ops that flip state global to the service.
     pin: bool = False
     # Pause this workload (it sends nothing, so nothing of it fails) while SSE churn or a
-    # fault is in force; it resumes after. How long it was paused is in the results.
+    # fault is in force; it resumes after. How long it was paused is in the results. A
+    # plan (or a profile of it) without faults or churn simply never pauses it.
     not_during: list[Literal["churn", "faults"]] = []
 
     @model_validator(mode="after")
@@ -506,19 +507,6 @@ class Workload(_Model):
                 raise ValueError("not_during pauses a constant rate or a closed model; a "
                                  "ramp ('stages') cannot pause, use 'rate' or 'connections'")
         return self
-
-    def avoided(self, name: str, workloads: dict[str, Workload],
-                faults: bool) -> Iterator[tuple[tuple[str | int, ...], str]]:
-        """Each ``not_during`` reason that can never be in force: no workload beside it
-        churns SSE streams, or the plan has no faults."""
-        for i, reason in enumerate(self.not_during):
-            if reason == "churn" and not any(w.sse is not None and w.sse.churn is not None
-                                             for w in workloads.values()):
-                yield (name, "not_during", i), ("'churn': no sse workload beside it has "
-                                                "'churn', so it would never pause")
-            elif reason == "faults" and not faults:
-                yield (name, "not_during", i), ("'faults': the plan has no faults, so it "
-                                                "would never pause")
 
     @property
     def kind(self) -> str:
@@ -679,8 +667,6 @@ class Plan(_Model):
                    "scenario, not at the top level")
         for i, scenario in enumerate(self.scenarios):
             for wname, wl in scenario.workloads.items():
-                for loc, msg in wl.avoided(wname, scenario.workloads, bool(self.faults)):
-                    yield ("scenarios", i, "workloads", *loc), msg
                 svc = wl.target.service if wl.target is not None else None
                 if svc is not None and (svc not in self.services
                                         or self.services[svc].url is None):
@@ -690,8 +676,6 @@ class Plan(_Model):
 
     def _workload_references(self) -> Iterator[tuple[tuple[str | int, ...], str]]:
         for wname, workload in self.workloads.items():
-            for loc, msg in workload.avoided(wname, self.workloads, bool(self.faults)):
-                yield ("workloads", *loc), msg
             target = workload.target
             if target is None or target.service is None:
                 continue
