@@ -3,11 +3,13 @@ started with ``--dashboard``, and as report.html at its end. Every server is on 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -134,14 +136,15 @@ def test_a_busy_dashboard_port_is_said_and_the_next_one_taken(tmp_path: Path,
         (line,) = [s for s in started.stdout.splitlines() if s.startswith("dashboard: ")]
         other = line.split(": ", 1)[1].strip()
         assert other != f"http://127.0.0.1:{port}/"
-        import urllib.request
 
-        def state() -> str | None:
+        def state() -> str:
             with urllib.request.urlopen(other + "api/run", timeout=5) as answer:
-                body: dict[str, Any] = __import__("json").loads(answer.read())
-            return body["state"] if body["state"] == "running" else None
+                return str(json.loads(answer.read())["state"])
 
-        assert wait_for(state, 20, "the detached run's dashboard") == "running"
+        assert wait_for(lambda: state() == "running", 20, "the detached run's dashboard")
+        assert run_cli("stop", "--runs", str(runs), "--grace", "5s").returncode == 0
+        # the dashboard outlives the run a little, to show how it ended
+        assert state() in ("stopped", "completed", "interrupted"), state()
     finally:
         busy.close()
         run_cli("stop", "--runs", str(runs), "--grace", "5s")

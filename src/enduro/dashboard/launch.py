@@ -110,8 +110,10 @@ def spawn(bound: Bound, run_dir: Path, until_pid: int) -> subprocess.Popen[bytes
     if bound.token:
         env[TOKEN_ENV] = bound.token
     fd = bound.sock.fileno()
-    args = [sys.executable, "-m", "enduro", "dashboard", str(run_dir.resolve()),
-            "--listen", bound.listen.url(bound.port).removeprefix("http://").rstrip("/"),
+    # The run named apart from its parent: `enduro stop` ends every process whose command
+    # line holds the run directory, and this one is to show the end before it goes.
+    args = [sys.executable, "-m", "enduro", "dashboard", run_dir.name, "--runs",
+            str(run_dir.resolve().parent), "--listen", bound.listen.url(bound.port).removeprefix("http://").rstrip("/"),
             "--listen-fd", str(fd),
             "--until-pid", str(until_pid)]
     with (log_dir / "dashboard.out").open("ab") as log:
