@@ -71,3 +71,22 @@ def test_a_killed_worker_process_is_lost(tmp_path: Path, nginx_url: str, policy:
     else:
         assert proc.returncode == 3 and not named.passed, output
         assert results.stop_reason is not None and "load worker 1" in results.stop_reason
+
+
+@pytest.mark.slow(10)
+def test_busy_workers_hand_over_every_window(tmp_path: Path, nginx_url: str) -> None:
+    """Closed-model workers as fast as nginx answers: their windows are large and come
+    quickly, and none is cut half-way through the pipe (a worker taken for lost)."""
+    plan = write_plan(tmp_path, {
+        "name": "busy", "duration": "3s", "grace": "1s",
+        "workloads": {"w": {"http": {"base": nginx_url, "connections": 32,
+                                     "requests": [{"name": "root", "path": "/"}]}}}})
+    proc = subprocess.run([sys.executable, "-m", "enduro", "run", str(plan), "--workers", "2",
+                           "--no-live", "--out", str(tmp_path / "runs")], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (run_dir,) = list((tmp_path / "runs").iterdir())
+    results = Results.read(run_dir / "results.json")
+    assert results.total is not None and results.total.requests > 1000
+    assert all(w.lost is None and w.saturation is not None for w in results.workers)
+    assert sum(w.requests for w in results.workers) == results.total.requests

@@ -153,6 +153,14 @@ class WorkerSide:
         self.send(Done(index=args.index, saturation=saturation).to_wire())
 
 
+def _keep_blocking(conn: Connection) -> None:
+    """The event loop's ``add_reader`` made the pipe non-blocking; a message is then read in
+    pieces as they arrive, and a large one (a busy window's histograms) fails half-read or
+    half-written with EAGAIN. Blocking again, a read starts when the loop sees data and
+    waits for the rest of that message, and a write waits for room."""
+    os.set_blocking(conn.fileno(), True)
+
+
 def _process_main(args: WorkerArgs, conn: Connection) -> None:
     # A Ctrl-C reaches the whole process group; the parent decides how the load stops (and
     # this worker still sends its last windows).
@@ -172,6 +180,7 @@ def _process_main(args: WorkerArgs, conn: Connection) -> None:
             side.receive(wire)
 
         loop.add_reader(conn.fileno(), on_message)
+        _keep_blocking(conn)
         try:
             await side.run()
         finally:
@@ -318,6 +327,7 @@ class ProcessPool(WorkerPool):
             self._conns.append(parent)
             self._procs.append(proc)
             loop.add_reader(parent.fileno(), self._on_readable, args.index)
+            _keep_blocking(parent)
 
     def _on_readable(self, index: int) -> None:
         conn = self._conns[index]
