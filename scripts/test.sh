@@ -30,6 +30,10 @@ ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v hyperfine >/dev/null 2>&1 || missing+=(hyperfine)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# The Ray cluster tests run in namespaces of their own: unshare and nsenter, and ip for loopback.
+command -v nsenter >/dev/null 2>&1 || missing+=(util-linux)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v ps >/dev/null 2>&1 || missing+=(procps)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing OS packages: ${missing[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
