@@ -28,13 +28,16 @@ timestamp before they take their place in line.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Awaitable, Callable
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from enduro.demo.battle_groups import Groups
+from enduro.demo.battle_orders import Orders
+from enduro.demo.battle_pool import Answer, Pool
+from enduro.demo.battle_queues import Queues
+from enduro.demo.battle_rooms import Rooms
 
 __all__ = ["SCHEMA", "Battle"]
 
@@ -59,44 +62,45 @@ create or replace function cache_cleanup() returns integer language sql as $$
     select count(*)::int from gone $$;
 """
 
-Answer = tuple[int, Any]
 _Handler = Callable[..., Awaitable[Answer]]
 
 
 class Battle:
-    """The battle endpoints over a small pool of PostgreSQL connections."""
+    """The battle endpoints over a small pool of PostgreSQL connections: ``Orders`` (and the
+    cache), ``Groups``, ``Rooms`` and ``Queues``, each in a module of its own."""
 
     def __init__(self, dsn: str, pool: int = 10, *, racy: bool = False) -> None:
         self.dsn = dsn
         self.size = pool
         self.racy = racy
-        self._pool: asyncio.Queue[Any] = asyncio.Queue()
+        self.pool = Pool(dsn, pool)
+        orders = Orders(self.pool, racy=racy)
+        groups = Groups(self.pool, racy=racy)
+        rooms = Rooms(self.pool, racy=racy)
+        queues = Queues(self.pool, racy=racy)
         self.routes: list[tuple[str, re.Pattern[str], _Handler]] = [
-            ("POST", re.compile(r"^/battle/orders$"), self.create_order),
-            ("GET", re.compile(r"^/battle/orders/([^/]+)$"), self.get_order),
-            ("POST", re.compile(r"^/battle/cache/cleanup$"), self.cleanup),
-            ("PUT", re.compile(r"^/battle/cache/([^/]+)$"), self.put_cache),
-            ("GET", re.compile(r"^/battle/cache/([^/]+)$"), self.get_cache),
-            ("POST", re.compile(r"^/battle/groups/([^/]+)$"), self.create_group),
-            ("POST", re.compile(r"^/battle/groups/([^/]+)/members$"), self.add_members),
-            ("GET", re.compile(r"^/battle/groups/([^/]+)/members$"), self.members),
-            ("POST", re.compile(r"^/battle/groups/([^/]+)/leave$"), self.leave),
-            ("POST", re.compile(r"^/battle/rooms/([^/]+)/messages$"), self.post_message),
-            ("GET", re.compile(r"^/battle/rooms/([^/]+)/messages$"), self.messages),
-            ("POST", re.compile(r"^/battle/queues/([^/]+)/items$"), self.enqueue),
-            ("POST", re.compile(r"^/battle/queues/([^/]+)/fetch$"), self.fetch),
-            ("GET", re.compile(r"^/battle/queues/([^/]+)/items/([^/]+)$"), self.refetch),
+            ("POST", re.compile(r"^/battle/orders$"), orders.create_order),
+            ("GET", re.compile(r"^/battle/orders/([^/]+)$"), orders.get_order),
+            ("POST", re.compile(r"^/battle/cache/cleanup$"), orders.cleanup),
+            ("PUT", re.compile(r"^/battle/cache/([^/]+)$"), orders.put_cache),
+            ("GET", re.compile(r"^/battle/cache/([^/]+)$"), orders.get_cache),
+            ("POST", re.compile(r"^/battle/groups/([^/]+)$"), groups.create_group),
+            ("POST", re.compile(r"^/battle/groups/([^/]+)/members$"), groups.add_members),
+            ("GET", re.compile(r"^/battle/groups/([^/]+)/members$"), groups.members),
+            ("POST", re.compile(r"^/battle/groups/([^/]+)/leave$"), groups.leave),
+            ("POST", re.compile(r"^/battle/rooms/([^/]+)/messages$"), rooms.post_message),
+            ("GET", re.compile(r"^/battle/rooms/([^/]+)/messages$"), rooms.messages),
+            ("POST", re.compile(r"^/battle/queues/([^/]+)/items$"), queues.enqueue),
+            ("POST", re.compile(r"^/battle/queues/([^/]+)/fetch$"), queues.fetch),
+            ("GET", re.compile(r"^/battle/queues/([^/]+)/items/([^/]+)$"), queues.refetch),
             ("POST", re.compile(r"^/battle/queues/([^/]+)/items/([^/]+)/confirm$"),
-             self.confirm),
+             queues.confirm),
         ]
 
     async def open(self) -> None:
         """Connect the pool and create the tables (idempotent)."""
-        import psycopg
-        for _ in range(self.size):
-            self._pool.put_nowait(await psycopg.AsyncConnection.connect(
-                self.dsn, autocommit=True))
-        async with self._conn() as db:
+        await self.pool.open()
+        async with self.pool.conn() as db:
             await db.execute("select pg_advisory_lock(hashtext('enduro-battle-schema'))")
             try:
                 await db.execute(SCHEMA)
@@ -104,16 +108,7 @@ class Battle:
                 await db.execute("select pg_advisory_unlock(hashtext('enduro-battle-schema'))")
 
     async def close(self) -> None:
-        while not self._pool.empty():
-            await self._pool.get_nowait().close()
-
-    @asynccontextmanager
-    async def _conn(self) -> AsyncIterator[Any]:
-        db = await self._pool.get()
-        try:
-            yield db
-        finally:
-            self._pool.put_nowait(db)
+        await self.pool.close()
 
     async def handle(self, method: str, target: str, headers: dict[str, str],
                      body: bytes) -> Answer:
@@ -141,213 +136,3 @@ class Battle:
                 return 500, {"error": str(exc), "sqlstate": exc.sqlstate}
         return (405, {"error": f"{method} not allowed"}) if known else \
             (404, {"error": f"no route {url.path}"})
-
-    # -- orders: one row and one cache entry per idempotency key ---------------------------
-    async def create_order(self, *, doc: dict[str, Any], headers: dict[str, str],
-                           **_: Any) -> Answer:
-        key = headers.get("idempotency-key")
-        if not key:
-            return 400, {"error": "Idempotency-Key is required"}
-        if self.racy:
-            return await self._racy_order(key, doc)
-        async with self._conn() as db, db.transaction():
-            cur = await db.execute(
-                "insert into battle_orders (idem_key, item) values (%s, %s) "
-                "on conflict (idem_key) do nothing returning id", (key, doc.get("item")))
-            row = await cur.fetchone()
-            if row is not None:
-                # In the same transaction: the cache entry exists exactly when the row does.
-                await db.execute(
-                    "insert into battle_cache (key, value, expires_at) values (%s, %s, "
-                    "clock_timestamp() + interval '1 hour')", (f"order:{key}", str(row[0])))
-                return 201, {"id": row[0]}
-            cur = await db.execute("select id from battle_orders where idem_key = %s", (key,))
-            row = await cur.fetchone()
-            return 200, {"id": row[0] if row else None, "replayed": True}
-
-    async def _racy_order(self, key: str, doc: dict[str, Any]) -> Answer:
-        """The defect: look, wait (validation), then write; every request that looked before
-        the first write answers 201."""
-        async with self._conn() as db:
-            cur = await db.execute("select id from battle_orders where idem_key = %s", (key,))
-            row = await cur.fetchone()
-            if row is not None:
-                return 200, {"id": row[0], "replayed": True}
-            await asyncio.sleep(0.05)
-            await db.execute("insert into battle_orders (idem_key, item) values (%s, %s) "
-                             "on conflict (idem_key) do nothing", (key, doc.get("item")))
-            await db.execute("insert into battle_cache (key, value, expires_at) values (%s, "
-                             "'', clock_timestamp() + interval '1 hour') on conflict do nothing",
-                             (f"order:{key}",))
-        return 201, {"created": True}
-
-    async def get_order(self, key: str, **_: Any) -> Answer:
-        async with self._conn() as db:
-            cur = await db.execute("select id, item from battle_orders where idem_key = %s",
-                                   (key,))
-            row = await cur.fetchone()
-        return (200, {"id": row[0], "item": row[1]}) if row else (404, {"error": "no order"})
-
-    # -- a cache with a TTL and its cleanup job --------------------------------------------
-    async def put_cache(self, key: str, *, doc: dict[str, Any], **_: Any) -> Answer:
-        ttl = float(doc["ttl"])
-        async with self._conn() as db:
-            await db.execute(
-                "insert into battle_cache (key, value, expires_at) values (%s, %s, "
-                "clock_timestamp() + make_interval(secs => %s)) on conflict (key) do update "
-                "set value = excluded.value, expires_at = excluded.expires_at",
-                (key, doc.get("value"), ttl))
-        return 200, {"key": key, "ttl": ttl}
-
-    async def get_cache(self, key: str, **_: Any) -> Answer:
-        async with self._conn() as db:
-            cur = await db.execute("select value from battle_cache where key = %s and "
-                                   "expires_at > clock_timestamp()", (key,))
-            row = await cur.fetchone()
-        return (200, {"key": key, "value": row[0]}) if row else (404, {"error": "expired"})
-
-    async def cleanup(self, **_: Any) -> Answer:
-        async with self._conn() as db:
-            cur = await db.execute("select cache_cleanup()")
-            row = await cur.fetchone()
-        return 200, {"removed": row[0] if row else 0}
-
-    # -- groups: members added once, left once ---------------------------------------------
-    async def create_group(self, group: str, *, doc: dict[str, Any], **_: Any) -> Answer:
-        owner = str(doc["owner"])
-        async with self._conn() as db, db.transaction():
-            cur = await db.execute("insert into battle_groups (name, owner) values (%s, %s) "
-                                   "on conflict (name) do nothing returning name",
-                                   (group, owner))
-            if await cur.fetchone() is None:
-                return 409, {"error": "the group exists"}
-            await db.execute("insert into battle_members (group_name, member) values (%s, %s)",
-                             (group, owner))
-        return 201, {"group": group, "owner": owner}
-
-    async def add_members(self, group: str, *, doc: dict[str, Any], **_: Any) -> Answer:
-        import psycopg
-        members = [str(m) for m in doc["members"]]
-        async with self._conn() as db:
-            try:
-                cur = await db.execute(
-                    "insert into battle_members (group_name, member) "
-                    "select %s, unnest(%s::text[]) on conflict do nothing", (group, members))
-            except psycopg.errors.ForeignKeyViolation:
-                return 404, {"error": "no such group"}
-        return 200, {"added": cur.rowcount}
-
-    async def members(self, group: str, **_: Any) -> Answer:
-        async with self._conn() as db:
-            cur = await db.execute("select member from battle_members where group_name = %s "
-                                   "order by member", (group,))
-            rows = await cur.fetchall()
-        return 200, {"count": len(rows), "members": [r[0] for r in rows]}
-
-    async def leave(self, group: str, *, doc: dict[str, Any], **_: Any) -> Answer:
-        if self.racy:  # the defect: whoever saw the member says it left
-            async with self._conn() as db:
-                cur = await db.execute("select 1 from battle_members where group_name = %s "
-                                       "and member = %s", (group, str(doc["member"])))
-                seen = await cur.fetchone() is not None
-                await asyncio.sleep(0.05)
-                await db.execute("delete from battle_members where group_name = %s and "
-                                 "member = %s", (group, str(doc["member"])))
-            return (200, {"left": True}) if seen else (409, {"error": "not a member"})
-        async with self._conn() as db:
-            cur = await db.execute("delete from battle_members where group_name = %s and "
-                                   "member = %s", (group, str(doc["member"])))
-        # The delete's row count says which of concurrent calls removed the member.
-        return (200, {"left": True}) if cur.rowcount == 1 else \
-            (409, {"error": "not a member"})
-
-    # -- messages: stored in order, with timestamps in that order --------------------------
-    async def post_message(self, room: str, *, doc: dict[str, Any], **_: Any) -> Answer:
-        if self.racy:  # the defect: the timestamp is taken before the place in line
-            async with self._conn() as db:
-                cur = await db.execute("select clock_timestamp()")
-                stamp = await cur.fetchone()
-                assert stamp is not None
-                await asyncio.sleep(0.001 * (hash((room, doc["seq"])) % 20))
-                cur = await db.execute(
-                    "insert into battle_messages (room, sender, seq, body, created_at) "
-                    "values (%s, %s, %s, %s, %s) returning id, created_at",
-                    (room, str(doc["sender"]), int(doc["seq"]), doc.get("text"), stamp[0]))
-                row = await cur.fetchone()
-            assert row is not None
-            return 201, {"id": row[0], "created_at": row[1].isoformat()}
-        async with self._conn() as db, db.transaction():
-            # One writer per room at a time: ids and timestamps are taken in commit order.
-            await db.execute("select pg_advisory_xact_lock(hashtext(%s))", (room,))
-            cur = await db.execute(
-                "insert into battle_messages (room, sender, seq, body, created_at) "
-                "values (%s, %s, %s, %s, clock_timestamp()) returning id, created_at",
-                (room, str(doc["sender"]), int(doc["seq"]), doc.get("text")))
-            row = await cur.fetchone()
-        assert row is not None
-        return 201, {"id": row[0], "created_at": row[1].isoformat()}
-
-    async def messages(self, room: str, **_: Any) -> Answer:
-        async with self._conn() as db:
-            cur = await db.execute("select id, sender, seq, created_at from battle_messages "
-                                   "where room = %s order by id", (room,))
-            rows = await cur.fetchall()
-        return 200, {"count": len(rows), "messages": [
-            {"id": r[0], "sender": r[1], "seq": r[2], "created_at": r[3].isoformat()}
-            for r in rows]}
-
-    # -- a queue whose fetched items are leased for a grace period -------------------------
-    async def enqueue(self, queue: str, *, doc: dict[str, Any], **_: Any) -> Answer:
-        async with self._conn() as db:
-            cur = await db.execute("insert into battle_queue (key, queue, payload) values "
-                                   "(%s, %s, %s) on conflict (key) do nothing returning key",
-                                   (str(doc["key"]), queue, doc.get("payload")))
-            row = await cur.fetchone()
-        return (201, {"key": row[0]}) if row else (409, {"error": "the key exists"})
-
-    async def fetch(self, queue: str, *, doc: dict[str, Any], **_: Any) -> Answer:
-        if self.racy:  # the defect: pick, wait, take; no lock, no second look
-            async with self._conn() as db:
-                cur = await db.execute(
-                    "select key, payload from battle_queue where queue = %s and not confirmed "
-                    "and (lease_until is null or lease_until <= clock_timestamp()) order by key "
-                    "limit 1", (queue,))
-                row = await cur.fetchone()
-                if row is None:
-                    return 204, None
-                await asyncio.sleep(0.05)
-                await db.execute("update battle_queue set consumer = %s, lease_until = "
-                                 "clock_timestamp() + make_interval(secs => %s) where key = %s",
-                                 (str(doc["consumer"]), float(doc.get("grace", 30.0)), row[0]))
-            return 200, {"key": row[0], "payload": row[1]}
-        async with self._conn() as db:
-            cur = await db.execute(
-                "update battle_queue set consumer = %s, "
-                "lease_until = clock_timestamp() + make_interval(secs => %s) "
-                "where key = (select key from battle_queue where queue = %s and not confirmed "
-                "and (lease_until is null or lease_until <= clock_timestamp()) order by key "
-                "limit 1 for update skip locked) returning key, payload",
-                (str(doc["consumer"]), float(doc.get("grace", 30.0)), queue))
-            row = await cur.fetchone()
-        return (200, {"key": row[0], "payload": row[1]}) if row else (204, None)
-
-    async def refetch(self, queue: str, key: str, *, query: dict[str, str],
-                      **_: Any) -> Answer:
-        async with self._conn() as db:
-            cur = await db.execute(
-                "select payload from battle_queue where queue = %s and key = %s and "
-                "consumer = %s and not confirmed and lease_until > clock_timestamp()",
-                (queue, key, query.get("consumer", "")))
-            row = await cur.fetchone()
-        return (200, {"key": key, "payload": row[0]}) if row else \
-            (410, {"error": "no lease of yours on this item (expired, confirmed or never)"})
-
-    async def confirm(self, queue: str, key: str, *, query: dict[str, str],
-                      **_: Any) -> Answer:
-        async with self._conn() as db:
-            cur = await db.execute(
-                "update battle_queue set confirmed = true where queue = %s and key = %s and "
-                "consumer = %s and not confirmed and lease_until > clock_timestamp()",
-                (queue, key, query.get("consumer", "")))
-        return (200, {"confirmed": True}) if cur.rowcount == 1 else \
-            (410, {"error": "no lease of yours on this item"})
