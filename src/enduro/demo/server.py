@@ -23,56 +23,25 @@ import secrets
 import signal
 import sys
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httptools
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import generate_latest
+
+from enduro.demo.downloads import Download, Downloads
+from enduro.demo.journal import DownloadJournal
+from enduro.demo.meters import DemoMeters
+from enduro.demo.responses import REASONS as _REASONS
+from enduro.demo.responses import Response
+from enduro.demo.responses import json_response as _json
 
 __all__ = ["DEFECTS", "DemoApp", "main", "serve"]
 
-_REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request",
-            401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed",
-            409: "Conflict", 410: "Gone", 422: "Unprocessable Entity", 500: "Internal Server Error"}
-_TERMINAL = frozenset({"completed", "cancelled"})
-_MAX_DOWNLOADS = 5000
-_MAX_KEYS = 10000
 _EVENT_RING = 2000
-
-
-@dataclass
-class Response:
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def _json(status: int, doc: Any, **headers: str) -> Response:
-    return Response(status, json.dumps(doc, separators=(",", ":")).encode(), headers=headers)
-
-
-@dataclass
-class Download:
-    id: str
-    url: str
-    parts: list[dict[str, Any]]
-    state: str = "queued"
-    created_at: float = 0.0
-    updated_at: float = 0.0
-
-    def view(self) -> dict[str, Any]:
-        done = sum(p["done"] for p in self.parts)
-        size = sum(p["size"] for p in self.parts)
-        return {"id": self.id, "url": self.url, "state": self.state,
-                "progress": round(done / size, 4) if size else 1.0,
-                "parts": len(self.parts), "created_at": self.created_at,
-                "updated_at": self.updated_at}
-
 
 DEFECTS = ("sse-duplicates", "idempotency-race", "lost-write", "queue-growth", "leak",
            "fd-leak", "slow-drift", "battle-races")
@@ -100,43 +69,29 @@ class DemoApp:
         self.token = token
         self.defects = defects
         self.data_dir = data_dir
-        self._journal: Any = None
-        self._pending: list[str] = []
+        self.journal = DownloadJournal(data_dir, lost_write="lost-write" in defects)
         self.queue: deque[str] = deque()  # notifications to send, one per state change
-        self._leaked: list[bytes] = []
-        self._leaked_files: list[Any] = []
         self.started = time.monotonic()
         self.tick_s = tick_s
         self.battle: Any = None  # the PostgreSQL endpoints (enduro.demo.battle), with --dsn
-        self.downloads: OrderedDict[str, Download] = OrderedDict()
-        self.keys: OrderedDict[str, tuple[str, str]] = OrderedDict()  # key -> (body hash, id)
+        self.downloads = Downloads(defects, self.publish, self.journal.persist)
         self.events: deque[tuple[int, str]] = deque(maxlen=_EVENT_RING)
         self.event_seq = 0
         self.subscribers: set[asyncio.Queue[tuple[int, str]]] = set()
-        self.next_id = 0
-        self.registry = CollectorRegistry()
-        self.m_requests = Counter("demo_http_requests_total", "HTTP requests",
-                                  ["route", "status"], registry=self.registry)
-        self.m_latency = Histogram("demo_http_request_seconds", "Handler time", ["route"],
-                                   registry=self.registry)
-        self.m_downloads = Gauge("demo_downloads", "Downloads held", ["state"],
-                                 registry=self.registry)
-        self.m_streams = Gauge("demo_sse_streams", "Open SSE streams", registry=self.registry)
-        self.m_events = Counter("demo_events_total", "Events published", registry=self.registry)
-        self.m_queue = Gauge("demo_queue_depth", "Notifications waiting",
-                             registry=self.registry)
+        self.meters = DemoMeters()
+        d = self.downloads
         self.routes: list[tuple[str, re.Pattern[str], str, Callable[..., Response]]] = [
             ("GET", re.compile(r"^/health$"), "health", self.health),
             ("GET", re.compile(r"^/ready$"), "ready", self.ready),
             ("GET", re.compile(r"^/metrics$"), "metrics", self.metrics),
             ("GET", re.compile(r"^/api/v1/stats$"), "stats", self.stats),
-            ("GET", re.compile(r"^/api/v1/downloads$"), "list", self.list_downloads),
-            ("POST", re.compile(r"^/api/v1/downloads$"), "create", self.create),
-            ("GET", re.compile(r"^/api/v1/downloads/([\w-]+)$"), "get", self.get),
-            ("DELETE", re.compile(r"^/api/v1/downloads/([\w-]+)$"), "delete", self.delete),
-            ("GET", re.compile(r"^/api/v1/downloads/([\w-]+)/parts$"), "parts", self.parts),
+            ("GET", re.compile(r"^/api/v1/downloads$"), "list", d.list_downloads),
+            ("POST", re.compile(r"^/api/v1/downloads$"), "create", d.create),
+            ("GET", re.compile(r"^/api/v1/downloads/([\w-]+)$"), "get", d.get),
+            ("DELETE", re.compile(r"^/api/v1/downloads/([\w-]+)$"), "delete", d.delete),
+            ("GET", re.compile(r"^/api/v1/downloads/([\w-]+)/parts$"), "parts", d.parts),
             ("POST", re.compile(r"^/api/v1/downloads/([\w-]+)/(pause|resume|cancel)$"),
-             "action", self.action),
+             "action", d.action),
         ]
 
     # -- plumbing ----------------------------------------------------------------------
@@ -169,8 +124,8 @@ class DemoApp:
         if response is None:
             response = (_json(405, {"error": f"{method} not allowed on {path}"}) if allowed
                         else _json(404, {"error": f"no route {path}"}))
-        self.m_requests.labels(route_name, str(response.status)).inc()
-        self.m_latency.labels(route_name).observe(time.perf_counter() - started)
+        self.meters.requests.labels(route_name, str(response.status)).inc()
+        self.meters.latency.labels(route_name).observe(time.perf_counter() - started)
         return response
 
     def _authorized(self, headers: dict[str, str]) -> bool:
@@ -184,7 +139,7 @@ class DemoApp:
         item = (self.event_seq, data)
         self.events.append(item)
         self.queue.append(download.id)
-        self.m_events.inc()
+        self.meters.events.inc()
         for queue in self.subscribers:
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(item)
@@ -197,161 +152,27 @@ class DemoApp:
         return _json(200, {"ready": True})
 
     def stats(self, **_: Any) -> Response:
-        return _json(200, {"queue_depth": len(self.queue), "downloads": len(self.downloads),
+        return _json(200, {"queue_depth": len(self.queue), "downloads": len(self.downloads.held),
                            "streams": len(self.subscribers)})
 
     def metrics(self, **_: Any) -> Response:
         counts: dict[str, int] = {}
-        for d in self.downloads.values():
+        for d in self.downloads.held.values():
             counts[d.state] = counts.get(d.state, 0) + 1
         for state in ("queued", "downloading", "paused", "completed", "cancelled"):
-            self.m_downloads.labels(state).set(counts.get(state, 0))
-        self.m_queue.set(len(self.queue))
-        return Response(200, generate_latest(self.registry),
+            self.meters.downloads.labels(state).set(counts.get(state, 0))
+        self.meters.queue.set(len(self.queue))
+        return Response(200, generate_latest(self.meters.registry),
                         "text/plain; version=0.0.4; charset=utf-8")
-
-    def list_downloads(self, *, query: dict[str, list[str]], **_: Any) -> Response:
-        state = query.get("state", [None])[0]
-        url = query.get("url", [None])[0]
-        limit = min(int(query.get("limit", ["50"])[0]), 500)
-        offset = int(query.get("offset", ["0"])[0])
-        if limit < 0 or offset < 0:
-            raise ValueError("limit and offset must not be negative")
-        items = [d for d in reversed(self.downloads.values())
-                 if state in (None, d.state) and url in (None, d.url)]
-        page = [d.view() for d in items[offset:offset + limit]]
-        return _json(200, {"items": page, "total": len(items), "limit": limit,
-                           "offset": offset})
-
-    def create(self, *, headers: dict[str, str], body: bytes, **_: Any) -> Response:
-        try:
-            doc = json.loads(body or b"{}")
-        except ValueError:
-            return _json(400, {"error": "body is not JSON"})
-        if not isinstance(doc, dict) or not isinstance(doc.get("url"), str):
-            return _json(422, {"error": "expected {\"url\": string, \"parts\": 1..16}"})
-        parts = doc.get("parts", 4)
-        if not isinstance(parts, int) or not 1 <= parts <= 16:
-            return _json(422, {"error": "parts must be an integer from 1 to 16"})
-        key = headers.get("idempotency-key")
-        digest = json.dumps(doc, sort_keys=True)
-        if key is not None:
-            seen = self.keys.get(key)
-            if seen is not None:
-                if seen[0] != digest:
-                    return _json(422, {"error": "Idempotency-Key reused with another body"})
-                existing = self.downloads.get(seen[1])
-                if existing is not None:
-                    return _json(200, existing.view(), **{"Idempotent-Replayed": "true"})
-        self.next_id += 1
-        now = time.time()
-        download = Download(
-            id=f"d{self.next_id}", url=doc["url"],
-            parts=[{"n": i, "size": 64 * 1024, "done": 0} for i in range(parts)],
-            created_at=now, updated_at=now)
-        self.downloads[download.id] = download
-        if "leak" in self.defects:
-            self._leaked.append(os.urandom(64 * 1024))
-        if "fd-leak" in self.defects:
-            self._leaked_files.append(open(os.devnull, "rb"))  # noqa: SIM115 - the defect
-        self._persist({"id": download.id, "url": download.url, "parts": parts, "key": key,
-                       "digest": digest, "created_at": now})
-        if key is not None:
-            self.keys[key] = (digest, download.id)
-            while len(self.keys) > _MAX_KEYS:
-                self.keys.popitem(last=False)
-        self._evict()
-        self.publish("created", download)
-        return _json(201, download.view(), Location=f"/api/v1/downloads/{download.id}")
 
     # -- persistence (with data_dir) ---------------------------------------------------
     def load(self) -> None:
         """Restore downloads written by an earlier run of the service."""
-        if self.data_dir is None:
-            return
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        path = self.data_dir / "downloads.jsonl"
-        if path.exists():
-            for line in path.read_text().splitlines():
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue  # a torn last line
-                if "deleted" in rec:
-                    self.downloads.pop(rec["deleted"], None)
-                    continue
-                d = Download(id=rec["id"], url=rec["url"],
-                             parts=[{"n": i, "size": 64 * 1024, "done": 64 * 1024}
-                                    for i in range(rec["parts"])], state="completed",
-                             created_at=rec["created_at"], updated_at=rec["created_at"])
-                self.downloads[d.id] = d
-                if rec.get("key"):
-                    self.keys[rec["key"]] = (rec["digest"], d.id)
-                self.next_id = max(self.next_id, int(d.id[1:]))
-        self._journal = path.open("a", encoding="utf-8")
-
-    def _persist(self, record: dict[str, Any]) -> None:
-        if self._journal is None:
-            return
-        line = json.dumps(record) + "\n"
-        if "lost-write" in self.defects:
-            self._pending.append(line)  # acknowledged now, on disk later (the bug)
-            return
-        self._journal.write(line)
-        self._journal.flush()
-        os.fsync(self._journal.fileno())
+        self.journal.load(self.downloads)
 
     async def flusher(self) -> None:
         """The write-behind buffer of the lost-write defect."""
-        while True:
-            await asyncio.sleep(2.0)
-            if self._pending and self._journal is not None:
-                self._journal.write("".join(self._pending))
-                self._journal.flush()
-                os.fsync(self._journal.fileno())
-                self._pending.clear()
-
-    def _evict(self) -> None:
-        # Bounded retention: the oldest finished downloads go first, so memory stays flat.
-        if len(self.downloads) <= _MAX_DOWNLOADS:
-            return
-        for did in list(self.downloads):
-            if len(self.downloads) <= _MAX_DOWNLOADS:
-                break
-            if self.downloads[did].state in _TERMINAL:
-                del self.downloads[did]
-
-    def get(self, did: str, **_: Any) -> Response:
-        d = self.downloads.get(did)
-        return _json(200, d.view()) if d else _json(404, {"error": f"no download {did}"})
-
-    def parts(self, did: str, **_: Any) -> Response:
-        d = self.downloads.get(did)
-        if d is None:
-            return _json(404, {"error": f"no download {did}"})
-        return _json(200, {"id": did, "parts": d.parts})
-
-    def delete(self, did: str, **_: Any) -> Response:
-        d = self.downloads.pop(did, None)
-        if d is None:
-            return _json(404, {"error": f"no download {did}"})
-        self._persist({"deleted": did})
-        d.state = "deleted"
-        self.publish("deleted", d)
-        return Response(204)
-
-    def action(self, did: str, verb: str, **_: Any) -> Response:
-        d = self.downloads.get(did)
-        if d is None:
-            return _json(404, {"error": f"no download {did}"})
-        allowed = {"pause": {"queued", "downloading"}, "resume": {"paused"},
-                   "cancel": {"queued", "downloading", "paused"}}[verb]
-        if d.state not in allowed:
-            return _json(409, {"error": f"cannot {verb} a download that is {d.state}"})
-        d.state = {"pause": "paused", "resume": "queued", "cancel": "cancelled"}[verb]
-        d.updated_at = time.time()
-        self.publish(verb, d)
-        return _json(200, d.view())
+        await self.journal.flusher()
 
     # -- background progress -----------------------------------------------------------
     async def progress(self) -> None:
@@ -362,19 +183,7 @@ class DemoApp:
             for _ in range(1 if "queue-growth" in self.defects else len(self.queue)):
                 if self.queue:
                     self.queue.popleft()
-            now = time.time()
-            for d in list(self.downloads.values()):
-                if d.state == "queued":
-                    d.state = "downloading"
-                    d.updated_at = now
-                    self.publish("started", d)
-                elif d.state == "downloading":
-                    for part in d.parts:
-                        part["done"] = min(part["size"], part["done"] + 16 * 1024)
-                    if all(p["done"] >= p["size"] for p in d.parts):
-                        d.state = "completed"
-                        d.updated_at = now
-                        self.publish("completed", d)
+            self.downloads.advance()
 
 
 class _HttpConnection(asyncio.Protocol):
@@ -458,19 +267,19 @@ class _HttpConnection(asyncio.Protocol):
     async def _racy_create(self, headers: dict[str, str], body: bytes, keep: bool) -> None:
         app = self.app
         key = headers.get("idempotency-key")
-        if key is not None and key not in app.keys and app._authorized(headers):
+        if key is not None and key not in app.downloads.keys and app._authorized(headers):
             # The bug: the key is checked, then the handler waits (a database round trip)
             # before storing it, so concurrent requests with the key all create.
             await asyncio.sleep(0.02)
-            app.keys.pop(key, None)
+            app.downloads.keys.pop(key, None)
         self._send(app.handle("POST", "/api/v1/downloads", headers, body), keep)
 
     async def _battle(self, method: str, target: str, headers: dict[str, str], body: bytes,
                       keep: bool) -> None:
         started = time.perf_counter()
         status, doc = await self.app.battle.handle(method, target, headers, body)
-        self.app.m_requests.labels("battle", str(status)).inc()
-        self.app.m_latency.labels("battle").observe(time.perf_counter() - started)
+        self.app.meters.requests.labels("battle", str(status)).inc()
+        self.app.meters.latency.labels("battle").observe(time.perf_counter() - started)
         self._send(Response(status) if doc is None else _json(status, doc), keep)
 
     def _send(self, r: Response, keep_alive: bool) -> None:
@@ -499,7 +308,7 @@ class _HttpConnection(asyncio.Protocol):
         queue: asyncio.Queue[tuple[int, str]] = asyncio.Queue(maxsize=10000)
         last = self.headers.get("last-event-id", "")
         app.subscribers.add(queue)
-        app.m_streams.inc()
+        app.meters.streams.inc()
         try:
             if last.isdigit():
                 # The defect replays from the last id inclusive: one duplicate per reconnect.
@@ -518,7 +327,7 @@ class _HttpConnection(asyncio.Protocol):
                 self._event(seq, data)
         finally:
             app.subscribers.discard(queue)
-            app.m_streams.dec()
+            app.meters.streams.dec()
 
     def _event(self, seq: int, data: str) -> None:
         if self.transport is not None:
