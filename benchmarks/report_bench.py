@@ -74,8 +74,8 @@ def synthetic_run(template: Path, where: Path, hours: float, ops: int,
         hist.record_value(ms * 1000)
     blob = encode(hist)
 
-    # As the store keeps them: windows older than an hour rolled up into minutes (rolled),
-    # or every second kept (the worst case).
+    # As the store keeps them: windows, samples and scrapes older than an hour rolled up
+    # into minutes (rolled), or every second kept (the worst case).
     rolled_until = max(0, seconds - 3600) // 60 * 60 if rolled else 0
 
     def windows():  # type: ignore[no-untyped-def]
@@ -92,15 +92,16 @@ def synthetic_run(template: Path, where: Path, hours: float, ops: int,
                        None if failed else blob, None)
 
     db.executemany("INSERT INTO windows VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", windows())
+    gauge_times = [*range(0, rolled_until, 60), *range(rolled_until, seconds)]
     db.executemany("INSERT INTO samples VALUES (?,?,?,?)", (
         (t, target, metric, value * (1 + t / seconds))
-        for t in range(seconds) for target in ("generator", "service:demo")
+        for t in gauge_times for target in ("generator", "service:demo")
         for metric, value in (("rss_mb", 80.0), ("cpu_pct", 30.0), ("fds", 40.0),
                               ("threads", 8.0))))
     db.executemany("INSERT INTO scrapes VALUES (?,?,?,?,?)", (
         (t, "demo", f"demo_metric_{k}_bytes" if k % 2 else f"demo_metric_{k}_total", "",
          float(t * (k + 1)))
-        for t in range(0, seconds, 2) for k in range(10)))
+        for t in gauge_times if t % 2 == 0 for k in range(10)))
     db.commit()
     db.close()
     (run_dir / "state.json").write_text(json.dumps({
