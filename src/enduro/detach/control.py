@@ -365,7 +365,7 @@ def _mark_dead(run_dir: Path, died: bool, actions: list[str]) -> str | None:
 
 def _rebuild_results(run_dir: Path, actions: list[str]) -> None:
     """A dead run's results.json, junit.xml and report.html, from its store."""
-    from enduro.detach.rebuild import report_run  # plotly and the engine: only here
+    from enduro.detach.rebuild import report_run  # the report page and the engine: only here
     try:
         done = report_run(run_dir)
         actions.append(f"rebuilt results.json, junit.xml and report.html from the store "
