@@ -532,6 +532,9 @@ def test_a_plan_using_every_feature_validates(tmp_path: Path,
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED = [REPO / "examples" / "fullstack" / "plan.yaml",
+           *(REPO / "examples" / p for p in ("soak/plan.yaml", "cycles/plan.yaml",
+                                             "supervision/compose.yaml",
+                                             "supervision/systemd.yaml")),
            *sorted((REPO / "src" / "enduro" / "demo" / "plans").glob("*.yaml"))]
 
 
