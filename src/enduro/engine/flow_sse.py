@@ -83,6 +83,9 @@ class SseStep:
         held or ``events`` came; its events counted in ``counter``."""
         spec = self.spec
         started = _monotonic()
+        # An event stamped before the request went out is a replay of what came before
+        # (a log's backlog): counted, its age kept out of the delivery latency.
+        asked = time.time()
         try:
             target, wire = self._request(scope, urls, headers)
         except MissingVariable as exc:
@@ -101,7 +104,7 @@ class SseStep:
                 cls = "4xx" if 400 <= status < 500 else "5xx" if status >= 500 else "status"
                 return StreamOutcome(None, 0, cls, f"status {status}")
             state = StreamState()
-            state.connected_wall = time.time()
+            state.connected_wall = asked
             return await self._read(scope, state, response, started)
         finally:
             writer.close()
