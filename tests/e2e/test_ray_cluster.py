@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -80,8 +82,17 @@ def _init_pid(unshare_pid: int) -> int:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    workdir = tmp_path_factory.mktemp("ray")
+def cluster() -> Iterator[Cluster]:
+    # Short: Ray's sockets live under it, and a socket's path is at most 107 bytes (pytest's
+    # temporary folders under xdist are too long).
+    workdir = Path(tempfile.mkdtemp(prefix="enduro-ray-", dir="/tmp"))
+    try:
+        yield from _cluster(workdir)
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _cluster(workdir: Path) -> Iterator[Cluster]:
     ports = [free_port() for _ in range(6)]
     proc = subprocess.Popen(
         ["unshare", "--net", "--pid", "--fork", "--mount-proc", sys.executable, str(HELPER),

@@ -23,16 +23,18 @@ import logging
 import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from enduro.base.errors import RunError
+from enduro.engine.load import LoadFiles
 from enduro.engine.workers import WorkerArgs, WorkerPool, WorkerSide
 
 __all__ = ["MAX_CLOCK_OFFSET_S", "ClockOffsetError", "LoadActor", "RayPool", "clock_offset",
-           "max_clock_offset"]
+           "max_clock_offset", "unseen_dirs"]
 
 # The largest clock offset (seconds) a node may have from the runner's, uncertainty included;
 # ENDURO_MAX_CLOCK_OFFSET_S overrides it.
@@ -70,6 +72,13 @@ def clock_offset(reads: list[tuple[float, float, float]]) -> ClockReading:
     return ClockReading(theirs - (sent + received) / 2, (received - sent) / 2)
 
 
+def unseen_dirs(files: LoadFiles) -> list[Path]:
+    """The folders this node lacks of those the load writes into (``history.jsonl``, the
+    workloads' outputs): on a node of another machine, the runner's run directory."""
+    wanted = [files.history, *(path for _, path in files.outputs)]
+    return sorted({p.parent for p in wanted if p is not None and not p.parent.is_dir()})
+
+
 class LoadActor:
     """One worker inside a Ray actor (made remote by ``RayPool``; async, so that ``take``
     waits while the load runs on the actor's event loop)."""
@@ -88,10 +97,17 @@ class LoadActor:
     async def clock(self) -> float:
         return time.time()
 
-    async def start(self) -> None:
+    async def start(self) -> str | None:
+        """Start the worker; what stops it from starting on this node, if anything."""
         node = ray.get_runtime_context().get_node_id()
+        unseen = unseen_dirs(self._args.files)
+        if unseen:
+            return (f"node {node} has no {', '.join(map(str, unseen))}: the run directory "
+                    "must be on a path every node shares (history.jsonl and the workloads' "
+                    "own outputs are written there)")
         side = self._side = WorkerSide(self._args, self._send, node)
         self._task = asyncio.create_task(side.run())
+        return None
 
     async def deliver(self, wire: dict[str, Any]) -> None:
         assert self._side is not None
@@ -148,7 +164,9 @@ class RayPool(WorkerPool):
                 name=None, scheduling_strategy=strategy).remote(args))
         await asyncio.gather(*(self._measure(i) for i in range(self.count)))
         for i, actor in enumerate(self._actors):
-            await actor.start.remote()
+            problem = await actor.start.remote()
+            if problem is not None:
+                raise RunError(f"load worker {i} cannot start: {problem}")
             self._pumps.append(asyncio.create_task(self._pump(i)))
 
     async def _measure(self, index: int) -> None:

@@ -85,8 +85,9 @@ class Watch:
     def _check_saturation(self, values: dict[str, float]) -> None:
         obs = self.ctx.plan.observe
         self.samples_taken += 1
-        busy = values.get("cpu_pct", 0.0) / max(1, self.ctx.options.workers + (
-            1 if self.ctx.options.workers > 1 else 0))
+        # Local load workers are this process's children; Ray actors (--cluster) are not.
+        local = 0 if self.ctx.options.cluster is not None else self.ctx.options.workers
+        busy = values.get("cpu_pct", 0.0) / max(1, local + (1 if local > 1 else 0))
         if busy >= obs.saturation_cpu * 100 or values["loop_lag_ms"] >= obs.saturation_lag * 1e3:
             self.saturated_samples += 1
             if self.saturated_samples == 1:
