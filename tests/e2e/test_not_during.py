@@ -50,6 +50,10 @@ def test_a_workload_pauses_while_a_fault_is_in_force(tmp_path: Path, demo: tuple
     assert ops["health_bystander"]["requests"] >= 150
     assert "bystander" not in results["paused"]
     assert (run_dir / "pauses.jsonl").exists()
+    # events.jsonl marks the stretch in force, for pages and scripts.
+    marks = [(e["reason"], e["on"]) for e in map(json.loads, (run_dir / "events.jsonl").open())
+             if e["event"] == "in_force"]
+    assert marks == [("faults", True), ("faults", False)]
 
 
 @pytest.mark.slow(10)

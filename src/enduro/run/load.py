@@ -109,6 +109,8 @@ class Load:
         Returns the start on the engine's clock."""
         start = self.timeline.begin_load()
         self.stops.runlog.event("load_started", workers=self.ctx.options.workers)
+        if any(w.not_during for w in self.ctx.plan.workloads.values()):
+            self.control.quiet.listeners.append(self._in_force_event())
         if self.chaos.runner is not None:
             quiet = self.control.quiet
             self.chaos.runner.on_force = functools.partial(quiet.set, "faults", "runner")
@@ -116,6 +118,20 @@ class Load:
             self._side.append(asyncio.create_task(self.chaos.run(self.timeline.load_start)))
         self.stops.arm_load(bounded)
         return start
+
+    def _in_force_event(self) -> Callable[[str, str, bool], None]:
+        """A listener that records in events.jsonl when churn or faults come into force
+        anywhere in the run and when they end (``in_force``: reason, on), the stretches in
+        which the workloads with ``not_during`` pause."""
+        quiet, event = self.control.quiet, self.stops.runlog.event
+        last: dict[str, bool] = {}
+
+        def heard(reason: str, _source: str, _on: bool) -> None:
+            on = quiet.in_force((reason,)) is not None
+            if last.get(reason, False) != on:
+                last[reason] = on
+                event("in_force", reason=reason, on=on)
+        return heard
 
     async def _settle(self) -> None:
         """Before a fault is applied: the workloads that stay clear of faults, here and in
