@@ -140,9 +140,11 @@ def test_rebuild_after_roll_up_keeps_counts_classes_and_phases(tmp_path: Path) -
     (run_dir / "plan.resolved.yaml").write_text(yaml.safe_dump(http_plan(
         "http://127.0.0.1:9", rate="5/s", duration="3h", requests=[{"name": "r"}],
         rules=["errors{class=5xx} == 0", "availability >= 99%"])))
+    table = {"at_s": 7198.0, "fields": ["messages", "leader"],
+             "rows": {"ORDERS": {"messages": 12.0, "leader": "n1"}}}
     (run_dir / "state.json").write_text(json.dumps(
         {"state": "running", "pid": 2**22 + 7, "started_at": 1.0, "updated_at": 7200.0,
-         "duration_s": 10800, "seed": 1}))
+         "duration_s": 10800, "seed": 1, "tables": {"nats": {"streams": table}}}))
     store = Store(run_dir / "metrics.sqlite")
     seconds = 7200
     for i in range(seconds):
@@ -164,3 +166,5 @@ def test_rebuild_after_roll_up_keeps_counts_classes_and_phases(tmp_path: Path) -
     assert rules["errors{class=5xx} == 0"]["observed"] == seconds // 100
     assert results["verdict"] == "incomplete" and results["state"] == "dead"
     assert os.path.exists(run_dir / "metrics.sqlite")
+    # Scraped tables as the dead runner's last state.json held them.
+    assert results["tables"] == {"nats": {"streams": table}}

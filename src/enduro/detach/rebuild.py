@@ -304,6 +304,8 @@ def rebuild_document(run_dir: Path) -> Results:
             extra={"services": {name: svc.to_json()
                                 for name, svc in (state.services or {}).items()},
                    "faults": faults,
+                   # Scraped tables as state.json last held them (at most 2 s old).
+                   "tables": state.tables or {},
                    "phases": {p: round(n * window, 3)
                               for p, n in metrics.phase_windows.items()},
                    "rebuilt": {"at": time.time(), "from": ["metrics.sqlite", "events.jsonl",
