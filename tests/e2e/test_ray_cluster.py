@@ -36,6 +36,7 @@ class Cluster:
     proc: subprocess.Popen[str]
     init_pid: int  # the namespace's first process, as this machine sees it
     address: str
+    client: str  # the head's Ray Client address (ray://), as KubeRay exposes it
     nodes: list[str]
     url: str
     access_log: Path
@@ -93,7 +94,7 @@ def cluster() -> Iterator[Cluster]:
 
 
 def _cluster(workdir: Path) -> Iterator[Cluster]:
-    ports = [free_port() for _ in range(6)]
+    ports = [free_port() for _ in range(7)]
     proc = subprocess.Popen(
         ["unshare", "--net", "--pid", "--fork", "--mount-proc", sys.executable, str(HELPER),
          str(workdir), *map(str, ports)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -110,8 +111,8 @@ def _cluster(workdir: Path) -> Iterator[Cluster]:
     assert line, f"the cluster did not start: {(workdir / 'helper.err').read_text()[-3000:]}"
     ready = json.loads(line)
     try:
-        yield Cluster(proc, init_pid, ready["address"], ready["nodes"], ready["url"],
-                      Path(ready["access_log"]))
+        yield Cluster(proc, init_pid, ready["address"], ready["client"], ready["nodes"],
+                      ready["url"], Path(ready["access_log"]))
     finally:
         assert proc.stdin is not None
         proc.stdin.close()  # the helper stops Ray and nginx, and the namespace ends with it
@@ -178,6 +179,20 @@ def _both_nodes_and_nginx_count(cluster: Cluster, tmp_path: Path) -> None:
     ready = _event(run_dir, "workers_ready")
     assert ready is not None and ready["cluster"] == cluster.address
     assert all(abs(w["clock_offset_ms"]) < 100 for w in ready["workers"])
+    wait_for(cluster.nothing_left, 30, "no load actor left in the cluster")
+
+
+def _through_the_client_address(cluster: Cluster, tmp_path: Path) -> None:
+    plan = _plan(tmp_path, cluster.url, duration="2s")
+    before = cluster.nginx_requests()
+    proc = cluster.run(*cluster.enduro("run", str(plan), "--workers", "2", "--cluster",
+                                       cluster.client, "--no-live", "--out",
+                                       str(tmp_path / "runs")))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    _, results = _results(tmp_path / "runs")
+    assert sorted(w.node for w in results.workers) == cluster.nodes
+    assert results.total is not None and results.total.requests == 200
+    assert cluster.nginx_requests() - before == results.total.requests
     wait_for(cluster.nothing_left, 30, "no load actor left in the cluster")
 
 
@@ -267,14 +282,16 @@ def _clock_beyond_the_bound_is_refused(cluster: Cluster, tmp_path: Path) -> None
     wait_for(cluster.nothing_left, 30, "no load actor left in the cluster")
 
 
-@pytest.mark.slow(90)
+@pytest.mark.slow(100)
 def test_on_a_two_node_ray_cluster(cluster: Cluster, tmp_path: Path) -> None:
-    """Load on both nodes, counted as nginx counted it; a killed actor with
+    """Load on both nodes, counted as nginx counted it (through the cluster's address and
+    its Ray Client address); a killed actor with
     ``on_worker_loss: continue`` and by default (fail); Ctrl-C; a clock beyond the bound.
     After each, no actor of enduro's is left in the cluster. One test, so that a parallel
     run (pytest-xdist hands tests to its workers one by one) starts one cluster, not one
     per worker."""
-    for step in (_both_nodes_and_nginx_count, _killed_actor_with_continue,
+    for step in (_both_nodes_and_nginx_count, _through_the_client_address,
+                 _killed_actor_with_continue,
                  _killed_actor_fails_by_default, _ctrl_c_ends_every_actor,
                  _clock_beyond_the_bound_is_refused):
         step(cluster, tmp_path / step.__name__.strip("_"))

@@ -6,8 +6,9 @@ this script is the namespace's first process, so when it ends every process star
 namespace (Ray's daemons and workers, nginx, any enduro) ends with it.
 
 Usage: ``python ray_cluster.py WORKDIR RAY_PORT NGINX_PORT PORT...`` (the extra ports, at least
-four, are Ray's: the second node's node manager and object manager, then the head's).
-Prints one JSON line ``{"address": ..., "nodes": [...], "url": ..., "access_log": ...}`` once
+five, are Ray's: the second node's node manager and object manager, then the head's, and its
+Ray Client server's). Prints one JSON line ``{"address": ..., "client": "ray://...", "nodes":
+[...], "url": ..., "access_log": ...}`` once
 both nodes are up, then waits for its standard input to close and exits: the kernel then ends
 every process left in the namespace (``ray stop`` would take seconds more to the same end).
 """
@@ -87,7 +88,8 @@ def main() -> int:
     common = ["--node-ip-address", "127.0.0.1", "--num-cpus", "4", "--disable-usage-stats"]
     _ray("start", "--head", "--port", str(ray_port), "--include-dashboard=false",
          "--temp-dir", str(workdir / "ray-head"), "--node-manager-port", str(ports[2]),
-         "--object-manager-port", str(ports[3]), *_worker_ports(0), *common, log=log)
+         "--object-manager-port", str(ports[3]), "--ray-client-server-port", str(ports[4]),
+         *_worker_ports(0), *common, log=log)
     address = f"127.0.0.1:{ray_port}"
     # A second node on the same machine: ports of its own, so it registers as a node of its
     # own.
@@ -110,7 +112,8 @@ def main() -> int:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
-    print(json.dumps({"address": address, "nodes": nodes,
+    print(json.dumps({"address": address, "client": f"ray://127.0.0.1:{ports[4]}",
+                      "nodes": nodes,
                       "url": f"http://127.0.0.1:{nginx_port}",
                       "access_log": str(nginx_dir / "access.log")}), flush=True)
     sys.stdin.read()  # until the test closes it
