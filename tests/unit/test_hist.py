@@ -1,7 +1,9 @@
 import random
 from array import array
 
-from enduro.observe.hist import decode, encode, fold, new_histogram, percentiles_ms
+from hdrh.histogram import HdrHistogram
+
+from enduro.observe.hist import HIGHEST_US, decode, encode, fold, new_histogram, percentiles_ms
 from enduro.observe.metrics import Metrics
 from enduro.observe.window import Recorder, WindowStats
 
@@ -16,6 +18,17 @@ def test_folding_a_buffer_equals_recording_each_value() -> None:
     assert folded.get_total_count() == 20_000
     for p in (50, 90, 99, 99.9, 100):
         assert folded.get_value_at_percentile(p) == one_by_one.get_value_at_percentile(p)
+
+
+def test_the_mean_is_hdrhs() -> None:
+    rng = random.Random(4)
+    values = [int(rng.lognormvariate(9, 2)) + 1 for _ in range(20_000)] + [3_500_000_000]
+    folded = fold(array("q", values))
+    plain = HdrHistogram(1, HIGHEST_US, 3)
+    for v in values:
+        plain.record_value(v)
+    assert folded.get_mean_value() == plain.get_mean_value()
+    assert new_histogram().get_mean_value() == 0.0
 
 
 def test_merging_windows_across_workers_is_lossless() -> None:

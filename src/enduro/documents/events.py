@@ -18,9 +18,10 @@ from pydantic import ConfigDict, RootModel, ValidationError
 from enduro.documents.document import Document
 
 __all__ = ["Abort", "CheckerDone", "Event", "EventLine", "FaultEnd", "FaultError", "FaultStart",
-           "FaultUndoFailed", "FaultUndone", "LoadStarted", "Phase", "RunCrashed", "RunFailed",
-           "RunFinished", "RunStarted", "ServiceEvent", "Snapshot", "StopRequested",
-           "WriteFailed", "event_from_json", "events_in", "make_event", "read_events"]
+           "FaultUndoFailed", "FaultUndone", "LoadStarted", "Phase", "RuleStatusChanged",
+           "RunCrashed", "RunFailed", "RunFinished", "RunStarted", "ServiceEvent", "Snapshot",
+           "StopRequested", "WriteFailed", "event_from_json", "events_in", "make_event",
+           "read_events"]
 
 
 class Event(Document):
@@ -130,6 +131,23 @@ class Abort(Event):
     observed: str
 
 
+class RuleStatusChanged(Event):
+    """A rule's live status changed (the first of each rule: its initial status), judged on
+    the windows sealed so far, every 2 s at most. ``fail`` is final for a rule over sliding
+    windows; a whole-run rule may pass again."""
+
+    event: Literal["rule_status"]
+    rule: str
+    status: Literal["pass", "fail", "pending"]
+    """``pending``: no data yet, a sliding window not full yet, or judged only at the end
+    (``reason`` says which)."""
+    observed: str
+    """The figure for people (a sliding rule's worst window so far)."""
+    at_s: float
+    """Load seconds: the end of the last window judged."""
+    reason: str = ""
+
+
 class CheckerDone(Event):
     event: Literal["checker"]
     checker: str
@@ -174,8 +192,8 @@ class RunFinished(Event):
 
 _KINDS: tuple[type[Event], ...] = (
     RunStarted, Phase, LoadStarted, FaultStart, FaultEnd, FaultError, FaultUndone,
-    FaultUndoFailed, ServiceEvent, StopRequested, Abort, CheckerDone, Snapshot, WriteFailed,
-    RunFailed, RunCrashed, RunFinished)
+    FaultUndoFailed, ServiceEvent, StopRequested, Abort, RuleStatusChanged, CheckerDone,
+    Snapshot, WriteFailed, RunFailed, RunCrashed, RunFinished)
 
 
 def _by_kind() -> Mapping[str, type[Event]]:
@@ -192,8 +210,8 @@ MODELS = _by_kind()
 
 class EventLine(RootModel[RunStarted | Phase | LoadStarted | FaultStart | FaultEnd | FaultError
                           | FaultUndone | FaultUndoFailed | ServiceEvent | StopRequested | Abort
-                          | CheckerDone | Snapshot | WriteFailed | RunFailed | RunCrashed
-                          | RunFinished | Event]):
+                          | RuleStatusChanged | CheckerDone | Snapshot | WriteFailed | RunFailed
+                          | RunCrashed | RunFinished | Event]):
     """One line of events.jsonl, for the exported schema: one of the kinds with a model of
     their own, else any event."""
 

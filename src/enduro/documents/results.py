@@ -92,6 +92,10 @@ class RuleOutcome(Document):
     applicable: bool = True
     """False (and passed) for a rule the plan cannot have data for, such as one about the
     chaos phase in a plan without faults; present when false."""
+    first_failed_s: float | None = None
+    """Load seconds when a failed rule first failed: a sliding rule's first failed window, a
+    whole-run rule's first failure the live status saw (the end, when it failed only
+    there). Null: passed, failed for want of data, or a check enduro adds."""
 
 
 class FaultOutcome(Document):

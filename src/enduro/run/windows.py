@@ -12,7 +12,11 @@ from enduro.run.context import RunContext
 from enduro.run.stops import Stops
 from enduro.verdict.evaluate import Abort, RuleBook
 
-__all__ = ["WindowSink"]
+__all__ = ["STATUS_EVERY_S", "WindowSink"]
+
+STATUS_EVERY_S = 2.0
+"""The rules' live status (``rule_status`` events) is judged at most this often, in load
+seconds: the page asks for news as often."""
 
 
 class WindowSink:
@@ -30,6 +34,7 @@ class WindowSink:
         self._not_requests = {*op_kinds(ctx.plan), GENERATOR}
         self.requests: dict[int, int] = {}  # per load process, the requests it counted
         self._fatal_seen = False
+        self._status_at = 0.0  # load seconds: when the rules' status is judged next
 
     def store_window(self, index: int, windows: list[WindowStats], phase: str | None) -> None:
         """A sealed window, to ``metrics.sqlite`` (called by ``Metrics`` on its writer)."""
@@ -88,6 +93,17 @@ class WindowSink:
         sealed_upto = min(live)
         if sealed_upto > metrics.sealed:
             metrics.seal(sealed_upto)
-            elapsed = (sealed_upto + 1) * self.ctx.plan.window
-            for abort in self.rulebook.live(metrics, min(elapsed, self.ctx.duration)):
+            elapsed = min((sealed_upto + 1) * self.ctx.plan.window, self.ctx.duration)
+            for abort in self.rulebook.live(metrics, elapsed):
                 self.stops.abort(abort)
+            if elapsed >= self._status_at:
+                self._status_at = elapsed + STATUS_EVERY_S
+                self._tell_status(elapsed)
+
+    def _tell_status(self, elapsed: float) -> None:
+        """One ``rule_status`` event per rule whose live status changed (the first time,
+        every rule's)."""
+        for status in self.rulebook.status_changes(self.metrics, elapsed):
+            self.stops.runlog.event("rule_status", rule=status.rule, status=status.status,
+                                    observed=status.observed, at_s=round(status.at_s, 3),
+                                    reason=status.reason)

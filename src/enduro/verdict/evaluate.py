@@ -5,12 +5,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
 
 from enduro.base.errors import PlanError, PlanProblem, RuleSyntaxError
 from enduro.base.units import parse_duration
-from enduro.observe.metrics import Metrics
+from enduro.observe.metrics import Metrics, MetricView
 from enduro.plan.models import Plan
 from enduro.plan.source import Lines, dotted
 from enduro.verdict.rules import (
@@ -24,8 +24,8 @@ from enduro.verdict.rules import (
     parse_rule,
 )
 
-__all__ = ["Abort", "AbortCondition", "RuleBook", "Verdict", "compile_abort_if", "compile_rules",
-           "rule_context", "rule_problems"]
+__all__ = ["Abort", "AbortCondition", "RuleBook", "RuleStatus", "Verdict", "compile_abort_if",
+           "compile_rules", "rule_context", "rule_problems"]
 
 
 _FOR = re.compile(r"^(?P<cond>.+?)\s+for\s+(?P<for>\S+)\s*$")
@@ -174,6 +174,29 @@ class _Track:
     next_at: float = 0.0
 
 
+Status = Literal["pass", "fail", "pending"]
+
+
+@dataclass(frozen=True)
+class RuleStatus:
+    """A rule's status on the windows sealed so far: ``pass``, ``fail``, or ``pending`` (no
+    data yet, a sliding window not full yet, or a rule judged only at the end: ``reason``
+    says which). ``at_s``: the load seconds judged."""
+
+    rule: str
+    status: Status
+    observed: str
+    at_s: float
+    reason: str = ""
+
+
+def _end_only(rule: Rule) -> bool:
+    """Whether ``rule`` is judged at the end of the run only: over a phase, the faults'
+    detection and recovery, resource or scraped series, or a trend."""
+    return "phase" in rule.labels or rule.metric in FAULT_METRICS or \
+        rule.metric in SERIES_METRICS or rule.trend is not None
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Pass or fail, with the rule results that decided it."""
@@ -201,6 +224,8 @@ class RuleBook:
         self.fault_values: dict[str, dict[str, list[float]]] = {}
         self.store: Any = None
         self.trend_details: dict[str, Any] = {}
+        self._status: dict[int, Status] = {}  # per rule, the status last told
+        self._first_failed: dict[int, float] = {}  # per whole-run rule, its first live failure
 
     def live(self, metrics: Metrics, elapsed_s: float) -> list[Abort]:
         """Evaluate sliding and abort rules on the windows sealed so far."""
@@ -234,9 +259,8 @@ class RuleBook:
         window is full and its next check is due."""
         if rule.over_s is None and not rule.abort_on_fail:
             return False
-        if "phase" in rule.labels or rule.metric in FAULT_METRICS or \
-                rule.metric in SERIES_METRICS or rule.trend is not None:
-            return False  # judged at the end
+        if _end_only(rule):
+            return False
         if rule.over_s is not None and elapsed_s + 1e-9 < rule.over_s:
             return False  # a sliding window is judged once it is full
         return elapsed_s + 1e-9 >= self._tracks[id(rule)].next_at
@@ -268,6 +292,58 @@ class RuleBook:
                     return Abort(rule.text, result.observed_text, elapsed_s)
         return None
 
+    def status_changes(self, metrics: Metrics, elapsed_s: float) -> list[RuleStatus]:
+        """Judge every rule that can be judged mid-run on the windows sealed so far (a
+        whole-run rule on the run so far, a sliding rule as ``live`` last judged it) and
+        return those whose status changed since the last call; the first call returns every
+        rule's initial status. A whole-run rule's first failure seen here is the
+        ``first_failed_s`` of its final result."""
+        views: dict[frozenset[str] | None, MetricView] = {}
+        changed = []
+        for rule in self.rules:
+            now = self._status_now(rule, metrics, elapsed_s, views)
+            if self._status.get(id(rule)) != now.status:
+                self._status[id(rule)] = now.status
+                changed.append(now)
+        return changed
+
+    def _status_now(self, rule: Rule, metrics: Metrics, elapsed_s: float,
+                    views: dict[frozenset[str] | None, MetricView]) -> RuleStatus:
+        why_not = self._not_applicable(rule)
+        if why_not is not None:
+            return RuleStatus(rule.text, "pending", "not applicable", elapsed_s, why_not)
+        if _end_only(rule):
+            return RuleStatus(rule.text, "pending", "-", elapsed_s,
+                              "judged at the end of the run")
+        if rule.over_s is not None:
+            return self._sliding_status(rule, elapsed_s)
+        ops = ops_for(rule, self.ops)
+        key = frozenset(ops) if ops is not None else None
+        view = views.get(key)
+        if view is None:  # rules over the same ops share one view (and its merged latencies)
+            view = views[key] = metrics.view(ops, elapsed_s=elapsed_s)
+        result = rule.judge(view)
+        if result.observed is None:
+            return RuleStatus(rule.text, "pending", result.observed_text, elapsed_s,
+                              result.reason)
+        if not result.passed:
+            self._first_failed.setdefault(id(rule), elapsed_s)
+        return RuleStatus(rule.text, "pass" if result.passed else "fail",
+                          result.observed_text, elapsed_s)
+
+    def _sliding_status(self, rule: Rule, elapsed_s: float) -> RuleStatus:
+        """A sliding rule fails for good once one of its windows failed (as its verdict
+        will); its observed figure is the worst window so far."""
+        track = self._tracks[id(rule)]
+        if track.worst is None:
+            return RuleStatus(rule.text, "pending", "-", elapsed_s,
+                              "judged once a full window of it has data")
+        worst = format_value(track.worst, rule.kind) + " (worst)"
+        if track.failed_at is not None:
+            return RuleStatus(rule.text, "fail", worst, elapsed_s,
+                              f"first failed at t={track.failed_at:.0f}s")
+        return RuleStatus(rule.text, "pass", worst, elapsed_s)
+
     def _not_applicable(self, rule: Rule) -> str | None:
         """Why ``rule`` cannot apply to this plan at all (so it is shown as not applicable,
         not failed for want of data), or None: a rule about faults, or scoped to the chaos
@@ -296,7 +372,7 @@ class RuleBook:
                 reason = "" if passed else f"first failed at t={track.failed_at:.0f}s"
                 results.append(RuleResult(rule.text, track.worst,
                                           format_value(track.worst, rule.kind) + " (worst)",
-                                          passed, reason))
+                                          passed, reason, first_failed_s=track.failed_at))
                 continue
             # A whole-run rule, or a sliding rule on a run shorter than its window.
             view = metrics.view(ops_for(rule, self.ops), elapsed_s=elapsed_s,
@@ -304,5 +380,10 @@ class RuleBook:
             view.fault_values = self.fault_values
             view.store = self.store
             view.trend_details = self.trend_details
-            results.append(rule.judge(view))
+            result = rule.judge(view)
+            if not result.passed and result.observed is not None:
+                # When the live status first saw it fail; failed only now: the end.
+                first = self._first_failed.get(id(rule), elapsed_s)
+                result = replace(result, first_failed_s=round(first, 3))
+            results.append(result)
         return Verdict(all(r.passed for r in results), results)

@@ -246,13 +246,16 @@ class RuleResult:
     reason: str = ""
     insufficient: bool = False
     applicable: bool = True  # False: the plan cannot have what the rule is about
+    # Load seconds when a failed rule first failed (live); None: passed, or no time known.
+    first_failed_s: float | None = None
 
     def to_json(self) -> dict[str, object]:
         observed = self.observed
         if observed is not None and observed in (float("inf"), float("-inf")):
             observed = None  # JSON has no infinity; observed_text says "never"
         out: dict[str, object] = {"rule": self.rule, "observed": observed,
-                                  "observed_text": self.observed_text, "passed": self.passed}
+                                  "observed_text": self.observed_text, "passed": self.passed,
+                                  "first_failed_s": self.first_failed_s}
         if self.reason:
             out["reason"] = self.reason
         if self.insufficient:
