@@ -245,6 +245,27 @@ def _killed_actor_fails_by_default(cluster: Cluster, tmp_path: Path) -> None:
     wait_for(cluster.nothing_left, 30, "no load actor left in the cluster")
 
 
+def _a_killed_runner_leaves_nothing(cluster: Cluster, tmp_path: Path) -> None:
+    """SIGKILL gives the runner no chance to end its actors: Ray ends them with their owner."""
+    plan = _plan(tmp_path, cluster.url, duration="60s")
+    out = tmp_path / "runs"
+    proc = subprocess.Popen(cluster.command(*cluster.enduro(
+        "run", str(plan), "--workers", "2", "--cluster", cluster.address, "--no-live",
+        "--out", str(out))), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        run_dir = wait_for(lambda: next(iter(out.iterdir()), None) if out.exists() else None,
+                           60, "the run directory")
+        wait_for(lambda: _under_way(run_dir), 60, "some load")
+        runner = _event(run_dir, "run_started")
+        assert runner is not None and len(cluster.load_actors()) == 2
+        cluster.run("kill", "-KILL", str(runner["pid"]), timeout=30)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    wait_for(cluster.nothing_left, 30, "no load actor left in the cluster")
+
+
 def _ctrl_c_ends_every_actor(cluster: Cluster, tmp_path: Path) -> None:
     plan = _plan(tmp_path, cluster.url, duration="60s")
     out = tmp_path / "runs"
@@ -282,17 +303,19 @@ def _clock_beyond_the_bound_is_refused(cluster: Cluster, tmp_path: Path) -> None
     wait_for(cluster.nothing_left, 30, "no load actor left in the cluster")
 
 
-@pytest.mark.slow(100)
+@pytest.mark.slow(110)
 def test_on_a_two_node_ray_cluster(cluster: Cluster, tmp_path: Path) -> None:
     """Load on both nodes, counted as nginx counted it (through the cluster's address and
     its Ray Client address); a killed actor with
-    ``on_worker_loss: continue`` and by default (fail); Ctrl-C; a clock beyond the bound.
+    ``on_worker_loss: continue`` and by default (fail); Ctrl-C; a runner killed outright; a
+    clock beyond the bound.
     After each, no actor of enduro's is left in the cluster. One test, so that a parallel
     run (pytest-xdist hands tests to its workers one by one) starts one cluster, not one
     per worker."""
     for step in (_both_nodes_and_nginx_count, _through_the_client_address,
                  _killed_actor_with_continue,
                  _killed_actor_fails_by_default, _ctrl_c_ends_every_actor,
+                 _a_killed_runner_leaves_nothing,
                  _clock_beyond_the_bound_is_refused):
         step(cluster, tmp_path / step.__name__.strip("_"))
 
