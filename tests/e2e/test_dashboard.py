@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import HELPERS, run_cli
 from tests.helpers.plans import write_plan
-from tests.helpers.procs import free_port, stop, wait_for
+from tests.helpers.procs import free_port, python_server, stop, wait_for
 
 
 @contextlib.contextmanager
@@ -278,3 +278,50 @@ def test_the_token_is_printed_once_and_sigterm_ends_it(tmp_path: Path) -> None:
     serve(bare_run(tmp_path), Listen("127.0.0.1", free_port()), "s3cret", say)
     assert said[0].endswith("/?token=s3cret") and sum("s3cret" in line for line in said) == 1
     assert signal.getsignal(signal.SIGTERM) == before  # the handler it found, restored
+
+
+@pytest.mark.slow(12)
+def test_a_rule_that_starts_failing_mid_run_is_told_when(tmp_path: Path, runs: Path) -> None:
+    """A server that answers 500 from 3 s on: the rules' live status goes from pass to fail
+    in events.jsonl, results.json says when each first failed, and /api/events lists it."""
+    sliding, whole = "error_rate < 5% over 2s", "availability >= 90%"
+    with python_server(HELPERS / "turn_server.py", str(free_port()), "3") as url:
+        plan = write_plan(tmp_path, {
+            "name": "turn", "duration": "7s", "seed": 1,
+            "workloads": {"w": {"http": {"base": url, "rate": "50/s",
+                                         "requests": [{"name": "get", "path": "/"}]}}},
+            "rules": [sliding, whole, "p95(latency) < 5s"]})
+        done = run_cli("run", str(plan), "--out", str(runs), "--no-live")
+    assert done.returncode == 1, done.stderr
+    (run_dir,) = runs.iterdir()
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    load_t = next(e["t"] for e in events if e["event"] == "load_started")
+    told = [e for e in events if e["event"] == "rule_status"]
+    # Pending until there is data (a full window of a sliding rule, latencies added up by
+    # the writer thread), then one event per change.
+    by_rule = {rule: [e["status"] for e in told if e["rule"] == rule and
+                      (e["status"] != "pending" or e["at_s"] > 2)]
+               for rule in (sliding, whole, "p95(latency) < 5s")}
+    assert by_rule == {sliding: ["pass", "fail"], whole: ["pass", "fail"],
+                       "p95(latency) < 5s": ["pass"]}, told
+    failed = {e["rule"]: e for e in told if e["status"] == "fail"}
+    for e in failed.values():
+        # The server turns 3 s after its first request: told within a few seconds after.
+        assert 3 < e["at_s"] <= 7 and e["t"] > load_t
+        assert e["at_s"] == pytest.approx(e["t"] - load_t, abs=1.5)
+    assert float(failed[whole]["observed"].rstrip("%")) < 90
+    results = json.loads((run_dir / "results.json").read_text())
+    first = {r["rule"]: r["first_failed_s"] for r in results["rules"]}
+    assert first[whole] == failed[whole]["at_s"]  # a whole-run rule: when its status failed
+    assert 3 < first[sliding] <= failed[sliding]["at_s"]  # its first failed window, told later
+    assert first["p95(latency) < 5s"] is None
+    with dashboard("--runs", str(runs)) as (base, _):
+        status, answer = get(base + "api/events")
+        assert status == 200
+        rules = [e for e in answer["events"] if e["category"] == "rule"]
+        assert [e["data"]["status"] for e in rules if e["data"]["rule"] == whole] == \
+            ["pass", "fail"]
+        fail = next(e for e in rules if e["data"]["rule"] == whole and
+                    e["data"]["status"] == "fail")
+        assert fail["label"].startswith(f"rule {whole}: fail (")
+        assert fail["t"] == pytest.approx(failed[whole]["at_s"], abs=1.5)

@@ -70,6 +70,12 @@ def test_the_live_page_follows_a_run_started_with_dashboard(tmp_path: Path,
             band = page.wait_for_selector(".fault-band .band-label", timeout=15_000)
             assert band is not None and band.inner_text() == "latency \u00b7 front"
             assert page.locator("#slot-request-latency canvas").count() == 1
+            # The rules' live status: /nope fails availability from the first seconds on.
+            page.wait_for_function("() => /first failed at t=/.test(document.querySelector("
+                                   "'#rules').innerText)", timeout=10_000)
+            rules = page.inner_text("#rules")
+            assert "\u2717 fail" in rules and "\u2713 pass" in rules, rules
+            assert "Live" in rules and "rule first failed" in page.inner_text("#legend")
             assert seen.errors == []
         assert proc.wait(60) == 1  # /nope fails its expectation: the rule fails
     finally:
@@ -100,6 +106,8 @@ def test_report_html_tells_the_story_of_the_run(tmp_path: Path,
         assert len(labels) >= 4
         rules = page.inner_text("#rules")
         assert "availability >= 99%" in rules and "fail" in rules
+        assert "first failed at t=" in rules
+        assert page.locator(".marker.rule").count() >= 4  # on every time chart
         # /nope failed every time: its latency is a gap, and its errors are drawn by class
         assert page.locator("#slot-request-errors canvas").count() == 1
         legend = page.inner_text("#slot-request-errors")

@@ -20,6 +20,7 @@ from enduro.documents.events import (
     FaultUndoFailed,
     FaultUndone,
     Phase,
+    RuleStatusChanged,
     RunFinished,
     ServiceEvent,
 )
@@ -67,8 +68,8 @@ def kinds_of(run_dir: Path, results: Results | None) -> dict[str, str]:
 
 
 def describe(event: Event, fault_names: dict[int, str]) -> tuple[str, str]:
-    """The event's category (fault, service, phase, abort, stop, run, other) and a label
-    for people."""
+    """The event's category (fault, service, phase, rule, abort, stop, run, other) and a
+    label for people."""
     kind = event.event
     if isinstance(event, FaultStart):
         return "fault", (f"fault {event.name}: {event.fault_kind} on "
@@ -79,6 +80,9 @@ def describe(event: Event, fault_names: dict[int, str]) -> tuple[str, str]:
         return "service", event.message
     if isinstance(event, Phase):
         return "phase", f"phase {event.phase}"
+    if isinstance(event, RuleStatusChanged):
+        return "rule", (f"rule {event.rule}: {event.status} ({event.observed}"
+                        + (f"; {event.reason})" if event.reason else ")"))
     if isinstance(event, Abort):
         return "abort", f"abort: {event.rule} ({event.observed})"
     if isinstance(event, RunFinished):
@@ -172,8 +176,9 @@ def run_from_results(results: Results, step_s: float) -> dict[str, Any]:
 
 
 def rule_rows(results: Results) -> list[dict[str, Any]]:
-    """The rules as the page lists them: status and, for a rule judged over sliding windows,
-    when it first failed (in ``reason``)."""
+    """The rules as the page lists them: status and, for a failed rule, when it first failed
+    (``first_failed_s``, load seconds; null when not known)."""
     return [{"rule": r.rule, "passed": r.passed, "observed": r.observed_text,
              "reason": r.reason, "applicable": r.applicable,
-             "insufficient": r.insufficient} for r in results.rules]
+             "insufficient": r.insufficient, "first_failed_s": r.first_failed_s}
+            for r in results.rules]

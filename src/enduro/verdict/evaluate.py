@@ -323,9 +323,9 @@ class RuleBook:
         if view is None:  # rules over the same ops share one view (and its merged latencies)
             view = views[key] = metrics.view(ops, elapsed_s=elapsed_s)
         result = rule.judge(view)
-        if result.observed is None:
+        if result.observed is None:  # no data yet, or too little for its statistic
             return RuleStatus(rule.text, "pending", result.observed_text, elapsed_s,
-                              result.reason)
+                              result.reason if result.insufficient else "no data yet")
         if not result.passed:
             self._first_failed.setdefault(id(rule), elapsed_s)
         return RuleStatus(rule.text, "pass" if result.passed else "fail",

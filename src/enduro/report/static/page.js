@@ -9,7 +9,7 @@ const FAULT_COLORS = ["#e8590c", "#c92a2a", "#9c36b5", "#d6336c", "#f08c00", "#0
 const MAX_LINES = 8;
 const S = {run: null, ops: {}, res: {}, scraped: {series: {}, unchanged: 0, left_out: 0},
            events: [], windowsUntil: null, samplesUntil: null, lastSeq: 0, step: null,
-           pick: "*", charts: {}, timeline: {faults: [], markers: [], phases: []},
+           pick: "*", charts: {}, timeline: {faults: [], markers: [], phases: [], failed: []},
            xmax: 1, polls: 0, scrapedStale: false};
 
 /* ---- formatting for people ------------------------------------------------------------ */
@@ -119,7 +119,26 @@ function opsOf(kind) {
   return [...names].filter(op => kindOf(op) === kind).sort((a, b) => total(b) - total(a));
 }
 
-/* ---- the timeline: faults, restarts and crashes, phases ------------------------------ */
+/* ---- the rules: as judged at the end, or live from their rule_status events ---------- */
+function ruleRows(run) {
+  if (run.rules.length) {
+    return run.rules.map(r => ({rule: r.rule, observed: r.observed, reason: r.reason,
+      first_failed_s: r.first_failed_s === undefined ? null : r.first_failed_s,
+      status: r.applicable === false ? "n/a" : r.passed ? "pass" : "fail"}));
+  }
+  const rows = new Map();
+  for (const e of S.events) {
+    if (e.event !== "rule_status") continue;
+    const d = e.data;
+    const row = rows.get(d.rule) || {rule: d.rule, first_failed_s: null};
+    Object.assign(row, {status: d.status, observed: d.observed, reason: d.reason});
+    if (d.status === "fail" && row.first_failed_s === null) row.first_failed_s = d.at_s;
+    rows.set(d.rule, row);
+  }
+  return [...rows.values()];
+}
+
+/* ---- the timeline: faults, restarts and crashes, phases, rules' first failures -------- */
 function buildTimeline() {
   const faults = {}, markers = [], phases = [];
   for (const e of S.events) {
@@ -141,7 +160,10 @@ function buildTimeline() {
     }
   }
   const kinds = [...new Set(Object.values(faults).map(f => f.kind))].sort();
-  S.timeline = {faults: Object.values(faults), markers: markers, phases: phases,
+  const failed = ruleRows(S.run).filter(r => r.status === "fail" && r.first_failed_s !== null)
+    .map((r, i) => ({t: r.first_failed_s, kind: "rule", row: i % 4, label: "\u2717 " + r.rule,
+                title: "rule " + r.rule + " first failed at t=" + fmtClock(r.first_failed_s)}));
+  S.timeline = {faults: Object.values(faults), markers: markers, phases: phases, failed: failed,
                 colors: Object.fromEntries(kinds.map((k, i) =>
                   [k, FAULT_COLORS[i % FAULT_COLORS.length]]))};
 }
@@ -177,11 +199,12 @@ function drawOverlay(u) {
     d.appendChild(el("span", faultLabel(f), "band-label"));
     parts.push(d);
   }
-  for (const m of S.timeline.markers) {
+  for (const m of [...S.timeline.markers, ...S.timeline.failed]) {
     const a = pos(m.t);
     if (a < 0 || a > width) continue;
     const d = el("div", null, "marker " + m.kind);
     d.style.left = a + "px";
+    if (m.row) d.style.setProperty("--row", m.row);  // labels of failures close in time apart
     d.title = m.title;
     d.appendChild(el("span", m.label, "marker-label"));
     parts.push(d);
@@ -202,6 +225,7 @@ function legend() {
   if (S.timeline.markers.some(m => m.kind === "crash")) {
     items.push(el("span", "service exited (crash)", "key crash-key"));
   }
+  if (S.timeline.failed.length) items.push(el("span", "rule first failed", "key rule-key"));
   for (const name of [...new Set(S.timeline.phases.map(p => p.name))]) {
     items.push(el("span", "phase " + name, "key phase-key phase-"
       + name.replace(/[^a-z0-9_-]/gi, "")));
@@ -476,18 +500,26 @@ function showCards(run) {
     return c;
   }));
 }
+const STATUS = {pass: ["\u2713 pass", "ok"], fail: ["\u2717 fail", "no"],
+                pending: ["\u2026 pending", "muted"], "n/a": ["n/a", "muted"]};
 function showRules(run) {
-  const s = section("rules", "Rules");
-  if (!run.rules.length) {
-    s.appendChild(el("p", run.live ? "judged at the end of the run" : "the plan has no rules",
-                     "muted"));
+  const rows = ruleRows(run);
+  const live = !run.rules.length && rows.length;
+  const s = section("rules", "Rules", live ? "Live: judged every few seconds on the run so "
+    + "far. A rule over sliding windows fails for good once one window failed; a whole-run "
+    + "rule may pass again. The verdict is given at the end." : "");
+  if (!rows.length) {
+    s.appendChild(el("p", run.live ? "no rule judged yet" : "the plan has no rules", "muted"));
     return;
   }
-  s.appendChild(table(["", "rule", "observed", "when / why"], run.rules.map(r => {
-    const status = r.applicable === false ? ["n/a", "muted"] : r.passed ? ["\u2713 pass", "ok"]
-      : ["\u2717 fail", "no"];
-    return {cls: r.passed ? "" : "bad", cells: [status, [r.rule, "label"], r.observed,
-            [r.reason || (r.passed ? "" : "over the whole run"), "label"]]};
+  s.appendChild(table(["", "rule", "observed", "when / why"], rows.map(r => {
+    // A sliding rule's reason says when it first failed: said once, from first_failed_s.
+    const why = /^first failed at/.test(r.reason || "") ? "" : r.reason || "";
+    const when = r.first_failed_s === null ? "" : "first failed at t=" + fmtClock(r.first_failed_s);
+    const text = [when, why].filter(Boolean).join("; ")
+      || (r.status === "fail" && !live ? "over the whole run" : "");
+    return {cls: r.status === "fail" ? "bad" : "", cells: [STATUS[r.status] || [r.status, ""],
+            [r.rule, "label"], r.observed, [text, "label"]]};
   })));
 }
 function showOps(run) {
