@@ -14,6 +14,7 @@ import pytest
 from tests.conftest import run_cli
 from tests.helpers.plans import write_plan
 from tests.helpers.procs import REPO, only_run, python_server
+from tests.helpers.report import embedded
 
 SERVER = REPO / "tests" / "helpers" / "counting_server.py"
 
@@ -81,8 +82,8 @@ def test_a_failed_flow_counts_once_and_totals_equal_the_server(tmp_path: Path,
     assert rules["error_rate{workload=f} < 15%"]["observed"] == pytest.approx(failed / served)
     assert code == 0, err
     # The page stacks requests only; the iterations are drawn apart, named as such.
-    page = (only_run(tmp_path / "runs") / "report.html").read_text()
-    assert "f (iterations)" in page
+    page = embedded(only_run(tmp_path / "runs") / "report.html")["run"]
+    assert page["kinds"]["f"] == "iteration" and page["kinds"]["f.c"] == "request"
 
 
 @pytest.mark.slow(4)

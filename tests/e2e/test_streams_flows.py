@@ -12,6 +12,7 @@ from enduro.engine.sse import churn_count
 from tests.conftest import run_cli
 from tests.helpers.plans import write_plan
 from tests.helpers.procs import only_run
+from tests.helpers.report import embedded
 
 
 def token(demo: tuple[str, Path]) -> str:
@@ -69,8 +70,8 @@ def test_sse_churn_resumes_from_last_event_id(tmp_path: Path, demo: tuple[str, P
     assert streams["worst_streams"] == []
     rows = (only_run(tmp_path / "runs") / "sse_streams.jsonl").read_text().splitlines()
     assert sorted(json.loads(r)["stream"] for r in rows) == list(range(8))
-    report = (only_run(tmp_path / "runs") / "report.html").read_text()
-    assert "<h2>SSE streams</h2>" in report and "<td>stream</td><td>8</td>" in report
+    shown = embedded(only_run(tmp_path / "runs") / "report.html")["run"]["results"]["streams"]
+    assert shown["stream"]["streams"] == 8 and shown["stream"]["connects"] == connects
 
 
 @pytest.mark.slow(4)
