@@ -266,6 +266,24 @@ def _a_killed_runner_leaves_nothing(cluster: Cluster, tmp_path: Path) -> None:
     wait_for(cluster.nothing_left, 30, "no load actor left in the cluster")
 
 
+def _start_then_stop(cluster: Cluster, tmp_path: Path) -> None:
+    """``enduro start --cluster`` detaches the runner; ``enduro stop`` ends it, and it its
+    actors."""
+    plan = _plan(tmp_path, cluster.url, duration="60s")
+    out = tmp_path / "runs"
+    started = cluster.run(*cluster.enduro("start", str(plan), "--workers", "2", "--cluster",
+                                          cluster.address, "--out", str(out)))
+    assert started.returncode == 0, started.stdout + started.stderr
+    (run_dir,) = list(out.iterdir())
+    wait_for(lambda: _under_way(run_dir), 60, "some load")
+    assert len(cluster.load_actors()) == 2
+    stopped = cluster.run(*cluster.enduro("stop", run_dir.name, "--runs", str(out)))
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    results = Results.read(run_dir / "results.json")
+    assert results.state == "stopped" and all(w.requests > 0 for w in results.workers)
+    wait_for(cluster.nothing_left, 30, "no load actor left in the cluster")
+
+
 def _ctrl_c_ends_every_actor(cluster: Cluster, tmp_path: Path) -> None:
     plan = _plan(tmp_path, cluster.url, duration="60s")
     out = tmp_path / "runs"
@@ -303,18 +321,18 @@ def _clock_beyond_the_bound_is_refused(cluster: Cluster, tmp_path: Path) -> None
     wait_for(cluster.nothing_left, 30, "no load actor left in the cluster")
 
 
-@pytest.mark.slow(110)
+@pytest.mark.slow(130)
 def test_on_a_two_node_ray_cluster(cluster: Cluster, tmp_path: Path) -> None:
     """Load on both nodes, counted as nginx counted it (through the cluster's address and
     its Ray Client address); a killed actor with
-    ``on_worker_loss: continue`` and by default (fail); Ctrl-C; a runner killed outright; a
-    clock beyond the bound.
+    ``on_worker_loss: continue`` and by default (fail); Ctrl-C; ``enduro start`` then
+    ``enduro stop``; a runner killed outright; a clock beyond the bound.
     After each, no actor of enduro's is left in the cluster. One test, so that a parallel
     run (pytest-xdist hands tests to its workers one by one) starts one cluster, not one
     per worker."""
     for step in (_both_nodes_and_nginx_count, _through_the_client_address,
                  _killed_actor_with_continue,
-                 _killed_actor_fails_by_default, _ctrl_c_ends_every_actor,
+                 _killed_actor_fails_by_default, _ctrl_c_ends_every_actor, _start_then_stop,
                  _a_killed_runner_leaves_nothing,
                  _clock_beyond_the_bound_is_refused):
         step(cluster, tmp_path / step.__name__.strip("_"))
