@@ -1,7 +1,10 @@
 """Where the load's windows go: merged from every load process, sealed once every process
-has passed them, stored, and judged by the live rules (which may abort the run)."""
+has passed them, stored, and judged by the live rules (which may abort the run, and whose
+status changes are told as ``rule_status`` events)."""
 
 from __future__ import annotations
+
+import time
 
 from enduro.base.errors import FATAL_CLASS
 from enduro.engine.http import generator_hint
@@ -12,11 +15,14 @@ from enduro.run.context import RunContext
 from enduro.run.stops import Stops
 from enduro.verdict.evaluate import Abort, RuleBook
 
-__all__ = ["STATUS_EVERY_S", "WindowSink"]
+__all__ = ["STATUS_EVERY_S", "STATUS_SHARE", "WindowSink"]
 
 STATUS_EVERY_S = 2.0
 """The rules' live status (``rule_status`` events) is judged at most this often, in load
 seconds: the page asks for news as often."""
+STATUS_SHARE = 0.01
+"""Nor does judging it take more than this share of the event loop's time: a plan whose rules
+take long to judge (many ops, latency statistics over all of them) is judged less often."""
 
 
 class WindowSink:
@@ -97,13 +103,16 @@ class WindowSink:
             for abort in self.rulebook.live(metrics, elapsed):
                 self.stops.abort(abort)
             if elapsed >= self._status_at:
-                self._status_at = elapsed + STATUS_EVERY_S
                 self._tell_status(elapsed)
 
     def _tell_status(self, elapsed: float) -> None:
         """One ``rule_status`` event per rule whose live status changed (the first time,
         every rule's)."""
-        for status in self.rulebook.status_changes(self.metrics, elapsed):
+        started = time.perf_counter()
+        changes = self.rulebook.status_changes(self.metrics, elapsed)
+        took = time.perf_counter() - started
+        self._status_at = elapsed + max(STATUS_EVERY_S, took / STATUS_SHARE)
+        for status in changes:
             self.stops.runlog.event("rule_status", rule=status.rule, status=status.status,
                                     observed=status.observed, at_s=round(status.at_s, 3),
                                     reason=status.reason)
