@@ -325,3 +325,6 @@ def test_a_rule_that_starts_failing_mid_run_is_told_when(tmp_path: Path, runs: P
                     e["data"]["status"] == "fail")
         assert fail["label"].startswith(f"rule {whole}: fail (")
         assert fail["t"] == pytest.approx(failed[whole]["at_s"], abs=1.5)
+        status, run = get(base + "api/run")
+        rows = {r["rule"]: r for r in run["rules"]}
+        assert (rows[whole]["status"], rows[whole]["first_failed_s"]) == ("fail", first[whole])

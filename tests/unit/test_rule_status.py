@@ -7,9 +7,11 @@ from array import array
 
 import pytest
 
+from enduro.documents.events import make_event
 from enduro.observe.hist import fold
 from enduro.observe.metrics import Metrics
 from enduro.observe.window import WindowStats
+from enduro.report.pagedata import describe, live_rule_rows
 from enduro.verdict.evaluate import RuleBook
 from enduro.verdict.rules import parse_rule
 
@@ -93,3 +95,17 @@ def test_latency_rules_are_judged_live(text: str) -> None:
     m.flush()  # the totals' latencies are added by the writer thread
     (status,) = book.status_changes(m, 1)
     assert (status.status, status.observed) == ("pass", "10.0ms")
+
+
+def test_the_page_lists_the_rules_as_their_last_events_told() -> None:
+    told = [("a < 1", "pass", "0", 1.0), ("b > 2", "pending", "no data", 1.0),
+            ("a < 1", "fail", "3", 5.0), ("a < 1", "pass", "0.5", 7.0), ("a < 1", "fail", "2", 9.0)]
+    records = [(i, make_event("rule_status", at_s + 0.2, 0.0, {
+        "rule": rule, "status": status, "observed": observed, "at_s": at_s}))
+        for i, (rule, status, observed, at_s) in enumerate(told)]
+    assert live_rule_rows(records) == [
+        {"rule": "a < 1", "status": "fail", "passed": False, "observed": "2", "reason": "",
+         "first_failed_s": 5.0, "live": True},
+        {"rule": "b > 2", "status": "pending", "passed": False, "observed": "no data",
+         "reason": "", "first_failed_s": None, "live": True}]
+    assert describe(records[2][1], {}) == ("rule", "rule a < 1: fail (3)")

@@ -36,7 +36,14 @@ from enduro.documents.events import (
 from enduro.documents.results import Results
 from enduro.documents.state import LIVE_STATES, read_state
 from enduro.observe.hist import decode, new_histogram, percentiles_ms
-from enduro.report.pagedata import event_rows, finite, kinds_of, results_tables, rule_rows
+from enduro.report.pagedata import (
+    event_rows,
+    finite,
+    kinds_of,
+    live_rule_rows,
+    results_tables,
+    rule_rows,
+)
 from enduro.report.series import (
     BUCKETS_PER_ANSWER,
     choose_step,
@@ -114,7 +121,7 @@ class RunReader:
             "duration_s": status["duration_s"], "stop_reason": status["stop_reason"],
             "note": status["note"],
             "verdict": results.verdict if results is not None else None,
-            "rules": rule_rows(results) if results is not None else [],
+            "rules": rule_rows(results) if results is not None else live_rule_rows(events),
             "phase": _current_phase(events),
             "faults_in_force": _in_force(events),
             "last_s": LAST_S, "ops": ops, "kinds": kinds,

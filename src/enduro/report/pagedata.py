@@ -29,7 +29,7 @@ from enduro.observe.metrics import REQUEST, op_kinds
 from enduro.plan.models import Plan
 
 __all__ = ["QUIET_EVENTS", "describe", "event_rows", "finite", "finite_object", "kinds_of",
-           "results_tables", "rule_rows", "run_from_results"]
+           "live_rule_rows", "results_tables", "rule_rows", "run_from_results"]
 
 QUIET_EVENTS = frozenset({"heartbeat", "snapshot"})
 """Events no timeline needs: one a minute, or one per snapshot file."""
@@ -176,9 +176,26 @@ def run_from_results(results: Results, step_s: float) -> dict[str, Any]:
 
 
 def rule_rows(results: Results) -> list[dict[str, Any]]:
-    """The rules as the page lists them: status and, for a failed rule, when it first failed
-    (``first_failed_s``, load seconds; null when not known)."""
-    return [{"rule": r.rule, "passed": r.passed, "observed": r.observed_text,
-             "reason": r.reason, "applicable": r.applicable,
-             "insufficient": r.insufficient, "first_failed_s": r.first_failed_s}
-            for r in results.rules]
+    """The rules as the page lists them, judged at the end: ``status`` (pass, fail, n/a) and,
+    for a failed rule, when it first failed (``first_failed_s``, load seconds; null when not
+    known)."""
+    return [{"rule": r.rule, "status": "n/a" if not r.applicable else
+             "pass" if r.passed else "fail", "passed": r.passed, "observed": r.observed_text,
+             "reason": r.reason, "applicable": r.applicable, "insufficient": r.insufficient,
+             "first_failed_s": r.first_failed_s, "live": False} for r in results.rules]
+
+
+def live_rule_rows(records: list[tuple[int, Event]]) -> list[dict[str, Any]]:
+    """The rules of a run without results yet, as their last ``rule_status`` events told
+    them (``status`` pass, fail or pending), with when each first failed."""
+    rows: dict[str, dict[str, Any]] = {}
+    for _, event in records:
+        if not isinstance(event, RuleStatusChanged):
+            continue
+        row = rows.setdefault(event.rule, {"rule": event.rule, "first_failed_s": None,
+                                           "live": True})
+        row.update(status=event.status, passed=event.status == "pass",
+                   observed=event.observed, reason=event.reason)
+        if event.status == "fail" and row["first_failed_s"] is None:
+            row["first_failed_s"] = event.at_s
+    return list(rows.values())

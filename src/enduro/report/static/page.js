@@ -119,25 +119,6 @@ function opsOf(kind) {
   return [...names].filter(op => kindOf(op) === kind).sort((a, b) => total(b) - total(a));
 }
 
-/* ---- the rules: as judged at the end, or live from their rule_status events ---------- */
-function ruleRows(run) {
-  if (run.rules.length) {
-    return run.rules.map(r => ({rule: r.rule, observed: r.observed, reason: r.reason,
-      first_failed_s: r.first_failed_s === undefined ? null : r.first_failed_s,
-      status: r.applicable === false ? "n/a" : r.passed ? "pass" : "fail"}));
-  }
-  const rows = new Map();
-  for (const e of S.events) {
-    if (e.event !== "rule_status") continue;
-    const d = e.data;
-    const row = rows.get(d.rule) || {rule: d.rule, first_failed_s: null};
-    Object.assign(row, {status: d.status, observed: d.observed, reason: d.reason});
-    if (d.status === "fail" && row.first_failed_s === null) row.first_failed_s = d.at_s;
-    rows.set(d.rule, row);
-  }
-  return [...rows.values()];
-}
-
 /* ---- the timeline: faults, restarts and crashes, phases, rules' first failures -------- */
 function buildTimeline() {
   const faults = {}, markers = [], phases = [];
@@ -160,7 +141,7 @@ function buildTimeline() {
     }
   }
   const kinds = [...new Set(Object.values(faults).map(f => f.kind))].sort();
-  const failed = ruleRows(S.run).filter(r => r.status === "fail" && r.first_failed_s !== null)
+  const failed = S.run.rules.filter(r => r.status === "fail" && r.first_failed_s !== null)
     .map((r, i) => ({t: r.first_failed_s, kind: "rule", row: i % 4, label: "\u2717 " + r.rule,
                 title: "rule " + r.rule + " first failed at t=" + fmtClock(r.first_failed_s)}));
   S.timeline = {faults: Object.values(faults), markers: markers, phases: phases, failed: failed,
@@ -503,11 +484,13 @@ function showCards(run) {
 const STATUS = {pass: ["\u2713 pass", "ok"], fail: ["\u2717 fail", "no"],
                 pending: ["\u2026 pending", "muted"], "n/a": ["n/a", "muted"]};
 function showRules(run) {
-  const rows = ruleRows(run);
-  const live = !run.rules.length && rows.length;
-  const s = section("rules", "Rules", live ? "Live: judged every few seconds on the run so "
-    + "far. A rule over sliding windows fails for good once one window failed; a whole-run "
-    + "rule may pass again. The verdict is given at the end." : "");
+  // Judged at the end (from results.json), or live: as their rule_status events told.
+  const rows = run.rules;
+  const live = rows.some(r => r.live);
+  const s = section("rules", "Rules", !live ? "" : (run.live ? "Live: judged every few "
+    + "seconds on the run so far. " : "As last judged while the run went. ") + "A rule over "
+    + "sliding windows fails for good once one window failed; a whole-run rule may pass "
+    + "again. The verdict is given at the end.");
   if (!rows.length) {
     s.appendChild(el("p", run.live ? "no rule judged yet" : "the plan has no rules", "muted"));
     return;
