@@ -12,6 +12,7 @@ from enduro.engine.flow_sse import SseStep
 from enduro.observe.window import OpCounter
 from enduro.plan.flows import FlowSse
 from enduro.plan.tls import Tls
+from enduro.plan.tokens import Credentials
 
 
 async def _serve(events: list[tuple[str, str, float]], seen: list[str]) -> Any:
@@ -19,7 +20,8 @@ async def _serve(events: list[tuple[str, str, float]], seen: list[str]) -> Any:
     sent) then stays open; the request lines it got go to ``seen``."""
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         head = await reader.readuntil(b"\r\n\r\n")
-        seen.append(head.decode().split("\r\n")[0])
+        seen.extend(line for line in head.decode().split("\r\n") if line
+                    and not line.startswith(("Host", "Accept", "Cache", "User-Agent")))
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n")
         for event_id, state, age in events:
             data = json.dumps({"state": state, "ts": time.time() - age})
@@ -43,16 +45,22 @@ def test_an_sse_step_counts_duplicates_gaps_and_stops_at_until() -> None:
         counter = OpCounter()
         step = SseStep(FlowSse.model_validate({
             "path": "/runs/{{run}}/logs", "for": "5s", "until": '$.state == "done"',
-            "ts_path": "$.ts"}), counter, Tls(), None)
+            "ts_path": "$.ts", "headers": {"Authorization": "Bearer ${token:api}"}}),
+            counter, Tls(), None)
         scope = {"run": "r-42"}
+        tokens = Credentials()
+        tokens.update({"api": "t0ken"})  # as a (re)started service wrote it
         try:
-            outcome = await step.attach(_Scope(scope), {"": f"http://127.0.0.1:{port}"}, {})
+            outcome = await step.attach(_Scope(scope), {"": f"http://127.0.0.1:{port}"},
+                                        {"X-Flow": "1"}, tokens)
         finally:
             server.close()
         return outcome, counter, seen
 
     outcome, counter, seen = asyncio.run(main())
-    assert seen == ["GET /runs/r-42/logs HTTP/1.1"]
+    # The step's path from the flow's variables; the workload's headers and the step's own,
+    # its token filled in.
+    assert seen == ["GET /runs/r-42/logs HTTP/1.1", "X-Flow: 1", "Authorization: Bearer t0ken"]
     assert outcome.cls is None and outcome.ttfe is not None and outcome.ttfe < 5
     # Stopped at the event where until held: four events read, the fifth never counted.
     assert outcome.events == 4 and counter.requests == 4

@@ -254,7 +254,7 @@ class FlowDriver(TaskDriver):
         token = self.in_flight.begin((c, started, started),
                                      (self.flow_op, ctx.intended, ctx.intended))
         try:
-            outcome = await stream.attach(ctx, ctx.urls, self._headers.get())
+            outcome = await stream.attach(ctx, ctx.urls, self._headers.get(), self._step_tokens)
         finally:
             self.in_flight.end(token)
         c.requests += 1

@@ -26,6 +26,7 @@ from enduro.net.wire import UnsafeValue, merge_headers, request_head
 from enduro.observe.window import OpCounter
 from enduro.plan.flows import FlowSse
 from enduro.plan.tls import Tls
+from enduro.plan.tokens import Credentials
 
 __all__ = ["SseStep", "StreamOutcome"]
 
@@ -61,33 +62,37 @@ class SseStep:
         self.headers = {k: Template(v) for k, v in spec.headers.items()}
         self.until = Condition(spec.until, templated=True) if spec.until is not None else None
 
-    def _request(self, scope: Any, urls: Mapping[str, str],
-                 headers: Mapping[str, str]) -> tuple[Target, bytes]:
+    def _request(self, scope: Any, urls: Mapping[str, str], headers: Mapping[str, str],
+                 tokens: Credentials | None) -> tuple[Target, bytes]:
         spec = self.spec
         base = self.base.render(scope) if self.base is not None else urls[spec.service or ""]
         target = split_base(base)
         path = target.prefix + self.path.render_target(scope)
         query = {k: render_value(v, scope) for k, v in self.query.items()}
+        own = {k: v.render(scope) for k, v in self.headers.items()}
+        if tokens is not None:  # ``${token:name}`` in the step: the current token
+            path, query, own = tokens.fill((path, query, own))
         if query:
             path += ("&" if "?" in path else "?") + urlencode(query)
         lines: list[tuple[str, object]] = [
             ("Host", target.host_header), ("Accept", "text/event-stream"),
             ("Cache-Control", "no-cache"), ("User-Agent", "enduro"), *headers.items(),
-            *((k, v.render(scope)) for k, v in self.headers.items())]
+            *own.items()]
         return target, request_head("GET", path, merge_headers((), lines))
 
-    async def attach(self, scope: Any, urls: Mapping[str, str],
-                     headers: Mapping[str, str]) -> StreamOutcome:
+    async def attach(self, scope: Any, urls: Mapping[str, str], headers: Mapping[str, str],
+                     tokens: Credentials | None = None) -> StreamOutcome:
         """Connect (``scope`` fills the templates; ``urls`` by service name, "" the flow's
-        base; ``headers`` the workload's), read events for up to ``for``, until ``until``
-        held or ``events`` came; its events counted in ``counter``."""
+        base; ``headers`` the workload's; ``tokens`` the ``${token:name}`` of the step),
+        read events for up to ``for``, until ``until`` held or ``events`` came; its events
+        counted in ``counter``."""
         spec = self.spec
         started = _monotonic()
         # An event stamped before the request went out is a replay of what came before
         # (a log's backlog): counted, its age kept out of the delivery latency.
         asked = time.time()
         try:
-            target, wire = self._request(scope, urls, headers)
+            target, wire = self._request(scope, urls, headers, tokens)
         except MissingVariable as exc:
             return StreamOutcome(None, 0, "template", str(exc))
         except (UnsafeValue, PlanError) as exc:
