@@ -314,6 +314,8 @@ def test_a_rule_that_starts_failing_mid_run_is_told_when(tmp_path: Path, runs: P
     first = {r["rule"]: r["first_failed_s"] for r in results["rules"]}
     assert first[whole] == failed[whole]["at_s"]  # a whole-run rule: when its status failed
     assert 3 < first[sliding] <= failed[sliding]["at_s"]  # its first failed window, told later
+    assert {rule: e["first_failed_s"] for rule, e in failed.items()} == \
+        {sliding: first[sliding], whole: first[whole]}
     assert first["p95(latency) < 5s"] is None
     with dashboard("--runs", str(runs)) as (base, _):
         status, answer = get(base + "api/events")

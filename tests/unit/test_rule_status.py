@@ -30,12 +30,15 @@ def test_statuses_change_once_per_transition_and_fail_times_are_kept() -> None:
     book = RuleBook([parse_rule(t, ops=OPS) for t in texts], OPS, has_faults=False)
     m = Metrics(window_s=1.0, keep_s=60)
     told: list[tuple[float, str, str]] = []
+    first: dict[str, float | None] = {}
     for i in range(30):
         m.add([window(i, errors=100 if i >= 10 else 0)])  # every request fails from t=10
         m.seal(i)
         book.live(m, i + 1)
         if i % 2 == 1:  # as the runner does: every 2 s
-            told += [(s.at_s, s.rule, s.status) for s in book.status_changes(m, i + 1)]
+            for s in book.status_changes(m, i + 1):
+                told.append((s.at_s, s.rule, s.status))
+                first[s.rule] = s.first_failed_s
     assert told == [
         (2, "availability >= 90%", "pass"),
         (2, "error_rate < 5% over 5s", "pending"),  # its first window is not full yet
@@ -48,6 +51,9 @@ def test_statuses_change_once_per_transition_and_fail_times_are_kept() -> None:
         # Judged live at t=11 (one bad window of five: 20%), told at the next status.
         (12, "error_rate < 5% over 5s", "fail"),
     ]
+    assert first == {"availability >= 90%": 12, "error_rate < 5% over 5s": 11,
+                     "p95(latency{op=list}) < 1s": None,
+                     "availability{phase=final} >= 99%": None, "max(recover_s) < 10s": None}
     final = {r.rule: r for r in book.final(m, 30).results}
     assert final["availability >= 90%"].first_failed_s == 12
     assert final["error_rate < 5% over 5s"].first_failed_s == 11  # 1 bad window of 5: 20%

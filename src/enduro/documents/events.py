@@ -146,6 +146,9 @@ class RuleStatusChanged(Event):
     at_s: float
     """Load seconds: the end of the last window judged."""
     reason: str = ""
+    first_failed_s: float | None = None
+    """``fail``: load seconds when it first failed (a sliding rule's first failed window may
+    be before ``at_s``), as ``first_failed_s`` in results.json."""
 
 
 class CheckerDone(Event):

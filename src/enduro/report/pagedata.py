@@ -197,5 +197,6 @@ def live_rule_rows(records: list[tuple[int, Event]]) -> list[dict[str, Any]]:
         row.update(status=event.status, passed=event.status == "pass",
                    observed=event.observed, reason=event.reason)
         if event.status == "fail" and row["first_failed_s"] is None:
-            row["first_failed_s"] = event.at_s
+            row["first_failed_s"] = (event.first_failed_s if event.first_failed_s is not None
+                                     else event.at_s)
     return list(rows.values())

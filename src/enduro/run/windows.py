@@ -113,6 +113,8 @@ class WindowSink:
         took = time.perf_counter() - started
         self._status_at = elapsed + max(STATUS_EVERY_S, took / STATUS_SHARE)
         for status in changes:
+            first = status.first_failed_s
             self.stops.runlog.event("rule_status", rule=status.rule, status=status.status,
                                     observed=status.observed, at_s=round(status.at_s, 3),
-                                    reason=status.reason)
+                                    reason=status.reason,
+                                    first_failed_s=None if first is None else round(first, 3))

@@ -181,13 +181,15 @@ Status = Literal["pass", "fail", "pending"]
 class RuleStatus:
     """A rule's status on the windows sealed so far: ``pass``, ``fail``, or ``pending`` (no
     data yet, a sliding window not full yet, or a rule judged only at the end: ``reason``
-    says which). ``at_s``: the load seconds judged."""
+    says which). ``at_s``: the load seconds judged; ``first_failed_s``: when a failed rule
+    first failed (a sliding rule's first failed window, which may be before ``at_s``)."""
 
     rule: str
     status: Status
     observed: str
     at_s: float
     reason: str = ""
+    first_failed_s: float | None = None
 
 
 def _end_only(rule: Rule) -> bool:
@@ -326,10 +328,11 @@ class RuleBook:
         if result.observed is None:  # no data yet, or too little for its statistic
             return RuleStatus(rule.text, "pending", result.observed_text, elapsed_s,
                               result.reason if result.insufficient else "no data yet")
-        if not result.passed:
-            self._first_failed.setdefault(id(rule), elapsed_s)
-        return RuleStatus(rule.text, "pass" if result.passed else "fail",
-                          result.observed_text, elapsed_s)
+        if result.passed:
+            return RuleStatus(rule.text, "pass", result.observed_text, elapsed_s)
+        first = self._first_failed.setdefault(id(rule), elapsed_s)
+        return RuleStatus(rule.text, "fail", result.observed_text, elapsed_s,
+                          first_failed_s=first)
 
     def _sliding_status(self, rule: Rule, elapsed_s: float) -> RuleStatus:
         """A sliding rule fails for good once one of its windows failed (as its verdict
@@ -341,7 +344,7 @@ class RuleBook:
         worst = format_value(track.worst, rule.kind) + " (worst)"
         if track.failed_at is not None:
             return RuleStatus(rule.text, "fail", worst, elapsed_s,
-                              f"first failed at t={track.failed_at:.0f}s")
+                              f"first failed at t={track.failed_at:.0f}s", track.failed_at)
         return RuleStatus(rule.text, "pass", worst, elapsed_s)
 
     def _not_applicable(self, rule: Rule) -> str | None:
@@ -368,11 +371,12 @@ class RuleBook:
                 continue
             if rule.over_s is not None and track.checks:
                 assert track.worst is not None
-                passed = track.failed_at is None
-                reason = "" if passed else f"first failed at t={track.failed_at:.0f}s"
+                failed_at = track.failed_at
+                reason = "" if failed_at is None else f"first failed at t={failed_at:.0f}s"
                 results.append(RuleResult(rule.text, track.worst,
                                           format_value(track.worst, rule.kind) + " (worst)",
-                                          passed, reason, first_failed_s=track.failed_at))
+                                          failed_at is None, reason, first_failed_s=None
+                                          if failed_at is None else round(failed_at, 3)))
                 continue
             # A whole-run rule, or a sliding rule on a run shorter than its window.
             view = metrics.view(ops_for(rule, self.ops), elapsed_s=elapsed_s,
