@@ -168,3 +168,50 @@ def test_rebuild_after_roll_up_keeps_counts_classes_and_phases(tmp_path: Path) -
     assert os.path.exists(run_dir / "metrics.sqlite")
     # Scraped tables as the dead runner's last state.json held them.
     assert results["tables"] == {"nats": {"streams": table}}
+
+
+def test_a_rebuilt_rule_first_failed_when_the_runner_saw_it_fail(tmp_path: Path) -> None:
+    """A whole-run rule of a dead run: its ``first_failed_s`` is the earliest ``fail`` of its
+    live status in events.jsonl, not the end of the stored windows; the summary and
+    junit.xml say when."""
+    from rich.console import Console
+
+    from enduro.detach.rebuild import rebuild_document
+    from enduro.report.results import write_junit
+    from enduro.report.terminal import summary_table
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    rule = "availability >= 99%"
+    (run_dir / "plan.resolved.yaml").write_text(yaml.safe_dump(http_plan(
+        "http://127.0.0.1:9", rate="5/s", duration="60s", requests=[{"name": "r"}],
+        rules=[rule, "p99(latency) < 10s"])))
+    (run_dir / "state.json").write_text(json.dumps(
+        {"state": "running", "pid": 2**22 + 7, "started_at": 1.0, "updated_at": 40.0,
+         "duration_s": 60, "seed": 1}))
+    store = Store(run_dir / "metrics.sqlite")
+    for i in range(40):
+        store.add_windows(float(i), 1.0, [_window("r", i, 5, 5 if i == 11 else 0, 1000)],
+                          "baseline")
+    store.close()
+
+    def status(t: float, state: str, first: float | None = None) -> dict[str, Any]:
+        return {"t": 1.0 + t, "wall": 1.0 + t, "event": "rule_status", "rule": rule,
+                "status": state, "observed": "x", "at_s": t, "first_failed_s": first}
+    lines = [{"t": 1.0, "wall": 1.0, "event": "load_started", "workers": 1},
+             status(2, "pass"), status(12, "fail", 12.0), status(30, "pass"),
+             status(34, "fail", 34.0)]
+    (run_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in lines)
+                                          + '{"t": 39, "ev')  # a torn last line
+    results = rebuild_document(run_dir)
+    rules = {r.rule: r for r in results.rules}
+    assert rules[rule].passed is False and rules[rule].first_failed_s == 12.0
+    assert rules["p99(latency) < 10s"].passed and rules["p99(latency) < 10s"].first_failed_s is None
+    write_junit(run_dir / "junit.xml", results)
+    case = next(c for c in ElementTree.parse(run_dir / "junit.xml").getroot()[0]
+                if c.get("name") == rule)
+    failure = case.find("failure")
+    assert failure is not None and "first failed at t=12s" in (failure.text or "")
+    assert "first failed at t=12s" in (failure.get("message") or "")
+    console = Console(record=True, width=160)
+    summary_table(results, console)
+    assert "first failed at t=12s" in console.export_text()

@@ -14,7 +14,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from enduro.documents.events import (
     FaultError,
     FaultStart,
     FaultUndone,
+    RuleStatusChanged,
     RunStarted,
     read_events,
 )
@@ -166,6 +167,30 @@ def _not_judged(text: str, why: str) -> RuleResult:
     return RuleResult(text, None, "not evaluated", False, f"not evaluated: {why}")
 
 
+def _first_failures(events: list[Event]) -> dict[str, float]:
+    """Per rule, when it first failed as the runner judged it live (its earliest ``fail``
+    in ``rule_status`` events, load seconds)."""
+    out: dict[str, float] = {}
+    for e in events:
+        if isinstance(e, RuleStatusChanged) and e.status == "fail":
+            at = e.first_failed_s if e.first_failed_s is not None else e.at_s
+            out[e.rule] = min(at, out.get(e.rule, at))
+    return out
+
+
+def _with_first_failures(judged: list[RuleResult], firsts: dict[str, float]) -> list[RuleResult]:
+    """A replay does not judge the rules' live status, so a failed whole-run rule would say it
+    first failed at the end: the runner's own live judgement, in events.jsonl, says when."""
+    out = []
+    for r in judged:
+        seen = firsts.get(r.rule)
+        if not r.passed and seen is not None:
+            known = r.first_failed_s
+            r = replace(r, first_failed_s=round(seen if known is None else min(seen, known), 3))
+        out.append(r)
+    return out
+
+
 def rebuild_results(run_dir: Path) -> dict[str, Any]:
     """``rebuild_document`` as plain data."""
     return rebuild_document(run_dir).to_json()
@@ -279,6 +304,7 @@ def rebuild_document(run_dir: Path) -> Results:
         elapsed = max(min(seen.extent, duration), 1e-3)
         rulebook.store = store
         judged, not_judged = _judge(rules, rulebook.final(metrics, elapsed), rules_error, notes)
+        judged = _with_first_failures(judged, _first_failures(events))
         notes.append("not rebuilt: checkers, canaries and the final phase (the runner ran "
                      "them at its end)")
         if not seen.rows:

@@ -9,12 +9,13 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from enduro.base.files import write_json_atomic
+from enduro.base.units import format_duration
 from enduro.documents.results import MODES, SCHEMA, VERDICTS, Results, RuleOutcome
 from enduro.observe.metrics import REQUEST, Metrics
 from enduro.verdict.evaluate import Verdict
 
 __all__ = ["MODES", "SCHEMA", "SUPERVISE_REASON", "VERDICTS", "as_results", "build_results",
-           "results_document", "write_junit", "write_results"]
+           "results_document", "rule_note", "write_junit", "write_results"]
 
 SUPERVISE_REASON = "supervise runs only the services: no load ran and no rule was judged"
 
@@ -105,6 +106,21 @@ def write_results(path: Path, results: Results | Mapping[str, Any]) -> None:
     write_json_atomic(path, as_results(results).to_json())
 
 
+def first_failed_text(rule: RuleOutcome) -> str:
+    """``first failed at t=…`` (load time) for a failed rule that has ``first_failed_s``."""
+    if rule.passed or rule.first_failed_s is None:
+        return ""
+    return f"first failed at t={format_duration(rule.first_failed_s)}"
+
+
+def rule_note(rule: RuleOutcome) -> str:
+    """What to say of a rule beyond its figure: when a failed rule first failed, then its
+    reason (a sliding rule's reason, which says when too, is left out then)."""
+    when = first_failed_text(rule)
+    why = "" if when and rule.reason.startswith("first failed at") else rule.reason
+    return "; ".join(part for part in (when, why) if part)
+
+
 def write_junit(path: Path, results: Results | Mapping[str, Any]) -> None:
     """One test case per rule, so CI systems show which rule failed; a run that did not
     complete adds a failed case saying why, so that CI never reads it as green."""
@@ -128,8 +144,10 @@ def write_junit(path: Path, results: Results | Mapping[str, Any]) -> None:
         case = ET.SubElement(suite, "testcase", classname=f"enduro.{doc.plan}",
                              name=rule.rule, time="0")
         if not rule.passed:
-            failure = ET.SubElement(case, "failure", message=f"observed {rule.observed_text}")
-            failure.text = rule.reason or f"observed {rule.observed_text}"
+            when = first_failed_text(rule)
+            failure = ET.SubElement(case, "failure", message=f"observed {rule.observed_text}"
+                                    + (f", {when}" if when else ""))
+            failure.text = rule_note(rule) or f"observed {rule.observed_text}"
     root = ET.Element("testsuites")
     root.append(suite)
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)

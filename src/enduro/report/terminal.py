@@ -15,7 +15,7 @@ from enduro.documents.service import ServiceRecord
 from enduro.documents.tables import Cell, ScrapedTable
 from enduro.observe.hist import percentiles_ms
 from enduro.observe.metrics import EVENT, ITERATION, Metrics
-from enduro.report.results import as_results
+from enduro.report.results import as_results, rule_note
 
 __all__ = ["heartbeat_line", "live_view", "plain", "scraped_tables", "services_line",
            "services_view", "summary_table"]
@@ -187,10 +187,11 @@ def summary_table(results: Results | Mapping[str, Any], console: Console) -> Non
         rules.add_column("")
         rules.add_column("rule")
         rules.add_column("observed", justify="right")
+        rules.add_column("when / why")
         for r in doc.rules:
             mark = (plain("N/A ", "dim") if not r.applicable
                     else plain("PASS", "green") if r.passed else plain("FAIL", "red"))
-            rules.add_row(mark, plain(r.rule), plain(r.observed_text))
+            rules.add_row(mark, plain(r.rule), plain(r.observed_text), plain(rule_note(r)))
         console.print(rules)
     style = "bold green" if doc.verdict == "pass" else "bold red"
     reason = f"  ({doc.stop_reason})" if doc.stop_reason else ""
