@@ -156,3 +156,164 @@ def test_a_busy_dashboard_port_is_said_and_the_next_one_taken(tmp_path: Path,
     finally:
         busy.close()
         run_cli("stop", "--runs", str(runs), "--grace", "5s")
+
+
+def _windows(op: str, index: int, requests: int) -> Any:
+    from array import array
+
+    from enduro.observe.hist import fold
+    from enduro.observe.window import WindowStats
+    return WindowStats(op, index, requests, 0, 0, 0, {},
+                       fold(array("q", [2000] * requests)), fold(array("q", [2000])))
+
+
+def paused_run_dir(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
+    """A dead run's directory as its runner left it: a workload kept clear of faults that
+    paused from load second 3 to 5, a flow with an sse step, a scraped table in state.json."""
+    import yaml
+
+    from enduro.observe.store import Store
+    run_dir = tmp_path / "runs" / "paused-20261122T000000Z"
+    run_dir.mkdir(parents=True)
+    base = "http://127.0.0.1:9"
+    http = {"base": base, "rate": "5/s", "requests": [{"name": "ping", "path": "/"}]}
+    (run_dir / "plan.resolved.yaml").write_text(yaml.safe_dump({
+        "name": "paused", "duration": "10s", "seed": 1, "workloads": {
+            "avoider": {"not_during": ["faults"], "http": http},
+            "other": {"http": {**http, "requests": [{"name": "other", "path": "/"}]}},
+            "life": {"flow": {"base": base, "connections": 1, "steps": [
+                {"name": "make", "request": {"path": "/"}},
+                {"name": "follow", "sse": {"path": "/events", "for": "1s"}}]}}}}))
+    table = {"at_s": 9.5, "fields": ["messages", "leader"], "truncated": 1,
+             "rows": {"ORDERS": {"messages": 1234.0, "leader": "n1"},
+                      "AUDIT": {"messages": 7.0, "leader": None}}}
+    (run_dir / "state.json").write_text(json.dumps({
+        "run_id": run_dir.name, "plan": "paused", "state": "running", "pid": 2**22 + 7,
+        "started_at": 1.0, "updated_at": 11.0, "duration_s": 10.0, "elapsed_s": 10.0,
+        "seed": 1, "tables": {"nats": {"streams": table}}}))
+    events = [{"t": 1.0, "wall": 1.0, "event": "load_started", "workers": 1},
+              {"t": 4.0, "wall": 4.0, "event": "in_force", "reason": "faults", "on": True},
+              {"t": 6.0, "wall": 6.0, "event": "in_force", "reason": "faults", "on": False}]
+    (run_dir / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    store = Store(run_dir / "metrics.sqlite")
+    for i in range(10):
+        ops = ["other", "life", "life.make", "life.follow", "life.follow:event"]
+        store.add_windows(float(i), 1.0, [_windows(op, i, 5) for op in
+                                          (ops if 3 <= i < 5 else ["ping", *ops])])
+    store.close()
+    return run_dir, {"nats": {"streams": table}}
+
+
+@pytest.mark.slow(10)
+def test_the_page_shows_pauses_scraped_tables_and_flow_sse_delivery(tmp_path: Path) -> None:
+    from enduro.dashboard.access import Listen
+    from enduro.dashboard.server import Dashboard
+    run_dir, tables = paused_run_dir(tmp_path)
+    board = Dashboard(run_dir, Listen("127.0.0.1", free_port()), None)
+    board.start()
+    try:
+        base = board.listen.url(board.port)
+        with urllib.request.urlopen(base + "api/run", timeout=10) as answer:
+            run = json.load(answer)
+        assert run["tables"] == tables  # as state.json holds them while there are no results
+        assert run["pausing"] == {"ping": {"workload": "avoider", "reasons": ["faults"]}}
+        assert run["kinds"]["life.follow:event"] == "event"
+        with browser_page() as seen:
+            page = seen.page
+            page.goto(base)
+            page.wait_for_selector("#slot-request-rate canvas", timeout=15_000)
+            page.wait_for_selector("#tables table", timeout=10_000)
+            # The pause, on the charts of the requests (the avoider's op among them) only.
+            labels = page.locator("#sec-request .pause-band .band-label").all_inner_texts()
+            assert labels and set(labels) == {"paused: fault"} and len(labels) >= 2
+            assert page.locator("#sec-event .pause-band, #sec-iteration .pause-band") \
+                .count() == 0
+            assert "paused: fault" in page.inner_text("#legend")
+            pauses = page.inner_text("#pauses")
+            assert "avoider" in pauses and "faults" in pauses and "\u00d71" in pauses, pauses
+            assert "other" not in pauses
+            # A flow's sse step: its events are charted as SSE delivery, not as requests.
+            assert page.locator("#sec-event canvas").count() >= 1
+            assert "life.follow:event" in page.inner_text("#sec-event")
+            options = page.locator("#op-picker option").all_inner_texts()
+            assert "life.follow:event" not in options and "life.follow" in options
+            shown = page.inner_text("#tables")
+            assert "nats \u00b7 streams" in shown and "1 more entry left out" in shown
+            rows = page.locator("#tables tbody tr").all_inner_texts()
+            assert [r.split("\t")[:3] for r in rows] == [["AUDIT", "7", "-"],
+                                                         ["ORDERS", "1,234", "n1"]], rows
+            assert page.get_attribute("html", "data-js-error") is None and seen.errors == []
+    finally:
+        board.close()
+
+
+@pytest.mark.slow(20)
+def test_report_html_shows_pauses_tables_and_when_rules_first_failed(
+        tmp_path: Path, demo: tuple[str, Path]) -> None:
+    """A real run: a workload kept clear of a proxy fault, a flow with an sse step, a scraped
+    table of a service, and a rule that fails; report.html, the summary and junit.xml."""
+    from xml.etree import ElementTree
+
+    from tests.helpers.report import embedded
+    url, directory = demo
+    token = (directory / "demo.token").read_text().strip()
+    www, front, port = tmp_path / "www", free_port(), free_port()
+    www.mkdir()
+    (www / "queues.json").write_text(json.dumps({"queues": [
+        {"name": "jobs", "depth": 12, "state": "ok"}, {"name": "mail", "depth": 0.5},
+        {"name": "zzz", "depth": 1}]}))
+    avoider = {"base": f"http://127.0.0.1:{front}", "rate": "20/s", "timeout": "1s",
+               "requests": [{"name": "ping", "path": "/health"}]}
+    plan = write_plan(tmp_path, {
+        "name": "story", "duration": "4s", "seed": 1, "grace": "1s",
+        "proxies": {"front": {"listen": f"127.0.0.1:{front}",
+                              "upstream": url.split("//")[1]}},
+        "services": {"www": {
+            "command": [sys.executable, "-m", "http.server", str(port), "--bind",
+                        "127.0.0.1", "--directory", str(www)],
+            "ports": [port],
+            "ready": {"http": f"http://127.0.0.1:{port}/queues.json", "timeout": "20s"},
+            "scrape": {"every": "500ms", "json": {
+                "url": f"http://127.0.0.1:{port}/queues.json",
+                "tables": {"queues": {"rows": "$.queues[*]", "max_rows": 2,
+                                      "fields": {"depth": "$.depth", "state": "$.state"}}}}}}},
+        "faults": [{"at": "1s", "for": "1500ms", "down": {"proxy": "front"}}],
+        "workloads": {
+            "avoider": {"not_during": ["faults"], "http": avoider},
+            "w": {"http": {"base": url, "rate": "10/s", "requests": [
+                {"name": "nope", "path": "/nope", "expect": {"status": 200}}]}},
+            "life": {"flow": {
+                "base": url, "connections": 1, "headers": {"Authorization": f"Bearer {token}"},
+                "steps": [
+                    {"name": "create", "request": {"method": "POST", "path": "/api/v1/downloads",
+                                                   "json": {"url": "https://x/{{seq}}"}},
+                     "expect": {"status": 201}, "capture": {"id": "$.id"}},
+                    {"name": "follow", "sse": {
+                        "path": "/api/v1/events", "query": {"download": "{{id}}"}, "for": "5s",
+                        "until": '$.state == "completed"', "ts_path": "$.ts"}}]}}},
+        "rules": ["availability{op=nope} >= 99%"]})
+    done = run_cli("run", str(plan), "--out", str(tmp_path / "runs"), "--no-live")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "first failed at t=" in done.stdout, done.stdout
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    failure = ElementTree.parse(run_dir / "junit.xml").getroot().find(".//failure")
+    assert failure is not None and "first failed at t=" in (failure.text or "")
+    data = embedded(run_dir / "report.html")
+    run = data["run"]
+    assert run["tables"]["www"]["queues"]["truncated"] == 1
+    assert run["results"]["paused"]["avoider"]["pauses"] == 1
+    assert run["kinds"]["life.follow:event"] == "event"
+    with browser_page() as seen:
+        page = seen.page
+        page.goto((run_dir / "report.html").resolve().as_uri())
+        page.wait_for_selector("#slot-request-rate canvas")
+        assert page.get_attribute("html", "data-js-error") is None and seen.errors == []
+        labels = page.locator("#sec-request .pause-band .band-label").all_inner_texts()
+        assert labels and set(labels) == {"paused: fault"}, labels
+        pauses = page.inner_text("#pauses")
+        assert "avoider" in pauses and "paused: fault \u00d71" in pauses, pauses
+        shown = page.inner_text("#tables")
+        assert "www \u00b7 queues" in shown and "1 more entry left out" in shown, shown
+        assert page.locator("#tables tbody tr").count() == 2
+        assert "life.follow:event" in page.inner_text("#sec-event")
+        assert "first failed at t=" in page.inner_text("#rules")

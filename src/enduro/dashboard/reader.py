@@ -41,8 +41,10 @@ from enduro.report.pagedata import (
     finite,
     kinds_of,
     live_rule_rows,
+    pausing,
     results_tables,
     rule_rows,
+    scraped_tables,
 )
 from enduro.report.series import (
     BUCKETS_PER_ANSWER,
@@ -127,6 +129,9 @@ class RunReader:
             "last_s": LAST_S, "ops": ops, "kinds": kinds,
             "step_s": choose_step(status["duration_s"], window),
             "results": results_tables(results) if results is not None else None,
+            "tables": scraped_tables(results.tables if results is not None
+                                     else state.tables if state is not None else None),
+            "pausing": pausing(self.run_dir),
             "services": status["services"],
             "resources": (state.resources or {}) if state is not None else {},
         })

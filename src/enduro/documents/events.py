@@ -18,10 +18,10 @@ from pydantic import ConfigDict, RootModel, ValidationError
 from enduro.documents.document import Document
 
 __all__ = ["Abort", "CheckerDone", "Event", "EventLine", "FaultEnd", "FaultError", "FaultStart",
-           "FaultUndoFailed", "FaultUndone", "LoadStarted", "Phase", "RuleStatusChanged",
-           "RunCrashed", "RunFailed", "RunFinished", "RunStarted", "ServiceEvent", "Snapshot",
-           "StopRequested", "WriteFailed", "event_from_json", "events_in", "make_event",
-           "read_events"]
+           "FaultUndoFailed", "FaultUndone", "InForce", "LoadStarted", "Phase",
+           "RuleStatusChanged", "RunCrashed", "RunFailed", "RunFinished", "RunStarted",
+           "ServiceEvent", "Snapshot", "StopRequested", "WriteFailed", "event_from_json",
+           "events_in", "make_event", "read_events"]
 
 
 class Event(Document):
@@ -151,6 +151,16 @@ class RuleStatusChanged(Event):
     be before ``at_s``), as ``first_failed_s`` in results.json."""
 
 
+class InForce(Event):
+    """Churn or faults came into force anywhere in the run (``on``), or ended: the stretches
+    in which the workloads with ``not_during`` of that reason pause."""
+
+    event: Literal["in_force"]
+    reason: str
+    """``churn`` or ``faults``."""
+    on: bool
+
+
 class CheckerDone(Event):
     event: Literal["checker"]
     checker: str
@@ -195,8 +205,8 @@ class RunFinished(Event):
 
 _KINDS: tuple[type[Event], ...] = (
     RunStarted, Phase, LoadStarted, FaultStart, FaultEnd, FaultError, FaultUndone,
-    FaultUndoFailed, ServiceEvent, StopRequested, Abort, RuleStatusChanged, CheckerDone,
-    Snapshot, WriteFailed, RunFailed, RunCrashed, RunFinished)
+    FaultUndoFailed, ServiceEvent, StopRequested, Abort, RuleStatusChanged, InForce,
+    CheckerDone, Snapshot, WriteFailed, RunFailed, RunCrashed, RunFinished)
 
 
 def _by_kind() -> Mapping[str, type[Event]]:
@@ -213,8 +223,8 @@ MODELS = _by_kind()
 
 class EventLine(RootModel[RunStarted | Phase | LoadStarted | FaultStart | FaultEnd | FaultError
                           | FaultUndone | FaultUndoFailed | ServiceEvent | StopRequested | Abort
-                          | RuleStatusChanged | CheckerDone | Snapshot | WriteFailed | RunFailed
-                          | RunCrashed | RunFinished | Event]):
+                          | RuleStatusChanged | InForce | CheckerDone | Snapshot | WriteFailed
+                          | RunFailed | RunCrashed | RunFinished | Event]):
     """One line of events.jsonl, for the exported schema: one of the kinds with a model of
     their own, else any event."""
 

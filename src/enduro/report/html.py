@@ -15,7 +15,7 @@ from typing import Any
 from enduro.documents.events import Event, events_in
 from enduro.documents.results import Results
 from enduro.report.page import page_html
-from enduro.report.pagedata import event_rows, finite_object, run_from_results
+from enduro.report.pagedata import event_rows, finite_object, pausing, run_from_results
 from enduro.report.series import (
     choose_step,
     has_table,
@@ -69,6 +69,7 @@ def report_data(run_dir: Path) -> dict[str, Any]:
         resources = sample_columns(db, *everything, fold) if has_table(db, "samples") else {}
         scrapes = scrape_columns(db, *everything, fold)
     run = run_from_results(results, step)
+    run["pausing"] = pausing(run_dir)
     for name in ops:  # an op the results do not list (a rebuilt run): drawn all the same
         run["kinds"].setdefault(name, "request")
     return finite_object({"run": run, "series": {"ops": ops, "resources": resources,

@@ -19,17 +19,20 @@ from enduro.documents.events import (
     FaultStart,
     FaultUndoFailed,
     FaultUndone,
+    InForce,
     Phase,
     RuleStatusChanged,
     RunFinished,
     ServiceEvent,
 )
 from enduro.documents.results import Results
+from enduro.documents.tables import ScrapedTable
 from enduro.observe.metrics import REQUEST, op_kinds
 from enduro.plan.models import Plan
 
 __all__ = ["QUIET_EVENTS", "describe", "event_rows", "finite", "finite_object", "kinds_of",
-           "live_rule_rows", "results_tables", "rule_rows", "run_from_results"]
+           "live_rule_rows", "pausing", "results_tables", "rule_rows", "run_from_results",
+           "scraped_tables"]
 
 QUIET_EVENTS = frozenset({"heartbeat", "snapshot"})
 """Events no timeline needs: one a minute, or one per snapshot file."""
@@ -52,23 +55,46 @@ def finite_object(data: dict[str, Any]) -> dict[str, Any]:
     return {k: finite(v) for k, v in data.items()}
 
 
+def _resolved_plan(run_dir: Path) -> Plan | None:
+    """The plan the run resolved (``plan.resolved.yaml``), or None when it is not readable."""
+    try:
+        return Plan.model_validate(yaml.safe_load((run_dir / "plan.resolved.yaml").read_text()))
+    except (OSError, yaml.YAMLError, ValueError):
+        return None
+
+
 def kinds_of(run_dir: Path, results: Results | None) -> dict[str, str]:
     """The kind of every op (``request``, ``iteration`` for a flow, ``event`` for SSE
     delivery, ``round`` and ``split`` for bursts): from results.json when there is one, else
     from the plan the run resolved (``plan.resolved.yaml``); {} when neither is readable."""
     if results is not None:
         return {op: figures.kind for op, figures in results.ops.items()}
-    try:
-        plan = Plan.model_validate(yaml.safe_load((run_dir / "plan.resolved.yaml").read_text()))
-    except (OSError, yaml.YAMLError, ValueError):
+    plan = _resolved_plan(run_dir)
+    if plan is None:
         return {}
     special = op_kinds(plan)
     return {op: special.get(op, REQUEST) for name, w in plan.workloads.items()
             for op in w.op_names(name)}
 
 
+def pausing(run_dir: Path) -> dict[str, dict[str, Any]]:
+    """The ops of the workloads kept clear of churn or faults (``not_during``): per op, its
+    ``workload`` and the ``reasons`` it pauses for; {} when the plan is not readable."""
+    plan = _resolved_plan(run_dir)
+    if plan is None:
+        return {}
+    return {op: {"workload": name, "reasons": list(w.not_during)}
+            for name, w in plan.workloads.items() if w.not_during for op in w.op_names(name)}
+
+
+def scraped_tables(tables: dict[str, dict[str, ScrapedTable]] | None) -> dict[str, Any]:
+    """Per service, its scraped tables (``scrape.json.tables``) as plain data."""
+    return {s: {n: finite(t.to_json()) for n, t in by_name.items()}
+            for s, by_name in (tables or {}).items()}
+
+
 def describe(event: Event, fault_names: dict[int, str]) -> tuple[str, str]:
-    """The event's category (fault, service, phase, rule, abort, stop, run, other) and a
+    """The event's category (fault, service, phase, rule, pause, abort, stop, run, other) and a
     label for people."""
     kind = event.event
     if isinstance(event, FaultStart):
@@ -85,6 +111,9 @@ def describe(event: Event, fault_names: dict[int, str]) -> tuple[str, str]:
                         + (f"; {event.reason})" if event.reason else ")"))
     if isinstance(event, Abort):
         return "abort", f"abort: {event.rule} ({event.observed})"
+    if isinstance(event, InForce):
+        return "pause", (f"{event.reason} in force: workloads kept clear of it pause"
+                         if event.on else f"{event.reason} over: paused workloads resume")
     if isinstance(event, RunFinished):
         return "run", f"run {event.state}" + (f", verdict {event.verdict}"
                                               if event.verdict else "")
@@ -147,6 +176,7 @@ def results_tables(results: Results) -> dict[str, Any]:
                      for name, vs in results.checkers.items()},
         "generator": results.generator.to_json() if results.generator else None,
         "canaries": [c.to_json() for c in results.canaries],
+        "paused": {name: p.to_json() for name, p in results.paused.items()},
         "complete": results.complete, "error": getattr(results, "error", None),
     })
 
@@ -172,7 +202,8 @@ def run_from_results(results: Results, step_s: float) -> dict[str, Any]:
         "seed": results.seed, "started_at": results.started_at,
         "rules": rule_rows(results), "phase": None, "faults_in_force": [],
         "last_s": None, "ops": ops, "kinds": {n: o.kind for n, o in results.ops.items()},
-        "step_s": step_s, "results": results_tables(results)})
+        "step_s": step_s, "results": results_tables(results),
+        "tables": scraped_tables(results.tables)})
 
 
 def rule_rows(results: Results) -> list[dict[str, Any]]:

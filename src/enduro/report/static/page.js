@@ -9,7 +9,8 @@ const FAULT_COLORS = ["#e8590c", "#c92a2a", "#9c36b5", "#d6336c", "#f08c00", "#0
 const MAX_LINES = 8;
 const S = {run: null, ops: {}, res: {}, scraped: {series: {}, unchanged: 0, left_out: 0},
            events: [], windowsUntil: null, samplesUntil: null, lastSeq: 0, step: null,
-           pick: "*", charts: {}, timeline: {faults: [], markers: [], phases: [], failed: []},
+           pick: "*", charts: {},
+           timeline: {faults: [], markers: [], phases: [], failed: [], pauses: []},
            xmax: 1, polls: 0, scrapedStale: false};
 
 /* ---- formatting for people ------------------------------------------------------------ */
@@ -120,8 +121,11 @@ function opsOf(kind) {
 }
 
 /* ---- the timeline: faults, restarts and crashes, phases, rules' first failures -------- */
+/* What a workload with not_during pauses for, as people say it. */
+const PAUSE_LABEL = {faults: "fault", churn: "churn"};
+function pauseLabel(reason) { return "paused: " + (PAUSE_LABEL[reason] || reason); }
 function buildTimeline() {
-  const faults = {}, markers = [], phases = [];
+  const faults = {}, markers = [], phases = [], pauses = [], open = {};
   for (const e of S.events) {
     if (e.t === null) continue;
     const d = e.data || {};
@@ -138,6 +142,14 @@ function buildTimeline() {
     } else if (e.event === "phase") {
       if (phases.length) phases[phases.length - 1].end = e.t;
       phases.push({name: d.phase, start: e.t, end: null});
+    } else if (e.event === "in_force") {  // churn or faults in force: not_during pauses
+      if (d.on && !open[d.reason]) {
+        open[d.reason] = {reason: d.reason, start: e.t, end: null};
+        pauses.push(open[d.reason]);
+      } else if (!d.on && open[d.reason]) {
+        open[d.reason].end = e.t;
+        delete open[d.reason];
+      }
     }
   }
   const kinds = [...new Set(Object.values(faults).map(f => f.kind))].sort();
@@ -145,11 +157,42 @@ function buildTimeline() {
     .map((r, i) => ({t: r.first_failed_s, kind: "rule", row: i % 4, label: "\u2717 " + r.rule,
                 title: "rule " + r.rule + " first failed at t=" + fmtClock(r.first_failed_s)}));
   S.timeline = {faults: Object.values(faults), markers: markers, phases: phases, failed: failed,
+                pauses: pauses,
                 colors: Object.fromEntries(kinds.map((k, i) =>
                   [k, FAULT_COLORS[i % FAULT_COLORS.length]]))};
 }
 function faultLabel(f) { return f.kind + " \u00b7 " + (f.targets.join(", ") || "-"); }
-function drawOverlay(u) {
+/* The reasons the chart's ops pause for (not_during), and which workloads. */
+function pausesOf(ops) {
+  const pausing = (S.run && S.run.pausing) || {};
+  const by = {};
+  for (const op of ops || []) {
+    const p = pausing[op];
+    if (!p) continue;
+    for (const r of p.reasons) (by[r] || (by[r] = new Set())).add(p.workload);
+  }
+  return by;
+}
+function pauseBands(pos, width, ops) {
+  const by = pausesOf(ops);
+  const out = [];
+  for (const p of S.timeline.pauses) {
+    if (!by[p.reason]) continue;
+    const a = Math.max(0, pos(p.start)), b = Math.min(width, pos(p.end === null ? S.xmax
+                                                                   : p.end));
+    if (b <= a) continue;
+    const d = el("div", null, "pause-band");
+    d.dataset.reason = p.reason;
+    d.style.left = a + "px";
+    d.style.width = Math.max(2, b - a) + "px";
+    d.title = pauseLabel(p.reason) + " (" + [...by[p.reason]].sort().join(", ") + "), "
+      + fmtClock(p.start) + " to " + (p.end === null ? "now" : fmtClock(p.end));
+    d.appendChild(el("span", pauseLabel(p.reason), "band-label"));
+    out.push(d);
+  }
+  return out;
+}
+function drawOverlay(u, ops) {
   let layer = u.over.querySelector(".tl");
   if (!layer) { layer = el("div", null, "tl"); u.over.appendChild(layer); }
   const parts = [];
@@ -180,6 +223,7 @@ function drawOverlay(u) {
     d.appendChild(el("span", faultLabel(f), "band-label"));
     parts.push(d);
   }
+  parts.push(...pauseBands(pos, width, ops));
   for (const m of [...S.timeline.markers, ...S.timeline.failed]) {
     const a = pos(m.t);
     if (a < 0 || a > width) continue;
@@ -207,6 +251,10 @@ function legend() {
     items.push(el("span", "service exited (crash)", "key crash-key"));
   }
   if (S.timeline.failed.length) items.push(el("span", "rule first failed", "key rule-key"));
+  for (const reason of [...new Set(S.timeline.pauses.map(p => p.reason))].sort()) {
+    items.push(el("span", pauseLabel(reason) + " (workloads with not_during, on their "
+      + "ops' charts)", "key pause-key"));
+  }
   for (const name of [...new Set(S.timeline.phases.map(p => p.name))]) {
     items.push(el("span", "phase " + name, "key phase-key phase-"
       + name.replace(/[^a-z0-9_-]/gi, "")));
@@ -216,7 +264,7 @@ function legend() {
 }
 
 /* ---- charts --------------------------------------------------------------------------- */
-function chart(box, id, title, lines, fmt, empty) {
+function chart(box, id, title, lines, fmt, empty, ops) {
   const have = lines.filter(l => l.y.some(v => v !== null && v !== undefined));
   let slot = byId("slot-" + id);
   if (!slot) {
@@ -239,7 +287,7 @@ function chart(box, id, title, lines, fmt, empty) {
     l.t.forEach((t, i) => { y[index.get(t)] = l.y[i]; });
     return y;
   })];
-  const key = title + "|" + have.map(l => l.label).join("|");
+  const key = title + "|" + have.map(l => l.label).join("|") + "|" + (ops || []).join("|");
   if (old && old.key === key) { old.u.setData(data); return; }
   if (old) old.u.destroy();
   slot.replaceChildren();
@@ -254,7 +302,7 @@ function chart(box, id, title, lines, fmt, empty) {
                                       width: l.width || 1.5, dash: l.dash, spanGaps: false,
                                       value: (u, v) => fmt(v)}))],
     cursor: {sync: {key: "enduro"}},
-    hooks: {draw: [drawOverlay]},
+    hooks: {draw: [u => drawOverlay(u, ops)]},
   };
   S.charts[id] = {u: new uPlot(opts, data, slot), key: key};
 }
@@ -322,20 +370,21 @@ function chartsOfKind(box, kind, ops, noun, unit) {
     color: PALETTE[i % 10]})));
   const wait = S.run && S.run.live ? "no window stored yet" : "nothing was measured";
   chart(box, kind + "-rate", "Throughput: " + what + " (" + unit + ")", lines,
-        v => fmtNum(v), wait);
+        v => fmtNum(v), wait, picked);
   chart(box, kind + "-errors", "Errors per second by class: " + what, errorLines(picked),
-        v => fmtNum(v), "no errors: every one of " + what + " met its expectations");
+        v => fmtNum(v), "no errors: every one of " + what + " met its expectations", picked);
   chart(box, kind + "-latency", (picked.length === 1 ? "Latency p50 / p95 / p99: " + what
         : "Latency p95 per op") + " (from the intended send time)",
         latencyLines(picked), fmtMs, picked.some(op => S.ops[op] && S.ops[op].t.length)
-          ? "no latency measured: every one of " + what + " failed" : wait);
+          ? "no latency measured: every one of " + what + " failed" : wait, picked);
 }
 const GROUPS = [
   ["request", "Requests", "requests", "req/s", ""],
   ["iteration", "Flows", "flows", "iterations/s",
    "Each iteration of a flow; its steps are counted as requests above, not here."],
   ["event", "SSE delivery", "SSE events", "events/s",
-   "Events received on the streams; latency is delivery time, kept apart from HTTP."],
+   "Events received on the streams of sse workloads and of flows' sse steps "
+   + "(<flow>.<step>:event); latency is delivery time, kept apart from HTTP."],
   ["round", "Burst rounds", "burst rounds", "rounds/s",
    "Each round of a burst; its requests are counted above."],
 ];
@@ -581,6 +630,71 @@ function showResults(run) {
         [c.first || "", "label"]]}))));
   }
 }
+function cell(v) {
+  if (typeof v !== "number") return v === null || v === undefined ? "-" : String(v);
+  return Number.isInteger(v) ? fmtCount(v) : sig(v);
+}
+function showTables(run) {
+  // Each scraped table (scrape.json.tables) as last scraped: live from state.json, at the
+  // end from results.json.
+  const tables = Object.entries(run.tables || {}).flatMap(([svc, byName]) =>
+    Object.entries(byName).map(([name, t]) => [svc, name, t]));
+  const old = byId("tables");
+  if (!tables.length) { if (old) old.remove(); return; }
+  const s = section("tables", "Scraped tables", "One row per named entry, as last scraped "
+    + "(scrape.json.tables); their numbers are also among the scraped series.");
+  for (const [svc, name, t] of tables) {
+    const box = s.appendChild(el("div", null, "scraped-table"));
+    box.dataset.table = svc + "." + name;
+    box.appendChild(el("h3", svc + " · " + name));
+    box.appendChild(el("p", "scraped at t=" + fmtClock(t.at_s) + (t.truncated ? "; "
+      + t.truncated + (t.truncated === 1 ? " more entry" : " more entries")
+      + " left out (max_rows)" : ""), "note"));
+    const rows = Object.keys(t.rows).sort().map(row => ({cells: [[row, "label"],
+      ...t.fields.map(f => cell(t.rows[row][f]))]}));
+    if (!rows.length) { box.appendChild(el("p", "no entry", "muted")); continue; }
+    box.appendChild(table(["entry", ...t.fields], rows));
+  }
+}
+function livePauses(reasons, now) {
+  // The stretches in which any of ``reasons`` was in force, merged: a live workload's pauses.
+  const spans = S.timeline.pauses.filter(p => reasons.includes(p.reason))
+    .map(p => [p.start, p.end === null ? now : p.end]).sort((a, b) => a[0] - b[0]);
+  const merged = [];
+  for (const [a, b] of spans) {
+    const last = merged[merged.length - 1];
+    if (last && a <= last[1]) last[1] = Math.max(last[1], b); else merged.push([a, b]);
+  }
+  const byReason = Object.fromEntries(reasons.map(r => {
+    const mine = S.timeline.pauses.filter(p => p.reason === r);
+    return [r, {pauses: mine.length, paused_s: mine.reduce((n, p) =>
+      n + (p.end === null ? now : p.end) - p.start, 0)}];
+  }));
+  return {pauses: merged.length, paused_s: merged.reduce((n, [a, b]) => n + b - a, 0),
+          by_reason: byReason, first: merged.map(([a, b]) => ({start_s: a, end_s: b}))};
+}
+function showPauses(run) {
+  const workloads = {};
+  for (const p of Object.values(run.pausing || {})) workloads[p.workload] = p.reasons;
+  const done = run.results && run.results.paused;
+  for (const name of Object.keys(done || {})) workloads[name] = workloads[name] || [];
+  const old = byId("pauses");
+  if (!Object.keys(workloads).length) { if (old) old.remove(); return; }
+  const s = section("pauses", "Workload pauses", "Workloads kept clear of faults or SSE "
+    + "churn (not_during) send nothing while one is in force; their charts show each pause "
+    + "as a band." + (done ? "" : " Live: from the stretches in force so far."));
+  s.appendChild(table(["workload", "kept clear of", "pauses", "paused for", "by reason",
+                       "pauses (load time)"], Object.keys(workloads).sort().map(name => {
+    const p = done ? done[name] || {pauses: 0, paused_s: 0, by_reason: {}, first: []}
+      : livePauses(workloads[name], run.elapsed_s || 0);
+    const reasons = workloads[name].length ? workloads[name] : Object.keys(p.by_reason);
+    return {cells: [[name, "label"], [reasons.join(", "), "label"], fmtCount(p.pauses),
+      fmtSeconds(p.paused_s), [Object.entries(p.by_reason).map(([r, b]) => pauseLabel(r)
+        + " ×" + b.pauses + " (" + fmtSeconds(b.paused_s) + ")").join(", "), "label"],
+      [p.first.slice(0, 5).map(f => fmtClock(f.start_s) + "–" + fmtClock(f.end_s))
+        .join(", ") + (p.pauses > 5 ? ", …" : ""), "label"]]};
+  })));
+}
 function showEvents() {
   const s = section("events", "Events", S.events.length > 300
     ? "The last 300 of " + S.events.length + "." : "");
@@ -624,6 +738,8 @@ function render() {
   showOps(run);
   showFaults(run);
   showResults(run);
+  showPauses(run);
+  showTables(run);
   showEvents();
   document.body.dataset.updated = String(Date.now());
 }
