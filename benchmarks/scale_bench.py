@@ -60,7 +60,7 @@ def _counts(most: int) -> list[int]:
 
 
 def _namespace(workdir: Path) -> tuple[subprocess.Popen[str], Place]:
-    ports = [free_port() for _ in range(6)]
+    ports = [free_port() for _ in range(7)]
     proc = subprocess.Popen(
         ["unshare", "--net", "--pid", "--fork", "--mount-proc", sys.executable, str(HELPER),
          str(workdir), *map(str, ports)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,

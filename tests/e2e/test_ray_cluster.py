@@ -153,11 +153,13 @@ def _event(run_dir: Path, kind: str) -> dict[str, Any] | None:
 
 
 def _under_way(run_dir: Path) -> bool:
-    """A heartbeat since the load started has seen requests."""
+    """Two heartbeats since the load started have seen requests: every worker has sent
+    windows by then (one a second)."""
     events = _events(run_dir)
     started = next((i for i, e in enumerate(events) if e["event"] == "load_started"), None)
-    return started is not None and any(
-        e["event"] == "heartbeat" and " rps=0 " not in e["line"] for e in events[started:])
+    return started is not None and sum(
+        1 for e in events[started:]
+        if e["event"] == "heartbeat" and " rps=0 " not in e["line"]) >= 2
 
 
 def _both_nodes_and_nginx_count(cluster: Cluster, tmp_path: Path) -> None:
@@ -172,7 +174,8 @@ def _both_nodes_and_nginx_count(cluster: Cluster, tmp_path: Path) -> None:
     assert sorted(w.node for w in results.workers) == cluster.nodes  # one actor per node
     assert all(w.share == 0.5 and w.requests > 0 and w.saturation is not None
                for w in results.workers)
-    assert results.total is not None and results.total.requests == 450
+    # 150/s for 3 s; a machine busy with other tests may fall a little behind.
+    assert results.total is not None and 430 <= results.total.requests <= 450
     assert sum(w.requests for w in results.workers) == results.total.requests
     # Every request enduro counted reached nginx, and no other.
     assert cluster.nginx_requests() - before == results.total.requests
@@ -191,7 +194,7 @@ def _through_the_client_address(cluster: Cluster, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     _, results = _results(tmp_path / "runs")
     assert sorted(w.node for w in results.workers) == cluster.nodes
-    assert results.total is not None and results.total.requests == 200
+    assert results.total is not None and 190 <= results.total.requests <= 200
     assert cluster.nginx_requests() - before == results.total.requests
     wait_for(cluster.nothing_left, 30, "no load actor left in the cluster")
 

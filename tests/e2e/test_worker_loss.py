@@ -27,15 +27,16 @@ def _events(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def _under_way(run_dir: Path) -> dict[str, Any] | None:
-    """The workers_ready event, once a heartbeat after the load's start has seen requests."""
+    """The workers_ready event, once the load is under way."""
     events = _events(run_dir)
     ready = next((e for e in events if e["event"] == "workers_ready"), None)
     started = next((i for i, e in enumerate(events) if e["event"] == "load_started"), None)
     if ready is None or started is None:
         return None
-    seen = any(e["event"] == "heartbeat" and " rps=0 " not in e["line"]
-               for e in events[started:])
-    return ready if seen else None
+    # Two heartbeats with requests: every worker has sent windows by then (one a second).
+    seen = sum(1 for e in events[started:]
+               if e["event"] == "heartbeat" and " rps=0 " not in e["line"])
+    return ready if seen >= 2 else None
 
 
 @pytest.mark.slow(12)
