@@ -325,6 +325,7 @@ def _clock_beyond_the_bound_is_refused(cluster: Cluster, tmp_path: Path) -> None
 
 
 @pytest.mark.slow(130)
+@pytest.mark.timeout(600)  # eight runs and a cluster's start, on a machine busy with others
 def test_on_a_two_node_ray_cluster(cluster: Cluster, tmp_path: Path) -> None:
     """Load on both nodes, counted as nginx counted it (through the cluster's address and
     its Ray Client address); a killed actor with
