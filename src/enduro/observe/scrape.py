@@ -123,6 +123,10 @@ async def scrape_service(client: HttpClient, spec: Scrape, headers: dict[str, st
     if spec.json_ is not None:
         try:
             r = await client.request("GET", spec.json_.url, headers=headers, timeout=5.0)
+            if r.status != 200:
+                # An error's body (JSON too) is no reading: the figures and tables stay
+                # as last scraped, and the scrape counts as down.
+                raise ValueError(f"HTTP {r.status}")
             doc: Any = r.json()
             for name, path in spec.json_.paths.items():
                 try:
