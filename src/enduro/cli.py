@@ -73,6 +73,9 @@ exit codes:
 DEFAULT_DASHBOARD = "127.0.0.1:8089"
 # What `--dashboard VALUE` reads as an address; anything else (the plan) is not taken as one.
 _LISTEN_LIKE = re.compile(r"^(\d+|\[[0-9a-fA-F:.]*\]:\d+|[\w.-]*:\d+)$")
+# A Ray address: SCHEME://REST (ray://head:10001) or HOST:PORT ([V6]:PORT); `auto` apart.
+_CLUSTER_LIKE = re.compile(r"^(?:[a-z][a-z0-9+.-]*://\S+|(?:\[[0-9a-fA-F:.]+\]|[\w.-]+):"
+                           r"(?:[1-9]\d{0,4}))$")
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a process the pipe ended
 
 MAX_WORKERS = 1024  # processes; more is a typo, not a plan
@@ -559,13 +562,26 @@ def check_args(args: argparse.Namespace) -> None:
         raise PlanError("--workers: supervise runs no load, so there is nothing to shard "
                         "('enduro run' drives the load)")
     if getattr(args, "cluster", None) is not None:
-        _check_cluster()
+        _check_cluster(args.cluster)
     _check_output_places(args)
 
 
-def _check_cluster() -> None:
-    """``--cluster`` needs Ray, an optional extra: say how to install it (exit 2)."""
+def _check_cluster(address: str) -> None:
+    """``--cluster`` needs Ray, an optional extra: say how to install it; and the address of
+    a running cluster (exit 2). Ray reads ``local`` (also from RAY_ADDRESS, for ``auto``) as
+    "start a cluster here", which the run would then own and could leave behind."""
     import importlib.util
+    where = f"--cluster {address!r}"
+    if address == "auto" and os.environ.get("RAY_ADDRESS"):
+        address = os.environ["RAY_ADDRESS"]
+        where = f"--cluster auto (RAY_ADDRESS={address!r})"
+    if address == "local":
+        raise PlanError(f"{where}: enduro joins a running Ray cluster and starts none; give "
+                        "its address (HOST:PORT, ray://HOST:10001 or auto), or leave out "
+                        "--cluster for workers on this machine")
+    if address != "auto" and not _CLUSTER_LIKE.match(address):
+        raise PlanError(f"{where}: expected a Ray address such as 10.0.0.5:6379, "
+                        "ray://head:10001 or auto")
     if importlib.util.find_spec("ray") is None:
         raise PlanError("--cluster: Ray is not installed; install it with "
                         "pip install 'enduro[ray]' (Ray itself must be the version the "
