@@ -42,3 +42,28 @@ def test_a_node_must_see_the_folders_the_load_writes_into(tmp_path: Path) -> Non
     # The plan's folder is read only by python workloads: not required.
     assert unseen_dirs(files) == [elsewhere]
     assert unseen_dirs(LoadFiles()) == []
+
+
+def test_work_off_the_loop_is_bounded_and_never_holds_the_exit() -> None:
+    import asyncio
+    import threading
+
+    from enduro.base.errors import RunError
+    from enduro.engine.ray_workers import _off_the_loop
+
+    release = threading.Event()
+
+    async def main() -> None:
+        assert await _off_the_loop(lambda: 7, 5.0, "late") == 7
+        with pytest.raises(ZeroDivisionError):
+            await _off_the_loop(lambda: 1 // 0, 5.0, "late")
+        # ray.init on an unreachable address: given up on, its thread left behind (a daemon).
+        with pytest.raises(RunError, match="no answer"):
+            await _off_the_loop(lambda: release.wait(30), 0.1, "no answer")
+        left = [t for t in threading.enumerate() if t.name == "enduro-ray-connect"]
+        assert left and all(t.daemon for t in left)
+
+    try:
+        asyncio.run(main())
+    finally:
+        release.set()

@@ -21,10 +21,12 @@ import asyncio
 import contextlib
 import logging
 import os
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -39,8 +41,10 @@ __all__ = ["MAX_CLOCK_OFFSET_S", "ClockOffsetError", "LoadActor", "RayPool", "cl
 # The largest clock offset (seconds) a node may have from the runner's, uncertainty included;
 # ENDURO_MAX_CLOCK_OFFSET_S overrides it.
 MAX_CLOCK_OFFSET_S = 0.1
+CONNECT_TIMEOUT_S = 30.0  # joining the cluster (ray.init) and reading its nodes
 _CLOCK_READS = 7
 _TAKE_WAIT_S = 1.0
+T = TypeVar("T")
 
 
 class ClockOffsetError(RunError):
@@ -136,6 +140,12 @@ class RayPool(WorkerPool):
         self.address = address
         self._actors: list[Any] = []
         self._pumps: list[asyncio.Task[None]] = []
+        self._joined = False  # ray.init returned: there is a connection to close
+
+    async def start(self, timeout: float = 180.0) -> None:
+        """As ``WorkerPool.start``, with longer to wait: a cluster may add nodes for the
+        actors (an autoscaler) before it can place them."""
+        await super().start(timeout)
 
     def _connect(self) -> list[str]:
         """Join the cluster; its alive nodes, in a stable order."""
@@ -147,6 +157,7 @@ class RayPool(WorkerPool):
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise RunError(f"--cluster {self.address}: cannot join the Ray cluster "
                            f"({str(exc).splitlines()[0] if str(exc) else exc!r})") from None
+        self._joined = True
         nodes = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
         cpus = ray.cluster_resources().get("CPU", 0)
         if cpus < self.count:
@@ -155,7 +166,9 @@ class RayPool(WorkerPool):
         return nodes
 
     async def _spawn(self) -> None:
-        nodes = await asyncio.to_thread(self._connect)
+        nodes = await _off_the_loop(self._connect, CONNECT_TIMEOUT_S,
+                                    f"--cluster {self.address}: the Ray cluster did not "
+                                    f"answer within {CONNECT_TIMEOUT_S:g} s")
         remote = ray.remote(num_cpus=1, max_restarts=0, max_task_retries=0)(LoadActor)
         for args in self.args:
             strategy = NodeAffinitySchedulingStrategy(nodes[args.index % len(nodes)],
@@ -213,8 +226,39 @@ class RayPool(WorkerPool):
         for actor in self._actors:
             with contextlib.suppress(Exception):
                 ray.kill(actor, no_restart=True)
-        with contextlib.suppress(Exception):
-            ray.shutdown()
+        if self._joined:  # not while ray.init still waits on its thread
+            with contextlib.suppress(Exception):
+                ray.shutdown()
+
+
+async def _off_the_loop(work: Callable[[], T], timeout: float, late: str) -> T:
+    """``work()`` on a thread of its own, bounded by ``timeout`` (then ``RunError(late)``).
+    A daemon thread: ``ray.init`` may wait on an unreachable address for many minutes, and
+    must not keep the process from exiting once the run has given up on it."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if done.done():
+            return
+        if error is not None:
+            done.set_exception(error)
+        else:
+            done.set_result(result)  # type: ignore[arg-type]
+
+    def run() -> None:
+        try:
+            result, error = work(), None
+        except BaseException as exc:  # handed to the loop, raised there
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="enduro-ray-connect", daemon=True).start()
+    try:
+        return await asyncio.wait_for(asyncio.shield(done), timeout)
+    except TimeoutError:
+        raise RunError(late) from None
 
 
 def _why(exc: BaseException) -> str:

@@ -225,8 +225,14 @@ class WorkerPool:
         loop = asyncio.get_running_loop()
         self._done = loop.create_future()
         self._all_ready = loop.create_future()
-        await self._spawn()
-        await asyncio.wait_for(asyncio.shield(self._all_ready), timeout)
+        deadline = loop.time() + timeout
+        try:
+            await asyncio.wait_for(self._spawn(), timeout)
+            await asyncio.wait_for(asyncio.shield(self._all_ready),
+                                   max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            raise RunError(f"the load workers were not all ready within {timeout:g} s "
+                           f"({len(self._ready)} of {self.count})") from None
 
     async def _spawn(self) -> None:
         raise NotImplementedError
