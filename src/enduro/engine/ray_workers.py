@@ -6,11 +6,12 @@ call in flight per actor, which returns what the worker sent since (windows, ``D
 after a second of nothing. An actor that dies (its node lost, out of memory, killed) fails its
 ``take``: the worker is lost (``WorkerPool._cut``).
 
-Actors are spread over the cluster's alive nodes in turn, one CPU each. Before the load the
-runner reads each actor's wall clock a few times and keeps the reading of the shortest round
-trip: the difference, less half that trip, is the node's offset, by which its ``go`` is moved.
-A node whose offset is above ``MAX_CLOCK_OFFSET_S`` (round-trip uncertainty included) is
-refused: its timestamps (``history.jsonl``, faults) would not line up with the runner's.
+Actors are spread over the cluster's alive nodes that have CPUs, in turn, one CPU each (a
+cluster with fewer CPUs than workers is refused). Before the load the runner reads each
+actor's wall clock a few times and keeps the reading of the shortest round trip: the
+difference, less half that trip, is the node's offset, by which its ``go`` is moved. A node
+whose offset is above ``MAX_CLOCK_OFFSET_S`` (round-trip uncertainty included) is refused: its
+timestamps (``history.jsonl``, faults) would not line up with the runner's.
 
 This module imports ``ray``: it is imported only when ``--cluster`` is given.
 """
@@ -41,7 +42,7 @@ __all__ = ["MAX_CLOCK_OFFSET_S", "ClockOffsetError", "LoadActor", "RayPool", "cl
 # The largest clock offset (seconds) a node may have from the runner's, uncertainty included;
 # ENDURO_MAX_CLOCK_OFFSET_S overrides it.
 MAX_CLOCK_OFFSET_S = 0.1
-CONNECT_TIMEOUT_S = 30.0  # joining the cluster (ray.init) and reading its nodes
+CONNECT_TIMEOUT_S = 60.0  # joining the cluster (ray.init; a Ray Client proxy may take a while)
 _CLOCK_READS = 7
 _TAKE_WAIT_S = 1.0
 T = TypeVar("T")
@@ -143,12 +144,12 @@ class RayPool(WorkerPool):
         self._joined = False  # ray.init returned: there is a connection to close
 
     async def start(self, timeout: float = 180.0) -> None:
-        """As ``WorkerPool.start``, with longer to wait: a cluster may add nodes for the
-        actors (an autoscaler) before it can place them."""
+        """As ``WorkerPool.start``, with longer to wait: a node may have to start a worker
+        process (and import enduro) for each actor before it answers."""
         await super().start(timeout)
 
     def _connect(self) -> list[str]:
-        """Join the cluster; its alive nodes, in a stable order."""
+        """Join the cluster; its alive nodes with CPUs, in a stable order."""
         try:
             # Off the main thread: there, ray.init would put a handler of its own on SIGTERM,
             # which the run handles itself.
@@ -158,9 +159,11 @@ class RayPool(WorkerPool):
             raise RunError(f"--cluster {self.address}: cannot join the Ray cluster "
                            f"({str(exc).splitlines()[0] if str(exc) else exc!r})") from None
         self._joined = True
-        nodes = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
+        # Nodes without CPUs (a KubeRay head often has none) take no worker.
+        nodes = sorted(n["NodeID"] for n in ray.nodes()
+                       if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0)
         cpus = ray.cluster_resources().get("CPU", 0)
-        if cpus < self.count:
+        if cpus < self.count or not nodes:
             raise RunError(f"--workers {self.count}: the Ray cluster has {cpus:g} CPUs; each "
                            f"worker takes one")
         return nodes
