@@ -45,6 +45,7 @@ MAX_CLOCK_OFFSET_S = 0.1
 CONNECT_TIMEOUT_S = 60.0  # joining the cluster (ray.init; a Ray Client proxy may take a while)
 _CLOCK_READS = 7
 _TAKE_WAIT_S = 1.0
+_CLIENT_TRIES = 3
 T = TypeVar("T")
 
 
@@ -150,14 +151,22 @@ class RayPool(WorkerPool):
 
     def _connect(self) -> list[str]:
         """Join the cluster; its alive nodes with CPUs, in a stable order."""
-        try:
-            # Off the main thread: there, ray.init would put a handler of its own on SIGTERM,
-            # which the run handles itself.
-            ray.init(address=self.address, log_to_driver=False, logging_level=logging.ERROR,
-                     ignore_reinit_error=True)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise RunError(f"--cluster {self.address}: cannot join the Ray cluster "
-                           f"({str(exc).splitlines()[0] if str(exc) else exc!r})") from None
+        # A Ray Client server (ray://) starts a server process per connection, which may
+        # fail to come up on a busy head ("Initialization failure from server"): tried again.
+        tries = _CLIENT_TRIES if self.address.startswith("ray://") else 1
+        for attempt in range(1, tries + 1):
+            try:
+                # Off the main thread: there, ray.init would put a handler of its own on
+                # SIGTERM, which the run handles itself.
+                ray.init(address=self.address, log_to_driver=False,
+                         logging_level=logging.ERROR, ignore_reinit_error=True)
+                break
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                if attempt == tries:
+                    raise RunError(f"--cluster {self.address}: cannot join the Ray cluster "
+                                   f"({str(exc).splitlines()[0] if str(exc) else exc!r})"
+                                   ) from None
+                time.sleep(1.0)
         self._joined = True
         # Nodes without CPUs (a KubeRay head often has none) take no worker.
         nodes = sorted(n["NodeID"] for n in ray.nodes()
