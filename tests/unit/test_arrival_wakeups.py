@@ -91,16 +91,26 @@ class _OnePerConnection(_Ok):
             self.transport.close()
 
 
+class _Slow(_Ok):
+    """Answers each request 50 ms after it came: 1,000/s need ~50 connections."""
+
+    def data_received(self, data: bytes) -> None:
+        n = data.count(b"\r\n\r\n")
+        answer = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" * n
+        asyncio.get_running_loop().call_later(0.05, self.transport.write, answer)  # type: ignore[attr-defined]
+
+
 async def _against(protocol: type[asyncio.Protocol], rate: str, seconds: float,
-                   pause_at: float | None = None) -> tuple[OpenDriver, Recorder]:
-    """An open model against an in-process server; ``pause_at`` blocks the loop for 50 ms
-    then (the generator's own pause, as a full garbage collection)."""
+                   pause_at: float | None = None, pause_s: float = 0.05
+                   ) -> tuple[OpenDriver, Recorder]:
+    """An open model against an in-process server; ``pause_at`` blocks the loop for
+    ``pause_s`` then (the generator's own pause, as a full garbage collection)."""
     loop = asyncio.get_running_loop()
     server = await loop.create_server(protocol, "127.0.0.1", free_port())
     port = server.sockets[0].getsockname()[1]
     driver, recorder = _open_driver(f"http://127.0.0.1:{port}", rate)
     if pause_at is not None:
-        loop.call_later(pause_at, time.sleep, 0.05)
+        loop.call_later(pause_at, time.sleep, pause_s)
     await driver.run(seconds)
     await driver.drain(2.0)
     server.close()
@@ -151,16 +161,24 @@ def test_a_server_answering_once_per_connection_gets_every_arrival() -> None:
     assert window.requests == 1000 and window.errors == 0, window
 
 
-def test_a_pause_of_the_generator_leaves_the_pool_small() -> None:
-    """50 ms without running leaves ~250 arrivals waiting; the open connections drain them in
-    a few milliseconds, so the pool doubles once or twice instead of opening a connection per
-    waiting arrival (most of them never needed again)."""
-    driver, recorder = uvloop.run(_against(_Ok, "5000/s", 1.0, pause_at=0.3))
+def test_a_pause_of_the_generator_leaves_the_pool_as_it_was() -> None:
+    """100 ms without running leaves ~500 arrivals waiting; the open connections drain them in
+    a few milliseconds, so the pool does not grow (one connection per waiting arrival made
+    ~100 here, and doubling after a millisecond of lateness reached max_connections)."""
+    driver, recorder = uvloop.run(_against(_Ok, "5000/s", 1.0, pause_at=0.3, pause_s=0.1))
     (window,) = recorder.rotate(1)
     assert window.requests == 5000 and window.errors == 0, window
     assert window.late > 0  # the pause was there
-    # 8 connections, doubled once or twice (one per waiting arrival made ~100 here).
-    assert len(driver.conns) <= 64, len(driver.conns)
+    assert driver.pool_cap == 8 and len(driver.conns) <= 8, (driver.pool_cap, driver.conns)
+
+
+def test_a_slow_server_grows_the_pool_to_what_it_needs() -> None:
+    """Answers after 50 ms at 1,000/s keep ~50 requests out: the pool of 8 doubles while
+    arrivals stay late, and the arrivals of the last part of the run are on time."""
+    driver, recorder = uvloop.run(_against(_Slow, "1000/s", 2.0))
+    (window,) = recorder.rotate(1)
+    assert window.requests == 2000 and window.errors == 0, window
+    assert 64 <= driver.pool_cap <= 128, driver.pool_cap
 
 
 def test_against_a_target_that_refuses_each_arrival_fails_when_due() -> None:

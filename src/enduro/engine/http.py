@@ -51,13 +51,15 @@ _BUSY_EVERY_S = 0.25
 _BUSY_HIGH = 0.8
 _BUSY_LOW = 0.5
 # The open model's pool of connections: up to _MIN_CONNS, or the arrivals of a millisecond
-# at the starting rate, are opened as arrivals wait; beyond that the pool doubles (up to
-# max_connections) when it is full and arrivals have waited a millisecond, at most every
-# _GROW_S. A connection the server closed is replaced at once. One new connection per
-# waiting arrival made a pause of the generator itself (a garbage collection, the start)
-# grow the pool to max_connections, and at 50k/s it then stayed behind schedule.
+# at the starting rate, opened before the first arrival. It doubles (up to max_connections)
+# only when arrivals have been late (late_after) with every connection in use for _GROW_S on
+# end, and the generator's CPU has room. A connection the server closed is replaced at once.
+# A pause of the generator itself (a garbage collection, a busy moment of the run) makes
+# arrivals late too, but the pool drains them within milliseconds once the loop runs: growing
+# for it (one connection per waiting arrival, or doubling after 1 ms of lateness) left the pool
+# at max_connections, and with 512 connections one core fell behind at 50k/s for good.
 _MIN_CONNS = 8
-_GROW_S = 0.02
+_GROW_S = 0.2
 # A generator out of file descriptors or ports waits this long before trying again, so the
 # errors it records stay few and the loop stays free.
 _GENERATOR_PAUSE_S = 0.25
@@ -522,7 +524,8 @@ class OpenDriver(HttpDriver):
         # Connections the pool may hold (open and opening), and when it may grow next.
         self.pool_cap = min(self.max_conns, max(_MIN_CONNS, int(schedule.rate_at(0.0)
                                                                  * _MIN_WAKE_S)))
-        self._grow_at = 0.0
+        # Since when arrivals have been late with the pool full (None: they are not).
+        self._short_since: float | None = None
 
     async def run(self, duration: float) -> None:
         self.sending = True
@@ -631,15 +634,22 @@ class OpenDriver(HttpDriver):
         while backlog and now - backlog[0] > timeout:
             backlog.popleft()
             self._drop()
-        if backlog:
-            # A connection for each waiting arrival, within the pool's size (see _MIN_CONNS).
-            have = len(self.conns) + self.connecting
-            if (have >= self.pool_cap and not self.saturated and now >= self._grow_at
-                    and now - backlog[0] > _MIN_WAKE_S and self.pool_cap < self.max_conns):
+        if not backlog:
+            self._short_since = None  # every arrival went out: the pool was enough
+            return
+        # A connection for each waiting arrival, within the pool's size (see _GROW_S).
+        have = len(self.conns) + self.connecting
+        if have >= self.pool_cap and now - backlog[0] > late_after:
+            if self._short_since is None:
+                self._short_since = now
+            elif (now - self._short_since >= _GROW_S and not self.saturated
+                  and self.pool_cap < self.max_conns):
                 self.pool_cap = min(self.max_conns, 2 * self.pool_cap)
-                self._grow_at = now + _GROW_S
-            for _ in range(min(len(backlog) - self.connecting, self.pool_cap - have)):
-                self.open_connection()
+                self._short_since = now
+        else:
+            self._short_since = None
+        for _ in range(min(len(backlog) - self.connecting, self.pool_cap - have)):
+            self.open_connection()
 
     def _drop(self) -> None:
         c = self.counters[self.pick()]
