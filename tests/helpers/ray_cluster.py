@@ -92,9 +92,19 @@ def main() -> int:
          *_worker_ports(0), *common, log=log)
     address = f"127.0.0.1:{ray_port}"
     # A second node on the same machine: ports of its own, so it registers as a node of its
-    # own.
-    _ray("start", "--address", address, "--node-manager-port", str(ports[0]),
-         "--object-manager-port", str(ports[1]), *_worker_ports(1), *common, log=log)
+    # own. Ray picks some of its ports at random when a node starts, so a start that lost a
+    # port to the other node's tries again on others (this namespace has no one else's).
+    for attempt in range(3):
+        try:
+            _ray("start", "--address", address, "--node-manager-port",
+                 str(ports[0] + 17 * attempt), "--object-manager-port",
+                 str(ports[1] + 17 * attempt),
+                 *_worker_ports(1), *common, log=log)
+            break
+        except subprocess.CalledProcessError:
+            if attempt == 2:
+                sys.stderr.write(log.read_text(errors="replace")[-4000:])
+                raise
     nodes = _alive_nodes(address, 2, 60)
     nginx_dir = workdir / "nginx"
     nginx_dir.mkdir(exist_ok=True)
