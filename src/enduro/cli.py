@@ -534,9 +534,20 @@ def _dashboard_default(argv: Sequence[str]) -> list[str]:
     the default address, so the plan stays the plan."""
     out = list(argv)
     for i, arg in enumerate(out[:-1]):
-        if arg == "--dashboard" and not _LISTEN_LIKE.match(out[i + 1]):
+        if arg == "--dashboard" and not _taken_as_address(out[i + 1]):
             out[i] = f"--dashboard={DEFAULT_DASHBOARD}"
     return out
+
+
+def _taken_as_address(value: str) -> bool:
+    """Whether ``--dashboard VALUE`` means VALUE as the address: one that looks like an
+    address, or anything that is not a plan (an option, an existing file, a YAML or JSON
+    name), so that ``--dashboard garbage`` is reported as a bad address, not a stray plan."""
+    if _LISTEN_LIKE.match(value):
+        return True
+    if value.startswith("-") or value.endswith((".yaml", ".yml", ".json")):
+        return False
+    return not Path(value).exists()
 
 
 def check_args(args: argparse.Namespace) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from enduro.base.errors import PlanError
@@ -98,3 +100,18 @@ def test_a_bound_dashboard_off_loopback_says_its_token_once() -> None:
         assert sum("s3cret" in line for line in lines) == 1
         assert Bound(sock, Listen("127.0.0.1", 0), 5, None, None).lines() == [
             "dashboard: http://127.0.0.1:5/"]
+
+
+def test_dashboard_followed_by_what_is_no_plan_is_its_address(tmp_path: Path) -> None:
+    """``--dashboard garbage`` is a bad address (named so by the address check), not a
+    stray plan argparse can only call unrecognized; an existing file stays the plan."""
+    from enduro.cli import DEFAULT_DASHBOARD, _dashboard_default
+    for value in ("garbage", "localhost", "127.0.0.1", "[::1]"):
+        assert _dashboard_default(["run", "p.yaml", "--dashboard", value]) == \
+            ["run", "p.yaml", "--dashboard", value]
+    plan = tmp_path / "plan"
+    plan.write_text("name: x\n")
+    assert _dashboard_default(["run", "--dashboard", str(plan)]) == \
+        ["run", f"--dashboard={DEFAULT_DASHBOARD}", str(plan)]
+    assert _dashboard_default(["run", "--dashboard", "--workers", "2", "p.yaml"])[1] == \
+        f"--dashboard={DEFAULT_DASHBOARD}"
