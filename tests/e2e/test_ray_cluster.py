@@ -10,6 +10,7 @@ workers' in ``workers_ready``, the runner's in ``run_started``) are the namespac
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -40,6 +41,10 @@ class Cluster:
     nodes: list[str]
     url: str
     access_log: Path
+    # Ray keeps state under $HOME/.ray (an auth token it may write there makes nodes of a
+    # later cluster refuse each other): every process of the test's cluster has a HOME of its
+    # own.
+    home: Path
 
     def run(self, *args: str, env: dict[str, str] | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -48,7 +53,7 @@ class Cluster:
 
     def command(self, *args: str, env: dict[str, str] | None = None) -> list[str]:
         """``args`` run inside the namespace (with ``env`` added to its environment)."""
-        extra = [f"{k}={v}" for k, v in (env or {}).items()]
+        extra = [f"{k}={v}" for k, v in {"HOME": str(self.home), **(env or {})}.items()]
         return ["nsenter", "-t", str(self.init_pid), "-n", "-p", "-m", "--", "env", *extra,
                 *args]
 
@@ -95,10 +100,13 @@ def cluster() -> Iterator[Cluster]:
 
 def _cluster(workdir: Path) -> Iterator[Cluster]:
     ports = [free_port() for _ in range(7)]
+    home = workdir / "home"
+    home.mkdir()
     proc = subprocess.Popen(
         ["unshare", "--net", "--pid", "--fork", "--mount-proc", sys.executable, str(HELPER),
          str(workdir), *map(str, ports)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=(workdir / "helper.err").open("w"), text=True)
+        stderr=(workdir / "helper.err").open("w"), text=True,
+        env={**os.environ, "HOME": str(home)})
     init_pid = _init_pid(proc.pid)
     # The cluster is up when the helper says so; a helper that fails ends its output.
     guard = threading.Timer(180, proc.kill)
@@ -112,7 +120,7 @@ def _cluster(workdir: Path) -> Iterator[Cluster]:
     ready = json.loads(line)
     try:
         yield Cluster(proc, init_pid, ready["address"], ready["client"], ready["nodes"],
-                      ready["url"], Path(ready["access_log"]))
+                      ready["url"], Path(ready["access_log"]), home)
     finally:
         assert proc.stdin is not None
         proc.stdin.close()  # the helper stops Ray and nginx, and the namespace ends with it
