@@ -9,11 +9,12 @@ import re
 from typing import Any
 
 from enduro.engine.flow import FlowContext, render
-from enduro.net.client import HttpClient
+from enduro.net.client import HttpClient, Response
 from enduro.net.conditions import Answer, Condition
 from enduro.net.templates import Template
 from enduro.net.wire import UnsafeValue
 from enduro.plan.bursts import BurstWorkload, PostCondition, sqlstate
+from enduro.plan.flows import FlowRequest
 
 __all__ = ["RoundChecks", "check_rows"]
 
@@ -76,13 +77,8 @@ class RoundChecks:
                 continue
             assert step.http is not None
             req = step.http
-            base = render(req.base, ctx) if req.base else self.urls[req.service or ""]
             try:
-                response = await client.request(
-                    req.method, base.rstrip("/") + Template(req.path).render_target(ctx),
-                    headers={**w.headers, **render(req.headers, ctx)},
-                    query=render(req.query, ctx) or None,
-                    json_body=render(req.json_, ctx) if req.json_ is not None else None)
+                response = await self._send(req, w, ctx, client)
             except (OSError, TimeoutError, UnsafeValue) as exc:
                 return f"setup[{i}]: request failed: {exc!r}"
             allowed = step.expect_status
@@ -100,20 +96,24 @@ class RoundChecks:
             await asyncio.sleep(post.wait)
         if post.http is not None:
             assert post.check is not None
-            req = post.http
-            base = render(req.base, ctx) if req.base else self.urls[req.service or ""]
             try:
-                response = await client.request(
-                    req.method, base.rstrip("/") + Template(req.path).render_target(ctx),
-                    headers={**w.headers, **render(req.headers, ctx)},
-                    query=render(req.query, ctx) or None,
-                    json_body=render(req.json_, ctx) if req.json_ is not None else None)
+                response = await self._send(post.http, w, ctx, client)
             except (OSError, TimeoutError, UnsafeValue) as exc:
                 return f"request failed: {exc!r}"
             if self._conditions[post.check].holds(Answer(response.status, response.body), ctx):
                 return None
             return f"{post.check} does not hold: {response.text[:200]}"
         return await self._post_sql(post, ctx, db)
+
+    async def _send(self, req: FlowRequest, w: BurstWorkload, ctx: FlowContext,
+                    client: HttpClient) -> Response:
+        """A setup or post-condition request, rendered for this round, and its answer."""
+        base = render(req.base, ctx) if req.base else self.urls[req.service or ""]
+        return await client.request(
+            req.method, base.rstrip("/") + Template(req.path).render_target(ctx),
+            headers={**w.headers, **render(req.headers, ctx)},
+            query=render(req.query, ctx) or None,
+            json_body=render(req.json_, ctx) if req.json_ is not None else None)
 
     @staticmethod
     async def _post_sql(post: PostCondition, ctx: FlowContext, db: Any) -> str | None:

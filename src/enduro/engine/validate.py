@@ -116,14 +116,7 @@ class _Checker:
             return
         at: Path_ = ("final",)
         if final.service is not None:
-            service = self.plan.services.get(final.service)
-            if service is None:
-                known = ", ".join(sorted(self.plan.services)) or "none defined"
-                self.report.add((*at, "service"),
-                                f"no service {final.service!r} (services: {known})")
-            elif service.url is None:
-                self.report.add((*at, "service"),
-                                f"service {final.service!r} has no 'url' to send to")
+            self.checks.service(final.service, (*at, "service"))
         if final.base is not None and final.service is not None:
             self.report.add(at, "give one of 'base' or 'service', not both")
         if final.steps and final.base is None and final.service is None:

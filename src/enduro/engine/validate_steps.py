@@ -72,19 +72,21 @@ class StepChecks:
             if value is not None:
                 self.template(value, (*at, key.rstrip("_")), names, open_scope)
         if req.service is not None:
-            service = self.plan.services.get(req.service)
-            if service is None:
-                known = ", ".join(sorted(self.plan.services)) or "none defined"
-                self.report.add((*at, "service"),
-                                f"no service {req.service!r} (services: {known})")
-            elif service.url is None:
-                self.report.add((*at, "service"),
-                                f"service {req.service!r} has no 'url' to send to")
+            self.service(req.service, (*at, "service"))
         if req.base is not None and "{{" not in req.base:
             try:
                 split_base(req.base)
             except PlanError as exc:
                 self.report.add_error((*at, "base"), exc)
+
+    def service(self, name: str, at: Path_) -> None:
+        """A service requests are sent to: defined, with a ``url``."""
+        service = self.plan.services.get(name)
+        if service is None:
+            known = ", ".join(sorted(self.plan.services)) or "none defined"
+            self.report.add(at, f"no service {name!r} (services: {known})")
+        elif service.url is None:
+            self.report.add(at, f"service {name!r} has no 'url' to send to")
 
     def step_expect(self, expect: StepExpect | None, at: Path_,
                     names: set[str] | frozenset[str], open_scope: bool) -> None:
