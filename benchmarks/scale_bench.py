@@ -61,10 +61,15 @@ def _counts(most: int) -> list[int]:
 
 def _namespace(workdir: Path) -> tuple[subprocess.Popen[str], Place]:
     ports = [free_port() for _ in range(7)]
+    # A HOME of its own: Ray writes an auth token under ~/.ray, and one left by another
+    # cluster makes this one's second node refuse to join.
+    home = workdir / "home"
+    home.mkdir(exist_ok=True)
     proc = subprocess.Popen(
         ["unshare", "--net", "--pid", "--fork", "--mount-proc", sys.executable, str(HELPER),
          str(workdir), *map(str, ports)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=(workdir / "helper.err").open("w"), text=True)
+        stderr=(workdir / "helper.err").open("w"), text=True,
+        env={**os.environ, "HOME": str(home)})
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
     init_pid = int(wait_for(lambda: children.read_text().split(), 10, "the namespace")[0])
     guard = threading.Timer(180, proc.kill)
@@ -77,7 +82,7 @@ def _namespace(workdir: Path) -> tuple[subprocess.Popen[str], Place]:
     if not line:
         sys.exit(f"the cluster did not start: {(workdir / 'helper.err').read_text()[-2000:]}")
     ready = json.loads(line)
-    prefix = ["nsenter", "-t", str(init_pid), "-n", "-p", "-m", "--"]
+    prefix = ["nsenter", "-t", str(init_pid), "-n", "-p", "-m", "--", "env", f"HOME={home}"]
     return proc, Place(prefix, ready["address"], ready["url"])
 
 
